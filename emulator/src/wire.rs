@@ -1,0 +1,69 @@
+//! Microsoft's error bodies, exactly as documented, for every emulated service.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+/// An identity-platform error (reference §4.10, §6 item 8): `error`, `error_description` with the
+/// `AADSTSnnnnn: ` prefix and `\r\n` Trace ID / Correlation ID / Timestamp lines, `error_codes`,
+/// `timestamp` (`YYYY-MM-DD HH:MM:SSZ`), `trace_id`, `correlation_id`, `error_uri`.
+pub fn aad_error(
+    status: StatusCode,
+    error: &str,
+    codes: &[u32],
+    message: &str,
+    now: DateTime<Utc>,
+) -> Response {
+    let trace = uuid::Uuid::new_v4().to_string();
+    let corr = uuid::Uuid::new_v4().to_string();
+    let ts = now.format("%Y-%m-%d %H:%M:%SZ").to_string();
+    let first = codes.first().copied().unwrap_or(0);
+    let body = json!({
+        "error": error,
+        "error_description": format!(
+            "AADSTS{first}: {message}\r\nTrace ID: {trace}\r\nCorrelation ID: {corr}\r\nTimestamp: {ts}"
+        ),
+        "error_codes": codes,
+        "timestamp": ts,
+        "trace_id": trace,
+        "correlation_id": corr,
+        "error_uri": format!("https://login.microsoftonline.com/error?code={first}"),
+    });
+    json_response(status, &body)
+}
+
+/// A Microsoft Graph error (reference §3.4, §3.5): `{"error":{"code","message","innerError":{…}}}`.
+pub fn graph_error(status: StatusCode, code: &str, message: &str, now: DateTime<Utc>) -> Response {
+    let body = json!({
+        "error": {
+            "code": code,
+            "message": message,
+            "innerError": {
+                "date": now.format("%Y-%m-%dT%H:%M:%S").to_string(),
+                "request-id": uuid::Uuid::new_v4().to_string(),
+                "client-request-id": uuid::Uuid::new_v4().to_string(),
+            }
+        }
+    });
+    json_response(status, &body)
+}
+
+/// A Defender for Endpoint API error (reference §2.6): `{"error":{"code","message","target"}}`,
+/// `target` being the request's correlation id.
+pub fn mde_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = json!({
+        "error": {"code": code, "message": message, "target": uuid::Uuid::new_v4().to_string()}
+    });
+    json_response(status, &body)
+}
+
+/// A JSON response with `status`.
+pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
+    let mut r = (status, serde_json::to_vec(body).unwrap_or_default()).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    r
+}

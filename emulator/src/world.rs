@@ -1,0 +1,651 @@
+//! The emulated world: apps, tenants, users, consents, alerts, and the state every endpoint
+//! shares. One `World` lives behind a mutex in [`crate::EmuState`]; handlers lock it briefly.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use chrono::{DateTime, Duration, Utc};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use crate::model::{Alert, AlertVersion, Comment, Device, fmt7};
+use crate::scenario::{
+    AlertSpec, Api, GenerateSpec, PermissionSpec, Scenario, ScenarioError, Settings, Switches,
+    UpdateSpec, parse_duration, parse_time,
+};
+
+/// An app registration.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// Client id.
+    pub client_id: String,
+    /// Display name.
+    pub name: String,
+    /// Secrets and their expiry.
+    pub secrets: Vec<(String, Option<DateTime<Utc>>)>,
+    /// Registered redirect URIs.
+    pub redirect_uris: Vec<String>,
+    /// Requested permissions.
+    pub permissions: PermissionSpec,
+}
+
+/// What an app has been granted in a tenant.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Grant {
+    /// Application permissions per API.
+    pub app_roles: BTreeMap<Api, BTreeSet<String>>,
+    /// Delegated permissions per API.
+    pub delegated: BTreeMap<Api, BTreeSet<String>>,
+    /// Who consented last (UPN), if interactive.
+    pub consented_by: Option<String>,
+    /// When.
+    pub at: Option<DateTime<Utc>>,
+}
+
+impl Grant {
+    fn from_spec(p: &PermissionSpec) -> Grant {
+        let conv = |m: &BTreeMap<Api, Vec<String>>| {
+            m.iter()
+                .map(|(k, v)| (*k, v.iter().cloned().collect()))
+                .collect()
+        };
+        Grant {
+            app_roles: conv(&p.app_roles),
+            delegated: conv(&p.delegated),
+            consented_by: None,
+            at: None,
+        }
+    }
+
+    /// Adds everything in `p` (application roles only when `app_roles`, delegated always).
+    pub fn add(&mut self, p: &PermissionSpec, app_roles: bool) {
+        if app_roles {
+            for (api, roles) in &p.app_roles {
+                self.app_roles
+                    .entry(*api)
+                    .or_default()
+                    .extend(roles.iter().cloned());
+            }
+        }
+        for (api, scopes) in &p.delegated {
+            self.delegated
+                .entry(*api)
+                .or_default()
+                .extend(scopes.iter().cloned());
+        }
+    }
+}
+
+/// A user.
+#[derive(Debug, Clone)]
+pub struct User {
+    /// UPN.
+    pub upn: String,
+    /// Display name.
+    pub name: String,
+    /// Object id.
+    pub oid: String,
+    /// May grant admin consent.
+    pub admin: bool,
+    /// Refresh tokens issued before this instant are revoked (AADSTS50173).
+    pub tokens_revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A customer tenant.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    /// Tenant id (GUID).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Verified domains.
+    pub domains: Vec<String>,
+    /// Users.
+    pub users: Vec<User>,
+    /// Consents per client id.
+    pub consents: BTreeMap<String, Grant>,
+    /// Apps authorized for the SIEM API.
+    pub siem_apps: BTreeSet<String>,
+    /// Quirk switches.
+    pub switches: Switches,
+    /// Alerts, newest created first (ties by id), the order the list APIs serve.
+    pub alerts: Vec<Alert>,
+}
+
+impl Tenant {
+    /// Finds a user by UPN (case-insensitive).
+    pub fn user(&self, upn: &str) -> Option<&User> {
+        self.users.iter().find(|u| u.upn.eq_ignore_ascii_case(upn))
+    }
+
+    /// Marks, for every alert, the version current at `now` as observed (ground truth of what a
+    /// client querying at this moment could have seen).
+    pub fn observe(&mut self, now: DateTime<Utc>) {
+        for a in &mut self.alerts {
+            if let Some(i) = a.current(now) {
+                a.versions[i].observed = true;
+            }
+        }
+    }
+
+    /// Keeps the serving order after alerts were added.
+    pub fn sort_alerts(&mut self) {
+        self.alerts
+            .sort_by(|a, b| b.created.cmp(&a.created).then_with(|| b.id.cmp(&a.id)));
+    }
+}
+
+/// One alert version in the ground truth.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TruthVersion {
+    /// Alert id.
+    pub alert_id: String,
+    /// The version's last-update time, seven fractional digits.
+    pub version: String,
+    /// When it became visible.
+    pub visible_at: String,
+    /// It is the alert's current version now.
+    pub latest: bool,
+    /// It was current when some list query of the tenant was answered.
+    pub observed: bool,
+    /// `latest || observed`: a complete client must have delivered it.
+    pub exposed: bool,
+}
+
+/// Ground truth for one tenant: every alert version made visible so far.
+#[derive(Debug, Clone, Serialize)]
+pub struct Truth {
+    /// Tenant id.
+    pub tenant_id: String,
+    /// Emulator time of the answer.
+    pub now: String,
+    /// Versions, by alert then time.
+    pub versions: Vec<TruthVersion>,
+}
+
+/// Everything the emulator knows.
+#[derive(Debug)]
+pub struct World {
+    /// Clock start of the scenario (base of relative times).
+    pub epoch: DateTime<Utc>,
+    /// Global knobs.
+    pub settings: Settings,
+    /// Apps by client id.
+    pub apps: BTreeMap<String, App>,
+    /// Tenants by id.
+    pub tenants: BTreeMap<String, Tenant>,
+    /// Authorization codes, refresh tokens and pending sign-ins.
+    pub identity: crate::identity::IdentityState,
+    /// Fault injection.
+    pub faults: crate::faults::FaultPlan,
+    /// Request-rate windows.
+    pub throttle: crate::throttle::ThrottleState,
+    /// Seeded randomness for ids and lifetimes.
+    pub rng: StdRng,
+    /// Requests served, by API.
+    pub requests: BTreeMap<String, u64>,
+}
+
+fn time_of(field: &str, s: &str, base: DateTime<Utc>) -> Result<DateTime<Utc>, ScenarioError> {
+    parse_time(s, base).ok_or_else(|| ScenarioError::BadTime {
+        field: field.into(),
+        value: s.into(),
+        what: "a time (RFC 3339 or +/-duration)",
+    })
+}
+
+fn duration_of(field: &str, s: &str) -> Result<Duration, ScenarioError> {
+    parse_duration(s).ok_or_else(|| ScenarioError::BadTime {
+        field: field.into(),
+        value: s.into(),
+        what: "a duration (e.g. 30s, 5m, 90d)",
+    })
+}
+
+/// Deterministic pseudo-random 64-bit mix (splitmix64), for stable generated content.
+pub fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Truncates a time to Microsoft's 100 ns precision.
+pub fn to_ticks(t: DateTime<Utc>) -> DateTime<Utc> {
+    let ns = t.timestamp_subsec_nanos();
+    t - Duration::nanoseconds(i64::from(ns % 100))
+}
+
+const TITLES: &[(&str, &str, &str)] = &[
+    (
+        "Suspicious execution of hidden file",
+        "DefenseEvasion",
+        "medium",
+    ),
+    (
+        "Suspicious 'Meterpreter' behavior was detected",
+        "SuspiciousActivity",
+        "high",
+    ),
+    (
+        "Ransomware behavior detected in the file system",
+        "Ransomware",
+        "high",
+    ),
+    ("Suspicious PowerShell command line", "Execution", "medium"),
+    ("Credential theft activity", "CredentialAccess", "high"),
+    ("Unwanted software was detected", "Malware", "low"),
+    (
+        "Suspicious sign-in from an unusual location",
+        "InitialAccess",
+        "informational",
+    ),
+];
+const SOURCES: &[(&str, &str)] = &[
+    ("microsoftDefenderForEndpoint", "antivirus"),
+    (
+        "microsoftDefenderForEndpoint",
+        "microsoftDefenderForEndpoint",
+    ),
+    (
+        "microsoftDefenderForIdentity",
+        "microsoftDefenderForIdentity",
+    ),
+    (
+        "microsoftDefenderForOffice365",
+        "microsoftDefenderForOffice365",
+    ),
+    ("microsoftDefenderForCloud", "microsoftDefenderForCloud"),
+];
+
+/// Builds an alert's static part from a seed.
+pub fn synth_alert(
+    tenant_id: &str,
+    seed: u64,
+    id: Option<String>,
+    created: DateTime<Utc>,
+) -> Alert {
+    let r = mix(seed);
+    let (title, category, severity) = TITLES[(r % TITLES.len() as u64) as usize];
+    let (service, detection) = SOURCES[((r >> 8) % SOURCES.len() as u64) as usize];
+    let host = format!("host-{:04}", (r >> 16) % 10_000);
+    let domain = tenant_id.split('-').next().unwrap_or("corp");
+    let ticks = (created.timestamp() + 62_135_596_800) * 10_000_000
+        + i64::from(created.timestamp_subsec_nanos() / 100);
+    Alert {
+        id: id.unwrap_or_else(|| format!("da{ticks}_{}", (r >> 32) as i32)),
+        created,
+        incident_id: ((r >> 40) % 90_000 + 1_000) as i64,
+        title: title.into(),
+        description: format!("{title} on {host}. Investigate the device and the user."),
+        severity: severity.into(),
+        category: category.into(),
+        service_source: service.into(),
+        detection_source: detection.into(),
+        detector_id: uuid::Uuid::from_u64_pair(mix(r), mix(r ^ 1)).to_string(),
+        mitre: vec![format!("T{}", 1000 + (r >> 20) % 600)],
+        device: Device {
+            machine_id: format!(
+                "{:016x}{:016x}{:08x}",
+                mix(r ^ 2),
+                mix(r ^ 3),
+                (r >> 3) as u32
+            ),
+            dns_name: format!("{host}.{domain}.corp.example"),
+            rbac_group: "Servers".into(),
+        },
+        user: (
+            format!("user{}", (r >> 24) % 500),
+            domain.to_ascii_uppercase(),
+        ),
+        sha1: format!(
+            "{:016x}{:016x}{:08x}",
+            mix(r ^ 4),
+            mix(r ^ 5),
+            (r >> 5) as u32
+        ),
+        versions: Vec::new(),
+    }
+}
+
+/// Appends a version, keeping visibility monotonic.
+pub fn push_version(alert: &mut Alert, mut v: AlertVersion) {
+    if let Some(prev) = alert.versions.last() {
+        if v.visible_at < prev.visible_at {
+            v.visible_at = prev.visible_at;
+        }
+        if v.updated < prev.updated {
+            v.updated = prev.updated;
+        }
+    }
+    alert.versions.push(v);
+}
+
+/// Applies an update to a copy of the last version.
+pub fn next_version(
+    alert: &Alert,
+    updated: DateTime<Utc>,
+    visible_at: DateTime<Utc>,
+    u: &UpdateSpec,
+) -> AlertVersion {
+    let mut v = alert.versions.last().cloned().unwrap_or(AlertVersion {
+        updated,
+        visible_at,
+        status: "new".into(),
+        assigned_to: None,
+        classification: None,
+        determination: None,
+        comments: Vec::new(),
+        observed: false,
+    });
+    v.updated = to_ticks(updated);
+    v.visible_at = visible_at;
+    v.observed = false;
+    if let Some(s) = &u.status {
+        v.status = s.clone();
+    }
+    if u.assigned_to.is_some() {
+        v.assigned_to = u.assigned_to.clone();
+    }
+    if u.classification.is_some() {
+        v.classification = u.classification.clone();
+    }
+    if u.determination.is_some() {
+        v.determination = u.determination.clone();
+    }
+    if let Some(c) = &u.comment {
+        v.comments.push(Comment {
+            text: c.clone(),
+            by: v
+                .assigned_to
+                .clone()
+                .unwrap_or_else(|| "soc@mssp.example".into()),
+            at: updated,
+        });
+    }
+    v
+}
+
+/// Builds an alert from a hand-written spec; relative times are relative to `base`.
+pub fn alert_from_spec(
+    tenant_id: &str,
+    seed: u64,
+    spec: &AlertSpec,
+    base: DateTime<Utc>,
+) -> Result<Alert, ScenarioError> {
+    let created = to_ticks(time_of("alerts[].created", &spec.created, base)?);
+    let delay = match &spec.visible_after {
+        Some(d) => duration_of("alerts[].visible_after", d)?,
+        None => Duration::zero(),
+    };
+    let mut a = synth_alert(tenant_id, seed, spec.id.clone(), created);
+    if let Some(t) = &spec.title {
+        a.title = t.clone();
+    }
+    if let Some(s) = &spec.severity {
+        a.severity = s.clone();
+    }
+    if let Some(c) = &spec.category {
+        a.category = c.clone();
+    }
+    if let Some(s) = &spec.service_source {
+        a.service_source = s.clone();
+    }
+    if let Some(d) = &spec.device {
+        a.device.dns_name = d.clone();
+    }
+    let first = UpdateSpec {
+        status: Some(spec.status.clone().unwrap_or_else(|| "new".into())),
+        assigned_to: spec.assigned_to.clone(),
+        ..UpdateSpec::default()
+    };
+    let v0 = next_version(&a, created, created + delay, &first);
+    push_version(&mut a, v0);
+    for u in &spec.updates {
+        let at = time_of("alerts[].updates[].at", &u.at, base)?;
+        let d = match &u.visible_after {
+            Some(d) => duration_of("alerts[].updates[].visible_after", d)?,
+            None => delay,
+        };
+        let v = next_version(&a, at, at + d, u);
+        push_version(&mut a, v);
+    }
+    Ok(a)
+}
+
+fn generate(
+    tenant_id: &str,
+    g: &GenerateSpec,
+    base: DateTime<Utc>,
+    out: &mut Vec<Alert>,
+) -> Result<(), ScenarioError> {
+    let start = time_of("generate.start", &g.start, base)?;
+    let every = duration_of("generate.every", &g.every)?;
+    let delay = duration_of("generate.visible_after", &g.visible_after)?;
+    let jitter = duration_of("generate.visible_jitter", &g.visible_jitter)?;
+    let update_after = duration_of("generate.update_after", &g.update_after)?;
+    let update_at = match &g.update_at {
+        Some(s) => Some(time_of("generate.update_at", s, base)?),
+        None => None,
+    };
+    let mut rng = StdRng::seed_from_u64(g.seed ^ mix(tenant_id.len() as u64));
+    let mut seen = HashSet::new();
+    for i in 0..g.count {
+        let created = to_ticks(start + every * i32::try_from(i).unwrap_or(i32::MAX));
+        let seed = mix(g.seed.wrapping_mul(1_000_003) ^ i as u64);
+        let mut a = synth_alert(tenant_id, seed, None, created);
+        let mut n = 0u32;
+        while !seen.insert(a.id.clone()) {
+            n += 1;
+            a.id = format!("{}{n}", a.id);
+        }
+        let jit = |rng: &mut StdRng| {
+            let ms = jitter.num_milliseconds();
+            if ms > 0 {
+                Duration::milliseconds(rng.random_range(0..=ms))
+            } else {
+                Duration::zero()
+            }
+        };
+        let v0 = next_version(
+            &a,
+            created,
+            created + delay + jit(&mut rng),
+            &UpdateSpec {
+                status: Some("new".into()),
+                ..UpdateSpec::default()
+            },
+        );
+        push_version(&mut a, v0);
+        if g.update_fraction > 0.0 && rng.random_bool(g.update_fraction.clamp(0.0, 1.0)) {
+            let at = update_at.unwrap_or(created + update_after);
+            let v = next_version(
+                &a,
+                at,
+                at + delay + jit(&mut rng),
+                &UpdateSpec {
+                    status: Some(g.update_status.clone()),
+                    assigned_to: Some("analyst@mssp.example".into()),
+                    ..UpdateSpec::default()
+                },
+            );
+            push_version(&mut a, v);
+        }
+        out.push(a);
+    }
+    Ok(())
+}
+
+impl World {
+    /// Builds the world a scenario describes; `real_now` is the clock start when the scenario
+    /// gives none.
+    pub fn from_scenario(s: &Scenario, epoch: DateTime<Utc>) -> Result<World, ScenarioError> {
+        let mut apps = BTreeMap::new();
+        for a in &s.apps {
+            if a.client_id.is_empty() {
+                return Err(ScenarioError::Invalid("an app has no client_id".into()));
+            }
+            let mut secrets = Vec::new();
+            for sec in &a.secrets {
+                let exp = match &sec.expires {
+                    Some(e) => Some(time_of("apps[].secrets[].expires", e, epoch)?),
+                    None => None,
+                };
+                secrets.push((sec.value.clone(), exp));
+            }
+            apps.insert(
+                a.client_id.clone(),
+                App {
+                    client_id: a.client_id.clone(),
+                    name: a.name.clone(),
+                    secrets,
+                    redirect_uris: a.redirect_uris.clone(),
+                    permissions: a.permissions.clone(),
+                },
+            );
+        }
+        let mut tenants = BTreeMap::new();
+        for (ti, t) in s.tenants.iter().enumerate() {
+            if t.id.is_empty() {
+                return Err(ScenarioError::Invalid(format!("tenant #{ti} has no id")));
+            }
+            let mut alerts = Vec::new();
+            for (i, spec) in t.alerts.iter().enumerate() {
+                alerts.push(alert_from_spec(
+                    &t.id,
+                    mix(ti as u64 * 7919 + i as u64),
+                    spec,
+                    epoch,
+                )?);
+            }
+            for g in &t.generate {
+                generate(&t.id, g, epoch, &mut alerts)?;
+            }
+            let users = t
+                .users
+                .iter()
+                .enumerate()
+                .map(|(i, u)| User {
+                    upn: u.upn.clone(),
+                    name: if u.name.is_empty() {
+                        u.upn.clone()
+                    } else {
+                        u.name.clone()
+                    },
+                    oid: uuid::Uuid::from_u64_pair(mix(ti as u64), mix(i as u64 + 77)).to_string(),
+                    admin: u.admin,
+                    tokens_revoked_at: None,
+                })
+                .collect();
+            let mut tenant = Tenant {
+                id: t.id.clone(),
+                name: t.name.clone(),
+                domains: t.domains.clone(),
+                users,
+                consents: t
+                    .consents
+                    .iter()
+                    .map(|c| (c.client_id.clone(), Grant::from_spec(&c.granted)))
+                    .collect(),
+                siem_apps: t.siem_apps.iter().cloned().collect(),
+                switches: t.switches.clone(),
+                alerts,
+            };
+            tenant.sort_alerts();
+            tenants.insert(t.id.clone(), tenant);
+        }
+        Ok(World {
+            epoch,
+            settings: s.settings.clone(),
+            apps,
+            tenants,
+            identity: Default::default(),
+            faults: Default::default(),
+            throttle: Default::default(),
+            rng: StdRng::seed_from_u64(mix(epoch.timestamp() as u64)),
+            requests: BTreeMap::new(),
+        })
+    }
+
+    /// Resolves a tenant named in a URL path: its id (any case) or a verified domain.
+    pub fn resolve_tenant(&self, name: &str) -> Option<&Tenant> {
+        let lower = name.to_ascii_lowercase();
+        self.tenants.get(&lower).or_else(|| {
+            self.tenants.values().find(|t| {
+                t.id.eq_ignore_ascii_case(name)
+                    || t.domains.iter().any(|d| d.eq_ignore_ascii_case(name))
+            })
+        })
+    }
+
+    /// Ground truth for a tenant at `now`.
+    pub fn truth(&self, tenant_id: &str, now: DateTime<Utc>) -> Option<Truth> {
+        let t = self.tenants.get(tenant_id)?;
+        let mut versions = Vec::new();
+        for a in &t.alerts {
+            let current = a.current(now);
+            for (i, v) in a.versions.iter().enumerate() {
+                if v.visible_at > now {
+                    break;
+                }
+                let latest = current == Some(i);
+                versions.push(TruthVersion {
+                    alert_id: a.id.clone(),
+                    version: fmt7(v.updated),
+                    visible_at: fmt7(v.visible_at),
+                    latest,
+                    observed: v.observed,
+                    exposed: latest || v.observed,
+                });
+            }
+        }
+        versions.sort_by(|a, b| a.alert_id.cmp(&b.alert_id).then(a.version.cmp(&b.version)));
+        Some(Truth {
+            tenant_id: t.id.clone(),
+            now: fmt7(now),
+            versions,
+        })
+    }
+
+    /// Counts a request for the stats.
+    pub fn count_request(&mut self, api: &str) {
+        *self.requests.entry(api.to_string()).or_default() += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .expect("valid")
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn truth_shows_only_visible_versions_and_marks_the_latest() {
+        let epoch = t("2026-01-01T00:00:00Z");
+        let mut a = alert_from_spec(
+            "tid",
+            1,
+            &AlertSpec {
+                created: "+0s".into(),
+                visible_after: Some("5m".into()),
+                updates: vec![UpdateSpec {
+                    at: "+1h".into(),
+                    status: Some("inProgress".into()),
+                    ..UpdateSpec::default()
+                }],
+                ..AlertSpec::default()
+            },
+            epoch,
+        )
+        .expect("valid");
+        assert_eq!(a.current(epoch + Duration::minutes(4)), None);
+        assert_eq!(a.current(epoch + Duration::minutes(5)), Some(0));
+        assert_eq!(a.current(epoch + Duration::minutes(66)), Some(1));
+        a.versions[0].observed = true;
+        assert_eq!(a.versions.len(), 2);
+    }
+}

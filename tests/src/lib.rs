@@ -1,0 +1,161 @@
+//! Harness for the cross-crate integration tests of mssp-alerts (`DESIGN.md` §8).
+//!
+//! A test asks for a [`TestEnv`] and gets the two clouds the product talks to, both on 127.0.0.1:
+//! the Microsoft emulator (the `emulator` crate, in-process on its own port, one per test) and the
+//! AWS emulator (a moto server, one per test process, shared by every test):
+//!
+//! ```no_run
+//! # async fn example() -> anyhow::Result<()> {
+//! let env = tests::TestEnv::start(emulator::Scenario::sample()).await?;
+//! let bucket = env.unique_name("alerts");
+//! let health = tests::endpoint(&env.emulator.urls().control, "health")?;
+//! let answer = env.http.get(health).send().await?;
+//! # let _ = (bucket, answer);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Tests run in parallel against the one moto server, so they never reset it; each test names its
+//! AWS resources with [`TestEnv::unique_name`] instead.
+#![warn(missing_docs)]
+
+mod moto;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use emulator::{RunningEmulator, Scenario};
+use url::Url;
+
+/// Timeout of every request made with [`TestEnv::http`].
+const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Everything one integration test runs against.
+pub struct TestEnv {
+    /// The Microsoft emulator serving this test's scenario; it stops when the `TestEnv` drops.
+    pub emulator: RunningEmulator,
+    /// Base URL of the AWS emulator, `http://127.0.0.1:PORT/`, shared by every test in the process.
+    pub moto_url: Url,
+    /// An HTTP client for the test's own requests: rustls, redirects returned rather than followed
+    /// (consent callbacks answer with redirects the tests assert on), a 30 s timeout.
+    ///
+    /// One per `TestEnv` rather than one per process: a client keeps pooled connections on the
+    /// runtime that opened them, and every `#[tokio::test]` has its own runtime.
+    pub http: reqwest::Client,
+}
+
+impl TestEnv {
+    /// Starts the Microsoft emulator with `scenario` on `127.0.0.1:0` and makes sure the AWS
+    /// emulator is up.
+    ///
+    /// The AWS emulator is `$MOTO_URL` when that is set (checked to answer `GET /moto-api/`).
+    /// Otherwise the first call in the process starts one `moto_server` on a free loopback port —
+    /// found at `$MOTO_SERVER`, else `<workspace>/.venv/bin/moto_server`, else on `PATH` — and
+    /// every later call reuses it. A watchdog stops that server when the test process exits.
+    ///
+    /// # Errors
+    ///
+    /// When the emulator cannot bind, `moto_server` cannot be found (run `bash scripts/test`,
+    /// which installs it), or moto does not answer within 30 s (the error quotes its output).
+    pub async fn start(scenario: Scenario) -> anyhow::Result<TestEnv> {
+        let moto_url = moto::shared_url().await?;
+        let emulator = emulator::start(scenario)
+            .await
+            .context("starting the Microsoft emulator")?;
+        let http = reqwest::Client::builder()
+            .use_rustls_tls()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(HTTP_TIMEOUT)
+            .no_proxy()
+            .build()
+            .context("building the test HTTP client")?;
+        Ok(TestEnv {
+            emulator,
+            moto_url,
+            http,
+        })
+    }
+
+    /// The environment variables that point the AWS SDK (and so every AWS adapter and Lambda
+    /// binary under test) at the AWS emulator with dummy credentials; pass them to
+    /// `Command::envs` or read them into an SDK config loader.
+    pub fn aws_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            // Without the trailing slash: the SDK appends paths to it.
+            (
+                "AWS_ENDPOINT_URL",
+                self.moto_url.as_str().trim_end_matches('/').to_owned(),
+            ),
+            ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+            ("AWS_REGION", "us-east-1".to_owned()),
+            ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+        ]
+    }
+
+    /// A name no other test (in this process or any other sharing the moto server) uses:
+    /// `{prefix}-{12 random hex digits}`. With a short lowercase `prefix` (letters, digits,
+    /// hyphens; at most 40 characters) it is valid for S3 buckets, DynamoDB tables, SQS queues and
+    /// Secrets Manager secrets alike.
+    pub fn unique_name(&self, prefix: &str) -> String {
+        let random = uuid::Uuid::new_v4().simple().to_string();
+        format!("{prefix}-{}", &random[..12])
+    }
+
+    /// Stops the Microsoft emulator and waits for it. (Dropping the `TestEnv` stops it too, without
+    /// waiting.) The shared AWS emulator keeps running for the other tests.
+    pub async fn shutdown(self) {
+        self.emulator.shutdown().await;
+    }
+}
+
+/// The workspace root (the folder holding the top-level `Cargo.toml`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))
+}
+
+/// `path` appended below `base`, keeping `base`'s own path: `endpoint(control, "health")` with
+/// `control = http://h/_emulator` is `http://h/_emulator/health`. (`Url::join` would replace the
+/// last segment instead, because the emulator's service URLs have no trailing slash.)
+///
+/// # Errors
+///
+/// When `base` cannot be a base URL (e.g. `mailto:`).
+pub fn endpoint(base: &Url, path: &str) -> anyhow::Result<Url> {
+    let mut url = base.clone();
+    url.path_segments_mut()
+        .map_err(|()| anyhow::anyhow!("{base} cannot be a base URL"))?
+        .pop_if_empty()
+        .extend(path.trim_start_matches('/').split('/'));
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_appends_below_a_base_without_trailing_slash() -> anyhow::Result<()> {
+        let control = Url::parse("http://127.0.0.1:9/_emulator")?;
+        assert_eq!(
+            endpoint(&control, "health")?.as_str(),
+            "http://127.0.0.1:9/_emulator/health"
+        );
+        let graph = Url::parse("http://127.0.0.1:9/graph/")?;
+        assert_eq!(
+            endpoint(&graph, "/v1.0/security/alerts_v2")?.as_str(),
+            "http://127.0.0.1:9/graph/v1.0/security/alerts_v2"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn the_workspace_root_holds_the_workspace_manifest() {
+        assert!(workspace_root().join("Cargo.toml").is_file());
+        assert!(workspace_root().join("tests/Cargo.toml").is_file());
+    }
+}
