@@ -26,6 +26,8 @@ pub mod identity;
 pub mod jwt;
 pub mod mde;
 pub mod model;
+pub mod odata;
+pub mod resource_auth;
 pub mod scenario;
 pub mod siem;
 pub mod throttle;
