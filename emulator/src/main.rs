@@ -1,1 +1,59 @@
-fn main() {}
+//! `emulator --scenario FILE [--port N]`: serves the Microsoft cloud emulator on 127.0.0.1 and
+//! prints the base URL of each service and the scenario's apps and tenants.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Serves Microsoft's identity platform and the Defender alert APIs on 127.0.0.1.
+#[derive(Parser)]
+#[command(version, about)]
+struct Args {
+    /// Scenario file (JSON); see emulator/scenarios/sample.json.
+    #[arg(long, default_value = "emulator/scenarios/sample.json")]
+    scenario: PathBuf,
+    /// Port on 127.0.0.1 (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let scenario = emulator::Scenario::from_json_file(&args.scenario)?;
+    let emu = emulator::start_on(([127, 0, 0, 1], args.port).into(), scenario.clone()).await?;
+    let u = emu.urls();
+    println!("Microsoft cloud emulator serving {}", args.scenario.display());
+    if !scenario.description.is_empty() {
+        println!("  {}", scenario.description);
+    }
+    println!("  authority  {}", u.authority);
+    println!("  graph      {}", u.graph);
+    println!("  mde        {}", u.mde);
+    println!("  siem       {}", u.siem);
+    println!("  control    {}", u.control);
+    println!("  clock      {}", emu.state().now());
+    for app in &scenario.apps {
+        println!("  app        {} ({})", app.client_id, app.name);
+    }
+    for t in &scenario.tenants {
+        let alerts = emu
+            .state()
+            .world()
+            .tenants
+            .get(&t.id)
+            .map_or(0, |x| x.alerts.len());
+        println!("  tenant     {} {} ({alerts} alerts)", t.id, t.name);
+    }
+    println!("Press Ctrl-C to stop.");
+    tokio::signal::ctrl_c().await?;
+    emu.shutdown().await;
+    Ok(())
+}
