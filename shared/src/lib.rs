@@ -10,7 +10,12 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+pub mod claims;
 pub mod clock;
 pub mod config;
+pub mod consent_state;
+pub mod domain;
+pub mod entra;
+pub mod ports;
 pub mod secret;
 pub mod telemetry;
