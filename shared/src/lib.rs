@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+pub mod adapters;
 pub mod claims;
 pub mod clock;
 pub mod config;

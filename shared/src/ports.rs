@@ -90,8 +90,32 @@ pub struct AppCredentials {
     pub client_id: String,
     /// Client secret.
     pub client_secret: ClientSecret,
-    /// Key signing consent `state` (HMAC-SHA256), at least 32 bytes.
+    /// Key signing consent `state` (HMAC-SHA256), at least 32 bytes; base64 in JSON.
+    #[serde(with = "base64_key")]
     pub state_key: SigningKey,
+}
+
+mod base64_key {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::secret::SigningKey;
+
+    pub fn serialize<S: Serializer>(k: &SigningKey, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(k.expose_secret()))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SigningKey, D::Error> {
+        let text = String::deserialize(d)?;
+        let bytes = STANDARD
+            .decode(text.trim())
+            .map_err(|_| serde::de::Error::custom("state_key is not base64"))?;
+        if bytes.len() < 32 {
+            return Err(serde::de::Error::custom("state_key must be at least 32 bytes"));
+        }
+        Ok(SigningKey::new(bytes))
+    }
 }
 
 /// Where the app credentials come from.

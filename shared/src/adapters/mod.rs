@@ -1,0 +1,3 @@
+//! Adapters behind the [`crate::ports`]: local files (the embedded default) and AWS.
+
+pub mod file;
