@@ -17,6 +17,7 @@ pub mod config;
 pub mod consent_state;
 pub mod domain;
 pub mod entra;
+pub mod flows;
 pub mod ports;
 pub mod secret;
 pub mod telemetry;

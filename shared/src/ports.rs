@@ -112,7 +112,9 @@ mod base64_key {
             .decode(text.trim())
             .map_err(|_| serde::de::Error::custom("state_key is not base64"))?;
         if bytes.len() < 32 {
-            return Err(serde::de::Error::custom("state_key must be at least 32 bytes"));
+            return Err(serde::de::Error::custom(
+                "state_key must be at least 32 bytes",
+            ));
         }
         Ok(SigningKey::new(bytes))
     }

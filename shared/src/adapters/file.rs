@@ -34,7 +34,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8], secret: bool) -> std::io::Result<
     fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(
         ".{}.{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("record"),
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("record"),
         uuid::Uuid::new_v4().simple()
     ));
     let mut opts = OpenOptions::new();
@@ -167,7 +169,10 @@ fn tenant_path(dir: &Path, id: &TenantId) -> PathBuf {
 impl TenantRegistry for FileTenantRegistry {
     async fn get(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError> {
         let id = id.clone();
-        locked(self.dir.clone(), move |dir| read_json(&tenant_path(dir, &id))).await
+        locked(self.dir.clone(), move |dir| {
+            read_json(&tenant_path(dir, &id))
+        })
+        .await
     }
 
     async fn list(&self) -> Result<Vec<Tenant>, StoreError> {
@@ -388,7 +393,10 @@ mod tests {
             Some("rt-1".to_string())
         );
         store.delete(&tid()).await.expect("delete");
-        store.delete(&tid()).await.expect("deleting nothing is fine");
+        store
+            .delete(&tid())
+            .await
+            .expect("deleting nothing is fine");
         assert!(store.get(&tid()).await.expect("get").is_none());
     }
 

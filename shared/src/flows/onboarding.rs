@@ -1,0 +1,407 @@
+//! Onboarding and consent (DESIGN §6 Consent).
+//!
+//! 1. The operator registers a pending tenant and gets a consent link
+//!    (`{base}/consent/start?link=…`, signed, valid for days) to send to the customer's admin.
+//! 2. Opening the link ([`begin_consent`]) makes a short-lived signed `state` with a nonce and
+//!    answers with Microsoft's authorize (delegated) or admin-consent (application) URL.
+//! 3. Microsoft redirects back to `{base}/consent/callback`; [`complete_consent`] verifies the
+//!    state, consumes its nonce, redeems the code or mints a client-credentials token, verifies
+//!    the token's `tid` against the tenant bound in the state (never the `tenant` query parameter)
+//!    and its permission, and only then stores tokens and marks the tenant active.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use url::Url;
+
+use super::{Services, join};
+use crate::claims::{self, ClaimsError};
+use crate::config::Cloud;
+use crate::consent_state::{ConsentState, StateError};
+use crate::domain::{
+    AlertApi, AuthModel, ConsentProvenance, Outcome, Tenant, TenantId, TenantStatus, TenantTokens,
+};
+use crate::entra::{IdentityError, TokenResponse, default_scope, delegated_scope};
+use crate::ports::{AppCredentials, StoreError};
+use crate::secret::AuthCode;
+
+/// Longest code, error or parameter we accept from a callback; anything longer is hostile.
+pub const MAX_PARAM_LEN: usize = 4096;
+
+/// A tenant to onboard.
+#[derive(Debug, Clone)]
+pub struct NewTenant {
+    /// Tenant id.
+    pub id: TenantId,
+    /// Customer name.
+    pub display_name: String,
+    /// How we will be authorized.
+    pub auth_model: AuthModel,
+    /// Which API we will read.
+    pub alert_api: AlertApi,
+    /// Which cloud.
+    pub cloud: Cloud,
+}
+
+/// The query parameters of a consent callback, as received.
+#[derive(Debug, Clone, Default)]
+pub struct Callback {
+    /// `state`.
+    pub state: Option<String>,
+    /// `code` (delegated).
+    pub code: Option<String>,
+    /// `admin_consent` (application).
+    pub admin_consent: Option<String>,
+    /// `tenant` as claimed by the redirect (informational only; never trusted).
+    pub tenant: Option<String>,
+    /// `error`.
+    pub error: Option<String>,
+    /// `error_description`.
+    pub error_description: Option<String>,
+}
+
+/// Why onboarding or consent failed. The `Display` text is safe to show the customer's admin.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsentError {
+    /// The link or state is malformed, forged, altered or expired.
+    #[error("{0}")]
+    InvalidState(#[from] StateError),
+    /// The state was already used.
+    #[error("this consent link was already used; ask your provider for a new one")]
+    Replayed,
+    /// No such tenant is being onboarded.
+    #[error("this tenant is not being onboarded; ask your provider for a new consent link")]
+    UnknownTenant,
+    /// The tenant cannot consent in its current state.
+    #[error("this tenant is {0}; ask your provider to reactivate it")]
+    NotEligible(TenantStatus),
+    /// The tenant is already onboarded and active.
+    #[error("the tenant is already registered ({0})")]
+    AlreadyRegistered(TenantStatus),
+    /// Microsoft reported an error (the user cancelled, consent was refused…).
+    #[error("Microsoft reported that consent was not given ({error})")]
+    Denied {
+        /// The OAuth `error` (sanitized).
+        error: String,
+        /// Microsoft's description (sanitized, truncated).
+        description: Option<String>,
+    },
+    /// The callback lacks what the flow needs.
+    #[error("the sign-in answer is incomplete: {0} is missing")]
+    Missing(&'static str),
+    /// A parameter is too long or not text.
+    #[error("the sign-in answer is malformed")]
+    Malformed,
+    /// The token endpoint refused or failed.
+    #[error("Microsoft did not issue a token: {0}")]
+    Identity(#[source] IdentityError),
+    /// The token is for another tenant or lacks the needed permission.
+    #[error("{0}")]
+    Claims(#[from] ClaimsError),
+    /// A store failed.
+    #[error("storage failed: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl ConsentError {
+    /// Whether the failure is the caller's (a 4xx at the HTTP edge) rather than ours (5xx).
+    pub fn is_client_error(&self) -> bool {
+        match self {
+            ConsentError::Store(_) => false,
+            ConsentError::Identity(e) => !e.is_transient(),
+            _ => true,
+        }
+    }
+}
+
+/// What onboarding gives the operator.
+#[derive(Debug, Clone)]
+pub struct Onboarded {
+    /// The pending tenant.
+    pub tenant: Tenant,
+    /// The link to send to the customer's admin.
+    pub consent_link: Url,
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// A key derived from the app's state key for one purpose, so a link can never pass as a state.
+fn derive(key: &[u8], purpose: &str) -> Vec<u8> {
+    let mut m = match HmacSha256::new_from_slice(key) {
+        Ok(m) => m,
+        Err(_) => unreachable!("HMAC accepts any key length"),
+    };
+    m.update(purpose.as_bytes());
+    m.finalize().into_bytes().to_vec()
+}
+
+/// The PKCE verifier of a v2 consent, derived from the nonce and the app's key: never stored,
+/// never in a URL.
+fn pkce_verifier(creds: &AppCredentials, nonce: &str) -> String {
+    URL_SAFE_NO_PAD.encode(derive(
+        creds.state_key.expose_secret(),
+        &format!("mssp pkce v1:{nonce}"),
+    ))
+}
+
+fn link_key(creds: &AppCredentials) -> Vec<u8> {
+    derive(creds.state_key.expose_secret(), "mssp consent link v1")
+}
+
+fn state_key(creds: &AppCredentials) -> Vec<u8> {
+    derive(creds.state_key.expose_secret(), "mssp consent state v1")
+}
+
+fn clean(s: &Option<String>) -> Result<Option<&str>, ConsentError> {
+    match s.as_deref() {
+        Some(v) if v.len() > MAX_PARAM_LEN => Err(ConsentError::Malformed),
+        Some("") => Ok(None),
+        other => Ok(other),
+    }
+}
+
+/// Keeps printable ASCII, at most `max` characters: safe to log or render (after escaping).
+pub fn sanitize(s: &str, max: usize) -> String {
+    s.chars()
+        .filter(|c| c.is_ascii_graphic() || *c == ' ')
+        .take(max)
+        .collect()
+}
+
+/// Registers a pending tenant and returns the consent link to send. A tenant that is pending,
+/// needs re-consent or was offboarded gets a fresh link; an active or suspended one is refused.
+pub async fn start_onboarding(s: &Services, new: NewTenant) -> Result<Onboarded, ConsentError> {
+    let now = s.clock.now();
+    let tenant = match s.registry.get(&new.id).await? {
+        None => {
+            let t = Tenant::pending(
+                new.id.clone(),
+                new.display_name.clone(),
+                new.auth_model,
+                new.alert_api,
+                new.cloud,
+                now,
+            );
+            s.registry.create(&t).await?;
+            t
+        }
+        Some(t) => match t.status {
+            TenantStatus::Active | TenantStatus::Suspended => {
+                return Err(ConsentError::AlreadyRegistered(t.status));
+            }
+            _ => {
+                s.update_tenant(&new.id, |t| {
+                    t.display_name = new.display_name.clone();
+                    t.auth_model = new.auth_model;
+                    t.alert_api = new.alert_api;
+                    t.cloud = new.cloud;
+                    if t.status == TenantStatus::Offboarded {
+                        t.status = TenantStatus::PendingConsent;
+                    }
+                })
+                .await?
+            }
+        },
+    };
+    let consent_link = consent_link(s, &tenant).await?;
+    Ok(Onboarded {
+        tenant,
+        consent_link,
+    })
+}
+
+/// A fresh consent link for an existing tenant (`{base}/consent/start?link=…`).
+pub async fn consent_link(s: &Services, tenant: &Tenant) -> Result<Url, ConsentError> {
+    let creds = s.app.app_credentials().await?;
+    let link = ConsentState::new(
+        tenant.id.clone(),
+        tenant.auth_model,
+        s.clock.now(),
+        s.settings.consent_link_ttl,
+    )
+    .sign(&link_key(&creds));
+    let mut u = join(&s.settings.public_base_url, "consent/start");
+    u.query_pairs_mut().append_pair("link", &link);
+    Ok(u)
+}
+
+/// Opens a consent link: answers the Microsoft URL to send the browser to.
+pub async fn begin_consent(s: &Services, link: &str) -> Result<Url, ConsentError> {
+    let creds = s.app.app_credentials().await?;
+    let now = s.clock.now();
+    let bound = ConsentState::verify(link, &link_key(&creds), now)?;
+    let tenant = s
+        .registry
+        .get(&bound.tid)
+        .await?
+        .ok_or(ConsentError::UnknownTenant)?;
+    match tenant.status {
+        TenantStatus::Suspended | TenantStatus::Offboarded => {
+            return Err(ConsentError::NotEligible(tenant.status));
+        }
+        _ => {}
+    }
+    let state = ConsentState::new(
+        tenant.id.clone(),
+        tenant.auth_model,
+        now,
+        s.settings.state_ttl,
+    );
+    let signed = state.sign(&state_key(&creds));
+    let entra = s.entra(&creds, tenant.cloud)?;
+    let redirect = s.settings.redirect_uri();
+    let api = tenant.alert_api;
+    Ok(match tenant.auth_model {
+        AuthModel::DelegatedV1 => {
+            entra.authorize_url_v1(&tenant.id, &redirect, api.resource(), &signed)
+        }
+        AuthModel::DelegatedV2 => entra.authorize_url_v2(
+            &tenant.id,
+            &redirect,
+            &delegated_scope(api),
+            &signed,
+            &pkce_verifier(&creds, &state.nonce),
+        ),
+        AuthModel::Application => {
+            entra.admin_consent_url_v2(&tenant.id, &redirect, &default_scope(api), &signed)
+        }
+    })
+}
+
+/// Completes a consent from the callback's query parameters; returns the now active tenant.
+pub async fn complete_consent(s: &Services, cb: &Callback) -> Result<Tenant, ConsentError> {
+    let state = clean(&cb.state)?.ok_or(ConsentError::Missing("state"))?;
+    let code = clean(&cb.code)?;
+    let error = clean(&cb.error)?;
+    let description = clean(&cb.error_description)?;
+    let admin_consent = clean(&cb.admin_consent)?;
+    clean(&cb.tenant)?;
+
+    let creds = s.app.app_credentials().await?;
+    let now = s.clock.now();
+    let st = ConsentState::verify(state, &state_key(&creds), now)?;
+    if let Some(error) = error {
+        return Err(ConsentError::Denied {
+            error: sanitize(error, 64),
+            description: description.map(|d| sanitize(d, 300)),
+        });
+    }
+    let tenant = s
+        .registry
+        .get(&st.tid)
+        .await?
+        .ok_or(ConsentError::UnknownTenant)?;
+    match tenant.status {
+        TenantStatus::Suspended | TenantStatus::Offboarded => {
+            return Err(ConsentError::NotEligible(tenant.status));
+        }
+        _ => {}
+    }
+    if tenant.auth_model != st.model {
+        // The operator changed the model after the link was made; that sign-in is void.
+        return Err(ConsentError::InvalidState(StateError::BadSignature));
+    }
+    let api = tenant.alert_api;
+    let entra = s.entra(&creds, tenant.cloud)?;
+    let redirect = s.settings.redirect_uri();
+
+    // Check what is missing before spending the nonce, so a truncated answer can be retried.
+    let code = match st.model {
+        AuthModel::Application => {
+            if !admin_consent.is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+                return Err(ConsentError::Missing("admin_consent"));
+            }
+            None
+        }
+        _ => Some(AuthCode::new(
+            code.ok_or(ConsentError::Missing("code"))?.to_string(),
+        )),
+    };
+    if !s.nonces.consume(&st.nonce, st.expires_at()).await? {
+        return Err(ConsentError::Replayed);
+    }
+
+    let (token, resource): (TokenResponse, String) = match (st.model, code) {
+        (AuthModel::DelegatedV1, Some(code)) => (
+            entra
+                .redeem_code_v1(&st.tid, &code, &redirect, api.resource(), now)
+                .await
+                .map_err(ConsentError::Identity)?,
+            api.resource().to_string(),
+        ),
+        (AuthModel::DelegatedV2, Some(code)) => {
+            let scope = delegated_scope(api);
+            (
+                entra
+                    .redeem_code_v2(
+                        &st.tid,
+                        &code,
+                        &redirect,
+                        &scope,
+                        &pkce_verifier(&creds, &st.nonce),
+                        now,
+                    )
+                    .await
+                    .map_err(ConsentError::Identity)?,
+                scope,
+            )
+        }
+        _ => {
+            let scope = default_scope(api);
+            (
+                entra
+                    .client_credentials(&st.tid, &scope, now)
+                    .await
+                    .map_err(ConsentError::Identity)?,
+                scope,
+            )
+        }
+    };
+    let claims = claims::check(&token.access_token, &st.tid, api, st.model)?;
+    if st.model.is_delegated() && token.refresh_token.is_none() {
+        return Err(ConsentError::Missing("refresh_token"));
+    }
+    let tokens = TenantTokens {
+        tenant_id: st.tid.clone(),
+        auth_model: st.model,
+        resource,
+        refresh_token_obtained_at: token.refresh_token.as_ref().map(|_| now),
+        refresh_token: token.refresh_token,
+        access_token: Some(token.access_token),
+        expires_at: Some(token.expires_at),
+        obtained_at: now,
+        rotated_at: None,
+    };
+    s.tokens.put(&tokens).await?;
+    let provenance = ConsentProvenance {
+        consented_by: Some(
+            claims
+                .user()
+                .map(|u| sanitize(u, 256))
+                .unwrap_or_else(|| "tenant administrator (admin consent)".into()),
+        ),
+        consented_at: now,
+        granted: claims.granted().iter().map(|g| sanitize(g, 128)).collect(),
+        auth_model: st.model,
+    };
+    let tenant = s
+        .update_tenant(&st.tid, |t| {
+            t.status = TenantStatus::Active;
+            t.consent = Some(provenance.clone());
+            t.consecutive_failures = 0;
+            t.last_refresh = Some(Outcome {
+                at: now,
+                ok: true,
+                detail: Some("tokens obtained at consent".into()),
+            });
+        })
+        .await?;
+    tracing::info!(
+        tenant_id = %tenant.id,
+        auth_model = %tenant.auth_model,
+        alert_api = %tenant.alert_api,
+        "tenant consented"
+    );
+    Ok(tenant)
+}

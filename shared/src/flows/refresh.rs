@@ -1,0 +1,348 @@
+//! Token refresh (DESIGN §6 Refresh): keeps every active tenant's tokens alive.
+//!
+//! A delegated tenant's refresh token is used whenever its access token nears expiry or the
+//! refresh token has been idle for [`super::Settings::refresh_token_max_idle`] (Microsoft expires
+//! it after 90 idle days); the NEW refresh token Microsoft returns is persisted every time. An
+//! application tenant gets a fresh client-credentials token and its roles are checked again.
+//! Failures are classified: re-consent needed (the tenant becomes `reconsent_required` and gets a
+//! fresh consent link), the app itself misconfigured (reported once, loudly: it affects every
+//! tenant), transient (retried with backoff, then recorded; status unchanged). One tenant's
+//! failure never stops another.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration as StdDuration;
+
+use futures::StreamExt;
+use rand::Rng;
+use url::Url;
+
+use super::Services;
+use super::onboarding::consent_link;
+use crate::claims::{self, ClaimsError};
+use crate::domain::{AuthModel, Outcome, Tenant, TenantId, TenantStatus, TenantTokens};
+use crate::entra::{EntraClient, IdentityError, TokenResponse};
+use crate::ports::{AppCredentials, StoreError};
+use crate::secret::AccessToken;
+
+/// Why a tenant's tokens could not be refreshed.
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    /// No such tenant.
+    #[error("no such tenant")]
+    UnknownTenant,
+    /// The tenant is not active (pending, suspended, offboarded, or already needing re-consent).
+    #[error("the tenant is {0}")]
+    NotActive(TenantStatus),
+    /// The grant is gone: the customer must consent again (the tenant was marked so).
+    #[error("the customer must consent again: {reason}")]
+    ReconsentRequired {
+        /// What happened, e.g. the AADSTS code.
+        reason: String,
+        /// A fresh consent link to send.
+        consent_link: Option<Url>,
+    },
+    /// The app registration is broken (e.g. an expired client secret): every tenant is affected.
+    #[error("the app registration is misconfigured: {0}")]
+    AppMisconfigured(#[source] IdentityError),
+    /// Still failing after retries; try again later.
+    #[error("the identity platform is unavailable: {0}")]
+    Transient(#[source] IdentityError),
+    /// A store failed.
+    #[error("storage failed: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// What happened to one tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// New tokens obtained and stored.
+    Refreshed,
+    /// The tokens are fresh enough; nothing done.
+    Fresh,
+}
+
+/// The result of a refresh run over every active tenant.
+#[derive(Debug, Default)]
+pub struct RefreshSummary {
+    /// Tenants whose tokens were renewed.
+    pub refreshed: Vec<TenantId>,
+    /// Tenants whose tokens were fresh.
+    pub fresh: Vec<TenantId>,
+    /// Tenants that now need re-consent, with their new consent link.
+    pub reconsent: Vec<(TenantId, Option<Url>)>,
+    /// Tenants that failed for now (reason without secrets).
+    pub failed: Vec<(TenantId, String)>,
+    /// Tenants not attempted (deadline, or the app is misconfigured).
+    pub skipped: Vec<TenantId>,
+    /// Set when the app registration itself is broken: the one thing to fix.
+    pub app_misconfigured: Option<String>,
+}
+
+/// Whether `tokens` need renewing at `now`.
+fn needs_refresh(s: &Services, tokens: &TenantTokens) -> bool {
+    let now = s.clock.now();
+    let expiring = match (tokens.expires_at, &tokens.access_token) {
+        (Some(exp), Some(_)) => exp - s.settings.refresh_margin <= now,
+        _ => true,
+    };
+    let idle = tokens.auth_model.is_delegated()
+        && tokens
+            .refresh_token_obtained_at
+            .is_none_or(|t| now - t >= s.settings.refresh_token_max_idle);
+    expiring || idle
+}
+
+/// Calls the identity platform, retrying transient failures with exponential backoff and jitter
+/// (or the server's `Retry-After`), at most `identity_attempts` times.
+async fn with_retries<F, Fut>(s: &Services, mut call: F) -> Result<TokenResponse, IdentityError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<TokenResponse, IdentityError>>,
+{
+    let attempts = s.settings.identity_attempts.max(1);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match call().await {
+            Err(IdentityError::Transient { retry_after, .. }) if attempt < attempts => {
+                let backoff = StdDuration::from_millis(200 * 2u64.pow(attempt - 1));
+                let jitter = StdDuration::from_millis(rand::rng().random_range(0..100));
+                let wait = retry_after
+                    .unwrap_or(backoff + jitter)
+                    .min(StdDuration::from_secs(10));
+                tracing::warn!(
+                    attempt,
+                    wait_ms = wait.as_millis() as u64,
+                    "identity platform unavailable; retrying"
+                );
+                tokio::time::sleep(wait).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn renew(
+    s: &Services,
+    entra: &EntraClient,
+    tenant: &Tenant,
+    tokens: &TenantTokens,
+) -> Result<TokenResponse, IdentityError> {
+    let now = s.clock.now();
+    match tenant.auth_model {
+        AuthModel::Application => {
+            with_retries(s, || {
+                entra.client_credentials(&tenant.id, &tokens.resource, now)
+            })
+            .await
+        }
+        model => {
+            let Some(rt) = &tokens.refresh_token else {
+                return Err(IdentityError::ReconsentRequired {
+                    code: None,
+                    error: "no refresh token stored".into(),
+                    body: String::new(),
+                });
+            };
+            let v2 = model == AuthModel::DelegatedV2;
+            with_retries(s, || {
+                entra.refresh(&tenant.id, rt, v2, &tokens.resource, now)
+            })
+            .await
+        }
+    }
+}
+
+/// The operator-facing reason: the error's text, which names the AADSTS code and no secret.
+fn reason_of(e: &IdentityError) -> String {
+    e.to_string()
+}
+
+async fn mark_reconsent(
+    s: &Services,
+    tenant: &Tenant,
+    reason: String,
+) -> Result<RefreshError, StoreError> {
+    let now = s.clock.now();
+    let updated = s
+        .update_tenant(&tenant.id, |t| {
+            t.status = TenantStatus::ReconsentRequired;
+            t.consecutive_failures += 1;
+            t.last_refresh = Some(Outcome {
+                at: now,
+                ok: false,
+                detail: Some(reason.clone()),
+            });
+        })
+        .await?;
+    let link = consent_link(s, &updated).await.ok();
+    tracing::warn!(tenant_id = %tenant.id, reason = %reason, "tenant needs re-consent");
+    Ok(RefreshError::ReconsentRequired {
+        reason,
+        consent_link: link,
+    })
+}
+
+async fn record_failure(s: &Services, tenant: &TenantId, detail: String) -> Result<(), StoreError> {
+    let now = s.clock.now();
+    s.update_tenant(tenant, |t| {
+        t.consecutive_failures += 1;
+        t.last_refresh = Some(Outcome {
+            at: now,
+            ok: false,
+            detail: Some(detail.clone()),
+        });
+    })
+    .await
+    .map(|_| ())
+}
+
+async fn refresh_with(
+    s: &Services,
+    creds: &AppCredentials,
+    id: &TenantId,
+    force: bool,
+) -> Result<(RefreshOutcome, AccessToken), RefreshError> {
+    let tenant = s
+        .registry
+        .get(id)
+        .await?
+        .ok_or(RefreshError::UnknownTenant)?;
+    if tenant.status != TenantStatus::Active {
+        return Err(RefreshError::NotActive(tenant.status));
+    }
+    let Some(tokens) = s.tokens.get(id).await? else {
+        return Err(
+            mark_reconsent(s, &tenant, "no tokens are stored for the tenant".into()).await?,
+        );
+    };
+    if !force
+        && !needs_refresh(s, &tokens)
+        && let Some(at) = &tokens.access_token
+    {
+        return Ok((RefreshOutcome::Fresh, at.clone()));
+    }
+    let entra = s.entra(creds, tenant.cloud)?;
+    let got = match renew(s, &entra, &tenant, &tokens).await {
+        Ok(t) => t,
+        Err(e @ IdentityError::AppMisconfigured { .. }) => {
+            record_failure(s, id, reason_of(&e)).await?;
+            return Err(RefreshError::AppMisconfigured(e));
+        }
+        Err(e @ IdentityError::Transient { .. }) => {
+            record_failure(s, id, reason_of(&e)).await?;
+            return Err(RefreshError::Transient(e));
+        }
+        // Reconsent, tenant not consented (consent withdrawn), and any other refusal of our
+        // grant (e.g. invalid_grant for an unknown token): discard the grant, ask for consent.
+        Err(e) => return Err(mark_reconsent(s, &tenant, reason_of(&e)).await?),
+    };
+    if let Err(e) = claims::check(&got.access_token, id, tenant.alert_api, tenant.auth_model) {
+        let reason = match e {
+            ClaimsError::MissingPermission { .. } | ClaimsError::WrongTenant => e.to_string(),
+            ClaimsError::Unreadable => "the new access token could not be read".into(),
+        };
+        return Err(mark_reconsent(s, &tenant, reason).await?);
+    }
+    let now = s.clock.now();
+    let mut stored = tokens.clone();
+    if let Some(rt) = got.refresh_token {
+        stored.refresh_token = Some(rt);
+        stored.refresh_token_obtained_at = Some(now);
+    }
+    stored.access_token = Some(got.access_token.clone());
+    stored.expires_at = Some(got.expires_at);
+    stored.rotated_at = Some(now);
+    s.tokens.put(&stored).await?;
+    s.update_tenant(id, |t| {
+        t.consecutive_failures = 0;
+        t.last_refresh = Some(Outcome {
+            at: now,
+            ok: true,
+            detail: None,
+        });
+    })
+    .await?;
+    tracing::info!(tenant_id = %id, auth_model = %tenant.auth_model, "tokens refreshed");
+    Ok((RefreshOutcome::Refreshed, got.access_token))
+}
+
+/// Refreshes one tenant's tokens when they need it (always, with `force`).
+pub async fn refresh_tenant(
+    s: &Services,
+    id: &TenantId,
+    force: bool,
+) -> Result<RefreshOutcome, RefreshError> {
+    let creds = s.app.app_credentials().await?;
+    refresh_with(s, &creds, id, force).await.map(|(o, _)| o)
+}
+
+/// A usable access token for the tenant: the cached one, or a renewed one.
+pub async fn access_token(s: &Services, id: &TenantId) -> Result<AccessToken, RefreshError> {
+    let creds = s.app.app_credentials().await?;
+    refresh_with(s, &creds, id, false).await.map(|(_, t)| t)
+}
+
+/// Refreshes every active tenant with bounded concurrency, stopping new work at `deadline`.
+/// Fails as a whole only when the app credentials or the registry cannot be read.
+pub async fn refresh_all(
+    s: &Services,
+    deadline: Option<tokio::time::Instant>,
+) -> Result<RefreshSummary, RefreshError> {
+    let mut summary = RefreshSummary::default();
+    let creds = s.app.app_credentials().await?;
+    let tenants = s.registry.list().await?;
+    let app_broken = Arc::new(AtomicBool::new(false));
+    let creds = Arc::new(creds);
+    let active: Vec<TenantId> = tenants
+        .into_iter()
+        .filter(|t| t.status == TenantStatus::Active)
+        .map(|t| t.id)
+        .collect();
+    let results: Vec<(TenantId, Option<Result<RefreshOutcome, RefreshError>>)> =
+        futures::stream::iter(active)
+            .map(|id| {
+                let broken = app_broken.clone();
+                let creds = creds.clone();
+                async move {
+                    let late = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
+                    if late || broken.load(Ordering::SeqCst) {
+                        return (id, None);
+                    }
+                    let r = refresh_with(s, &creds, &id, false).await.map(|(o, _)| o);
+                    if matches!(r, Err(RefreshError::AppMisconfigured(_))) {
+                        broken.store(true, Ordering::SeqCst);
+                    }
+                    (id, Some(r))
+                }
+            })
+            .buffer_unordered(s.settings.refresh_concurrency.max(1))
+            .collect()
+            .await;
+    for (id, r) in results {
+        match r {
+            None => summary.skipped.push(id),
+            Some(Ok(RefreshOutcome::Refreshed)) => summary.refreshed.push(id),
+            Some(Ok(RefreshOutcome::Fresh)) => summary.fresh.push(id),
+            Some(Err(RefreshError::ReconsentRequired { consent_link, .. })) => {
+                summary.reconsent.push((id, consent_link))
+            }
+            Some(Err(RefreshError::AppMisconfigured(e))) => {
+                if summary.app_misconfigured.is_none() {
+                    summary.app_misconfigured = Some(e.to_string());
+                }
+                summary.failed.push((id, e.to_string()));
+            }
+            Some(Err(e)) => summary.failed.push((id, e.to_string())),
+        }
+    }
+    if let Some(reason) = &summary.app_misconfigured {
+        tracing::error!(
+            reason = %reason,
+            tenants_not_refreshed = summary.skipped.len() + summary.failed.len(),
+            "APP REGISTRATION MISCONFIGURED: every tenant is affected; fix the app's client secret"
+        );
+    }
+    Ok(summary)
+}
