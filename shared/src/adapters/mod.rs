@@ -1,3 +1,4 @@
 //! Adapters behind the [`crate::ports`]: local files (the embedded default) and AWS.
 
+pub mod aws;
 pub mod file;
