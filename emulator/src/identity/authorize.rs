@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
@@ -20,7 +21,9 @@ use sha2::{Digest, Sha256};
 use super::errors::{self, AadError};
 use super::pages::{self, ConsentView, UserOption};
 use super::scopes::{self, Ask, ResourceScopes, ScopeError, ScopeRequest};
-use super::{Params, TenantPath, Version, dotnet_url_encode, random_b64, random_guid};
+use super::{
+    Params, TenantPath, Version, dotnet_url_encode, random_b64, random_guid, tenant_segment,
+};
 use crate::EmuState;
 use crate::scenario::PermissionSpec;
 use crate::world::{App, World};
@@ -59,6 +62,8 @@ pub(super) struct AuthCode {
     pub user_oid: String,
     /// When the user accepted.
     pub issued: DateTime<Utc>,
+    /// The user's revocation mark (`tokens_revoked_at`) at sign-in.
+    pub revocation_seen: Option<DateTime<Utc>>,
     /// The redirect URI the code was sent to.
     pub redirect_uri: String,
     /// Whether the authorize request named it (then the token request must repeat it).
@@ -251,37 +256,57 @@ enum Endpoint {
 /// `GET /{tenant}/oauth2/authorize`.
 pub(super) async fn authorize_v1(
     State(state): State<Arc<EmuState>>,
-    Path(tenant): Path<String>,
+    tenant: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    begin(&state, &tenant, query, Endpoint::SignIn(Version::V1))
+    begin(
+        &state,
+        &tenant_segment(tenant),
+        query,
+        Endpoint::SignIn(Version::V1),
+    )
 }
 
 /// `GET /{tenant}/oauth2/v2.0/authorize`.
 pub(super) async fn authorize_v2(
     State(state): State<Arc<EmuState>>,
-    Path(tenant): Path<String>,
+    tenant: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    begin(&state, &tenant, query, Endpoint::SignIn(Version::V2))
+    begin(
+        &state,
+        &tenant_segment(tenant),
+        query,
+        Endpoint::SignIn(Version::V2),
+    )
 }
 
 /// `GET /{tenant}/adminconsent`.
 pub(super) async fn admin_consent_v1(
     State(state): State<Arc<EmuState>>,
-    Path(tenant): Path<String>,
+    tenant: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    begin(&state, &tenant, query, Endpoint::AdminConsent(Version::V1))
+    begin(
+        &state,
+        &tenant_segment(tenant),
+        query,
+        Endpoint::AdminConsent(Version::V1),
+    )
 }
 
 /// `GET /{tenant}/v2.0/adminconsent`.
 pub(super) async fn admin_consent_v2(
     State(state): State<Arc<EmuState>>,
-    Path(tenant): Path<String>,
+    tenant: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    begin(&state, &tenant, query, Endpoint::AdminConsent(Version::V2))
+    begin(
+        &state,
+        &tenant_segment(tenant),
+        query,
+        Endpoint::AdminConsent(Version::V2),
+    )
 }
 
 /// `POST /_decide`: the page's form (`request`, `user`, `decision=accept|deny`).
@@ -704,6 +729,7 @@ fn accept(world: &mut World, pending: Pending, who: Who, now: DateTime<Utc>) -> 
                     tenant_id,
                     user_oid: oid,
                     issued: now,
+                    revocation_seen: user.tokens_revoked_at,
                     redirect_uri: reply.uri.clone(),
                     redirect_uri_sent: s.redirect_uri_sent,
                     resources: s.resources,

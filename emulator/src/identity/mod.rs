@@ -30,6 +30,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::Path;
+use axum::extract::rejection::PathRejection;
 use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -168,6 +170,12 @@ impl Params {
                 .then_some(k.as_str())
         })
     }
+}
+
+/// The `{tenant}` path segment; one that does not decode reads as empty, so it meets
+/// AADSTS90002 like any unknown tenant.
+fn tenant_segment(segment: Result<Path<String>, PathRejection>) -> String {
+    segment.map(|Path(t)| t).unwrap_or_default()
 }
 
 /// `n` random bytes from the world's seeded generator, base64url without padding.

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
@@ -21,7 +22,7 @@ use super::errors::{self, AadError};
 use super::scopes::{ResourceScopes, ScopeError, ScopeRequest};
 use super::{
     Params, TenantPath, Version, iso7, pairwise_sub, random_b64, resource_uri,
-    service_principal_oid, timespan_days,
+    service_principal_oid, tenant_segment, timespan_days,
 };
 use crate::EmuState;
 use crate::faults::{self, Fault, FaultKind, FaultTarget};
@@ -38,8 +39,10 @@ pub(super) struct RefreshToken {
     /// The user's home tenant.
     tenant_id: String,
     user_oid: String,
-    /// When the user signed in (start of the chain); revocation compares with it.
+    /// When the user signed in (start of the chain).
     auth_time: DateTime<Utc>,
+    /// The user's revocation mark at sign-in.
+    revocation_seen: Option<DateTime<Utc>>,
     /// When this token was issued.
     issued: DateTime<Utc>,
     /// Last redemption of this token (its issue time until then).
@@ -91,21 +94,21 @@ const CUT_BODY: &[u8] = br#"{"token_type":"Bearer","expires_in":3599,"ext_expire
 /// `POST /{tenant}/oauth2/token`.
 pub(super) async fn token_v1(
     State(state): State<Arc<EmuState>>,
-    Path(tenant): Path<String>,
+    tenant: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    token(state, Version::V1, tenant, headers, body).await
+    token(state, Version::V1, tenant_segment(tenant), headers, body).await
 }
 
 /// `POST /{tenant}/oauth2/v2.0/token`.
 pub(super) async fn token_v2(
     State(state): State<Arc<EmuState>>,
-    Path(tenant): Path<String>,
+    tenant: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    token(state, Version::V2, tenant, headers, body).await
+    token(state, Version::V2, tenant_segment(tenant), headers, body).await
 }
 
 /// `GET` on a token endpoint (AADSTS900561).
@@ -260,7 +263,16 @@ struct Chain {
     tenant_id: String,
     user_oid: String,
     auth_time: DateTime<Utc>,
+    revocation_seen: Option<DateTime<Utc>>,
     offline_access: bool,
+}
+
+/// Whether revoking the user's tokens at `revoked` ends `chain` (AADSTS50173): the revocation
+/// is not before the sign-in and was made after it. Comparing with the mark seen at sign-in
+/// keeps a revocation at the very instant of sign-in (a frozen clock) effective, and a sign-in
+/// right after a revocation valid.
+fn revoked_since_sign_in(revoked: DateTime<Utc>, chain: &Chain) -> bool {
+    revoked >= chain.auth_time && chain.revocation_seen != Some(revoked)
 }
 
 /// One token request, with everything the grants need besides the world.
@@ -393,6 +405,7 @@ impl TokenRequest<'_> {
             tenant_id: code.tenant_id.clone(),
             user_oid: code.user_oid.clone(),
             auth_time: code.issued,
+            revocation_seen: code.revocation_seen,
             offline_access: code.offline_access || asked_offline,
         };
         let body = self.issue_delegated(world, app, &chain, target)?;
@@ -467,6 +480,7 @@ impl TokenRequest<'_> {
             tenant_id: rt.tenant_id.clone(),
             user_oid: rt.user_oid.clone(),
             auth_time: rt.auth_time,
+            revocation_seen: rt.revocation_seen,
             offline_access: rt.offline_access || asked_offline,
         };
         let body = self.issue_delegated(world, app, &chain, target)?;
@@ -583,7 +597,7 @@ impl TokenRequest<'_> {
             .ok_or_else(errors::malformed_grant)?
             .clone();
         if let Some(revoked) = user.tokens_revoked_at
-            && revoked > chain.auth_time
+            && revoked_since_sign_in(revoked, chain)
         {
             return Err(errors::grant_revoked(
                 &iso7(chain.auth_time),
@@ -615,6 +629,7 @@ impl TokenRequest<'_> {
                     tenant_id: chain.tenant_id.clone(),
                     user_oid: user.oid.clone(),
                     auth_time: chain.auth_time,
+                    revocation_seen: chain.revocation_seen,
                     issued: self.now,
                     last_used: self.now,
                     resource: target.clone(),
@@ -829,6 +844,57 @@ mod tests {
             authenticate(&public, None, true, now).map_err(|e| e.code),
             Err(7000218)
         );
+    }
+
+    #[test]
+    fn a_revocation_ends_chains_signed_in_before_it_even_at_the_same_instant() {
+        let t0 = Utc::now();
+        let chain = |seen: Option<DateTime<Utc>>| Chain {
+            tenant_id: "t".into(),
+            user_oid: "o".into(),
+            auth_time: t0,
+            revocation_seen: seen,
+            offline_access: true,
+        };
+        assert!(revoked_since_sign_in(t0, &chain(None)));
+        assert!(revoked_since_sign_in(
+            t0 + Duration::minutes(1),
+            &chain(None)
+        ));
+        assert!(!revoked_since_sign_in(
+            t0 - Duration::minutes(1),
+            &chain(None)
+        ));
+        // Signed in at the instant of the revocation, after it.
+        assert!(!revoked_since_sign_in(t0, &chain(Some(t0))));
+        // Revoked again later.
+        assert!(revoked_since_sign_in(
+            t0 + Duration::seconds(1),
+            &chain(Some(t0))
+        ));
+    }
+
+    #[test]
+    fn injected_faults_answer_like_the_token_endpoint() {
+        let now = Utc::now();
+        let fault = |kind, status| Fault {
+            kind,
+            retry_after: 0.2,
+            status,
+        };
+        let r = fault_response(&fault(FaultKind::Throttle, StatusCode::OK), now).expect("some");
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+        let r = fault_response(
+            &fault(FaultKind::ServerError, StatusCode::SERVICE_UNAVAILABLE),
+            now,
+        )
+        .expect("some");
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(fault_response(&fault(FaultKind::Latency, StatusCode::OK), now).is_none());
+        assert!(fault_response(&fault(FaultKind::Partial, StatusCode::OK), now).is_none());
+        let r = fault_response(&fault(FaultKind::Malformed, StatusCode::OK), now).expect("some");
+        assert_eq!(r.status(), StatusCode::OK);
     }
 
     #[test]

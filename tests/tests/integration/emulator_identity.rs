@@ -634,7 +634,7 @@ async fn a_refresh_token_idle_for_91_days_expires_with_700082() {
 async fn a_revoked_user_cannot_refresh_and_gets_50173() {
     let login = Login::start(true).await;
     let rt = login.analyst_refresh_token().await;
-    login.emu.state().clock.advance(Duration::minutes(5));
+    // Revoked at the very instant of sign-in (the clock is frozen): still revoked.
     {
         let now = login.emu.state().now();
         let mut world = login.emu.state().world();
@@ -1270,4 +1270,63 @@ async fn an_injected_throttle_answers_429_with_retry_after_and_90055() {
     assert_eq!(throttled.headers["retry-after"], "3");
     let next = login.client_credentials_v2(FABRIKAM, &scope, SECRET).await;
     assert_eq!(next.status, StatusCode::OK, "the burst is over");
+}
+
+#[tokio::test]
+async fn v1_authorize_with_prompt_admin_consent_needs_an_admin_and_grants_the_app_roles() {
+    let login = Login::start(false).await;
+    let query = [
+        ("client_id", CLIENT),
+        ("response_type", "code"),
+        ("redirect_uri", REDIRECT),
+        ("resource", MDE),
+        ("prompt", "admin_consent"),
+        ("state", "p"),
+    ];
+    let path = format!("{CONTOSO}/oauth2/authorize");
+    let (_, _, html) = login.get(&path, &query).await;
+    assert!(html.contains("Alert.Read.All (application permission"));
+    let request = attr_after(&html, "name=\"request\"", "value");
+    let (_, location) = login
+        .decide(request, "analyst@contoso.onmicrosoft.com", "accept")
+        .await;
+    let q = query_of(&location.expect("redirect"));
+    assert_eq!(q["error"], "access_denied");
+    assert!(q["error_description"].starts_with("AADSTS90094: "));
+
+    let (_, _, html) = login.get(&path, &query).await;
+    let request = attr_after(&html, "name=\"request\"", "value");
+    let (_, location) = login
+        .decide(request, "admin@contoso.onmicrosoft.com", "accept")
+        .await;
+    let q = query_of(&location.expect("redirect"));
+    assert!(q.contains_key("code"));
+    let app_only = login
+        .client_credentials_v2(CONTOSO, &format!("{MDE}/.default"), SECRET)
+        .await;
+    assert_eq!(app_only.status, StatusCode::OK, "{:?}", app_only.body);
+    assert_eq!(app_only.claims()["roles"], json!(["Alert.Read.All"]));
+}
+
+#[tokio::test]
+async fn tenants_are_found_by_verified_domain_and_undecodable_segments_get_90002() {
+    let login = Login::start(true).await;
+    let by_domain = login
+        .client_credentials_v2(
+            "FABRIKAM.onmicrosoft.com",
+            &format!("{GRAPH}/.default"),
+            SECRET,
+        )
+        .await;
+    assert_eq!(by_domain.status, StatusCode::OK, "{:?}", by_domain.body);
+    assert_eq!(by_domain.claims()["tid"], FABRIKAM);
+    let bad = login
+        .send(
+            login
+                .http
+                .post(login.url("%FF%FE/oauth2/v2.0/token"))
+                .body("grant_type=client_credentials"),
+        )
+        .await;
+    assert_error(&bad, StatusCode::BAD_REQUEST, "invalid_tenant", 90002);
 }
