@@ -515,21 +515,41 @@ fn parse_scope(scope: &str, tenant_name: &str) -> Result<ScopeRequest, AadError>
 /// A user who may sign in through the path's tenant: `(tenant id, user oid)`.
 type Who = (String, String);
 
+/// An account the page offers.
+#[derive(Debug, Clone)]
+struct Account {
+    tenant_id: String,
+    oid: String,
+    upn: String,
+    admin: bool,
+    /// `Name (upn)`.
+    label: String,
+}
+
+impl Account {
+    /// The `<option>` value: `tenant:oid`.
+    fn value(&self) -> String {
+        format!("{}:{}", self.tenant_id, self.oid)
+    }
+
+    fn who(self) -> Who {
+        (self.tenant_id, self.oid)
+    }
+}
+
 /// Every account the page offers: the tenant's users, or everyone's for `common`.
-fn candidates(world: &World, tenant: &TenantPath) -> Vec<(String, String, String, bool, String)> {
+fn candidates(world: &World, tenant: &TenantPath) -> Vec<Account> {
     world
         .tenants
         .values()
         .filter(|t| tenant.admits(&t.id))
         .flat_map(|t| {
-            t.users.iter().map(move |u| {
-                (
-                    t.id.clone(),
-                    u.oid.clone(),
-                    u.upn.clone(),
-                    u.admin,
-                    format!("{} ({})", u.name, u.upn),
-                )
+            t.users.iter().map(move |u| Account {
+                tenant_id: t.id.clone(),
+                oid: u.oid.clone(),
+                upn: u.upn.clone(),
+                admin: u.admin,
+                label: format!("{} ({})", u.name, u.upn),
             })
         })
         .collect()
@@ -541,19 +561,20 @@ fn auto_user(world: &World, pending: &Pending) -> Option<Who> {
     let hinted = pending
         .login_hint
         .as_deref()
-        .and_then(|h| all.iter().find(|c| c.2.eq_ignore_ascii_case(h)));
+        .and_then(|h| all.iter().find(|a| a.upn.eq_ignore_ascii_case(h)));
     hinted
-        .or_else(|| all.iter().find(|c| c.3))
+        .or_else(|| all.iter().find(|a| a.admin))
         .or_else(|| all.first())
-        .map(|c| (c.0.clone(), c.1.clone()))
+        .cloned()
+        .map(Account::who)
 }
 
 /// The account chosen on the page: `tenant:oid` (the option values) or a UPN.
 fn chosen_user(world: &World, tenant: &TenantPath, choice: &str) -> Option<Who> {
     candidates(world, tenant)
         .into_iter()
-        .find(|c| format!("{}:{}", c.0, c.1) == choice || c.2.eq_ignore_ascii_case(choice))
-        .map(|c| (c.0, c.1))
+        .find(|a| a.value() == choice || a.upn.eq_ignore_ascii_case(choice))
+        .map(Account::who)
 }
 
 fn consent_page(world: &World, pending: &Pending, request_id: &str, action: &str) -> String {
@@ -571,21 +592,21 @@ fn consent_page(world: &World, pending: &Pending, request_id: &str, action: &str
     };
     let users = candidates(world, &pending.tenant)
         .into_iter()
-        .map(|(tid, oid, upn, admin, label)| {
-            let mut label = label;
-            if admin {
+        .map(|a| {
+            let mut label = a.label.clone();
+            if a.admin {
                 label.push_str(" \u{2014} administrator");
             }
-            if multi && let Some(t) = world.tenants.get(&tid) {
+            if multi && let Some(t) = world.tenants.get(&a.tenant_id) {
                 label.push_str(&format!(" \u{2014} {}", t.name));
             }
             UserOption {
-                value: format!("{tid}:{oid}"),
+                value: a.value(),
                 label,
                 selected: pending
                     .login_hint
                     .as_deref()
-                    .is_some_and(|h| h.eq_ignore_ascii_case(&upn)),
+                    .is_some_and(|h| h.eq_ignore_ascii_case(&a.upn)),
             }
         })
         .collect();
