@@ -79,8 +79,14 @@ pub trait TenantRegistry: Send + Sync {
 #[async_trait]
 pub trait ConsentNonces: Send + Sync {
     /// Records `nonce` as used, unless it already was: `Ok(true)` the first time, `Ok(false)`
-    /// on a replay. The record may be forgotten after `expires_at` (the state is dead by then).
-    async fn consume(&self, nonce: &str, expires_at: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// on a replay. The record may be forgotten once `expires_at` has passed (the state is dead
+    /// by then); `now` is the caller's clock.
+    async fn consume(
+        &self,
+        nonce: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 }
 
 /// The MSSP app registration's credentials (`{prefix}/app`, written by the operator).

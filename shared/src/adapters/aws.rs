@@ -409,7 +409,12 @@ impl DynamoDbConsentNonces {
 
 #[async_trait]
 impl ConsentNonces for DynamoDbConsentNonces {
-    async fn consume(&self, nonce: &str, expires_at: DateTime<Utc>) -> Result<bool, StoreError> {
+    async fn consume(
+        &self,
+        nonce: &str,
+        _now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         if nonce.is_empty() || nonce.len() > 128 {
             return Ok(false);
         }

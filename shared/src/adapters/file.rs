@@ -242,7 +242,12 @@ impl FileConsentNonces {
 
 #[async_trait]
 impl ConsentNonces for FileConsentNonces {
-    async fn consume(&self, nonce: &str, expires_at: DateTime<Utc>) -> Result<bool, StoreError> {
+    async fn consume(
+        &self,
+        nonce: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         // Nonces we issue are base64url; anything else cannot be ours and must not become a path.
         if nonce.is_empty()
             || nonce.len() > 128
@@ -254,7 +259,7 @@ impl ConsentNonces for FileConsentNonces {
         }
         let nonce = nonce.to_string();
         locked(self.dir.clone(), move |dir| {
-            prune_expired(dir);
+            prune_expired(dir, now);
             let path = dir.join(format!("{nonce}.json"));
             let record = serde_json::json!({ "expires_at": expires_at });
             match OpenOptions::new().write(true).create_new(true).open(&path) {
@@ -273,11 +278,10 @@ impl ConsentNonces for FileConsentNonces {
 }
 
 /// Removes nonce records whose state has expired (the TTL of the DynamoDB adapter).
-fn prune_expired(dir: &Path) {
+fn prune_expired(dir: &Path, now: DateTime<Utc>) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
-    let now = Utc::now();
     for entry in entries.flatten() {
         let path = entry.path();
         if path.extension().and_then(|e| e.to_str()) != Some("json") {
@@ -288,7 +292,7 @@ fn prune_expired(dir: &Path) {
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
             .and_then(|v| v.get("expires_at")?.as_str().map(str::to_string))
             .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
-            .is_some_and(|t| t < now - chrono::Duration::days(1));
+            .is_some_and(|t| t < now);
         if expired {
             let _ = fs::remove_file(path);
         }
@@ -405,9 +409,21 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let n = FileConsentNonces::new(dir.path());
         let exp = Utc::now() + chrono::Duration::minutes(5);
-        assert!(n.consume("abc_DEF-1", exp).await.expect("first"));
-        assert!(!n.consume("abc_DEF-1", exp).await.expect("replay"));
-        assert!(!n.consume("../../etc/passwd", exp).await.expect("hostile"));
-        assert!(!n.consume("", exp).await.expect("empty"));
+        assert!(
+            n.consume("abc_DEF-1", Utc::now(), exp)
+                .await
+                .expect("first")
+        );
+        assert!(
+            !n.consume("abc_DEF-1", Utc::now(), exp)
+                .await
+                .expect("replay")
+        );
+        assert!(
+            !n.consume("../../etc/passwd", Utc::now(), exp)
+                .await
+                .expect("hostile")
+        );
+        assert!(!n.consume("", Utc::now(), exp).await.expect("empty"));
     }
 }

@@ -318,7 +318,7 @@ pub async fn complete_consent(s: &Services, cb: &Callback) -> Result<Tenant, Con
             code.ok_or(ConsentError::Missing("code"))?.to_string(),
         )),
     };
-    if !s.nonces.consume(&st.nonce, st.expires_at()).await? {
+    if !s.nonces.consume(&st.nonce, now, st.expires_at()).await? {
         return Err(ConsentError::Replayed);
     }
 

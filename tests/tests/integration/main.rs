@@ -2,4 +2,6 @@
 //! module here, built on the `TestEnv` harness in `tests/src/lib.rs`. Add a module per subject.
 
 mod emulator_identity;
+mod fixtures;
 mod harness;
+mod onboarding;

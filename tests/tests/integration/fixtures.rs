@@ -1,0 +1,210 @@
+//! A small MSSP world for flow tests: the Microsoft emulator with one MSSP app and four customer
+//! tenants, and the product's services over the file adapters in a temporary data directory,
+//! with the product's clock and the emulator's moved together.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use emulator::{RunningEmulator, Scenario};
+use serde_json::json;
+use shared::adapters::file::{
+    FileAppSecrets, FileConsentNonces, FileTenantRegistry, FileTokenStore,
+};
+use shared::clock::ManualClock;
+use shared::config::{Cloud, CloudEndpoints};
+use shared::domain::{AlertApi, AuthModel, Tenant, TenantId};
+use shared::flows::onboarding::{
+    Callback, NewTenant, begin_consent, complete_consent, start_onboarding,
+};
+use shared::flows::{Endpoints, Services, Settings};
+use shared::ports::AppCredentials;
+use shared::secret::{ClientSecret, SigningKey};
+use url::Url;
+
+pub const APP_ID: &str = "7f3b2c1a-5d4e-4f60-9a8b-1c2d3e4f5a6b";
+pub const APP_SECRET: &str = "test-client-secret-Zq8~value";
+pub const PUBLIC_BASE: &str = "http://127.0.0.1:8080";
+pub const CONTOSO: &str = "11111111-1111-4111-8111-111111111111";
+pub const FABRIKAM: &str = "22222222-2222-4222-8222-222222222222";
+pub const NORTHWIND: &str = "33333333-3333-4333-8333-333333333333";
+pub const WOODGROVE: &str = "44444444-4444-4444-8444-444444444444";
+
+pub fn start_time() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-03-01T09:00:00Z")
+        .expect("valid")
+        .with_timezone(&Utc)
+}
+
+pub fn tid(s: &str) -> TenantId {
+    TenantId::parse(s).expect("tenant id")
+}
+
+/// The scenario: auto-approving sign-ins, a frozen clock, no consents yet.
+pub fn scenario() -> Scenario {
+    let tenant = |id: &str, name: &str, domain: &str| {
+        json!({
+            "id": id, "name": name, "domains": [format!("{domain}.onmicrosoft.com")],
+            "users": [{"upn": format!("admin@{domain}.onmicrosoft.com"), "name": format!("{name} Admin"), "admin": true}],
+            "siem_apps": [APP_ID],
+            "generate": [{"count": 5, "start": "-2h", "every": "10m", "seed": 3}]
+        })
+    };
+    serde_json::from_value(json!({
+        "clock": {"start": start_time(), "frozen": true},
+        "settings": {"auto_approve": true},
+        "apps": [{
+            "client_id": APP_ID, "name": "MSSP Alert Connector",
+            "secrets": [{"value": APP_SECRET, "expires": "+365d"}],
+            "redirect_uris": [format!("{PUBLIC_BASE}/consent/callback")],
+            "permissions": {
+                "app_roles": {"graph": ["SecurityAlert.Read.All"], "mde": ["Alert.Read.All"]},
+                "delegated": {"graph": ["SecurityAlert.Read.All"], "mde": ["Alert.Read"], "siem": ["user_impersonation"]}
+            }
+        }],
+        "tenants": [
+            tenant(CONTOSO, "Contoso", "contoso"),
+            tenant(FABRIKAM, "Fabrikam", "fabrikam"),
+            tenant(NORTHWIND, "Northwind", "northwind"),
+            tenant(WOODGROVE, "Woodgrove", "woodgrove"),
+        ]
+    }))
+    .expect("scenario")
+}
+
+pub struct World {
+    pub emu: RunningEmulator,
+    pub services: Services,
+    pub clock: ManualClock,
+    pub dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+}
+
+impl World {
+    pub async fn start() -> World {
+        World::start_with(scenario()).await
+    }
+
+    pub async fn start_with(scenario: Scenario) -> World {
+        let emu = emulator::start(scenario).await.expect("emulator");
+        let dir = tempfile::tempdir().expect("tempdir");
+        FileAppSecrets::new(dir.path())
+            .write(&AppCredentials {
+                client_id: APP_ID.into(),
+                client_secret: ClientSecret::new(APP_SECRET.into()),
+                state_key: SigningKey::new(b"0123456789abcdef0123456789abcdef-state-key".to_vec()),
+            })
+            .expect("app secret");
+        let u = emu.urls().clone();
+        let endpoints = CloudEndpoints {
+            authority: u.authority,
+            graph: u.graph,
+            mde: u.mde,
+            siem: u.siem,
+        };
+        let clock = ManualClock::new(start_time());
+        let mut settings = Settings::new(
+            Endpoints::Fixed(Box::new(endpoints)),
+            Url::parse(PUBLIC_BASE).expect("url"),
+        );
+        settings.http_timeout = std::time::Duration::from_secs(10);
+        let services = Services {
+            registry: Arc::new(FileTenantRegistry::new(dir.path())),
+            tokens: Arc::new(FileTokenStore::new(dir.path())),
+            nonces: Arc::new(FileConsentNonces::new(dir.path())),
+            app: Arc::new(FileAppSecrets::new(dir.path())),
+            clock: Arc::new(clock.clone()),
+            settings,
+        };
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()
+            .expect("http");
+        World {
+            emu,
+            services,
+            clock,
+            dir,
+            http,
+        }
+    }
+
+    /// Moves the product's clock and the emulator's together.
+    pub fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+        self.emu.state().clock.advance(by);
+    }
+
+    /// Registers a pending tenant and returns its consent link.
+    pub async fn register(&self, id: &str, model: AuthModel, api: AlertApi) -> Url {
+        start_onboarding(
+            &self.services,
+            NewTenant {
+                id: tid(id),
+                display_name: format!("Customer {}", &id[..4]),
+                auth_model: model,
+                alert_api: api,
+                cloud: Cloud::Commercial,
+            },
+        )
+        .await
+        .expect("onboarding starts")
+        .consent_link
+    }
+
+    /// Opens a consent link the way a browser does and returns the callback Microsoft sends back.
+    pub async fn sign_in(&self, link: &Url) -> Callback {
+        let link_param = link
+            .query_pairs()
+            .find(|(k, _)| k == "link")
+            .map(|(_, v)| v.into_owned())
+            .expect("link parameter");
+        let ms = begin_consent(&self.services, &link_param)
+            .await
+            .expect("consent begins");
+        self.follow(ms).await
+    }
+
+    /// GETs a Microsoft URL and parses the redirect back to our callback.
+    pub async fn follow(&self, ms: Url) -> Callback {
+        let resp = self.http.get(ms).send().await.expect("authorize answers");
+        assert_eq!(resp.status().as_u16(), 302, "authorize redirects");
+        let location = resp
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .expect("location")
+            .to_string();
+        assert!(
+            location.starts_with(&format!("{PUBLIC_BASE}/consent/callback")),
+            "{location}"
+        );
+        callback_of(&Url::parse(&location).expect("callback url"))
+    }
+
+    /// Full onboarding: register, sign in, complete.
+    pub async fn onboard(&self, id: &str, model: AuthModel, api: AlertApi) -> Tenant {
+        let link = self.register(id, model, api).await;
+        let cb = self.sign_in(&link).await;
+        complete_consent(&self.services, &cb)
+            .await
+            .expect("consent completes")
+    }
+}
+
+pub fn callback_of(u: &Url) -> Callback {
+    let mut cb = Callback::default();
+    for (k, v) in u.query_pairs() {
+        let v = Some(v.into_owned());
+        match k.as_ref() {
+            "state" => cb.state = v,
+            "code" => cb.code = v,
+            "admin_consent" => cb.admin_consent = v,
+            "tenant" => cb.tenant = v,
+            "error" => cb.error = v,
+            "error_description" => cb.error_description = v,
+            _ => {}
+        }
+    }
+    cb
+}
