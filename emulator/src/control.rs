@@ -198,7 +198,11 @@ async fn revoke_user(
     let Some(t) = w.tenants.get_mut(&tid) else {
         return not_found("tenant");
     };
-    match t.users.iter_mut().find(|u| u.upn.eq_ignore_ascii_case(&upn)) {
+    match t
+        .users
+        .iter_mut()
+        .find(|u| u.upn.eq_ignore_ascii_case(&upn))
+    {
         Some(u) => {
             u.tokens_revoked_at = Some(now);
             StatusCode::NO_CONTENT.into_response()
@@ -259,7 +263,10 @@ async fn add_update(
         u.at = "+0s".into();
     }
     let Some(at) = parse_time(&u.at, now) else {
-        return bad(StatusCode::BAD_REQUEST, format!("cannot read time {:?}", u.at));
+        return bad(
+            StatusCode::BAD_REQUEST,
+            format!("cannot read time {:?}", u.at),
+        );
     };
     let delay = match u.visible_after.as_deref().map(parse_duration) {
         None => chrono::Duration::zero(),

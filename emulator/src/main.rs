@@ -30,7 +30,10 @@ async fn main() -> anyhow::Result<()> {
     let scenario = emulator::Scenario::from_json_file(&args.scenario)?;
     let emu = emulator::start_on(([127, 0, 0, 1], args.port).into(), scenario.clone()).await?;
     let u = emu.urls();
-    println!("Microsoft cloud emulator serving {}", args.scenario.display());
+    println!(
+        "Microsoft cloud emulator serving {}",
+        args.scenario.display()
+    );
     if !scenario.description.is_empty() {
         println!("  {}", scenario.description);
     }
