@@ -4,4 +4,6 @@
 mod emulator_identity;
 mod fixtures;
 mod harness;
+mod no_secrets_in_logs;
 mod onboarding;
+mod refresh;
