@@ -232,18 +232,17 @@ async fn wait_healthy(
 ) -> anyhow::Result<Result<(), NotHealthy>> {
     let health = url.join("moto-api/")?;
     let deadline = Instant::now() + timeout;
-    let mut last = String::from("none yet");
     loop {
         if let Some(child) = child.as_deref_mut()
             && let Some(status) = child.try_wait()?
         {
             return Ok(Err(NotHealthy::Exited(status)));
         }
-        match client.get(health.clone()).send().await {
+        let last = match client.get(health.clone()).send().await {
             Ok(resp) if resp.status() == reqwest::StatusCode::OK => return Ok(Ok(())),
-            Ok(resp) => last = format!("HTTP {}", resp.status()),
-            Err(e) => last = e.to_string(),
-        }
+            Ok(resp) => format!("HTTP {}", resp.status()),
+            Err(e) => e.to_string(),
+        };
         if Instant::now() >= deadline {
             return Ok(Err(NotHealthy::TimedOut { timeout, last }));
         }

@@ -26,7 +26,8 @@ async fn moto_is_reachable_and_creates_a_bucket() -> anyhow::Result<()> {
 
     // Plain S3 REST, path style: moto treats unsigned requests as S3.
     let created = env.http.put(env.moto_url.join(&bucket)?).send().await?;
-    assert_eq!(created.status(), StatusCode::OK, "{}", created.text().await?);
+    let status = created.status();
+    assert_eq!(status, StatusCode::OK, "{}", created.text().await?);
     let listing = env.http.get(env.moto_url.clone()).send().await?;
     assert_eq!(listing.status(), StatusCode::OK);
 
