@@ -77,6 +77,19 @@ impl TestEnv {
         })
     }
 
+    /// An AWS SDK configuration pointing at the AWS emulator with test credentials, for tests
+    /// that build SDK clients in-process.
+    pub async fn aws_config(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(self.moto_url.as_str().trim_end_matches('/'))
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+                "testing", "testing", None, None, "tests",
+            ))
+            .load()
+            .await
+    }
+
     /// The environment variables that point the AWS SDK (and so every AWS adapter and Lambda
     /// binary under test) at the AWS emulator with dummy credentials; pass them to
     /// `Command::envs` or read them into an SDK config loader.

@@ -1,6 +1,7 @@
 //! The one integration-test binary of mssp-alerts (`DESIGN.md` §8): every cross-crate test is a
 //! module here, built on the `TestEnv` harness in `tests/src/lib.rs`. Add a module per subject.
 
+mod aws_adapters;
 mod emulator_identity;
 mod fixtures;
 mod harness;

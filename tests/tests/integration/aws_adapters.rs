@@ -1,0 +1,263 @@
+//! The AWS adapters at their wire boundary, against the AWS emulator (moto): Secrets Manager
+//! token store and app secrets, DynamoDB tenant registry and consent nonces.
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use chrono::Utc;
+use emulator::Scenario;
+use shared::adapters::aws::{
+    DynamoDbConsentNonces, DynamoDbTenantRegistry, SecretsManagerAppSecrets,
+    SecretsManagerTokenStore,
+};
+use shared::config::Cloud;
+use shared::domain::{AlertApi, AuthModel, Tenant, TenantId, TenantTokens};
+use shared::ports::{AppSecrets, ConsentNonces, StoreError, TenantRegistry, TokenStore};
+use shared::secret::{AccessToken, RefreshToken};
+use tests::TestEnv;
+
+fn tid(n: u32) -> TenantId {
+    TenantId::parse(&format!("{n:08x}-0000-4000-8000-000000000000")).expect("tid")
+}
+
+fn tokens(t: &TenantId, rt: &str) -> TenantTokens {
+    TenantTokens {
+        tenant_id: t.clone(),
+        auth_model: AuthModel::DelegatedV1,
+        resource: "https://graph.windows.net".into(),
+        refresh_token: Some(RefreshToken::new(rt.into())),
+        access_token: Some(AccessToken::new("at".into())),
+        expires_at: Some(Utc::now()),
+        refresh_token_obtained_at: Some(Utc::now()),
+        obtained_at: Utc::now(),
+        rotated_at: None,
+    }
+}
+
+/// Creates the table the Terraform module creates: `pk`/`sk` strings, on demand.
+async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) {
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("attr"),
+        )
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("sk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("attr"),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .expect("key"),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("sk")
+                .key_type(KeyType::Range)
+                .build()
+                .expect("key"),
+        )
+        .send()
+        .await
+        .expect("table created");
+}
+
+#[tokio::test]
+async fn secrets_manager_creates_on_first_write_then_adds_versions_with_tags_and_kms_key() {
+    let env = TestEnv::start(Scenario::default()).await.expect("env");
+    let sm = aws_sdk_secretsmanager::Client::new(&env.aws_config().await);
+    let prefix = env.unique_name("mssp");
+    let key = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555";
+    let store = SecretsManagerTokenStore::new(sm.clone(), &prefix, Some(key.to_string()));
+    let t = tid(1);
+    assert!(
+        store.get(&t).await.expect("get").is_none(),
+        "not found is None"
+    );
+
+    store
+        .put(&tokens(&t, "rt-1"))
+        .await
+        .expect("first write creates");
+    let name = store.secret_name(&t);
+    assert_eq!(name, format!("{prefix}/tenants/{t}"));
+    let d = sm
+        .describe_secret()
+        .secret_id(&name)
+        .send()
+        .await
+        .expect("describe");
+    assert_eq!(d.kms_key_id(), Some(key));
+    let tags: Vec<(String, String)> = d
+        .tags()
+        .iter()
+        .map(|t| {
+            (
+                t.key().unwrap_or_default().into(),
+                t.value().unwrap_or_default().into(),
+            )
+        })
+        .collect();
+    assert!(
+        tags.contains(&("tenant_id".into(), t.to_string())),
+        "{tags:?}"
+    );
+
+    let second = tokens(&t, "rt-2");
+    store.put(&second).await.expect("later write versions");
+    store
+        .put(&second)
+        .await
+        .expect("a retried write is idempotent");
+    let versions = sm
+        .list_secret_version_ids()
+        .secret_id(&name)
+        .send()
+        .await
+        .expect("versions");
+    assert_eq!(
+        versions.versions().len(),
+        2,
+        "one version per distinct value"
+    );
+    let back = store.get(&t).await.expect("get").expect("stored");
+    assert_eq!(
+        back.refresh_token.map(|r| r.into_exposed()).as_deref(),
+        Some("rt-2")
+    );
+
+    store.delete(&t).await.expect("delete");
+    assert!(store.get(&t).await.expect("get").is_none());
+    store.delete(&t).await.expect("deleting nothing is fine");
+    store
+        .put(&tokens(&t, "rt-3"))
+        .await
+        .expect("onboarding again at once works");
+}
+
+#[tokio::test]
+async fn the_app_secret_is_read_and_a_missing_or_broken_one_is_reported_without_its_value() {
+    let env = TestEnv::start(Scenario::default()).await.expect("env");
+    let sm = aws_sdk_secretsmanager::Client::new(&env.aws_config().await);
+    let name = env.unique_name("mssp-app");
+    let app = SecretsManagerAppSecrets::new(sm.clone(), &name);
+    assert!(matches!(
+        app.app_credentials().await,
+        Err(StoreError::NotFound)
+    ));
+    sm.create_secret()
+        .name(&name)
+        .secret_string(r#"{"client_id":"app","client_secret":"s3cr3t-value","state_key":"c2lnbmluZy1rZXktc2lnbmluZy1rZXktc2lnbmluZy1rZXk="}"#)
+        .send()
+        .await
+        .expect("create");
+    let creds = app.app_credentials().await.expect("read");
+    assert_eq!(creds.client_id, "app");
+    assert_eq!(creds.client_secret.expose_secret(), "s3cr3t-value");
+    sm.put_secret_value()
+        .secret_id(&name)
+        .secret_string(r#"{"client_id":"app","client_secret":"s3cr3t-value"}"#)
+        .send()
+        .await
+        .expect("put");
+    let e = app.app_credentials().await.expect_err("broken");
+    let text = format!("{e} {e:?}");
+    assert!(matches!(e, StoreError::Corrupt { .. }));
+    assert!(!text.contains("s3cr3t-value"), "{text}");
+}
+
+#[tokio::test]
+async fn the_dynamodb_registry_writes_conditionally_and_lists_every_tenant() {
+    let env = TestEnv::start(Scenario::default()).await.expect("env");
+    let ddb = aws_sdk_dynamodb::Client::new(&env.aws_config().await);
+    let table = env.unique_name("mssp-table");
+    create_table(&ddb, &table).await;
+    let reg = DynamoDbTenantRegistry::new(ddb.clone(), &table);
+    assert!(reg.get(&tid(1)).await.expect("get").is_none());
+    let mut all = Vec::new();
+    for n in 0..30 {
+        let t = Tenant::pending(
+            tid(n),
+            format!("Customer {n}"),
+            AuthModel::Application,
+            AlertApi::Graph,
+            Cloud::Commercial,
+            Utc::now(),
+        );
+        reg.create(&t).await.expect("create");
+        all.push(t);
+    }
+    assert!(matches!(
+        reg.create(&all[0]).await,
+        Err(StoreError::Conflict)
+    ));
+    let listed = reg.list().await.expect("list");
+    assert_eq!(listed.len(), 30);
+    assert_eq!(listed, all);
+
+    let mut a = reg.get(&tid(3)).await.expect("get").expect("exists");
+    a.display_name = "Renamed".into();
+    let stored = reg.update(&a).await.expect("first writer wins");
+    assert_eq!(stored.version, 1);
+    assert!(
+        matches!(reg.update(&a).await, Err(StoreError::Conflict)),
+        "stale version"
+    );
+    let ghost = Tenant::pending(
+        tid(999),
+        "Ghost".into(),
+        AuthModel::Application,
+        AlertApi::Graph,
+        Cloud::Commercial,
+        Utc::now(),
+    );
+    assert!(matches!(
+        reg.update(&ghost).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        reg.get(&tid(3))
+            .await
+            .expect("get")
+            .expect("exists")
+            .display_name,
+        "Renamed"
+    );
+}
+
+#[tokio::test]
+async fn a_dynamodb_nonce_is_consumed_once() {
+    let env = TestEnv::start(Scenario::default()).await.expect("env");
+    let ddb = aws_sdk_dynamodb::Client::new(&env.aws_config().await);
+    let table = env.unique_name("mssp-table");
+    create_table(&ddb, &table).await;
+    let nonces = DynamoDbConsentNonces::new(ddb, &table);
+    let now = Utc::now();
+    let exp = now + chrono::Duration::minutes(30);
+    assert!(nonces.consume("n0nce-A", now, exp).await.expect("first"));
+    assert!(!nonces.consume("n0nce-A", now, exp).await.expect("replay"));
+    assert!(nonces.consume("n0nce-B", now, exp).await.expect("another"));
+}
+
+#[tokio::test]
+async fn an_unreachable_store_is_reported_as_unavailable() {
+    let env = TestEnv::start(Scenario::default()).await.expect("env");
+    let conf = env.aws_config().await;
+    let table = env.unique_name("missing-table");
+    let reg = DynamoDbTenantRegistry::new(aws_sdk_dynamodb::Client::new(&conf), &table);
+    assert!(matches!(
+        reg.get(&tid(1)).await,
+        Err(StoreError::Unavailable { .. })
+    ));
+}
