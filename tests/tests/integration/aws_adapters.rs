@@ -261,3 +261,40 @@ async fn an_unreachable_store_is_reported_as_unavailable() {
         Err(StoreError::Unavailable { .. })
     ));
 }
+
+#[tokio::test]
+async fn a_consent_over_the_aws_adapters_puts_tokens_in_the_secret_and_none_in_the_table() {
+    use crate::fixtures::{NORTHWIND, World};
+    let env = TestEnv::start(Scenario::default()).await.expect("env");
+    let conf = env.aws_config().await;
+    let ddb = aws_sdk_dynamodb::Client::new(&conf);
+    let sm = aws_sdk_secretsmanager::Client::new(&conf);
+    let table = env.unique_name("mssp-table");
+    create_table(&ddb, &table).await;
+    let prefix = env.unique_name("mssp");
+    let mut w = World::start().await;
+    w.services.registry = std::sync::Arc::new(DynamoDbTenantRegistry::new(ddb.clone(), &table));
+    w.services.nonces = std::sync::Arc::new(DynamoDbConsentNonces::new(ddb.clone(), &table));
+    let store = SecretsManagerTokenStore::new(sm.clone(), &prefix, None);
+    w.services.tokens = std::sync::Arc::new(store.clone());
+    w.onboard(NORTHWIND, AuthModel::Application, AlertApi::Graph)
+        .await;
+
+    let id = TenantId::parse(NORTHWIND).expect("tid");
+    let secret = sm
+        .get_secret_value()
+        .secret_id(store.secret_name(&id))
+        .send()
+        .await
+        .expect("secret");
+    let stored: TenantTokens =
+        serde_json::from_str(secret.secret_string().expect("string")).expect("tokens");
+    let access = stored.access_token.expect("access token").into_exposed();
+    let items = ddb.scan().table_name(&table).send().await.expect("scan");
+    let dump = format!("{:?}", items.items());
+    assert!(
+        dump.contains("\"active\""),
+        "the tenant is active in the table"
+    );
+    assert!(!dump.contains(&access), "the table holds no token");
+}
