@@ -132,3 +132,198 @@ pub trait AppSecrets: Send + Sync {
     /// The current app credentials.
     async fn app_credentials(&self) -> Result<AppCredentials, StoreError>;
 }
+
+/// Where a tenant's alert fetching stands for one API (DESIGN §5 cursor).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Cursor {
+    /// Tenant.
+    pub tenant_id: TenantId,
+    /// API.
+    pub api: crate::domain::AlertApi,
+    /// Every alert version updated before this instant has been delivered (exclusive bound of
+    /// the last committed window); absent before the first commit.
+    pub watermark: Option<DateTime<Utc>>,
+    /// Dedup keys delivered whose version time is inside the overlap window below the
+    /// watermark, with that time (so they can be pruned as the watermark moves on).
+    pub delivered: std::collections::BTreeMap<String, DateTime<Utc>>,
+    /// Bumped by every commit; object keys of a delivery attempt derive from it.
+    pub version: u64,
+    /// The fetcher holding the tenant now, if any.
+    pub lease: Option<Lease>,
+    /// The UTC date (`YYYY-MM-DD`) the current, uncommitted delivery attempt writes under, so a
+    /// retried attempt replaces its own objects.
+    pub attempt_date: Option<String>,
+}
+
+impl Cursor {
+    /// A cursor before any fetch.
+    pub fn new(tenant_id: TenantId, api: crate::domain::AlertApi) -> Self {
+        Cursor {
+            tenant_id,
+            api,
+            watermark: None,
+            delivered: Default::default(),
+            version: 0,
+            lease: None,
+            attempt_date: None,
+        }
+    }
+}
+
+/// A per-tenant lease: one fetch per tenant at a time, scheduled or on demand.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Lease {
+    /// Who holds it (a fetch run id).
+    pub owner: String,
+    /// Until when.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Why a lease could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    /// Someone else holds it.
+    #[error("another fetch holds the tenant until {until}")]
+    Held {
+        /// Their lease expiry.
+        until: DateTime<Utc>,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Cursors per (tenant, API), with leases; writes are conditional on version and lease.
+#[async_trait]
+pub trait CursorStore: Send + Sync {
+    /// The cursor, if any.
+    async fn get(
+        &self,
+        tenant: &TenantId,
+        api: crate::domain::AlertApi,
+    ) -> Result<Option<Cursor>, StoreError>;
+
+    /// Takes the lease for `owner` until `now + ttl` when it is free, expired or already
+    /// `owner`'s, creating the cursor on first use; returns the cursor with the lease. When the
+    /// cursor has no `attempt_date`, it is set to `now`'s UTC date.
+    async fn acquire(
+        &self,
+        tenant: &TenantId,
+        api: crate::domain::AlertApi,
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+    ) -> Result<Cursor, LeaseError>;
+
+    /// Writes `next` (watermark, delivered keys; `attempt_date` cleared) if the stored cursor is
+    /// still at `next.version` and `owner` holds an unexpired lease at `now`; returns the stored
+    /// cursor with its version bumped. [`StoreError::Conflict`] when the lease was lost or
+    /// another commit won.
+    async fn commit(
+        &self,
+        next: &Cursor,
+        owner: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Cursor, StoreError>;
+
+    /// Gives the lease up (if still `owner`'s).
+    async fn release(
+        &self,
+        tenant: &TenantId,
+        api: crate::domain::AlertApi,
+        owner: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes the tenant's cursors (offboarding).
+    async fn delete(&self, tenant: &TenantId) -> Result<(), StoreError>;
+}
+
+/// One alert version as delivered to the SIEM (DESIGN §5 record, schema `mssp.alert/1`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AlertRecord {
+    /// Always `mssp.alert/1`.
+    pub schema: String,
+    /// Tenant.
+    pub tenant_id: TenantId,
+    /// Tenant display name.
+    pub tenant_name: String,
+    /// `graph`, `mde` or `siem`.
+    pub source: crate::domain::AlertApi,
+    /// `created` (first version seen of the alert) or `updated`.
+    pub change: Change,
+    /// The API's alert id.
+    pub alert_id: String,
+    /// The version: the API's update timestamp, normalized to RFC 3339 UTC with 7 fractional digits.
+    pub alert_version: String,
+    /// `<tenant>:<alert_id>:<alert_version>`: stable across retries and runs.
+    pub dedup_key: String,
+    /// When we fetched it.
+    pub fetched_at: DateTime<Utc>,
+    /// The alert exactly as the API returned it.
+    pub alert: serde_json::Value,
+}
+
+/// Whether a record is the first version of an alert we deliver or a later one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Change {
+    /// The alert's creation time equals this version's time.
+    Created,
+    /// A later version.
+    Updated,
+}
+
+/// Identifies one object of a delivery attempt: deterministic for a cursor version, so a retried
+/// delivery overwrites instead of adding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchId {
+    /// Tenant.
+    pub tenant_id: TenantId,
+    /// API.
+    pub api: crate::domain::AlertApi,
+    /// The cursor version the attempt commits from.
+    pub cursor_version: u64,
+    /// The attempt's date (`YYYY-MM-DD`).
+    pub date: String,
+    /// Sequence number within the attempt, from 0.
+    pub seq: u32,
+}
+
+impl BatchId {
+    /// `alerts/tenant={id}/date={date}/{api}-{version:010}-{seq:05}.ndjson.gz`.
+    pub fn key(&self) -> String {
+        format!(
+            "{}{:05}.ndjson.gz",
+            Self::attempt_prefix(&self.tenant_id, self.api, &self.date, self.cursor_version),
+            self.seq
+        )
+    }
+
+    /// The common prefix of every object of one attempt.
+    pub fn attempt_prefix(
+        tenant: &TenantId,
+        api: crate::domain::AlertApi,
+        date: &str,
+        cursor_version: u64,
+    ) -> String {
+        format!("alerts/tenant={tenant}/date={date}/{api}-{cursor_version:010}-")
+    }
+}
+
+/// Where alert records go: NDJSON.gz objects (DESIGN §5).
+#[async_trait]
+pub trait AlertSink: Send + Sync {
+    /// Writes `records` as the object `batch.key()`, replacing any object of that key.
+    async fn write_batch(&self, batch: &BatchId, records: &[AlertRecord])
+    -> Result<(), StoreError>;
+
+    /// Deletes every object of an earlier, uncommitted attempt (keys under
+    /// [`BatchId::attempt_prefix`]), so a retry leaves exactly its own objects.
+    async fn discard_attempt(
+        &self,
+        tenant: &TenantId,
+        api: crate::domain::AlertApi,
+        date: &str,
+        cursor_version: u64,
+    ) -> Result<(), StoreError>;
+}
