@@ -257,17 +257,19 @@ fn parse_query(
 /// One page of matching alerts.
 #[derive(Debug)]
 struct Page {
-    value: Vec<Json>,
+    /// Copies of the page's alerts with the index of the version served, so the JSON is built
+    /// after the world lock is released.
+    rows: Vec<(Alert, usize)>,
     /// Offset of the next page, when more alerts match.
     next: Option<usize>,
     /// Number of matching alerts (`$count=true` only).
     count: Option<usize>,
 }
 
-/// Walks the tenant's alerts once, newest first, as visible at `now`.
-fn build_page(tenant: &Tenant, q: &ListQuery, now: DateTime<Utc>, include_unknown: bool) -> Page {
+/// Walks the tenant's alerts once, newest first, as visible at `now`: O(alerts) per page.
+fn build_page(tenant: &Tenant, q: &ListQuery, now: DateTime<Utc>) -> Page {
     let end = q.offset.saturating_add(q.top);
-    let mut value = Vec::with_capacity(q.top.min(tenant.alerts.len()));
+    let mut rows = Vec::with_capacity(q.top.min(tenant.alerts.len()));
     let mut matched = 0usize;
     let mut more = false;
     for a in &tenant.alerts {
@@ -277,7 +279,7 @@ fn build_page(tenant: &Tenant, q: &ListQuery, now: DateTime<Utc>, include_unknow
             continue;
         }
         if matched >= q.offset && matched < end {
-            value.push(a.graph_json(&tenant.id, v, include_unknown));
+            rows.push((a.clone(), i));
         } else if matched >= end {
             more = true;
             if !q.count {
@@ -287,7 +289,7 @@ fn build_page(tenant: &Tenant, q: &ListQuery, now: DateTime<Utc>, include_unknow
         matched += 1;
     }
     Page {
-        value,
+        rows,
         // A page of `$top=0` makes no progress, so it gets no link.
         next: (more && q.top > 0).then_some(end),
         count: q.count.then_some(matched),
@@ -425,7 +427,7 @@ async fn serve(
         let Some(tenant) = world.tenants.get_mut(&tenant_id) else {
             return crate::resource_auth::AuthFailure::UnknownTenant.respond(Api::Graph, now);
         };
-        let page = build_page(tenant, &q, now, include_unknown);
+        let page = build_page(tenant, &q, now);
         if matches!(fault, None | Some(FaultKind::Partial)) {
             tenant.observe(now);
         }
@@ -444,10 +446,14 @@ async fn serve(
         body.insert("@odata.count".into(), json!(c));
     }
     let partial = fault == Some(FaultKind::Partial);
-    let mut value = page.value;
+    let mut rows = page.rows;
     if partial {
-        value.truncate(value.len() / 2);
+        rows.truncate(rows.len() / 2);
     }
+    let value = rows
+        .iter()
+        .map(|(a, i)| a.graph_json(&tenant_id, &a.versions[*i], include_unknown))
+        .collect();
     body.insert("value".into(), Json::Array(value));
     let link_allowed = |next: usize| {
         switches.graph_next_link

@@ -230,38 +230,41 @@ fn parse_query(
     })
 }
 
-/// The visible alerts matching the filter, newest created first.
+/// The visible alerts matching the filter, newest created first, with the index of the version
+/// visible at `now`.
 fn matching<'a>(
     tenant: &'a Tenant,
     q: &'a Query,
     now: DateTime<Utc>,
-) -> impl Iterator<Item = (&'a Alert, &'a AlertVersion)> + 'a {
+) -> impl Iterator<Item = (&'a Alert, usize)> + 'a {
     tenant.alerts.iter().filter_map(move |a| {
-        let v = &a.versions[a.current(now)?];
+        let i = a.current(now)?;
         q.filter
             .as_ref()
-            .is_none_or(|f| f.matches(lookup(a, v)))
-            .then_some((a, v))
+            .is_none_or(|f| f.matches(lookup(a, &a.versions[i])))
+            .then_some((a, i))
     })
 }
 
-/// A list page and whether more rows match beyond it (only looked for without `$top`).
+/// A list page (copies of the alerts with the index of the version served, so the JSON is built
+/// after the world lock is released) and the offset of the next page, looked for only without
+/// `$top`.
 fn build_page(
     tenant: &Tenant,
     q: &Query,
     now: DateTime<Utc>,
     settings: &Settings,
-) -> (Vec<Json>, Option<usize>) {
+) -> (Vec<(Alert, usize)>, Option<usize>) {
     let size = q.top.unwrap_or(settings.mde_max_page);
     let mut rows = matching(tenant, q, now).skip(q.skip);
-    let value: Vec<Json> = rows
+    let page: Vec<(Alert, usize)> = rows
         .by_ref()
         .take(size)
-        .map(|(a, v)| a.mde_json(&tenant.id, v, q.expand_evidence))
+        .map(|(a, i)| (a.clone(), i))
         .collect();
-    let next = (q.top.is_none() && value.len() == size && rows.next().is_some())
+    let next = (q.top.is_none() && page.len() == size && rows.next().is_some())
         .then(|| q.skip.saturating_add(size));
-    (value, next)
+    (page, next)
 }
 
 fn throttled(wait: Duration) -> Response {
@@ -387,11 +390,15 @@ async fn serve(
             finish(&Json::Object(alert), fault)
         }
         Target::List => {
-            let (value, next) = build_page(tenant, &q, now, &settings);
+            let (page, next) = build_page(tenant, &q, now, &settings);
             if fault.is_none() {
                 tenant.observe(now);
             }
             drop(world);
+            let value = page
+                .iter()
+                .map(|(a, i)| a.mde_json(&tenant_id, &a.versions[*i], q.expand_evidence))
+                .collect();
             let mut body = serde_json::Map::new();
             body.insert(
                 "@odata.context".into(),

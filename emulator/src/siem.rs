@@ -35,6 +35,7 @@ use serde_json::Value as Json;
 
 use crate::EmuState;
 use crate::faults::{self, FaultKind};
+use crate::model::Alert;
 use crate::odata::{parse_timestamp, query_pairs};
 use crate::resource_auth::{AuthFailure, Stop, admit, signed_claims};
 use crate::scenario::Api;
@@ -159,9 +160,10 @@ fn parse_params(pairs: &[(String, String)]) -> Option<Params> {
     Some(p)
 }
 
-/// The records the parameters select at `now`, oldest `LastProcessedTimeUtc` first. `None` when
-/// the window cannot be computed (a bound outside the calendar).
-fn select(tenant: &Tenant, p: &Params, now: DateTime<Utc>) -> Option<Vec<Json>> {
+/// The records the parameters select at `now`, oldest `LastProcessedTimeUtc` first, as copies of
+/// the alerts with the index of the version served (so the JSON is built after the world lock is
+/// released). `None` when the window cannot be computed (a bound outside the calendar).
+fn select(tenant: &Tenant, p: &Params, now: DateTime<Utc>) -> Option<Vec<(Alert, usize)>> {
     let since = match (p.since, p.ago) {
         (Some(s), _) => s,
         (None, Some(ago)) => now.checked_sub_signed(ago)?,
@@ -171,8 +173,8 @@ fn select(tenant: &Tenant, p: &Params, now: DateTime<Utc>) -> Option<Vec<Json>> 
     let mut rows: Vec<_> = tenant
         .alerts
         .iter()
-        .filter_map(|a| a.current(now).map(|i| (a, &a.versions[i])))
-        .filter(|(_, v)| since <= v.updated && v.updated <= until)
+        .filter_map(|a| a.current(now).map(|i| (a, i)))
+        .filter(|(a, i)| (since..=until).contains(&a.versions[*i].updated))
         .filter(|(a, _)| {
             p.machine_groups.is_empty()
                 || p.machine_groups
@@ -180,13 +182,15 @@ fn select(tenant: &Tenant, p: &Params, now: DateTime<Utc>) -> Option<Vec<Json>> 
                     .any(|g| g.eq_ignore_ascii_case(&a.device.rbac_group))
         })
         .collect();
-    rows.sort_by(|(a, v), (b, w)| v.updated.cmp(&w.updated).then_with(|| a.id.cmp(&b.id)));
+    rows.sort_by(|(a, i), (b, j)| {
+        (a.versions[*i].updated, &a.id).cmp(&(b.versions[*j].updated, &b.id))
+    });
     if let Some(limit) = p.limit {
         // "Most recent alerts will be retrieved based on the number defined" (§1.5).
         let drop = rows.len().saturating_sub(limit);
         rows.drain(..drop);
     }
-    Some(rows.into_iter().map(|(a, v)| a.siem_json(v)).collect())
+    Some(rows.into_iter().map(|(a, i)| (a.clone(), i)).collect())
 }
 
 fn throttled(wait: StdDuration) -> Response {
@@ -256,7 +260,12 @@ async fn serve(
         }
         records
     };
-    let body = Json::Array(records);
+    let body = Json::Array(
+        records
+            .iter()
+            .map(|(a, i)| a.siem_json(&a.versions[*i]))
+            .collect(),
+    );
     match fault {
         Some(FaultKind::Malformed) => {
             faults::malformed(&serde_json::to_vec(&body).unwrap_or_default())

@@ -1,4 +1,5 @@
 //! The one integration-test binary of mssp-alerts (`DESIGN.md` §8): every cross-crate test is a
 //! module here, built on the `TestEnv` harness in `tests/src/lib.rs`. Add a module per subject.
 
+mod emulator_alerts;
 mod harness;
