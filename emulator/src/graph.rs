@@ -36,7 +36,7 @@ use crate::model::{Alert, AlertVersion};
 use crate::odata::{
     BoundFilter, Kind, ODataError, Prop, Schema, SystemOptions, Value, encode_query, query_pairs,
 };
-use crate::resource_auth::{Stop, admit};
+use crate::resource_auth::{AuthFailure, Stop, admit};
 use crate::scenario::{Api, Settings};
 use crate::throttle::graph_retry_after;
 use crate::wire::{graph_error, json_response};
@@ -425,7 +425,7 @@ async fn serve(
             Err(e) => return graph_error(StatusCode::BAD_REQUEST, "BadRequest", &e.0, now),
         };
         let Some(tenant) = world.tenants.get_mut(&tenant_id) else {
-            return crate::resource_auth::AuthFailure::UnknownTenant.respond(Api::Graph, now);
+            return AuthFailure::UnknownTenant.respond(Api::Graph, now);
         };
         let page = build_page(tenant, &q, now);
         if matches!(fault, None | Some(FaultKind::Partial)) {
