@@ -427,9 +427,12 @@ async fn serve(
         let Some(tenant) = world.tenants.get_mut(&tenant_id) else {
             return AuthFailure::UnknownTenant.respond(Api::Graph, now);
         };
-        let page = build_page(tenant, &q, now);
+        let mut page = build_page(tenant, &q, now);
+        if fault == Some(FaultKind::Partial) {
+            page.rows.truncate(page.rows.len() / 2);
+        }
         if matches!(fault, None | Some(FaultKind::Partial)) {
-            tenant.observe(now);
+            tenant.observe_served(page.rows.iter().map(|(a, _)| a.id.as_str()), now);
         }
         (page, q, tenant.switches.clone())
     };
@@ -446,10 +449,7 @@ async fn serve(
         body.insert("@odata.count".into(), json!(c));
     }
     let partial = fault == Some(FaultKind::Partial);
-    let mut rows = page.rows;
-    if partial {
-        rows.truncate(rows.len() / 2);
-    }
+    let rows = page.rows;
     let value = rows
         .iter()
         .map(|(a, i)| a.graph_json(&tenant_id, &a.versions[*i], include_unknown))

@@ -392,7 +392,7 @@ async fn serve(
         Target::List => {
             let (page, next) = build_page(tenant, &q, now, &settings);
             if fault.is_none() {
-                tenant.observe(now);
+                tenant.observe_served(page.iter().map(|(a, _)| a.id.as_str()), now);
             }
             drop(world);
             let value = page

@@ -256,7 +256,7 @@ async fn serve(
             return empty(StatusCode::BAD_REQUEST);
         };
         if fault.is_none() {
-            tenant.observe(now);
+            tenant.observe_served(records.iter().map(|(a, _)| a.id.as_str()), now);
         }
         records
     };

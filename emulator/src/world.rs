@@ -118,11 +118,23 @@ impl Tenant {
         self.users.iter().find(|u| u.upn.eq_ignore_ascii_case(upn))
     }
 
-    /// Marks, for every alert, the version current at `now` as observed (ground truth of what a
-    /// client querying at this moment could have seen).
-    pub fn observe(&mut self, now: DateTime<Utc>) {
+    /// Marks the versions current at `now` of the alerts in `served` as observed: the ground
+    /// truth of what a client was shown. Only versions actually returned in a readable answer
+    /// count; a version current while the client's page did not include it (an offset the client
+    /// never reached, the dropped half of a 206) cannot be expected of any client.
+    pub fn observe_served<'a>(
+        &mut self,
+        served: impl IntoIterator<Item = &'a str>,
+        now: DateTime<Utc>,
+    ) {
+        let ids: HashSet<&str> = served.into_iter().collect();
+        if ids.is_empty() {
+            return;
+        }
         for a in &mut self.alerts {
-            if let Some(i) = a.current(now) {
+            if ids.contains(a.id.as_str())
+                && let Some(i) = a.current(now)
+            {
                 a.versions[i].observed = true;
             }
         }
@@ -146,7 +158,7 @@ pub struct TruthVersion {
     pub visible_at: String,
     /// It is the alert's current version now.
     pub latest: bool,
-    /// It was current when some list query of the tenant was answered.
+    /// It was returned to a client in a readable list answer (200 or 206).
     pub observed: bool,
     /// `latest || observed`: a complete client must have delivered it.
     pub exposed: bool,
