@@ -11,6 +11,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 pub mod adapters;
+pub mod alerts;
 pub mod claims;
 pub mod clock;
 pub mod config;

@@ -317,13 +317,24 @@ pub trait AlertSink: Send + Sync {
     async fn write_batch(&self, batch: &BatchId, records: &[AlertRecord])
     -> Result<(), StoreError>;
 
-    /// Deletes every object of an earlier, uncommitted attempt (keys under
-    /// [`BatchId::attempt_prefix`]), so a retry leaves exactly its own objects.
-    async fn discard_attempt(
+    /// What an earlier, uncommitted attempt of this cursor version already delivered (objects
+    /// under [`BatchId::attempt_prefix`]): a retry keeps those objects — the versions in them may
+    /// no longer be visible in the API — skips their dedup keys, and numbers its own objects
+    /// after them.
+    async fn attempt_contents(
         &self,
         tenant: &TenantId,
         api: crate::domain::AlertApi,
         date: &str,
         cursor_version: u64,
-    ) -> Result<(), StoreError>;
+    ) -> Result<AttemptContents, StoreError>;
+}
+
+/// What an uncommitted delivery attempt left in the sink.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttemptContents {
+    /// The sequence number the next object of the attempt takes.
+    pub next_seq: u32,
+    /// Dedup keys already delivered, with their version time.
+    pub delivered: Vec<(String, DateTime<Utc>)>,
 }

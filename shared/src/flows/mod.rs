@@ -83,14 +83,7 @@ impl Settings {
     }
 }
 
-/// `base` joined with `path`, keeping any path prefix of `base`.
-pub(crate) fn join(base: &Url, path: &str) -> Url {
-    let mut u = base.clone();
-    let prefix = u.path().trim_end_matches('/').to_string();
-    u.set_path(&format!("{prefix}/{path}"));
-    u.set_query(None);
-    u
-}
+pub(crate) use crate::alerts::join;
 
 /// Everything a flow needs.
 #[derive(Clone)]

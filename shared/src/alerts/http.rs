@@ -1,0 +1,292 @@
+//! The HTTP layer every alert source shares: a per-tenant request budget, `Retry-After` in all
+//! three forms, exponential backoff with jitter, and a deadline that bounds all waiting
+//! (DESIGN §6 Fetch step 4).
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use reqwest::StatusCode;
+use tokio::time::Instant;
+use url::Url;
+
+use super::FetchError;
+use crate::secret::AccessToken;
+
+/// A request budget: at most `limit` requests in any `per` window, for every window given
+/// (Graph: 150 per minute; MDE: 100 per minute and 1,500 per hour).
+#[derive(Debug)]
+pub struct RequestBudget {
+    windows: Vec<(u32, Duration)>,
+    sent: VecDeque<Instant>,
+}
+
+impl RequestBudget {
+    /// A budget over `windows` of (requests, period).
+    pub fn new(windows: Vec<(u32, Duration)>) -> Self {
+        RequestBudget {
+            windows,
+            sent: VecDeque::new(),
+        }
+    }
+
+    /// When the next request may go, given what was sent.
+    fn next_slot(&mut self, now: Instant) -> Instant {
+        let longest = self.windows.iter().map(|w| w.1).max().unwrap_or_default();
+        while self
+            .sent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= longest)
+        {
+            self.sent.pop_front();
+        }
+        let mut at = now;
+        for &(limit, per) in &self.windows {
+            let limit = limit.max(1) as usize;
+            let recent: Vec<&Instant> = self
+                .sent
+                .iter()
+                .filter(|t| now.duration_since(**t) < per)
+                .collect();
+            if recent.len() >= limit {
+                // The oldest request that must leave the window before we may send.
+                let oldest = recent[recent.len() - limit];
+                at = at.max(*oldest + per);
+            }
+        }
+        at
+    }
+
+    /// Waits for a slot, or fails with [`FetchError::Deadline`] if it comes too late.
+    pub async fn acquire(&mut self, deadline: Instant) -> Result<(), FetchError> {
+        let now = Instant::now();
+        let at = self.next_slot(now);
+        if at > deadline {
+            return Err(FetchError::Deadline);
+        }
+        if at > now {
+            tracing::debug!(
+                wait_ms = (at - now).as_millis() as u64,
+                "request budget spent; waiting"
+            );
+            tokio::time::sleep_until(at).await;
+        }
+        self.sent.push_back(at.max(now));
+        Ok(())
+    }
+}
+
+/// Reads `Retry-After`: integer seconds, fractional seconds (Graph: `2.128`) or an HTTP date.
+pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0)
+            .then(|| Duration::from_secs_f64(secs.min(3600.0)));
+    }
+    let when = DateTime::parse_from_rfc2822(v).ok()?.with_timezone(&Utc);
+    Some((when - now).to_std().unwrap_or(Duration::ZERO))
+}
+
+/// Backoff before attempt `attempt` (1-based retry count): 500 ms × 2^(n−1), capped at 30 s,
+/// plus up to 50 % jitter.
+pub fn backoff(attempt: u32) -> Duration {
+    let base = Duration::from_millis(500).saturating_mul(1 << attempt.saturating_sub(1).min(6));
+    let base = base.min(Duration::from_secs(30));
+    let jitter = rand::rng().random_range(0..=base.as_millis() as u64 / 2);
+    base + Duration::from_millis(jitter)
+}
+
+/// An answer worth reading: status and body bytes.
+#[derive(Debug)]
+pub struct Answer {
+    /// HTTP status (200 or 206).
+    pub status: StatusCode,
+    /// The `Warning` header, if any.
+    pub warning: Option<String>,
+    /// The body.
+    pub body: bytes::Bytes,
+}
+
+/// A GET with the budget, retries and deadline; 429/5xx/transport errors and unreadable bodies
+/// are retried, up to `max_attempts`. 401/403/404/400 are returned as errors at once.
+pub struct Getter<'a> {
+    /// HTTP client (timeouts set, no redirects).
+    pub http: &'a reqwest::Client,
+    /// Budget of this tenant and API.
+    pub budget: &'a mut RequestBudget,
+    /// Stop waiting after this.
+    pub deadline: Instant,
+    /// Attempts per request.
+    pub max_attempts: u32,
+    /// Counts of what happened, for the run's report.
+    pub stats: &'a mut RequestStats,
+}
+
+/// What the HTTP layer saw in a run.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RequestStats {
+    /// Requests sent.
+    pub requests: u64,
+    /// 429 answers.
+    pub throttled: u64,
+    /// 5xx answers, dropped connections, timeouts and unreadable bodies, retried.
+    pub retried: u64,
+}
+
+impl Getter<'_> {
+    /// GETs `url` with `token`, validating the body with `check` (e.g. "is JSON"); a body that
+    /// fails `check` counts as a transient failure and is retried.
+    pub async fn get(
+        &mut self,
+        url: &Url,
+        token: &AccessToken,
+        check: impl Fn(&[u8]) -> bool,
+    ) -> Result<Answer, FetchError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.budget.acquire(self.deadline).await?;
+            self.stats.requests += 1;
+            let remaining = self.deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(FetchError::Deadline);
+            }
+            let sent = self
+                .http
+                .get(url.clone())
+                .bearer_auth(token.expose_secret())
+                .header("Prefer", "include-unknown-enum-members")
+                .timeout(remaining.min(Duration::from_secs(60)))
+                .send()
+                .await;
+            let (wait, failure) = match sent {
+                Err(e) => (
+                    None,
+                    FetchError::Transient(format!("request failed: {}", e.without_url())),
+                ),
+                Ok(resp) => {
+                    let status = resp.status();
+                    let retry_after = resp
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| parse_retry_after(v, Utc::now()));
+                    let warning = resp
+                        .headers()
+                        .get(reqwest::header::WARNING)
+                        .and_then(|v| v.to_str().ok())
+                        .map(|s| s.chars().take(300).collect());
+                    match status.as_u16() {
+                        200 | 206 => match resp.bytes().await {
+                            Ok(body) if check(&body) => {
+                                return Ok(Answer {
+                                    status,
+                                    warning,
+                                    body,
+                                });
+                            }
+                            Ok(_) => (
+                                None,
+                                FetchError::Transient("the page is not valid JSON".into()),
+                            ),
+                            Err(e) => (
+                                None,
+                                FetchError::Transient(format!(
+                                    "the page was cut off: {}",
+                                    e.without_url()
+                                )),
+                            ),
+                        },
+                        429 => {
+                            self.stats.throttled += 1;
+                            (retry_after, FetchError::Throttled)
+                        }
+                        401 => return Err(FetchError::Unauthorized),
+                        403 => {
+                            let body = resp.text().await.unwrap_or_default();
+                            return Err(FetchError::Forbidden(snippet(&body)));
+                        }
+                        404 | 410 => return Err(FetchError::Gone(status.as_u16())),
+                        400..=499 => {
+                            let body = resp.text().await.unwrap_or_default();
+                            return Err(FetchError::Rejected {
+                                status: status.as_u16(),
+                                detail: snippet(&body),
+                            });
+                        }
+                        _ => (retry_after, FetchError::Transient(format!("HTTP {status}"))),
+                    }
+                }
+            };
+            if attempt >= self.max_attempts {
+                return Err(failure);
+            }
+            self.stats.retried += u64::from(!matches!(failure, FetchError::Throttled));
+            let wait = wait.unwrap_or_else(|| backoff(attempt));
+            if Instant::now() + wait > self.deadline {
+                return Err(FetchError::Deadline);
+            }
+            tracing::debug!(attempt, wait_ms = wait.as_millis() as u64, reason = %failure, "retrying a page");
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// A short, single-line excerpt of an error body for the tenant's record (no secrets are in
+/// error bodies of these APIs; capped anyway).
+fn snippet(body: &str) -> String {
+    body.chars().filter(|c| !c.is_control()).take(300).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_integers_fractions_and_dates() {
+        let now = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .expect("t")
+            .with_timezone(&Utc);
+        assert_eq!(parse_retry_after("3", now), Some(Duration::from_secs(3)));
+        assert_eq!(
+            parse_retry_after("2.128", now),
+            Some(Duration::from_millis(2128))
+        );
+        assert_eq!(
+            parse_retry_after("Thu, 01 Jan 2026 00:00:05 GMT", now),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(parse_retry_after("-1", now), None);
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(
+            backoff(1) >= Duration::from_millis(500) && backoff(1) <= Duration::from_millis(750)
+        );
+        assert!(backoff(20) <= Duration::from_secs(45));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_budget_spaces_requests_to_its_windows() {
+        let mut b = RequestBudget::new(vec![(3, Duration::from_secs(60))]);
+        let start = Instant::now();
+        let deadline = start + Duration::from_secs(600);
+        for _ in 0..3 {
+            b.acquire(deadline).await.expect("slot");
+        }
+        assert_eq!(Instant::now(), start);
+        b.acquire(deadline).await.expect("slot");
+        assert_eq!(Instant::now(), start + Duration::from_secs(60));
+        let mut tight = RequestBudget::new(vec![(1, Duration::from_secs(60))]);
+        tight.acquire(deadline).await.expect("slot");
+        assert!(matches!(
+            tight
+                .acquire(Instant::now() + Duration::from_secs(10))
+                .await,
+            Err(FetchError::Deadline)
+        ));
+    }
+}
