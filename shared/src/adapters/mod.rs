@@ -2,3 +2,5 @@
 
 pub mod aws;
 pub mod file;
+pub mod file_fetch;
+pub mod ndjson;
