@@ -7,6 +7,7 @@
 //! |---|---|---|---|
 //! | tenant | `TENANT#{id}` | `META` | `record` (JSON of [`Tenant`]), `version` (N), `status` |
 //! | used nonce | `NONCE#{nonce}` | `NONCE` | `ttl` (N, Unix seconds; the table's TTL attribute) |
+//! | fetch cursor | `TENANT#{id}` | `CURSOR#{api}` | see [`super::aws_fetch`] |
 //!
 //! Tenant writes are conditional on `version` (optimistic concurrency); nonce writes on the item
 //! not existing (single use).
@@ -32,7 +33,10 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
         .await
 }
 
-fn sdk_err<E: std::error::Error + Send + Sync + 'static>(what: &'static str, e: E) -> StoreError {
+pub(crate) fn sdk_err<E: std::error::Error + Send + Sync + 'static>(
+    what: &'static str,
+    e: E,
+) -> StoreError {
     StoreError::unavailable(what, e)
 }
 
@@ -237,17 +241,22 @@ impl AppSecrets for SecretsManagerAppSecrets {
     }
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
-fn n(v: impl ToString) -> AttributeValue {
+pub(crate) fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
+}
+
+/// The partition key of every item about one tenant (its record, its cursors).
+pub(crate) fn tenant_pk(id: &TenantId) -> AttributeValue {
+    s(format!("TENANT#{id}"))
 }
 
 fn tenant_key(id: &TenantId) -> HashMap<String, AttributeValue> {
     HashMap::from([
-        ("pk".to_string(), s(format!("TENANT#{id}"))),
+        ("pk".to_string(), tenant_pk(id)),
         ("sk".to_string(), s("META")),
     ])
 }

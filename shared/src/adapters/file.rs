@@ -58,7 +58,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], secret: bool) -> std::io::Result<
     result
 }
 
-fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, StoreError> {
+pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, StoreError> {
     match fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
@@ -71,7 +71,11 @@ fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, StoreError> 
     }
 }
 
-fn write_json<T: Serialize>(path: &Path, value: &T, secret: bool) -> Result<(), StoreError> {
+pub(crate) fn write_json<T: Serialize>(
+    path: &Path,
+    value: &T,
+    secret: bool,
+) -> Result<(), StoreError> {
     let bytes = serde_json::to_vec_pretty(value).map_err(|e| StoreError::Corrupt {
         what: path.display().to_string(),
         source: Box::new(e),
@@ -80,7 +84,7 @@ fn write_json<T: Serialize>(path: &Path, value: &T, secret: bool) -> Result<(), 
 }
 
 /// Runs `f` holding an exclusive lock on `{dir}/.lock`, on a blocking thread.
-async fn locked<T: Send + 'static>(
+pub(crate) async fn locked<T: Send + 'static>(
     dir: PathBuf,
     f: impl FnOnce(&Path) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {

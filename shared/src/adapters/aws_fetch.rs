@@ -1,0 +1,596 @@
+//! The fetch ports on AWS: cursors with leases in the registry's DynamoDB table, alert objects in
+//! S3 (DESIGN §5).
+//!
+//! Cursor items sit beside the tenant item (see [`super::aws`]):
+//!
+//! | pk | sk | attributes |
+//! |---|---|---|
+//! | `TENANT#{id}` | `CURSOR#{api}` | `version` (N), `lease_owner` (S), `lease_expires` (N, Unix ms), `attempt_date` (S, `YYYY-MM-DD`), `record` (B), `entity` = `cursor` |
+//!
+//! `record` is the gzip of the JSON `{"watermark", "delivered"}`: the delivered-keys map of a busy
+//! tenant is large, and an item may hold at most 400 KB, so a record over
+//! [`MAX_CURSOR_RECORD_BYTES`] compressed is refused rather than half-written.
+//!
+//! A lease is live while `lease_expires > now`. `acquire` is one conditional `UpdateItem`
+//! (free, expired, or already ours); `commit` one `UpdateItem` conditional on the version and on
+//! a live lease of the committer, so a fetcher that lost its lease can never move the cursor.
+//!
+//! Alert objects are `PutObject`s at [`BatchId::key`], requesting SSE-KMS with the configured key
+//! (without one, the bucket's default encryption applies).
+
+use std::collections::{BTreeMap, HashMap};
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{Delete, ObjectIdentifier, ServerSideEncryption};
+use chrono::{DateTime, Duration, Utc};
+use flate2::Compression;
+use flate2::read::GzDecoder;
+use flate2::write::GzEncoder;
+
+use super::aws::{n, s, sdk_err, tenant_pk};
+use super::ndjson::{CONTENT_TYPE, decode_batch, encode_batch};
+use crate::domain::{AlertApi, TenantId};
+use crate::ports::{
+    AlertRecord, AlertSink, BatchId, Cursor, CursorStore, Lease, LeaseError, StoreError,
+};
+
+/// The largest compressed cursor `record` written: DynamoDB refuses items over 400 KB, and the
+/// keys and other attributes need a little room.
+pub const MAX_CURSOR_RECORD_BYTES: usize = 380_000;
+
+/// Why a cursor could not be stored: its compressed record would not fit in a DynamoDB item.
+/// The source of the [`StoreError::Corrupt`] a commit returns.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the cursor record is {bytes} bytes compressed, over the {limit}-byte limit of a DynamoDB \
+     item; shorten the overlap window"
+)]
+pub struct CursorTooLarge {
+    /// Compressed size of the record.
+    pub bytes: usize,
+    /// [`MAX_CURSOR_RECORD_BYTES`].
+    pub limit: usize,
+}
+
+/// The part of a [`Cursor`] stored compressed in `record`.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct CursorRecord {
+    watermark: Option<DateTime<Utc>>,
+    #[serde(default)]
+    delivered: BTreeMap<String, DateTime<Utc>>,
+}
+
+fn corrupt(what: String, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
+    StoreError::Corrupt {
+        what,
+        source: e.into(),
+    }
+}
+
+fn encode_record(record: &CursorRecord) -> Result<Vec<u8>, StoreError> {
+    let what = || "cursor record".to_string();
+    let mut gz = GzEncoder::new(Vec::new(), Compression::default());
+    serde_json::to_writer(&mut gz, record).map_err(|e| corrupt(what(), e))?;
+    let bytes = gz.finish().map_err(|e| corrupt(what(), e))?;
+    if bytes.len() > MAX_CURSOR_RECORD_BYTES {
+        return Err(corrupt(
+            what(),
+            CursorTooLarge {
+                bytes: bytes.len(),
+                limit: MAX_CURSOR_RECORD_BYTES,
+            },
+        ));
+    }
+    Ok(bytes)
+}
+
+fn decode_record(bytes: &[u8]) -> Result<CursorRecord, StoreError> {
+    serde_json::from_reader(GzDecoder::new(bytes))
+        .map_err(|e| corrupt("cursor record".to_string(), e))
+}
+
+fn cursor_sk(api: AlertApi) -> AttributeValue {
+    s(format!("CURSOR#{api}"))
+}
+
+fn cursor_key(tenant: &TenantId, api: AlertApi) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("pk".to_string(), tenant_pk(tenant)),
+        ("sk".to_string(), cursor_sk(api)),
+    ])
+}
+
+/// Reads a cursor item back (the key is the caller's: it asked for it).
+fn cursor_from(
+    tenant: &TenantId,
+    api: AlertApi,
+    item: &HashMap<String, AttributeValue>,
+) -> Result<Cursor, StoreError> {
+    let what = || format!("cursor {tenant}/{api}");
+    let version = item
+        .get("version")
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .ok_or_else(|| corrupt(what(), "missing or invalid version"))?;
+    let record = match item.get("record") {
+        Some(AttributeValue::B(b)) => decode_record(b.as_ref())?,
+        Some(_) => return Err(corrupt(what(), "record is not binary")),
+        None => CursorRecord::default(),
+    };
+    let lease = match (item.get("lease_owner"), item.get("lease_expires")) {
+        (Some(AttributeValue::S(owner)), Some(AttributeValue::N(ms))) => Some(Lease {
+            owner: owner.clone(),
+            expires_at: ms
+                .parse::<i64>()
+                .ok()
+                .and_then(DateTime::from_timestamp_millis)
+                .ok_or_else(|| corrupt(what(), "invalid lease_expires"))?,
+        }),
+        _ => None,
+    };
+    let attempt_date = item
+        .get("attempt_date")
+        .and_then(|v| v.as_s().ok())
+        .cloned();
+    Ok(Cursor {
+        tenant_id: tenant.clone(),
+        api,
+        watermark: record.watermark,
+        delivered: record.delivered,
+        version,
+        lease,
+        attempt_date,
+    })
+}
+
+/// Cursors with leases in the registry's DynamoDB table (items `TENANT#{id}` / `CURSOR#{api}`).
+#[derive(Debug, Clone)]
+pub struct DynamoDbCursorStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoDbCursorStore {
+    /// Cursors in `table`.
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        DynamoDbCursorStore {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// The expiry of whoever holds the lease now, after a refused `acquire`: from the item the
+    /// refusal returned, else read again; `now` if the lease has been freed since.
+    async fn held_until(
+        &self,
+        tenant: &TenantId,
+        api: AlertApi,
+        refused: Option<&HashMap<String, AttributeValue>>,
+        now: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, StoreError> {
+        let lease = match refused {
+            Some(item) => cursor_from(tenant, api, item)?.lease,
+            None => self.get(tenant, api).await?.and_then(|c| c.lease),
+        };
+        Ok(lease.map_or(now, |l| l.expires_at))
+    }
+}
+
+#[async_trait]
+impl CursorStore for DynamoDbCursorStore {
+    async fn get(&self, tenant: &TenantId, api: AlertApi) -> Result<Option<Cursor>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(cursor_key(tenant, api)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_err("reading a cursor", e.into_service_error()))?;
+        out.item().map(|i| cursor_from(tenant, api, i)).transpose()
+    }
+
+    async fn acquire(
+        &self,
+        tenant: &TenantId,
+        api: AlertApi,
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<Cursor, LeaseError> {
+        let empty = encode_record(&CursorRecord::default())?;
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(cursor_key(tenant, api)))
+            .update_expression(
+                "SET lease_owner = :me, lease_expires = :exp, \
+                 version = if_not_exists(version, :zero), \
+                 #record = if_not_exists(#record, :empty), \
+                 attempt_date = if_not_exists(attempt_date, :today), entity = :entity",
+            )
+            .condition_expression(
+                "attribute_not_exists(pk) OR attribute_not_exists(lease_owner) \
+                 OR lease_expires <= :now OR lease_owner = :me",
+            )
+            .expression_attribute_names("#record", "record")
+            .expression_attribute_values(":me", s(owner))
+            .expression_attribute_values(":exp", n((now + ttl).timestamp_millis()))
+            .expression_attribute_values(":now", n(now.timestamp_millis()))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":empty", AttributeValue::B(Blob::new(empty)))
+            .expression_attribute_values(":today", s(now.date_naive().to_string()))
+            .expression_attribute_values(":entity", s("cursor"))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match r {
+            Ok(out) => {
+                let item = out.attributes().ok_or_else(|| {
+                    corrupt(format!("cursor {tenant}/{api}"), "no attributes returned")
+                })?;
+                Ok(cursor_from(tenant, api, item)?)
+            }
+            Err(e) => match e.into_service_error() {
+                UpdateItemError::ConditionalCheckFailedException(refused) => {
+                    let until = self.held_until(tenant, api, refused.item(), now).await?;
+                    tracing::debug!(tenant_id = %tenant, api = %api, %until, "fetch lease is held");
+                    Err(LeaseError::Held { until })
+                }
+                other => Err(sdk_err("taking a fetch lease", other).into()),
+            },
+        }
+    }
+
+    async fn commit(
+        &self,
+        next: &Cursor,
+        owner: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Cursor, StoreError> {
+        let record = encode_record(&CursorRecord {
+            watermark: next.watermark,
+            delivered: next.delivered.clone(),
+        })
+        .inspect_err(|e| {
+            tracing::error!(
+                tenant_id = %next.tenant_id,
+                api = %next.api,
+                delivered = next.delivered.len(),
+                error = %e,
+                "cursor could not be encoded for storage"
+            );
+        })?;
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(cursor_key(&next.tenant_id, next.api)))
+            .update_expression("SET #record = :record, version = :next REMOVE attempt_date")
+            .condition_expression("version = :v AND lease_owner = :me AND lease_expires > :now")
+            .expression_attribute_names("#record", "record")
+            .expression_attribute_values(":record", AttributeValue::B(Blob::new(record)))
+            .expression_attribute_values(":next", n(next.version + 1))
+            .expression_attribute_values(":v", n(next.version))
+            .expression_attribute_values(":me", s(owner))
+            .expression_attribute_values(":now", n(now.timestamp_millis()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match r {
+            Ok(out) => {
+                let item = out.attributes().ok_or_else(|| {
+                    corrupt(
+                        format!("cursor {}/{}", next.tenant_id, next.api),
+                        "no attributes returned",
+                    )
+                })?;
+                cursor_from(&next.tenant_id, next.api, item)
+            }
+            Err(e) => {
+                let e = e.into_service_error();
+                if e.is_conditional_check_failed_exception() {
+                    Err(StoreError::Conflict)
+                } else {
+                    Err(sdk_err("committing a cursor", e))
+                }
+            }
+        }
+    }
+
+    async fn release(
+        &self,
+        tenant: &TenantId,
+        api: AlertApi,
+        owner: &str,
+    ) -> Result<(), StoreError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(cursor_key(tenant, api)))
+            .update_expression("REMOVE lease_owner, lease_expires")
+            .condition_expression("lease_owner = :me")
+            .expression_attribute_values(":me", s(owner))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let e = e.into_service_error();
+                if e.is_conditional_check_failed_exception() {
+                    // Not ours any more (or no cursor): nothing to give up.
+                    Ok(())
+                } else {
+                    Err(sdk_err("releasing a fetch lease", e))
+                }
+            }
+        }
+    }
+
+    async fn delete(&self, tenant: &TenantId) -> Result<(), StoreError> {
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        let mut keys = Vec::new();
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :cursor)")
+                .expression_attribute_values(":pk", tenant_pk(tenant))
+                .expression_attribute_values(":cursor", s("CURSOR#"))
+                .projection_expression("pk, sk")
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| sdk_err("listing cursors", e.into_service_error()))?;
+            keys.extend(page.items().iter().cloned());
+            match page.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        // At most one cursor per API: single deletes are simpler than batches with retries.
+        for key in keys {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key))
+                .send()
+                .await
+                .map_err(|e| sdk_err("deleting a cursor", e.into_service_error()))?;
+        }
+        Ok(())
+    }
+}
+
+/// An S3 client for `conf`; path-style addressing when an endpoint URL is configured (an S3
+/// emulator on 127.0.0.1 has no per-bucket host names), virtual-host style against AWS.
+pub fn s3_client(conf: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    let s3 = aws_sdk_s3::config::Builder::from(conf)
+        .force_path_style(conf.endpoint_url().is_some())
+        .build();
+    aws_sdk_s3::Client::from_conf(s3)
+}
+
+/// DeleteObjects takes at most this many keys per call.
+const DELETE_BATCH: usize = 1000;
+
+/// Alert objects in an S3 bucket at the keys of [`BatchId::key`], NDJSON.gz, SSE-KMS.
+#[derive(Debug, Clone)]
+pub struct S3AlertSink {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    kms_key_id: Option<String>,
+}
+
+impl S3AlertSink {
+    /// A sink writing to `bucket`, encrypting with `kms_key_id` (id, alias or ARN) when given,
+    /// else with the bucket's default encryption.
+    pub fn new(
+        client: aws_sdk_s3::Client,
+        bucket: impl Into<String>,
+        kms_key_id: Option<String>,
+    ) -> Self {
+        S3AlertSink {
+            client,
+            bucket: bucket.into(),
+            kms_key_id,
+        }
+    }
+
+    /// Every key under `prefix`, in key order.
+    async fn keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| sdk_err("listing alert objects", e.into_service_error()))?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_string)),
+            );
+            match page.next_continuation_token() {
+                Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Every record of every object (of `tenant` only, when given), in key order then line
+    /// order: for tests and the demo, not for production volumes.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] when S3 fails, [`StoreError::Corrupt`] when an object does not
+    /// decode.
+    pub async fn records(&self, tenant: Option<&TenantId>) -> Result<Vec<AlertRecord>, StoreError> {
+        let prefix = match tenant {
+            Some(t) => format!("alerts/tenant={t}/"),
+            None => "alerts/".to_string(),
+        };
+        let mut out = Vec::new();
+        for key in self.keys(&prefix).await? {
+            let object = self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(&key)
+                .send()
+                .await
+                .map_err(|e| sdk_err("reading an alert object", e.into_service_error()))?;
+            let bytes = object
+                .body
+                .collect()
+                .await
+                .map_err(|e| sdk_err("reading an alert object", e))?
+                .into_bytes();
+            out.extend(decode_batch(&bytes).map_err(|e| corrupt(key, e))?);
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl AlertSink for S3AlertSink {
+    async fn write_batch(
+        &self,
+        batch: &BatchId,
+        records: &[AlertRecord],
+    ) -> Result<(), StoreError> {
+        let body = encode_batch(records)?;
+        let mut put = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(batch.key())
+            .content_type(CONTENT_TYPE)
+            .body(ByteStream::from(body));
+        if let Some(key) = &self.kms_key_id {
+            put = put
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .ssekms_key_id(key);
+        }
+        put.send()
+            .await
+            .map_err(|e| sdk_err("writing an alert object", e.into_service_error()))?;
+        Ok(())
+    }
+
+    async fn discard_attempt(
+        &self,
+        tenant: &TenantId,
+        api: AlertApi,
+        date: &str,
+        cursor_version: u64,
+    ) -> Result<(), StoreError> {
+        let prefix = BatchId::attempt_prefix(tenant, api, date, cursor_version);
+        let keys = self.keys(&prefix).await?;
+        for chunk in keys.chunks(DELETE_BATCH) {
+            let objects = chunk
+                .iter()
+                .map(|k| ObjectIdentifier::builder().key(k).build())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| sdk_err("deleting alert objects", e))?;
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .map_err(|e| sdk_err("deleting alert objects", e))?;
+            let out = self
+                .client
+                .delete_objects()
+                .bucket(&self.bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| sdk_err("deleting alert objects", e.into_service_error()))?;
+            if let Some(failed) = out.errors().first() {
+                return Err(StoreError::Unavailable {
+                    what: "deleting alert objects",
+                    source: format!(
+                        "{} of {} objects not deleted, first {}: {}",
+                        out.errors().len(),
+                        chunk.len(),
+                        failed.key().unwrap_or_default(),
+                        failed.code().unwrap_or_default()
+                    )
+                    .into(),
+                });
+            }
+        }
+        tracing::info!(
+            tenant_id = %tenant,
+            api = %api,
+            date,
+            cursor_version,
+            objects = keys.len(),
+            "discarded an uncommitted delivery attempt"
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_record_round_trips_compressed() {
+        let delivered: BTreeMap<String, DateTime<Utc>> = (0..5_000)
+            .map(|i| (format!("11111111-1111-4111-8111-111111111111:da{i:016}:2026-03-01T09:00:00.0000000Z"), Utc::now()))
+            .collect();
+        let record = CursorRecord {
+            watermark: Some(Utc::now()),
+            delivered: delivered.clone(),
+        };
+        let bytes = encode_record(&record).expect("fits");
+        assert!(bytes.len() < MAX_CURSOR_RECORD_BYTES);
+        let back = decode_record(&bytes).expect("decodes");
+        assert_eq!(back.delivered, delivered);
+        assert_eq!(back.watermark, record.watermark);
+    }
+
+    #[test]
+    fn a_cursor_record_too_large_for_an_item_is_refused_with_its_size() {
+        use rand::Rng;
+        let mut rng = rand::rng();
+        let delivered = (0..20_000)
+            .map(|_| {
+                let key: String = (0..40)
+                    .map(|_| char::from(rng.random_range(b'a'..=b'z')))
+                    .collect();
+                (key, Utc::now())
+            })
+            .collect();
+        let e = encode_record(&CursorRecord {
+            watermark: None,
+            delivered,
+        })
+        .expect_err("too large");
+        let StoreError::Corrupt { source, .. } = e else {
+            panic!("not Corrupt: {e:?}");
+        };
+        let too_large = source
+            .downcast_ref::<CursorTooLarge>()
+            .expect("CursorTooLarge");
+        assert!(too_large.bytes > MAX_CURSOR_RECORD_BYTES);
+    }
+}

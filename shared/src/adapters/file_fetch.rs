@@ -1,0 +1,702 @@
+//! The fetch ports over local files (the embedded default), beside [`super::file`]:
+//!
+//! ```text
+//! {data}/cursors/{tid}/{api}.json                                   one cursor (JSON of Cursor)
+//! {data}/alerts/tenant={tid}/date={date}/{api}-{v:010}-{seq:05}.ndjson.gz   alert objects
+//! ```
+//!
+//! Cursor reads and read-check-writes hold the lock `{data}/cursors/{tid}/.lock`, so leases and
+//! conditional commits are atomic across tasks and processes. Every file is written to a
+//! temporary file and renamed over its target, so neither a reader nor a crash ever sees half of
+//! one; an alert object of a retried delivery replaces the earlier one whole.
+
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+
+use super::file::{locked, read_json, write_atomic, write_json};
+use super::ndjson::{decode_batch, encode_batch};
+use crate::domain::{AlertApi, TenantId};
+use crate::ports::{
+    AlertRecord, AlertSink, BatchId, Cursor, CursorStore, Lease, LeaseError, StoreError,
+};
+
+/// Cursors under `{data}/cursors/`, one JSON file per (tenant, API).
+#[derive(Debug, Clone)]
+pub struct FileCursorStore {
+    dir: PathBuf,
+}
+
+impl FileCursorStore {
+    /// A store under `data_dir`.
+    pub fn new(data_dir: &Path) -> Self {
+        FileCursorStore {
+            dir: data_dir.join("cursors"),
+        }
+    }
+
+    /// The tenant's directory, which holds its cursors and their lock. (TenantId is a validated
+    /// GUID, so it is a safe file name.)
+    fn tenant_dir(&self, tenant: &TenantId) -> PathBuf {
+        self.dir.join(tenant.as_str())
+    }
+}
+
+fn cursor_path(tenant_dir: &Path, api: AlertApi) -> PathBuf {
+    tenant_dir.join(format!("{api}.json"))
+}
+
+/// Whether `lease` still excludes everyone but its owner at `now`: a lease is live strictly
+/// before its expiry (the DynamoDB adapter uses the same bound).
+fn is_live(lease: &Lease, now: DateTime<Utc>) -> bool {
+    lease.expires_at > now
+}
+
+/// The lease transition of [`CursorStore::acquire`] on a loaded (or new) cursor.
+fn take_lease(
+    mut cursor: Cursor,
+    owner: &str,
+    now: DateTime<Utc>,
+    ttl: Duration,
+) -> Result<Cursor, LeaseError> {
+    if let Some(lease) = &cursor.lease {
+        if lease.owner != owner && is_live(lease, now) {
+            return Err(LeaseError::Held {
+                until: lease.expires_at,
+            });
+        }
+        if lease.owner != owner {
+            tracing::info!(
+                tenant_id = %cursor.tenant_id,
+                api = %cursor.api,
+                previous_owner = %lease.owner,
+                owner,
+                "taking over an expired fetch lease"
+            );
+        }
+    }
+    cursor.lease = Some(Lease {
+        owner: owner.to_string(),
+        expires_at: now + ttl,
+    });
+    if cursor.attempt_date.is_none() {
+        cursor.attempt_date = Some(now.date_naive().to_string());
+    }
+    Ok(cursor)
+}
+
+/// The transition of [`CursorStore::commit`]: `next`'s progress on `current`, if `owner` may.
+fn commit_onto(
+    current: Cursor,
+    next: &Cursor,
+    owner: &str,
+    now: DateTime<Utc>,
+) -> Result<Cursor, StoreError> {
+    let holds = current
+        .lease
+        .as_ref()
+        .is_some_and(|l| l.owner == owner && is_live(l, now));
+    if current.version != next.version || !holds {
+        return Err(StoreError::Conflict);
+    }
+    Ok(Cursor {
+        watermark: next.watermark,
+        delivered: next.delivered.clone(),
+        version: current.version + 1,
+        attempt_date: None,
+        ..current
+    })
+}
+
+#[async_trait]
+impl CursorStore for FileCursorStore {
+    async fn get(&self, tenant: &TenantId, api: AlertApi) -> Result<Option<Cursor>, StoreError> {
+        locked(self.tenant_dir(tenant), move |dir| {
+            read_json(&cursor_path(dir, api))
+        })
+        .await
+    }
+
+    async fn acquire(
+        &self,
+        tenant: &TenantId,
+        api: AlertApi,
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<Cursor, LeaseError> {
+        let (tenant, owner) = (tenant.clone(), owner.to_string());
+        locked(self.tenant_dir(&tenant), move |dir| {
+            let path = cursor_path(dir, api);
+            let current = read_json(&path)?.unwrap_or_else(|| Cursor::new(tenant, api));
+            let cursor = match take_lease(current, &owner, now, ttl) {
+                Ok(c) => c,
+                Err(held) => return Ok(Err(held)),
+            };
+            write_json(&path, &cursor, false)?;
+            Ok(Ok(cursor))
+        })
+        .await?
+    }
+
+    async fn commit(
+        &self,
+        next: &Cursor,
+        owner: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Cursor, StoreError> {
+        let (next, owner) = (next.clone(), owner.to_string());
+        locked(self.tenant_dir(&next.tenant_id), move |dir| {
+            let path = cursor_path(dir, next.api);
+            // A cursor that is gone (offboarded mid-fetch) has no lease to commit under.
+            let current: Cursor = read_json(&path)?.ok_or(StoreError::Conflict)?;
+            let stored = commit_onto(current, &next, &owner, now)?;
+            write_json(&path, &stored, false)?;
+            Ok(stored)
+        })
+        .await
+    }
+
+    async fn release(
+        &self,
+        tenant: &TenantId,
+        api: AlertApi,
+        owner: &str,
+    ) -> Result<(), StoreError> {
+        let owner = owner.to_string();
+        locked(self.tenant_dir(tenant), move |dir| {
+            let path = cursor_path(dir, api);
+            let Some(mut cursor) = read_json::<Cursor>(&path)? else {
+                return Ok(());
+            };
+            if cursor.lease.as_ref().is_some_and(|l| l.owner == owner) {
+                cursor.lease = None;
+                write_json(&path, &cursor, false)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete(&self, tenant: &TenantId) -> Result<(), StoreError> {
+        // The directory and its lock file stay: removing the lock another process may be
+        // waiting on would let two processes hold "the" lock at once.
+        locked(self.tenant_dir(tenant), |dir| {
+            for api in AlertApi::ALL {
+                match fs::remove_file(cursor_path(dir, api)) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    Err(e) => return Err(StoreError::unavailable("deleting a cursor", e)),
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// Alert objects under `{data}/alerts/`, at the keys of [`BatchId::key`].
+#[derive(Debug, Clone)]
+pub struct FileAlertSink {
+    data_dir: PathBuf,
+}
+
+impl FileAlertSink {
+    /// A sink writing under `data_dir`.
+    pub fn new(data_dir: &Path) -> Self {
+        FileAlertSink {
+            data_dir: data_dir.to_path_buf(),
+        }
+    }
+
+    /// Every record of every object (of `tenant` only, when given), in key order then line
+    /// order: for tests, the CLI and the demo, not for production volumes.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] when a directory or file cannot be read,
+    /// [`StoreError::Corrupt`] when an object does not decode.
+    pub fn records(&self, tenant: Option<&TenantId>) -> Result<Vec<AlertRecord>, StoreError> {
+        let root = match tenant {
+            Some(t) => self.data_dir.join("alerts").join(format!("tenant={t}")),
+            None => self.data_dir.join("alerts"),
+        };
+        let mut objects = Vec::new();
+        collect_objects(&root, &mut objects)?;
+        objects.sort();
+        let mut out = Vec::new();
+        for path in objects {
+            let bytes =
+                fs::read(&path).map_err(|e| StoreError::unavailable("reading alerts", e))?;
+            out.extend(decode_batch(&bytes).map_err(|e| StoreError::Corrupt {
+                what: path.display().to_string(),
+                source: Box::new(e),
+            })?);
+        }
+        Ok(out)
+    }
+}
+
+/// The `.ndjson.gz` files under `dir`, recursively (temporary files, which start with a dot,
+/// are skipped); a missing `dir` holds none.
+fn collect_objects(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), StoreError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(StoreError::unavailable("listing alerts", e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| StoreError::unavailable("listing alerts", e))?;
+        let path = entry.path();
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with('.') {
+            continue;
+        }
+        let kind = entry
+            .file_type()
+            .map_err(|e| StoreError::unavailable("listing alerts", e))?;
+        if kind.is_dir() {
+            collect_objects(&path, out)?;
+        } else if name.ends_with(".ndjson.gz") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// The attempt date becomes a directory name: only a real `YYYY-MM-DD` may.
+fn check_date(date: &str) -> Result<(), StoreError> {
+    chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
+        .ok()
+        .filter(|_| date.len() == 10)
+        .map(|_| ())
+        .ok_or_else(|| StoreError::Corrupt {
+            what: format!("attempt date {date:?}"),
+            source: "an attempt date is YYYY-MM-DD".into(),
+        })
+}
+
+#[async_trait]
+impl AlertSink for FileAlertSink {
+    async fn write_batch(
+        &self,
+        batch: &BatchId,
+        records: &[AlertRecord],
+    ) -> Result<(), StoreError> {
+        check_date(&batch.date)?;
+        let path = self.data_dir.join(batch.key());
+        let bytes = encode_batch(records)?;
+        tokio::task::spawn_blocking(move || write_atomic(&path, &bytes, false))
+            .await
+            .map_err(|e| StoreError::unavailable("a storage task", e))?
+            .map_err(|e| StoreError::unavailable("writing alerts", e))
+    }
+
+    async fn discard_attempt(
+        &self,
+        tenant: &TenantId,
+        api: AlertApi,
+        date: &str,
+        cursor_version: u64,
+    ) -> Result<(), StoreError> {
+        check_date(date)?;
+        let prefix = BatchId::attempt_prefix(tenant, api, date, cursor_version);
+        // The prefix is `{dir}/{file name prefix}`; its directory part is a path below data.
+        let (dir, name_prefix) = prefix.rsplit_once('/').unwrap_or(("", prefix.as_str()));
+        let dir = self.data_dir.join(dir);
+        let object_prefix = name_prefix.to_string();
+        // Leftovers of a write that crashed before its rename: `.{object}.{uuid}.tmp`.
+        let temp_prefix = format!(".{name_prefix}");
+        let removed = tokio::task::spawn_blocking(move || {
+            let entries = match fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(0),
+                Err(e) => return Err(StoreError::unavailable("listing alerts", e)),
+            };
+            let mut removed = 0usize;
+            for entry in entries {
+                let entry = entry.map_err(|e| StoreError::unavailable("listing alerts", e))?;
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else { continue };
+                let ours = (name.starts_with(&object_prefix) && name.ends_with(".ndjson.gz"))
+                    || (name.starts_with(&temp_prefix) && name.ends_with(".tmp"));
+                if !ours {
+                    continue;
+                }
+                match fs::remove_file(entry.path()) {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    Err(e) => return Err(StoreError::unavailable("deleting alerts", e)),
+                }
+            }
+            Ok(removed)
+        })
+        .await
+        .map_err(|e| StoreError::unavailable("a storage task", e))??;
+        tracing::info!(
+            tenant_id = %tenant,
+            api = %api,
+            date,
+            cursor_version,
+            objects = removed,
+            "discarded an uncommitted delivery attempt"
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    use super::*;
+    use crate::adapters::ndjson::tests::record;
+
+    fn tid(n: u32) -> TenantId {
+        TenantId::parse(&format!("{n:08x}-1111-4111-8111-111111111111")).expect("tid")
+    }
+
+    fn at(h: u32, m: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 1, h, m, 0)
+            .single()
+            .expect("valid time")
+    }
+
+    fn minutes(n: i64) -> Duration {
+        Duration::minutes(n)
+    }
+
+    fn progressed(mut c: Cursor, key: &str) -> Cursor {
+        c.watermark = Some(at(9, 0));
+        c.delivered = BTreeMap::from([(key.to_string(), at(8, 59))]);
+        c
+    }
+
+    #[tokio::test]
+    async fn the_first_acquire_creates_the_cursor_with_todays_attempt_date() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FileCursorStore::new(dir.path());
+        assert!(
+            store
+                .get(&tid(1), AlertApi::Graph)
+                .await
+                .expect("get")
+                .is_none()
+        );
+        let c = store
+            .acquire(&tid(1), AlertApi::Graph, "run-a", at(23, 59), minutes(5))
+            .await
+            .expect("acquired");
+        assert_eq!(c.version, 0);
+        assert_eq!(c.watermark, None);
+        assert_eq!(c.attempt_date.as_deref(), Some("2026-03-01"));
+        assert_eq!(
+            c.lease,
+            Some(Lease {
+                owner: "run-a".into(),
+                expires_at: at(23, 59) + minutes(5)
+            })
+        );
+        assert!(
+            dir.path()
+                .join(format!("cursors/{}/graph.json", tid(1)))
+                .is_file()
+        );
+        assert_eq!(
+            store.get(&tid(1), AlertApi::Graph).await.expect("get"),
+            Some(c)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_live_lease_of_another_owner_is_held_and_an_expired_one_is_taken_over() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FileCursorStore::new(dir.path());
+        store
+            .acquire(&tid(1), AlertApi::Mde, "run-a", at(9, 0), minutes(5))
+            .await
+            .expect("a takes it");
+        let held = store
+            .acquire(&tid(1), AlertApi::Mde, "run-b", at(9, 4), minutes(5))
+            .await
+            .expect_err("b is refused");
+        assert!(matches!(held, LeaseError::Held { until } if until == at(9, 5)));
+        let again = store
+            .acquire(&tid(1), AlertApi::Mde, "run-a", at(9, 4), minutes(5))
+            .await
+            .expect("its owner renews it");
+        assert_eq!(again.lease.map(|l| l.expires_at), Some(at(9, 9)));
+        let b = store
+            .acquire(&tid(1), AlertApi::Mde, "run-b", at(9, 9), minutes(5))
+            .await
+            .expect("b takes the expired lease");
+        assert_eq!(b.lease.map(|l| l.owner).as_deref(), Some("run-b"));
+        store
+            .acquire(&tid(1), AlertApi::Graph, "run-c", at(9, 9), minutes(5))
+            .await
+            .expect("another API of the tenant has its own lease");
+    }
+
+    #[tokio::test]
+    async fn a_commit_after_losing_the_lease_conflicts_and_the_new_owner_commits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FileCursorStore::new(dir.path());
+        let a = store
+            .acquire(&tid(1), AlertApi::Graph, "run-a", at(9, 0), minutes(5))
+            .await
+            .expect("a");
+        assert!(
+            matches!(
+                store
+                    .commit(&progressed(a.clone(), "k-a"), "run-a", at(9, 5))
+                    .await,
+                Err(StoreError::Conflict)
+            ),
+            "a lease is dead at its expiry"
+        );
+        let b = store
+            .acquire(&tid(1), AlertApi::Graph, "run-b", at(9, 6), minutes(5))
+            .await
+            .expect("b");
+        assert_eq!(b.attempt_date, a.attempt_date, "b retries a's attempt");
+        assert!(matches!(
+            store.commit(&progressed(a, "k-a"), "run-a", at(9, 7)).await,
+            Err(StoreError::Conflict)
+        ));
+        let stored = store
+            .commit(&progressed(b, "k-b"), "run-b", at(9, 7))
+            .await
+            .expect("b commits");
+        assert_eq!(stored.version, 1);
+        assert_eq!(
+            stored.lease.as_ref().map(|l| l.owner.as_str()),
+            Some("run-b")
+        );
+        assert!(stored.delivered.contains_key("k-b"));
+        assert_eq!(
+            store.get(&tid(1), AlertApi::Graph).await.expect("get"),
+            Some(stored)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_commit_from_a_stale_version_conflicts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FileCursorStore::new(dir.path());
+        let c = store
+            .acquire(&tid(1), AlertApi::Graph, "run-a", at(9, 0), minutes(5))
+            .await
+            .expect("a");
+        let first = store
+            .commit(&progressed(c.clone(), "k1"), "run-a", at(9, 1))
+            .await
+            .expect("first commit");
+        assert!(matches!(
+            store.commit(&progressed(c, "k2"), "run-a", at(9, 2)).await,
+            Err(StoreError::Conflict)
+        ));
+        let second = store
+            .commit(&progressed(first, "k2"), "run-a", at(9, 2))
+            .await
+            .expect("from the stored version");
+        assert_eq!(second.version, 2);
+        assert!(
+            matches!(
+                store
+                    .commit(&Cursor::new(tid(2), AlertApi::Graph), "run-a", at(9, 2))
+                    .await,
+                Err(StoreError::Conflict)
+            ),
+            "no cursor, no lease"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_attempt_date_is_set_once_and_cleared_by_a_commit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FileCursorStore::new(dir.path());
+        let day1 = at(23, 58);
+        let c = store
+            .acquire(&tid(1), AlertApi::Siem, "run-a", day1, minutes(5))
+            .await
+            .expect("a");
+        let next_day = day1 + minutes(10);
+        let retried = store
+            .acquire(&tid(1), AlertApi::Siem, "run-b", next_day, minutes(5))
+            .await
+            .expect("b after expiry");
+        assert_eq!(retried.attempt_date.as_deref(), Some("2026-03-01"));
+        let committed = store
+            .commit(&progressed(c, "k"), "run-b", next_day)
+            .await
+            .expect("commit");
+        assert_eq!(committed.attempt_date, None);
+        let next = store
+            .acquire(&tid(1), AlertApi::Siem, "run-b", next_day, minutes(5))
+            .await
+            .expect("next attempt");
+        assert_eq!(next.attempt_date.as_deref(), Some("2026-03-02"));
+    }
+
+    #[tokio::test]
+    async fn release_frees_only_the_owners_lease_and_delete_removes_every_cursor() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FileCursorStore::new(dir.path());
+        for api in AlertApi::ALL {
+            store
+                .acquire(&tid(1), api, "run-a", at(9, 0), minutes(5))
+                .await
+                .expect("a");
+        }
+        store
+            .release(&tid(1), AlertApi::Graph, "run-b")
+            .await
+            .expect("not b's: nothing happens");
+        assert!(
+            store
+                .get(&tid(1), AlertApi::Graph)
+                .await
+                .expect("get")
+                .and_then(|c| c.lease)
+                .is_some()
+        );
+        store
+            .release(&tid(1), AlertApi::Graph, "run-a")
+            .await
+            .expect("release");
+        store
+            .acquire(&tid(1), AlertApi::Graph, "run-b", at(9, 1), minutes(5))
+            .await
+            .expect("free after release");
+        store
+            .release(&tid(9), AlertApi::Graph, "run-a")
+            .await
+            .expect("releasing nothing is fine");
+        store.delete(&tid(1)).await.expect("delete");
+        for api in AlertApi::ALL {
+            assert!(store.get(&tid(1), api).await.expect("get").is_none());
+        }
+        store
+            .delete(&tid(1))
+            .await
+            .expect("deleting nothing is fine");
+    }
+
+    fn batch(tenant: &TenantId, version: u64, seq: u32) -> BatchId {
+        BatchId {
+            tenant_id: tenant.clone(),
+            api: AlertApi::Graph,
+            cursor_version: version,
+            date: "2026-03-01".into(),
+            seq,
+        }
+    }
+
+    #[tokio::test]
+    async fn objects_land_at_their_keys_and_a_rewrite_replaces_the_object() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sink = FileAlertSink::new(dir.path());
+        let t = tid(1);
+        sink.write_batch(&batch(&t, 7, 0), &[record(&t, "a1", json!({"v": 1}))])
+            .await
+            .expect("write");
+        let path = dir.path().join(format!(
+            "alerts/tenant={t}/date=2026-03-01/graph-0000000007-00000.ndjson.gz"
+        ));
+        assert!(path.is_file());
+        let again = [
+            record(&t, "a1", json!({"v": 2})),
+            record(&t, "a2", json!({})),
+        ];
+        sink.write_batch(&batch(&t, 7, 0), &again)
+            .await
+            .expect("rewrite");
+        assert_eq!(sink.records(Some(&t)).expect("records"), again);
+    }
+
+    #[tokio::test]
+    async fn discarding_an_attempt_removes_exactly_its_objects() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sink = FileAlertSink::new(dir.path());
+        let (t, other) = (tid(1), tid(2));
+        let kept_before = record(&t, "v6", json!({}));
+        let kept_other = record(&other, "o7", json!({}));
+        sink.write_batch(&batch(&t, 6, 0), std::slice::from_ref(&kept_before))
+            .await
+            .expect("v6");
+        for seq in 0..3 {
+            sink.write_batch(&batch(&t, 7, seq), &[record(&t, "v7", json!({}))])
+                .await
+                .expect("v7");
+        }
+        sink.write_batch(&batch(&other, 7, 0), std::slice::from_ref(&kept_other))
+            .await
+            .expect("other tenant");
+        let mut mde = batch(&t, 7, 0);
+        mde.api = AlertApi::Mde;
+        let kept_mde = record(&t, "m7", json!({}));
+        sink.write_batch(&mde, std::slice::from_ref(&kept_mde))
+            .await
+            .expect("other api");
+        let day = dir
+            .path()
+            .join(format!("alerts/tenant={t}/date=2026-03-01"));
+        fs::write(
+            day.join(".graph-0000000007-00003.ndjson.gz.crashed.tmp"),
+            b"x",
+        )
+        .expect("tmp");
+
+        sink.discard_attempt(&t, AlertApi::Graph, "2026-03-01", 7)
+            .await
+            .expect("discard");
+        sink.discard_attempt(&t, AlertApi::Graph, "2026-02-28", 7)
+            .await
+            .expect("discarding nothing is fine");
+
+        let mut left: Vec<String> = fs::read_dir(&day)
+            .expect("dir")
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "graph-0000000006-00000.ndjson.gz",
+                "mde-0000000007-00000.ndjson.gz"
+            ]
+        );
+        assert_eq!(
+            sink.records(Some(&t)).expect("t"),
+            [kept_before.clone(), kept_mde.clone()]
+        );
+        assert_eq!(sink.records(None).expect("all").len(), 3);
+        assert_eq!(sink.records(Some(&other)).expect("other"), [kept_other]);
+    }
+
+    #[tokio::test]
+    async fn an_attempt_date_that_is_not_a_date_never_becomes_a_path() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sink = FileAlertSink::new(dir.path());
+        let mut b = batch(&tid(1), 1, 0);
+        b.date = "../../etc".into();
+        assert!(matches!(
+            sink.write_batch(&b, &[]).await,
+            Err(StoreError::Corrupt { .. })
+        ));
+        assert!(matches!(
+            sink.discard_attempt(&tid(1), AlertApi::Graph, "2026-3-1", 1)
+                .await,
+            Err(StoreError::Corrupt { .. })
+        ));
+        assert!(sink.records(None).expect("records").is_empty());
+    }
+}

@@ -1,0 +1,158 @@
+//! The object format of the alert sinks (DESIGN §5): NDJSON, one [`AlertRecord`] per line, each
+//! line ending in `\n`, the whole gzip-compressed. Encoding streams records one by one into the
+//! compressor; decoding reads line by line, so neither holds the uncompressed text whole.
+
+use std::io::{BufRead, BufReader, Write};
+
+use flate2::Compression;
+use flate2::read::MultiGzDecoder;
+use flate2::write::GzEncoder;
+
+use crate::ports::{AlertRecord, StoreError};
+
+/// The media type of the uncompressed content. Objects are `.ndjson.gz` files, so the
+/// compression is part of the object, not a transfer or content encoding.
+pub const CONTENT_TYPE: &str = "application/x-ndjson";
+
+/// Encodes `records` as gzip-compressed NDJSON.
+///
+/// # Errors
+///
+/// [`StoreError::Corrupt`] when a record cannot be serialized or compressed (a bug: records are
+/// plain JSON).
+pub fn encode_batch(records: &[AlertRecord]) -> Result<Vec<u8>, StoreError> {
+    let mut gz = GzEncoder::new(Vec::new(), Compression::default());
+    for record in records {
+        serde_json::to_writer(&mut gz, record).map_err(|e| corrupt(&record.dedup_key, e))?;
+        gz.write_all(b"\n")
+            .map_err(|e| corrupt(&record.dedup_key, e))?;
+    }
+    gz.finish().map_err(|e| corrupt("the batch", e))
+}
+
+/// Decodes gzip-compressed NDJSON written by [`encode_batch`] (blank lines are skipped, and
+/// concatenated gzip members are read as one stream).
+///
+/// # Errors
+///
+/// [`StoreError::Corrupt`] naming the line when the data is not gzip, not UTF-8 JSON, or a line
+/// is not an alert record.
+pub fn decode_batch(bytes: &[u8]) -> Result<Vec<AlertRecord>, StoreError> {
+    let mut reader = BufReader::new(MultiGzDecoder::new(bytes));
+    let mut out = Vec::new();
+    let mut line = Vec::new();
+    for number in 1usize.. {
+        line.clear();
+        let read = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| corrupt(&format!("line {number}"), e))?;
+        if read == 0 {
+            break;
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        out.push(serde_json::from_slice(&line).map_err(|e| corrupt(&format!("line {number}"), e))?);
+    }
+    Ok(out)
+}
+
+fn corrupt(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Corrupt {
+        what: format!("NDJSON batch: {what}"),
+        source: Box::new(e),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use chrono::{TimeZone, Utc};
+    use serde_json::json;
+
+    use super::*;
+    use crate::domain::{AlertApi, TenantId};
+    use crate::ports::Change;
+
+    /// A record of `tenant` with `alert` as the raw alert.
+    pub(crate) fn record(
+        tenant: &TenantId,
+        alert_id: &str,
+        alert: serde_json::Value,
+    ) -> AlertRecord {
+        let version = "2026-03-01T09:00:00.0000000Z";
+        AlertRecord {
+            schema: "mssp.alert/1".into(),
+            tenant_id: tenant.clone(),
+            tenant_name: "Contoso — Zürich 東京".into(),
+            source: AlertApi::Graph,
+            change: Change::Created,
+            alert_id: alert_id.into(),
+            alert_version: version.into(),
+            dedup_key: format!("{tenant}:{alert_id}:{version}"),
+            fetched_at: Utc
+                .with_ymd_and_hms(2026, 3, 1, 9, 5, 0)
+                .single()
+                .expect("valid time"),
+            alert,
+        }
+    }
+
+    fn tid() -> TenantId {
+        TenantId::parse("11111111-1111-4111-8111-111111111111").expect("tid")
+    }
+
+    #[test]
+    fn a_batch_round_trips_with_unicode_and_large_raw_alerts() {
+        let big: String = "évidence 🛡️ \u{2028} \"quoted\"\n".repeat(40_000);
+        let records = vec![
+            record(
+                &tid(),
+                "a1",
+                json!({"title": "Ransomware 勒索软件", "evidence": big}),
+            ),
+            record(
+                &tid(),
+                "a2",
+                json!({"nested": {"list": [1, 2.5, null, true]}}),
+            ),
+        ];
+        let bytes = encode_batch(&records).expect("encode");
+        assert_eq!(&bytes[..2], &[0x1f, 0x8b], "gzip magic");
+        assert!(bytes.len() < big.len() / 10, "compressed");
+        assert_eq!(decode_batch(&bytes).expect("decode"), records);
+    }
+
+    #[test]
+    fn each_record_is_one_newline_terminated_line() {
+        let records = vec![
+            record(&tid(), "a1", json!({"text": "line\nbreak"})),
+            record(&tid(), "a2", json!({})),
+        ];
+        let bytes = encode_batch(&records).expect("encode");
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut MultiGzDecoder::new(&bytes[..]), &mut text)
+            .expect("gunzip");
+        assert!(text.ends_with('\n'));
+        assert_eq!(text.lines().count(), 2);
+        let first: serde_json::Value =
+            serde_json::from_str(text.lines().next().expect("line")).expect("json");
+        assert_eq!(first["schema"], "mssp.alert/1");
+        assert_eq!(first["change"], "created");
+        assert_eq!(first["source"], "graph");
+    }
+
+    #[test]
+    fn an_empty_batch_round_trips_and_garbage_is_reported_as_corrupt() {
+        let empty = encode_batch(&[]).expect("encode");
+        assert!(decode_batch(&empty).expect("decode").is_empty());
+        assert!(matches!(
+            decode_batch(b"not gzip at all"),
+            Err(StoreError::Corrupt { .. })
+        ));
+        let mut gz = GzEncoder::new(Vec::new(), Compression::default());
+        gz.write_all(b"{\"schema\":1}\n").expect("write");
+        let bad = gz.finish().expect("finish");
+        let e = decode_batch(&bad).expect_err("not a record");
+        assert!(e.to_string().contains("line 1"), "{e}");
+    }
+}

@@ -1,0 +1,514 @@
+//! The fetch adapters at their wire boundary, against the AWS emulator (moto): the DynamoDB
+//! cursor store (leases, conditional commits, compressed records) and the S3 alert sink
+//! (deterministic keys, SSE-KMS, discarding an attempt).
+
+use std::collections::BTreeMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_s3::types::ServerSideEncryption;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use emulator::Scenario;
+use serde_json::json;
+use shared::adapters::aws::DynamoDbTenantRegistry;
+use shared::adapters::aws_fetch::{DynamoDbCursorStore, S3AlertSink, s3_client};
+use shared::config::Cloud;
+use shared::domain::{AlertApi, AuthModel, Tenant, TenantId};
+use shared::ports::{
+    AlertRecord, AlertSink, BatchId, Change, Cursor, CursorStore, LeaseError, StoreError,
+    TenantRegistry,
+};
+use tests::TestEnv;
+
+use crate::aws_adapters::create_table;
+
+const KMS_KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555";
+
+fn tid(n: u32) -> TenantId {
+    TenantId::parse(&format!("{n:08x}-0000-4000-8000-000000000000")).expect("tid")
+}
+
+fn at(h: u32, m: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 1, h, m, 0)
+        .single()
+        .expect("valid time")
+}
+
+fn ttl() -> Duration {
+    Duration::minutes(5)
+}
+
+/// `cursor` having delivered `keys`, up to 09:00.
+fn progressed(mut cursor: Cursor, keys: &[&str]) -> Cursor {
+    cursor.watermark = Some(at(9, 0));
+    cursor.delivered = keys.iter().map(|k| (k.to_string(), at(8, 59))).collect();
+    cursor
+}
+
+async fn cursor_store(env: &TestEnv) -> (DynamoDbCursorStore, aws_sdk_dynamodb::Client, String) {
+    let ddb = aws_sdk_dynamodb::Client::new(&env.aws_config().await);
+    let table = env.unique_name("mssp-table");
+    create_table(&ddb, &table).await;
+    (DynamoDbCursorStore::new(ddb.clone(), &table), ddb, table)
+}
+
+fn record(tenant: &TenantId, alert_id: &str, n: u32) -> AlertRecord {
+    let version = format!("2026-03-01T09:00:{n:02}.0000000Z");
+    AlertRecord {
+        schema: "mssp.alert/1".into(),
+        tenant_id: tenant.clone(),
+        tenant_name: "Contoso — Zürich".into(),
+        source: AlertApi::Graph,
+        change: Change::Updated,
+        alert_id: alert_id.into(),
+        dedup_key: format!("{tenant}:{alert_id}:{version}"),
+        alert_version: version,
+        fetched_at: at(9, 5),
+        alert: json!({"id": alert_id, "title": "Suspicious sign-in 可疑登录", "n": n}),
+    }
+}
+
+fn batch(tenant: &TenantId, version: u64, seq: u32) -> BatchId {
+    BatchId {
+        tenant_id: tenant.clone(),
+        api: AlertApi::Graph,
+        cursor_version: version,
+        date: "2026-03-01".into(),
+        seq,
+    }
+}
+
+async fn alert_sink(
+    env: &TestEnv,
+    kms_key: Option<&str>,
+) -> (S3AlertSink, aws_sdk_s3::Client, String) {
+    let s3 = s3_client(&env.aws_config().await);
+    let bucket = env.unique_name("mssp-alerts");
+    s3.create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("bucket created");
+    (
+        S3AlertSink::new(s3.clone(), &bucket, kms_key.map(str::to_string)),
+        s3,
+        bucket,
+    )
+}
+
+async fn keys(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut token = None;
+    loop {
+        let page = s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .set_continuation_token(token.take())
+            .send()
+            .await
+            .expect("list");
+        out.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_string)),
+        );
+        match page.next_continuation_token() {
+            Some(t) => token = Some(t.to_string()),
+            None => break,
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_first_acquire_creates_the_cursor_and_a_second_owner_waits_for_the_lease_to_expire() {
+    let env = TestEnv::start(Scenario::default()).await.expect("env");
+    let (store, _, _) = cursor_store(&env).await;
+    let t = tid(1);
+    assert!(store.get(&t, AlertApi::Graph).await.expect("get").is_none());
+
+    let a = store
+        .acquire(&t, AlertApi::Graph, "run-a", at(9, 0), ttl())
+        .await
+        .expect("first acquire");
+    assert_eq!(a.version, 0);
+    assert_eq!(a.watermark, None);
+    assert!(a.delivered.is_empty());
+    assert_eq!(a.attempt_date.as_deref(), Some("2026-03-01"));
+    let lease = a.lease.clone().expect("lease");
+    assert_eq!(
+        (lease.owner.as_str(), lease.expires_at),
+        ("run-a", at(9, 5))
+    );
+    assert_eq!(store.get(&t, AlertApi::Graph).await.expect("get"), Some(a));
+
+    let refused = store
+        .acquire(&t, AlertApi::Graph, "run-b", at(9, 4), ttl())
+        .await
+        .expect_err("the lease is live");
+    assert!(
+        matches!(refused, LeaseError::Held { until } if until == at(9, 5)),
+        "{refused:?}"
+    );
+    let renewed = store
+        .acquire(&t, AlertApi::Graph, "run-a", at(9, 4), ttl())
+        .await
+        .expect("its owner renews it");
+    assert_eq!(renewed.lease.map(|l| l.expires_at), Some(at(9, 9)));
+
+    let b = store
+        .acquire(&t, AlertApi::Graph, "run-b", at(9, 9), ttl())
+        .await
+        .expect("the lease expired at 09:09");
+    assert_eq!(b.lease.map(|l| l.owner).as_deref(), Some("run-b"));
+    assert_eq!(b.attempt_date.as_deref(), Some("2026-03-01"), "kept");
+    store
+        .acquire(&t, AlertApi::Mde, "run-c", at(9, 9), ttl())
+        .await
+        .expect("each API has its own lease");
+}
+
+#[tokio::test]
+async fn a_commit_that_lost_its_lease_conflicts_and_versions_never_go_backwards() {
+    let env = TestEnv::start(Scenario::default()).await.expect("env");
+    let (store, _, _) = cursor_store(&env).await;
+    let t = tid(2);
+    let a = store
+        .acquire(&t, AlertApi::Mde, "run-a", at(9, 0), ttl())
+        .await
+        .expect("a");
+    let b = store
+        .acquire(&t, AlertApi::Mde, "run-b", at(9, 6), ttl())
+        .await
+        .expect("b takes a's expired lease");
+
+    let lost = store
+        .commit(&progressed(a.clone(), &["k-a"]), "run-a", at(9, 7))
+        .await;
+    assert!(matches!(lost, Err(StoreError::Conflict)), "{lost:?}");
+    let committed = store
+        .commit(&progressed(b, &["k-b"]), "run-b", at(9, 7))
+        .await
+        .expect("b commits");
+    assert_eq!(committed.version, 1);
+    assert_eq!(committed.attempt_date, None);
+    assert_eq!(
+        committed.lease.as_ref().map(|l| l.owner.as_str()),
+        Some("run-b")
+    );
+
+    let late = store
+        .commit(&progressed(a, &["k-a"]), "run-a", at(9, 8))
+        .await;
+    assert!(matches!(late, Err(StoreError::Conflict)), "{late:?}");
+    let stored = store
+        .get(&t, AlertApi::Mde)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(stored, committed, "b's commit stands, untouched by a");
+    assert!(stored.delivered.contains_key("k-b") && !stored.delivered.contains_key("k-a"));
+
+    let expired = store
+        .commit(&progressed(stored.clone(), &["k-c"]), "run-b", at(9, 11))
+        .await;
+    assert!(
+        matches!(expired, Err(StoreError::Conflict)),
+        "a lease is dead at its expiry: {expired:?}"
+    );
+    let again = store
+        .acquire(&t, AlertApi::Mde, "run-a", at(9, 12), ttl())
+        .await
+        .expect("a again");
+    assert!(again.version >= stored.version);
+    assert_eq!(
+        again.attempt_date.as_deref(),
+        Some("2026-03-01"),
+        "a new attempt"
+    );
+}
+
+#[tokio::test]
+async fn a_dynamodb_commit_from_a_stale_version_conflicts() {
+    let env = TestEnv::start(Scenario::default()).await.expect("env");
+    let (store, _, _) = cursor_store(&env).await;
+    let t = tid(3);
+    let c = store
+        .acquire(&t, AlertApi::Siem, "run-a", at(9, 0), ttl())
+        .await
+        .expect("acquire");
+    let first = store
+        .commit(&progressed(c.clone(), &["k1"]), "run-a", at(9, 1))
+        .await
+        .expect("first");
+    let stale = store
+        .commit(&progressed(c, &["k2"]), "run-a", at(9, 2))
+        .await;
+    assert!(matches!(stale, Err(StoreError::Conflict)), "{stale:?}");
+    let second = store
+        .commit(&progressed(first, &["k2"]), "run-a", at(9, 2))
+        .await
+        .expect("from the stored version");
+    assert_eq!(second.version, 2);
+    let never = store
+        .commit(&Cursor::new(tid(33), AlertApi::Siem), "run-a", at(9, 2))
+        .await;
+    assert!(
+        matches!(never, Err(StoreError::Conflict)),
+        "no cursor, no lease: {never:?}"
+    );
+    assert!(
+        store
+            .get(&tid(33), AlertApi::Siem)
+            .await
+            .expect("get")
+            .is_none(),
+        "a refused commit creates nothing"
+    );
+}
+
+#[tokio::test]
+async fn five_thousand_delivered_keys_round_trip_compressed() {
+    let env = TestEnv::start(Scenario::default()).await.expect("env");
+    let (store, ddb, table) = cursor_store(&env).await;
+    let t = tid(4);
+    let mut c = store
+        .acquire(&t, AlertApi::Graph, "run-a", at(9, 0), ttl())
+        .await
+        .expect("acquire");
+    let delivered: BTreeMap<String, DateTime<Utc>> = (0..5_000)
+        .map(|i| {
+            let version = at(8, 0) + Duration::milliseconds(i * 700);
+            (
+                format!(
+                    "{t}:da{i:018}_{:08x}:{}",
+                    i * 7919,
+                    version.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                ),
+                version,
+            )
+        })
+        .collect();
+    c.watermark = Some(at(9, 0));
+    c.delivered = delivered.clone();
+    let stored = store.commit(&c, "run-a", at(9, 1)).await.expect("commit");
+    assert_eq!(stored.delivered, delivered);
+    let back = store
+        .get(&t, AlertApi::Graph)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(back.delivered, delivered);
+    assert_eq!(back.watermark, Some(at(9, 0)));
+
+    let item = ddb
+        .get_item()
+        .table_name(&table)
+        .key("pk", AttributeValue::S(format!("TENANT#{t}")))
+        .key("sk", AttributeValue::S("CURSOR#graph".into()))
+        .send()
+        .await
+        .expect("raw item")
+        .item
+        .expect("item");
+    let AttributeValue::B(blob) = &item["record"] else {
+        panic!("record is not binary: {:?}", item["record"]);
+    };
+    let json_len = serde_json::to_vec(&delivered).expect("json").len();
+    assert!(
+        blob.as_ref().len() * 3 < json_len,
+        "compressed {} of {json_len} bytes",
+        blob.as_ref().len()
+    );
+    assert_eq!(item["version"], AttributeValue::N("1".into()));
+    assert_eq!(item["lease_owner"], AttributeValue::S("run-a".into()));
+    assert!(!item.contains_key("attempt_date"), "cleared by the commit");
+}
+
+#[tokio::test]
+async fn release_frees_only_its_owners_lease_and_delete_removes_every_cursor_but_the_tenant() {
+    let env = TestEnv::start(Scenario::default()).await.expect("env");
+    let (store, ddb, table) = cursor_store(&env).await;
+    let t = tid(5);
+    let registry = DynamoDbTenantRegistry::new(ddb, &table);
+    registry
+        .create(&Tenant::pending(
+            t.clone(),
+            "Contoso".into(),
+            AuthModel::Application,
+            AlertApi::Graph,
+            Cloud::Commercial,
+            at(8, 0),
+        ))
+        .await
+        .expect("tenant");
+    for api in AlertApi::ALL {
+        store
+            .acquire(&t, api, "run-a", at(9, 0), ttl())
+            .await
+            .expect("acquire");
+    }
+    store
+        .acquire(&tid(6), AlertApi::Graph, "run-z", at(9, 0), ttl())
+        .await
+        .expect("another tenant");
+
+    store
+        .release(&t, AlertApi::Graph, "run-b")
+        .await
+        .expect("not b's: nothing happens");
+    assert!(matches!(
+        store
+            .acquire(&t, AlertApi::Graph, "run-b", at(9, 1), ttl())
+            .await,
+        Err(LeaseError::Held { .. })
+    ));
+    store
+        .release(&t, AlertApi::Graph, "run-a")
+        .await
+        .expect("release");
+    let released = store
+        .get(&t, AlertApi::Graph)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(released.lease, None);
+    store
+        .acquire(&t, AlertApi::Graph, "run-b", at(9, 1), ttl())
+        .await
+        .expect("free after release");
+    store
+        .release(&tid(7), AlertApi::Graph, "run-a")
+        .await
+        .expect("releasing nothing is fine");
+
+    store.delete(&t).await.expect("delete");
+    for api in AlertApi::ALL {
+        assert!(store.get(&t, api).await.expect("get").is_none(), "{api}");
+    }
+    assert!(
+        registry.get(&t).await.expect("get").is_some(),
+        "tenant kept"
+    );
+    assert!(
+        store
+            .get(&tid(6), AlertApi::Graph)
+            .await
+            .expect("get")
+            .is_some(),
+        "other tenants keep theirs"
+    );
+    store.delete(&t).await.expect("deleting nothing is fine");
+}
+
+#[tokio::test]
+async fn alert_objects_land_at_their_keys_with_sse_kms_and_a_rewrite_replaces_them() {
+    let env = TestEnv::start(Scenario::default()).await.expect("env");
+    let (sink, s3, bucket) = alert_sink(&env, Some(KMS_KEY)).await;
+    let t = tid(8);
+    let first = vec![record(&t, "a1", 1), record(&t, "a2", 2)];
+    sink.write_batch(&batch(&t, 12, 0), &first)
+        .await
+        .expect("write");
+    let key = format!("alerts/tenant={t}/date=2026-03-01/graph-0000000012-00000.ndjson.gz");
+    assert_eq!(keys(&s3, &bucket).await, std::slice::from_ref(&key));
+
+    let head = s3
+        .head_object()
+        .bucket(&bucket)
+        .key(&key)
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(
+        head.server_side_encryption(),
+        Some(&ServerSideEncryption::AwsKms)
+    );
+    assert_eq!(head.ssekms_key_id(), Some(KMS_KEY));
+    assert_eq!(head.content_type(), Some("application/x-ndjson"));
+    assert_eq!(head.content_encoding(), None, "a .gz file, not an encoding");
+    assert_eq!(sink.records(Some(&t)).await.expect("records"), first);
+
+    let retried = vec![
+        record(&t, "a1", 1),
+        record(&t, "a2", 3),
+        record(&t, "a3", 4),
+    ];
+    sink.write_batch(&batch(&t, 12, 0), &retried)
+        .await
+        .expect("rewrite");
+    assert_eq!(keys(&s3, &bucket).await, [key], "replaced, not added");
+    assert_eq!(sink.records(Some(&t)).await.expect("records"), retried);
+}
+
+#[tokio::test]
+async fn discarding_an_s3_attempt_removes_only_that_attempts_objects() {
+    let env = TestEnv::start(Scenario::default()).await.expect("env");
+    let (sink, s3, bucket) = alert_sink(&env, None).await;
+    let (t, other) = (tid(9), tid(10));
+    // More objects than one ListObjectsV2 page and one DeleteObjects call take.
+    const ATTEMPT: u32 = 1_003;
+    let mut writes = tokio::task::JoinSet::new();
+    for seq in 0..ATTEMPT {
+        let (sink, t) = (sink.clone(), t.clone());
+        writes.spawn(async move {
+            sink.write_batch(&batch(&t, 7, seq), &[record(&t, "doomed", 0)])
+                .await
+        });
+        if writes.len() >= 16 {
+            writes
+                .join_next()
+                .await
+                .expect("task")
+                .expect("join")
+                .expect("write");
+        }
+    }
+    while let Some(w) = writes.join_next().await {
+        w.expect("join").expect("write");
+    }
+    let earlier = record(&t, "kept-v6", 1);
+    sink.write_batch(&batch(&t, 6, 0), std::slice::from_ref(&earlier))
+        .await
+        .expect("v6");
+    let later = record(&t, "kept-v70", 2);
+    sink.write_batch(&batch(&t, 70, 0), std::slice::from_ref(&later))
+        .await
+        .expect("v70: its key shares no prefix with v7's");
+    let mut mde = batch(&t, 7, 0);
+    mde.api = AlertApi::Mde;
+    let other_api = record(&t, "kept-mde", 3);
+    sink.write_batch(&mde, std::slice::from_ref(&other_api))
+        .await
+        .expect("mde");
+    let other_tenant = record(&other, "kept-other", 4);
+    sink.write_batch(&batch(&other, 7, 0), std::slice::from_ref(&other_tenant))
+        .await
+        .expect("other tenant");
+    assert_eq!(keys(&s3, &bucket).await.len(), ATTEMPT as usize + 4);
+
+    sink.discard_attempt(&t, AlertApi::Graph, "2026-03-01", 7)
+        .await
+        .expect("discard");
+    sink.discard_attempt(&t, AlertApi::Graph, "2026-03-01", 7)
+        .await
+        .expect("discarding nothing is fine");
+
+    let left = keys(&s3, &bucket).await;
+    assert_eq!(
+        left,
+        [
+            format!("alerts/tenant={t}/date=2026-03-01/graph-0000000006-00000.ndjson.gz"),
+            format!("alerts/tenant={t}/date=2026-03-01/graph-0000000070-00000.ndjson.gz"),
+            format!("alerts/tenant={t}/date=2026-03-01/mde-0000000007-00000.ndjson.gz"),
+            format!("alerts/tenant={other}/date=2026-03-01/graph-0000000007-00000.ndjson.gz"),
+        ]
+    );
+    assert_eq!(
+        sink.records(Some(&t)).await.expect("t"),
+        [earlier.clone(), later.clone(), other_api.clone()]
+    );
+    assert_eq!(
+        sink.records(None).await.expect("all"),
+        [earlier, later, other_api, other_tenant]
+    );
+}
