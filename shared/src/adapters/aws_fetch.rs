@@ -25,17 +25,18 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{Delete, ObjectIdentifier, ServerSideEncryption};
+use aws_sdk_s3::types::ServerSideEncryption;
 use chrono::{DateTime, Duration, Utc};
 use flate2::Compression;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 
 use super::aws::{n, s, sdk_err, tenant_pk};
-use super::ndjson::{CONTENT_TYPE, decode_batch, encode_batch};
+use super::ndjson::{self, CONTENT_TYPE, decode_batch, encode_batch};
 use crate::domain::{AlertApi, TenantId};
 use crate::ports::{
-    AlertRecord, AlertSink, BatchId, Cursor, CursorStore, Lease, LeaseError, StoreError,
+    AlertRecord, AlertSink, AttemptContents, BatchId, Cursor, CursorStore, Lease, LeaseError,
+    StoreError,
 };
 
 /// The largest compressed cursor `record` written: DynamoDB refuses items over 400 KB, and the
@@ -381,9 +382,6 @@ pub fn s3_client(conf: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(s3)
 }
 
-/// DeleteObjects takes at most this many keys per call.
-const DELETE_BATCH: usize = 1000;
-
 /// Alert objects in an S3 bucket at the keys of [`BatchId::key`], NDJSON.gz, SSE-KMS.
 #[derive(Debug, Clone)]
 pub struct S3AlertSink {
@@ -448,23 +446,27 @@ impl S3AlertSink {
         };
         let mut out = Vec::new();
         for key in self.keys(&prefix).await? {
-            let object = self
-                .client
-                .get_object()
-                .bucket(&self.bucket)
-                .key(&key)
-                .send()
-                .await
-                .map_err(|e| sdk_err("reading an alert object", e.into_service_error()))?;
-            let bytes = object
-                .body
-                .collect()
-                .await
-                .map_err(|e| sdk_err("reading an alert object", e))?
-                .into_bytes();
+            let bytes = self.get_object(&key).await?;
             out.extend(decode_batch(&bytes).map_err(|e| corrupt(key, e))?);
         }
         Ok(out)
+    }
+
+    async fn get_object(&self, key: &str) -> Result<bytes::Bytes, StoreError> {
+        let object = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| sdk_err("reading an alert object", e.into_service_error()))?;
+        Ok(object
+            .body
+            .collect()
+            .await
+            .map_err(|e| sdk_err("reading an alert object", e))?
+            .into_bytes())
     }
 }
 
@@ -494,57 +496,20 @@ impl AlertSink for S3AlertSink {
         Ok(())
     }
 
-    async fn discard_attempt(
+    async fn attempt_contents(
         &self,
         tenant: &TenantId,
         api: AlertApi,
         date: &str,
         cursor_version: u64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<AttemptContents, StoreError> {
         let prefix = BatchId::attempt_prefix(tenant, api, date, cursor_version);
-        let keys = self.keys(&prefix).await?;
-        for chunk in keys.chunks(DELETE_BATCH) {
-            let objects = chunk
-                .iter()
-                .map(|k| ObjectIdentifier::builder().key(k).build())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| sdk_err("deleting alert objects", e))?;
-            let delete = Delete::builder()
-                .set_objects(Some(objects))
-                .quiet(true)
-                .build()
-                .map_err(|e| sdk_err("deleting alert objects", e))?;
-            let out = self
-                .client
-                .delete_objects()
-                .bucket(&self.bucket)
-                .delete(delete)
-                .send()
-                .await
-                .map_err(|e| sdk_err("deleting alert objects", e.into_service_error()))?;
-            if let Some(failed) = out.errors().first() {
-                return Err(StoreError::Unavailable {
-                    what: "deleting alert objects",
-                    source: format!(
-                        "{} of {} objects not deleted, first {}: {}",
-                        out.errors().len(),
-                        chunk.len(),
-                        failed.key().unwrap_or_default(),
-                        failed.code().unwrap_or_default()
-                    )
-                    .into(),
-                });
-            }
+        let mut contents = AttemptContents::default();
+        for key in self.keys(&prefix).await? {
+            let bytes = self.get_object(&key).await?;
+            ndjson::add_to_attempt(&mut contents, &key, &bytes)?;
         }
-        tracing::info!(
-            tenant_id = %tenant,
-            api = %api,
-            date,
-            cursor_version,
-            objects = keys.len(),
-            "discarded an uncommitted delivery attempt"
-        );
-        Ok(())
+        Ok(contents)
     }
 }
 

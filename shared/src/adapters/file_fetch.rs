@@ -18,10 +18,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 
 use super::file::{locked, read_json, write_atomic, write_json};
-use super::ndjson::{decode_batch, encode_batch};
+use super::ndjson::{self, decode_batch, encode_batch};
 use crate::domain::{AlertApi, TenantId};
 use crate::ports::{
-    AlertRecord, AlertSink, BatchId, Cursor, CursorStore, Lease, LeaseError, StoreError,
+    AlertRecord, AlertSink, AttemptContents, BatchId, Cursor, CursorStore, Lease, LeaseError,
+    StoreError,
 };
 
 /// Cursors under `{data}/cursors/`, one JSON file per (tenant, API).
@@ -296,56 +297,41 @@ impl AlertSink for FileAlertSink {
             .map_err(|e| StoreError::unavailable("writing alerts", e))
     }
 
-    async fn discard_attempt(
+    async fn attempt_contents(
         &self,
         tenant: &TenantId,
         api: AlertApi,
         date: &str,
         cursor_version: u64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<AttemptContents, StoreError> {
         check_date(date)?;
         let prefix = BatchId::attempt_prefix(tenant, api, date, cursor_version);
         // The prefix is `{dir}/{file name prefix}`; its directory part is a path below data.
         let (dir, name_prefix) = prefix.rsplit_once('/').unwrap_or(("", prefix.as_str()));
         let dir = self.data_dir.join(dir);
         let object_prefix = name_prefix.to_string();
-        // Leftovers of a write that crashed before its rename: `.{object}.{uuid}.tmp`.
-        let temp_prefix = format!(".{name_prefix}");
-        let removed = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
+            let mut contents = AttemptContents::default();
             let entries = match fs::read_dir(&dir) {
                 Ok(entries) => entries,
-                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(0),
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(contents),
                 Err(e) => return Err(StoreError::unavailable("listing alerts", e)),
             };
-            let mut removed = 0usize;
             for entry in entries {
                 let entry = entry.map_err(|e| StoreError::unavailable("listing alerts", e))?;
                 let name = entry.file_name();
                 let Some(name) = name.to_str() else { continue };
-                let ours = (name.starts_with(&object_prefix) && name.ends_with(".ndjson.gz"))
-                    || (name.starts_with(&temp_prefix) && name.ends_with(".tmp"));
-                if !ours {
+                if !(name.starts_with(&object_prefix) && name.ends_with(".ndjson.gz")) {
                     continue;
                 }
-                match fs::remove_file(entry.path()) {
-                    Ok(()) => removed += 1,
-                    Err(e) if e.kind() == ErrorKind::NotFound => {}
-                    Err(e) => return Err(StoreError::unavailable("deleting alerts", e)),
-                }
+                let bytes = fs::read(entry.path())
+                    .map_err(|e| StoreError::unavailable("reading alerts", e))?;
+                ndjson::add_to_attempt(&mut contents, name, &bytes)?;
             }
-            Ok(removed)
+            Ok(contents)
         })
         .await
-        .map_err(|e| StoreError::unavailable("a storage task", e))??;
-        tracing::info!(
-            tenant_id = %tenant,
-            api = %api,
-            date,
-            cursor_version,
-            objects = removed,
-            "discarded an uncommitted delivery attempt"
-        );
-        Ok(())
+        .map_err(|e| StoreError::unavailable("a storage task", e))?
     }
 }
 
@@ -622,7 +608,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn discarding_an_attempt_removes_exactly_its_objects() {
+    async fn an_attempts_contents_are_exactly_its_own_objects() {
         let dir = tempfile::tempdir().expect("tempdir");
         let sink = FileAlertSink::new(dir.path());
         let (t, other) = (tid(1), tid(2));
@@ -632,9 +618,12 @@ mod tests {
             .await
             .expect("v6");
         for seq in 0..3 {
-            sink.write_batch(&batch(&t, 7, seq), &[record(&t, "v7", json!({}))])
-                .await
-                .expect("v7");
+            sink.write_batch(
+                &batch(&t, 7, seq),
+                &[record(&t, &format!("v7-{seq}"), json!({}))],
+            )
+            .await
+            .expect("v7");
         }
         sink.write_batch(&batch(&other, 7, 0), std::slice::from_ref(&kept_other))
             .await
@@ -654,32 +643,32 @@ mod tests {
         )
         .expect("tmp");
 
-        sink.discard_attempt(&t, AlertApi::Graph, "2026-03-01", 7)
+        let got = sink
+            .attempt_contents(&t, AlertApi::Graph, "2026-03-01", 7)
             .await
-            .expect("discard");
-        sink.discard_attempt(&t, AlertApi::Graph, "2026-02-28", 7)
-            .await
-            .expect("discarding nothing is fine");
-
-        let mut left: Vec<String> = fs::read_dir(&day)
-            .expect("dir")
-            .flatten()
-            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .expect("contents");
+        assert_eq!(
+            got.next_seq, 3,
+            "a retry numbers its objects after the earlier ones"
+        );
+        let mut keys: Vec<String> = got.delivered.iter().map(|(k, _)| k.clone()).collect();
+        keys.sort();
+        let want: Vec<String> = (0..3)
+            .map(|seq| record(&t, &format!("v7-{seq}"), json!({})).dedup_key)
             .collect();
-        left.sort();
+        assert_eq!(keys, want);
+        let none = sink
+            .attempt_contents(&t, AlertApi::Graph, "2026-02-28", 7)
+            .await
+            .expect("an attempt with no objects");
+        assert_eq!(none, AttemptContents::default());
         assert_eq!(
-            left,
-            [
-                "graph-0000000006-00000.ndjson.gz",
-                "mde-0000000007-00000.ndjson.gz"
-            ]
+            sink.records(None).expect("all").len(),
+            6,
+            "nothing is deleted"
         );
-        assert_eq!(
-            sink.records(Some(&t)).expect("t"),
-            [kept_before.clone(), kept_mde.clone()]
-        );
-        assert_eq!(sink.records(None).expect("all").len(), 3);
         assert_eq!(sink.records(Some(&other)).expect("other"), [kept_other]);
+        let _ = (kept_before, kept_mde);
     }
 
     #[tokio::test]
@@ -693,7 +682,7 @@ mod tests {
             Err(StoreError::Corrupt { .. })
         ));
         assert!(matches!(
-            sink.discard_attempt(&tid(1), AlertApi::Graph, "2026-3-1", 1)
+            sink.attempt_contents(&tid(1), AlertApi::Graph, "2026-3-1", 1)
                 .await,
             Err(StoreError::Corrupt { .. })
         ));

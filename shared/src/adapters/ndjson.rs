@@ -64,6 +64,33 @@ fn corrupt(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> Sto
     }
 }
 
+/// Adds one object of an attempt to `into`: its sequence number (from the key's
+/// `…-{seq:05}.ndjson.gz` suffix) and the dedup keys of its records with their version times.
+pub fn add_to_attempt(
+    into: &mut crate::ports::AttemptContents,
+    key: &str,
+    bytes: &[u8],
+) -> Result<(), StoreError> {
+    let seq = key
+        .strip_suffix(".ndjson.gz")
+        .and_then(|k| k.rsplit('-').next())
+        .and_then(|s| s.parse::<u32>().ok())
+        .ok_or_else(|| StoreError::Corrupt {
+            what: format!("alert object {key}"),
+            source: "the key has no sequence number".into(),
+        })?;
+    into.next_seq = into.next_seq.max(seq.saturating_add(1));
+    for r in decode_batch(bytes)? {
+        let at =
+            crate::alerts::parse_time(&r.alert_version).ok_or_else(|| StoreError::Corrupt {
+                what: format!("alert object {key}"),
+                source: "a record's alert_version is not a time".into(),
+            })?;
+        into.delivered.push((r.dedup_key, at));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use chrono::{TimeZone, Utc};
