@@ -92,6 +92,9 @@ pub enum FetchError {
     /// The page handler (the sink) failed.
     #[error("delivery failed: {0}")]
     Delivery(String),
+    /// The page handler stopped the drain on purpose (a simulated process kill in tests).
+    #[error("the run was interrupted")]
+    Interrupted,
 }
 
 /// Receives the pages of a drain, in order.
@@ -117,6 +120,18 @@ pub struct DrainStats {
 pub trait AlertSource: Send + Sync {
     /// Which API.
     fn api(&self) -> AlertApi;
+
+    /// How many alerts `window` holds, if the API can count (Graph and MDE can; SIEM cannot).
+    async fn count(
+        &mut self,
+        token: &AccessToken,
+        window: Window,
+        deadline: tokio::time::Instant,
+        stats: &mut DrainStats,
+    ) -> Result<Option<u64>, FetchError> {
+        let _ = (token, window, deadline, stats);
+        Ok(None)
+    }
 
     /// Drains `window` completely, handing every page to `handler`, or fails. Waiting (budget,
     /// `Retry-After`, backoff) never runs past `deadline`.

@@ -109,7 +109,7 @@ impl ODataSource {
     }
 
     /// Counts the alerts whose update time is in `window`.
-    pub async fn count(
+    pub async fn count_window(
         &mut self,
         token: &AccessToken,
         window: Window,
@@ -207,6 +207,18 @@ impl AlertSource for ODataSource {
         }
     }
 
+    async fn count(
+        &mut self,
+        token: &AccessToken,
+        window: Window,
+        deadline: tokio::time::Instant,
+        stats: &mut DrainStats,
+    ) -> Result<Option<u64>, FetchError> {
+        self.count_window(token, window, deadline, stats)
+            .await
+            .map(Some)
+    }
+
     async fn drain(
         &mut self,
         token: &AccessToken,
@@ -215,7 +227,7 @@ impl AlertSource for ODataSource {
         handler: &mut dyn PageHandler,
         stats: &mut DrainStats,
     ) -> Result<(), FetchError> {
-        let expected = self.count(token, window, deadline, stats).await?;
+        let expected = self.count_window(token, window, deadline, stats).await?;
         let base_filter = self.window_filter(&window);
         let mut url = self.list_url(&base_filter);
         let mut seen: HashSet<String> = HashSet::new();
@@ -289,7 +301,7 @@ impl AlertSource for ODataSource {
         }
         let got = seen.len() as u64;
         if got < expected {
-            let now = self.count(token, window, deadline, stats).await?;
+            let now = self.count_window(token, window, deadline, stats).await?;
             if got < now {
                 return Err(FetchError::Transient(format!(
                     "the window listed {got} alerts but counts {now}; it changed while draining"

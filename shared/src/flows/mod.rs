@@ -2,6 +2,7 @@
 //! [`Services`] — ports, the clock and settings — so the Lambda handlers, the CLI and the tests run
 //! the same code over different adapters.
 
+pub mod fetch;
 pub mod onboarding;
 pub mod refresh;
 
@@ -59,6 +60,8 @@ pub struct Settings {
     pub identity_attempts: u32,
     /// Timeout of each identity request.
     pub http_timeout: StdDuration,
+    /// Knobs of alert fetching.
+    pub fetch: fetch::FetchSettings,
 }
 
 impl Settings {
@@ -74,6 +77,7 @@ impl Settings {
             refresh_concurrency: 8,
             identity_attempts: 4,
             http_timeout: StdDuration::from_secs(20),
+            fetch: fetch::FetchSettings::default(),
         }
     }
 
