@@ -139,6 +139,11 @@ impl ODataSource {
             stats: &mut stats.http,
         };
         let a = g.get(&u, token, is_json).await?;
+        if a.status.as_u16() == 206 {
+            return Err(FetchError::Partial(
+                a.warning.unwrap_or_else(|| "no Warning header".into()),
+            ));
+        }
         let v: Value = serde_json::from_slice(&a.body)
             .map_err(|_| FetchError::Malformed("the count is not JSON".into()))?;
         let n = match self.flavor {

@@ -208,3 +208,74 @@ pub fn callback_of(u: &Url) -> Callback {
     }
     cb
 }
+
+impl World {
+    /// The fetch ports over the same data directory.
+    pub fn fetch_ports(&self) -> shared::flows::fetch::FetchPorts {
+        shared::flows::fetch::FetchPorts {
+            cursors: Arc::new(shared::adapters::file_fetch::FileCursorStore::new(
+                self.dir.path(),
+            )),
+            sink: Arc::new(shared::adapters::file_fetch::FileAlertSink::new(
+                self.dir.path(),
+            )),
+        }
+    }
+
+    /// One scheduled fetch of a tenant, with a minute to run.
+    pub async fn fetch(
+        &self,
+        id: &str,
+    ) -> Result<shared::flows::fetch::FetchReport, shared::flows::fetch::FetchFlowError> {
+        let opts = shared::flows::fetch::FetchOptions {
+            deadline: tokio::time::Instant::now() + std::time::Duration::from_secs(60),
+            owner: uuid::Uuid::new_v4().to_string(),
+            hooks: &shared::flows::fetch::NoHooks,
+        };
+        shared::flows::fetch::fetch_tenant(&self.services, &self.fetch_ports(), &tid(id), &opts)
+            .await
+    }
+
+    /// Every record delivered for a tenant.
+    pub fn records(&self, id: &str) -> Vec<shared::ports::AlertRecord> {
+        shared::adapters::file_fetch::FileAlertSink::new(self.dir.path())
+            .records(Some(&tid(id)))
+            .expect("records")
+    }
+
+    /// The emulator's ground truth: dedup keys of every version a complete client must have
+    /// delivered (the latest version of every alert, and every version it was shown).
+    pub fn exposed(&self, id: &str) -> Vec<String> {
+        let now = self.emu.state().now();
+        let truth = self.emu.state().world().truth(id, now).expect("tenant");
+        let mut keys: Vec<String> = truth
+            .versions
+            .into_iter()
+            .filter(|v| v.exposed)
+            .map(|v| format!("{id}:{}:{}", v.alert_id, v.version))
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// Asserts the sink holds exactly the exposed versions, each once.
+    pub fn assert_exactly_once(&self, id: &str) {
+        let records = self.records(id);
+        let mut got: Vec<String> = records.iter().map(|r| r.dedup_key.clone()).collect();
+        got.sort();
+        let total = got.len();
+        got.dedup();
+        assert_eq!(total, got.len(), "{} duplicated records", total - got.len());
+        let want = self.exposed(id);
+        let missing: Vec<&String> = want
+            .iter()
+            .filter(|k| got.binary_search(k).is_err())
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{} missing, e.g. {:?}",
+            missing.len(),
+            missing.first()
+        );
+    }
+}

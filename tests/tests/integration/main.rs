@@ -4,6 +4,7 @@
 mod aws_adapters;
 mod emulator_alerts;
 mod emulator_identity;
+mod fetch;
 mod fetch_adapters;
 mod fixtures;
 mod harness;
