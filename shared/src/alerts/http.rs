@@ -88,13 +88,34 @@ pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
     Some((when - now).to_std().unwrap_or(Duration::ZERO))
 }
 
-/// Backoff before attempt `attempt` (1-based retry count): 500 ms × 2^(n−1), capped at 30 s,
-/// plus up to 50 % jitter.
-pub fn backoff(attempt: u32) -> Duration {
-    let base = Duration::from_millis(500).saturating_mul(1 << attempt.saturating_sub(1).min(6));
-    let base = base.min(Duration::from_secs(30));
-    let jitter = rand::rng().random_range(0..=base.as_millis() as u64 / 2);
-    base + Duration::from_millis(jitter)
+/// How often and how patiently a request is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts per request, the first included.
+    pub max_attempts: u32,
+    /// The first backoff; each retry doubles it (capped at 30 s), plus up to 50 % jitter.
+    pub backoff_base: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 6,
+            backoff_base: Duration::from_millis(500),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Backoff before retry `attempt` (1-based): base × 2^(n−1), capped at 30 s, plus jitter.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let base = self
+            .backoff_base
+            .saturating_mul(1 << attempt.saturating_sub(1).min(6))
+            .min(Duration::from_secs(30));
+        let jitter = rand::rng().random_range(0..=base.as_millis() as u64 / 2);
+        base + Duration::from_millis(jitter)
+    }
 }
 
 /// An answer worth reading: status and body bytes.
@@ -117,8 +138,8 @@ pub struct Getter<'a> {
     pub budget: &'a mut RequestBudget,
     /// Stop waiting after this.
     pub deadline: Instant,
-    /// Attempts per request.
-    pub max_attempts: u32,
+    /// Retries.
+    pub policy: RetryPolicy,
     /// Counts of what happened, for the run's report.
     pub stats: &'a mut RequestStats,
 }
@@ -219,11 +240,11 @@ impl Getter<'_> {
                     }
                 }
             };
-            if attempt >= self.max_attempts {
+            if attempt >= self.policy.max_attempts.max(1) {
                 return Err(failure);
             }
             self.stats.retried += u64::from(!matches!(failure, FetchError::Throttled));
-            let wait = wait.unwrap_or_else(|| backoff(attempt));
+            let wait = wait.unwrap_or_else(|| self.policy.backoff(attempt));
             if Instant::now() + wait > self.deadline {
                 return Err(FetchError::Deadline);
             }
@@ -263,10 +284,11 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_is_capped() {
-        assert!(
-            backoff(1) >= Duration::from_millis(500) && backoff(1) <= Duration::from_millis(750)
-        );
-        assert!(backoff(20) <= Duration::from_secs(45));
+        let p = RetryPolicy::default();
+        assert!(p.backoff(1) >= Duration::from_millis(500));
+        assert!(p.backoff(1) <= Duration::from_millis(750));
+        assert!(p.backoff(3) >= Duration::from_secs(2));
+        assert!(p.backoff(20) <= Duration::from_secs(45));
     }
 
     #[tokio::test(start_paused = true)]

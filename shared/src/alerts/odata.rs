@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 use url::Url;
 
-use super::http::{Getter, RequestBudget};
+use super::http::{Getter, RequestBudget, RetryPolicy};
 use super::{
     AlertSource, DrainStats, FetchError, PageHandler, SourceAlert, Window, fmt7, parse_time,
 };
@@ -67,19 +67,19 @@ pub struct ODataSource {
     http: reqwest::Client,
     budget: RequestBudget,
     page_size: usize,
-    max_attempts: u32,
+    policy: RetryPolicy,
 }
 
 impl ODataSource {
     /// A source at `base` (e.g. `https://graph.microsoft.com`), with pages of `page_size`, a
-    /// request `budget` and `max_attempts` per request.
+    /// request `budget` and a retry `policy`.
     pub fn new(
         flavor: Flavor,
         base: Url,
         http: reqwest::Client,
         budget: RequestBudget,
         page_size: usize,
-        max_attempts: u32,
+        policy: RetryPolicy,
     ) -> Self {
         ODataSource {
             flavor,
@@ -87,7 +87,7 @@ impl ODataSource {
             http,
             budget,
             page_size: page_size.max(1),
-            max_attempts: max_attempts.max(1),
+            policy,
         }
     }
 
@@ -135,7 +135,7 @@ impl ODataSource {
             http: &self.http,
             budget: &mut self.budget,
             deadline,
-            max_attempts: self.max_attempts,
+            policy: self.policy,
             stats: &mut stats.http,
         };
         let a = g.get(&u, token, is_json).await?;
@@ -242,7 +242,7 @@ impl AlertSource for ODataSource {
                     http: &self.http,
                     budget: &mut self.budget,
                     deadline,
-                    max_attempts: self.max_attempts,
+                    policy: self.policy,
                     stats: &mut stats.http,
                 };
                 g.get(&url, token, is_json).await?

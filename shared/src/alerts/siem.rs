@@ -2,7 +2,8 @@
 //! 2023-12-31 and liable to be turned off; kept because existing MSSP customers still run on it.
 //! It answers a bare JSON array of every detection whose `LastProcessedTimeUtc` lies in
 //! `[sinceTimeUtc, untilTimeUtc]` (both inclusive), with no paging, so one request drains a
-//! window; the answer is handed on in slices to keep objects small.
+//! window. The answer is delivered as one batch: it arrives whole, so it is kept whole (a run
+//! stopped half-way through handing it on would have dropped versions it was shown).
 
 use std::sync::Once;
 
@@ -10,7 +11,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 use url::Url;
 
-use super::http::{Getter, RequestBudget};
+use super::http::{Getter, RequestBudget, RetryPolicy};
 use super::{
     AlertSource, DrainStats, FetchError, PageHandler, SourceAlert, Window, fmt7, parse_time, tick,
 };
@@ -24,8 +25,7 @@ pub struct SiemSource {
     base: Url,
     http: reqwest::Client,
     budget: RequestBudget,
-    slice: usize,
-    max_attempts: u32,
+    policy: RetryPolicy,
 }
 
 impl SiemSource {
@@ -35,8 +35,7 @@ impl SiemSource {
         base: Url,
         http: reqwest::Client,
         budget: RequestBudget,
-        slice: usize,
-        max_attempts: u32,
+        policy: RetryPolicy,
     ) -> Self {
         DEPRECATION.call_once(|| {
             tracing::warn!(
@@ -48,8 +47,7 @@ impl SiemSource {
             base,
             http,
             budget,
-            slice: slice.max(1),
-            max_attempts: max_attempts.max(1),
+            policy,
         }
     }
 
@@ -102,7 +100,7 @@ impl AlertSource for SiemSource {
             http: &self.http,
             budget: &mut self.budget,
             deadline,
-            max_attempts: self.max_attempts,
+            policy: self.policy,
             stats: &mut stats.http,
         }
         .get(&u, token, |b| {
@@ -126,12 +124,8 @@ impl AlertSource for SiemSource {
             }
         }
         stats.alerts += alerts.len() as u64;
-        let mut rest = alerts;
-        while !rest.is_empty() {
-            let tail = rest.split_off(rest.len().min(self.slice));
-            stats.pages += 1;
-            handler.page(std::mem::replace(&mut rest, tail)).await?;
-        }
+        stats.pages += 1;
+        handler.page(alerts).await?;
         Ok(())
     }
 }

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 use super::Services;
 use super::refresh::{RefreshError, access_token};
-use crate::alerts::http::RequestBudget;
+use crate::alerts::http::{RequestBudget, RetryPolicy};
 use crate::alerts::odata::{Flavor, ODataSource};
 use crate::alerts::siem::SiemSource;
 use crate::alerts::{
@@ -49,16 +49,14 @@ pub struct FetchSettings {
     pub graph_page: usize,
     /// MDE page size (`$top`; at most 10,000).
     pub mde_page: usize,
-    /// Records per object from the SIEM API's single answer.
-    pub siem_slice: usize,
     /// Graph request budget per tenant: (requests, period) windows.
     pub graph_budget: Vec<(u32, StdDuration)>,
     /// MDE request budget per tenant.
     pub mde_budget: Vec<(u32, StdDuration)>,
     /// SIEM request budget per tenant (undocumented; kept modest).
     pub siem_budget: Vec<(u32, StdDuration)>,
-    /// Attempts per request on 429/5xx/malformed answers.
-    pub max_attempts: u32,
+    /// Retries of a request on 429/5xx/malformed answers.
+    pub retry: RetryPolicy,
     /// Timeout of each API request.
     pub http_timeout: StdDuration,
 }
@@ -72,14 +70,13 @@ impl Default for FetchSettings {
             chunk_target: 20_000,
             graph_page: 1000,
             mde_page: 10_000,
-            siem_slice: 1000,
             graph_budget: vec![(150, StdDuration::from_secs(60))],
             mde_budget: vec![
                 (100, StdDuration::from_secs(60)),
                 (1500, StdDuration::from_secs(3600)),
             ],
             siem_budget: vec![(60, StdDuration::from_secs(60))],
-            max_attempts: 6,
+            retry: RetryPolicy::default(),
             http_timeout: StdDuration::from_secs(60),
         }
     }
@@ -225,7 +222,7 @@ pub fn source_for(s: &Services, tenant: &Tenant) -> Result<Box<dyn AlertSource>,
             http,
             RequestBudget::new(f.graph_budget.clone()),
             f.graph_page,
-            f.max_attempts,
+            f.retry,
         )),
         AlertApi::Mde => Box::new(ODataSource::new(
             Flavor::Mde,
@@ -233,14 +230,13 @@ pub fn source_for(s: &Services, tenant: &Tenant) -> Result<Box<dyn AlertSource>,
             http,
             RequestBudget::new(f.mde_budget.clone()),
             f.mde_page,
-            f.max_attempts,
+            f.retry,
         )),
         AlertApi::Siem => Box::new(SiemSource::new(
             ep.siem,
             http,
             RequestBudget::new(f.siem_budget.clone()),
-            f.siem_slice,
-            f.max_attempts,
+            f.retry,
         )),
     })
 }

@@ -211,7 +211,7 @@ async fn a_partial_answer_never_advances_the_watermark_and_is_recorded() {
     });
     // The count is the first request; the partial answer is the first page.
     let mut w2 = w;
-    w2.services.settings.fetch.max_attempts = 2;
+    w2.services.settings.fetch.retry.max_attempts = 2;
     let e = w2.fetch(NORTHWIND).await;
     let e = match e {
         Err(FetchFlowError::Incomplete { error, .. }) => error,
