@@ -8,9 +8,11 @@
 //! 3. When a full page comes without a link — the link suppressed, cut off past a `$skip` depth,
 //!    or never given (MDE with `$top`) — continue by time boundary instead of `$skip`: the APIs
 //!    list newest-created first, so the rest of the window is `… and createdDateTime le <oldest
-//!    creation time seen>`; alerts repeated at the boundary are dropped by id. This drains any
-//!    number of alerts sharing one update timestamp, as long as fewer than a page share one
-//!    creation time too (else the window is reported undrainable rather than silently cut).
+//!    creation time seen>`; alerts repeated at the boundary are dropped by id. A whole page that
+//!    shares one creation time is paged through with `… eq <that time>` and `$skip` (Graph accepts
+//!    `$skip` up to 500), then the drain continues `lt` it. Any number of alerts may share one
+//!    update timestamp; a window where more than `$skip` limit + page share one creation time
+//!    too is reported undrainable rather than silently cut.
 //! 4. Check completeness: at least as many distinct alerts as counted (recounted once, since
 //!    alerts updated meanwhile leave the window legitimately). Otherwise the drain fails and the
 //!    watermark stays; the next run drains again and deduplicates.
@@ -52,12 +54,32 @@ impl Flavor {
         }
     }
 
+    /// The deepest `$skip` the API accepts (Graph: 500, per the security API's documented limit;
+    /// MDE: no documented limit).
+    fn max_skip(self) -> usize {
+        match self {
+            Flavor::Graph => 500,
+            Flavor::Mde => usize::MAX / 2,
+        }
+    }
+
     fn created(self) -> &'static str {
         match self {
             Flavor::Graph => "createdDateTime",
             Flavor::Mde => "alertCreationTime",
         }
     }
+}
+
+/// How a drain continues when a full page comes without a next link.
+#[derive(Debug, Clone, Copy)]
+enum Continue {
+    /// At or below this creation time (the first query is the same as at-or-below the end).
+    AtOrBelow(chrono::DateTime<chrono::Utc>),
+    /// Strictly below this creation time (after its tie group was paged through).
+    Below(chrono::DateTime<chrono::Utc>),
+    /// Inside the tie group of this creation time, from this `$skip`.
+    Tie(chrono::DateTime<chrono::Utc>, usize),
 }
 
 /// A Graph or MDE alert source for one tenant.
@@ -235,6 +257,7 @@ impl AlertSource for ODataSource {
         let expected = self.count_window(token, window, deadline, stats).await?;
         let base_filter = self.window_filter(&window);
         let mut url = self.list_url(&base_filter);
+        let mut mode = Continue::AtOrBelow(window.until);
         let mut seen: HashSet<String> = HashSet::new();
         loop {
             let answer = {
@@ -281,28 +304,45 @@ impl AlertSource for ODataSource {
                 url = next;
                 continue;
             }
-            if !full {
-                break;
-            }
-            if fresh_count == 0 {
-                return Err(FetchError::Undrainable(format!(
-                    "more than {} alerts share one {} inside one {}",
-                    self.page_size,
-                    self.flavor.created(),
-                    self.flavor.updated()
-                )));
-            }
-            let Some(boundary) = oldest_created else {
-                return Err(FetchError::Malformed(format!(
-                    "alerts carry no {}",
-                    self.flavor.created()
-                )));
+            let created = self.flavor.created();
+            mode = match (mode, full) {
+                // The tie group is exhausted: continue below it.
+                (Continue::Tie(c, _), false) => Continue::Below(c),
+                (_, false) => break,
+                (Continue::Tie(c, skip), true) => Continue::Tie(c, skip + self.page_size),
+                (_, true) => {
+                    let Some(oldest) = oldest_created else {
+                        return Err(FetchError::Malformed(format!("alerts carry no {created}")));
+                    };
+                    if fresh_count == 0 {
+                        // A whole page of alerts sharing `oldest`: page through that tie group.
+                        Continue::Tie(oldest, self.page_size)
+                    } else {
+                        Continue::AtOrBelow(oldest)
+                    }
+                }
             };
-            url = self.list_url(&format!(
-                "{base_filter} and {} le {}",
-                self.flavor.created(),
-                fmt7(boundary)
-            ));
+            url = match mode {
+                Continue::AtOrBelow(c) => {
+                    self.list_url(&format!("{base_filter} and {created} le {}", fmt7(c)))
+                }
+                Continue::Below(c) => {
+                    self.list_url(&format!("{base_filter} and {created} lt {}", fmt7(c)))
+                }
+                Continue::Tie(c, skip) => {
+                    if skip > self.flavor.max_skip() {
+                        return Err(FetchError::Undrainable(format!(
+                            "more than {} alerts share one {created} inside one {}",
+                            self.flavor.max_skip() + self.page_size,
+                            self.flavor.updated()
+                        )));
+                    }
+                    let mut u =
+                        self.list_url(&format!("{base_filter} and {created} eq {}", fmt7(c)));
+                    u.query_pairs_mut().append_pair("$skip", &skip.to_string());
+                    u
+                }
+            };
         }
         let got = seen.len() as u64;
         if got < expected {

@@ -2,6 +2,7 @@
 //! module here, built on the `TestEnv` harness in `tests/src/lib.rs`. Add a module per subject.
 
 mod aws_adapters;
+mod chaos;
 mod emulator_alerts;
 mod emulator_identity;
 mod fetch;
