@@ -224,7 +224,12 @@ fn classify(e: &ConsentError) -> Failure {
             "If you completed the consent a moment ago, nothing more is needed. \
              Otherwise ask your provider for a new consent link.",
         ),
-        ConsentError::UnknownTenant => f(410, "unknown_tenant", invalid, ASK_NEW_LINK),
+        ConsentError::UnknownTenant => f(
+            410,
+            "unknown_tenant",
+            invalid,
+            "If your organization should be onboarded, tell your provider.",
+        ),
         ConsentError::NotEligible(_) => f(
             403,
             "not_eligible",

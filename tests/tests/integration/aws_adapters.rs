@@ -35,7 +35,7 @@ fn tokens(t: &TenantId, rt: &str) -> TenantTokens {
 }
 
 /// Creates the table the Terraform module creates: `pk`/`sk` strings, on demand.
-async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) {
+pub(crate) async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) {
     client
         .create_table()
         .table_name(name)
