@@ -24,6 +24,7 @@
 #![warn(missing_docs)]
 
 pub mod apigw;
+pub mod browser;
 pub mod lambda;
 mod moto;
 

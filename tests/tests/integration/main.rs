@@ -2,6 +2,7 @@
 //! module here, built on the `TestEnv` harness in `tests/src/lib.rs`. Add a module per subject.
 
 mod aws_adapters;
+mod browser_consent;
 mod consent_hostile;
 mod consent_lambda;
 mod emulator_alerts;
