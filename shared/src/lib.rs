@@ -7,6 +7,8 @@
 //! - [`telemetry`]: tracing subscriber setup (JSON lines in Lambda, readable locally).
 //! - [`clock`]: the injected [`clock::Clock`] port, so expiry and deadlines are testable.
 //! - [`secret`]: [`secret::Secret`] and the credential types built on it.
+//! - [`web`]: framework-agnostic HTTP handlers (the consent endpoint).
+//! - [`wiring`]: the Lambda functions' configuration and the [`flows::Services`] they build.
 #![warn(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
@@ -22,3 +24,5 @@ pub mod flows;
 pub mod ports;
 pub mod secret;
 pub mod telemetry;
+pub mod web;
+pub mod wiring;

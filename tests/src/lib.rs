@@ -17,8 +17,15 @@
 //!
 //! Tests run in parallel against the one moto server, so they never reset it; each test names its
 //! AWS resources with [`TestEnv::unique_name`] instead.
+//!
+//! The Lambda functions run as their real binaries: [`lambda::LambdaProcess`] spawns one against
+//! a Lambda Runtime API served by the harness, and [`apigw::ApiGateway`] puts an "API Gateway"
+//! in front of it for HTTP clients and browsers.
 #![warn(missing_docs)]
 
+pub mod apigw;
+pub mod browser;
+pub mod lambda;
 mod moto;
 
 use std::path::{Path, PathBuf};

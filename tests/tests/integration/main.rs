@@ -2,13 +2,18 @@
 //! module here, built on the `TestEnv` harness in `tests/src/lib.rs`. Add a module per subject.
 
 mod aws_adapters;
+mod browser_consent;
 mod chaos;
+mod consent_hostile;
+mod consent_lambda;
 mod emulator_alerts;
 mod emulator_identity;
 mod fetch;
 mod fetch_adapters;
 mod fixtures;
 mod harness;
+mod lambda_world;
 mod no_secrets_in_logs;
 mod onboarding;
 mod refresh;
+mod refresh_lambda;

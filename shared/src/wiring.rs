@@ -1,0 +1,343 @@
+//! The one place that builds [`Services`] for the Lambda functions from the environment.
+//!
+//! Every function reads the same variables, once per cold start, and fails fast naming the
+//! variable ([`ConfigError`]). The Terraform module sets exactly these (the table below is
+//! compared with [`ServiceConfig::VARIABLES`] by a test):
+//!
+//! | variable | required | default | meaning |
+//! |---|---|---|---|
+//! | `MSSP_PUBLIC_BASE_URL` | yes | | Public base URL of the consent endpoint; links are `{base}/consent/start`, the redirect URI registered in Entra is `{base}/consent/callback`. `https`, or `http` on a loopback host (tests). |
+//! | `MSSP_SECRETS_PREFIX` | yes | | Secrets Manager name prefix; tenant tokens live in `{prefix}/tenants/{tenant_id}`. |
+//! | `MSSP_APP_SECRET_ID` | no | `{prefix}/app` | Name or ARN of the secret holding the app's `client_id`, `client_secret` and `state_key`. |
+//! | `MSSP_TABLE` | yes | | DynamoDB table of tenant records and consent nonces. |
+//! | `MSSP_KMS_KEY_ID` | no | the account's default key | KMS key encrypting new tenant secrets. |
+//! | `MSSP_CLOUD` | no | `commercial` | `commercial`, `gcc`, `gcc-high` or `dod`: the cloud whose endpoints fill in any override below that is not set. |
+//! | `MSSP_AUTHORITY_URL` | no | per tenant cloud | Entra ID authority host. |
+//! | `MSSP_GRAPH_URL` | no | per tenant cloud | Microsoft Graph base URL. |
+//! | `MSSP_MDE_URL` | no | per tenant cloud | Defender for Endpoint API base URL. |
+//! | `MSSP_SIEM_URL` | no | per tenant cloud | Legacy SIEM API base URL. |
+//! | `MSSP_REFRESH_CONCURRENCY` | no | `8` | Tenants refreshed at once (at least 1). |
+//!
+//! When none of the four URL overrides is set, every tenant is reached at Microsoft's endpoints
+//! of its own cloud ([`Endpoints::PerCloud`]); when any is set, every tenant uses one fixed set
+//! ([`Endpoints::Fixed`]: the `MSSP_CLOUD` endpoints with the overrides applied), which is how a
+//! single sovereign-cloud deployment or the emulator is configured.
+//!
+//! The AWS SDK reads its own variables (`AWS_REGION`, credentials, and `AWS_ENDPOINT_URL`, which
+//! tests point at the AWS emulator).
+
+use std::sync::Arc;
+
+use url::Url;
+
+use crate::adapters::aws::{
+    DynamoDbConsentNonces, DynamoDbTenantRegistry, SecretsManagerAppSecrets,
+    SecretsManagerTokenStore, sdk_config,
+};
+use crate::clock::SystemClock;
+use crate::config::{CloudEndpoints, ConfigError, Env};
+use crate::flows::{Endpoints, Services, Settings};
+
+/// Configuration shared by the Lambda functions, read once per cold start.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Public base URL of the consent endpoint.
+    pub public_base_url: Url,
+    /// Secrets Manager name prefix (no trailing slash).
+    pub secrets_prefix: String,
+    /// Name or ARN of the app secret.
+    pub app_secret_id: String,
+    /// DynamoDB table.
+    pub table: String,
+    /// KMS key for new tenant secrets.
+    pub kms_key_id: Option<String>,
+    /// Microsoft endpoints.
+    pub endpoints: Endpoints,
+    /// Tenants refreshed at once.
+    pub refresh_concurrency: usize,
+}
+
+impl ServiceConfig {
+    /// See the module table.
+    pub const PUBLIC_BASE_URL_VAR: &'static str = "MSSP_PUBLIC_BASE_URL";
+    /// See the module table.
+    pub const SECRETS_PREFIX_VAR: &'static str = "MSSP_SECRETS_PREFIX";
+    /// See the module table.
+    pub const APP_SECRET_ID_VAR: &'static str = "MSSP_APP_SECRET_ID";
+    /// See the module table.
+    pub const TABLE_VAR: &'static str = "MSSP_TABLE";
+    /// See the module table.
+    pub const KMS_KEY_ID_VAR: &'static str = "MSSP_KMS_KEY_ID";
+    /// See the module table.
+    pub const REFRESH_CONCURRENCY_VAR: &'static str = "MSSP_REFRESH_CONCURRENCY";
+
+    /// Every variable read by [`ServiceConfig::from_env`], in the order of the module table.
+    pub const VARIABLES: [&'static str; 11] = [
+        Self::PUBLIC_BASE_URL_VAR,
+        Self::SECRETS_PREFIX_VAR,
+        Self::APP_SECRET_ID_VAR,
+        Self::TABLE_VAR,
+        Self::KMS_KEY_ID_VAR,
+        CloudEndpoints::CLOUD_VAR,
+        CloudEndpoints::AUTHORITY_VAR,
+        CloudEndpoints::GRAPH_VAR,
+        CloudEndpoints::MDE_VAR,
+        CloudEndpoints::SIEM_VAR,
+        Self::REFRESH_CONCURRENCY_VAR,
+    ];
+
+    /// Reads the configuration; the error names the first variable that is missing or invalid.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let public_base_url = env.url(Self::PUBLIC_BASE_URL_VAR)?;
+        check_public_base(&public_base_url)?;
+        let secrets_prefix = env
+            .required(Self::SECRETS_PREFIX_VAR)?
+            .trim()
+            .trim_end_matches('/')
+            .to_string();
+        if secrets_prefix.is_empty() {
+            return Err(ConfigError::Invalid {
+                var: Self::SECRETS_PREFIX_VAR.into(),
+                reason: "the prefix is only slashes".into(),
+            });
+        }
+        let app_secret_id = env
+            .optional(Self::APP_SECRET_ID_VAR)
+            .unwrap_or_else(|| format!("{secrets_prefix}/app"));
+        let table = env.required(Self::TABLE_VAR)?;
+        let kms_key_id = env.optional(Self::KMS_KEY_ID_VAR);
+        let fixed = CloudEndpoints::from_env(env)?;
+        let overridden = [
+            CloudEndpoints::AUTHORITY_VAR,
+            CloudEndpoints::GRAPH_VAR,
+            CloudEndpoints::MDE_VAR,
+            CloudEndpoints::SIEM_VAR,
+        ]
+        .iter()
+        .any(|var| env.optional(var).is_some());
+        let endpoints = if overridden {
+            Endpoints::Fixed(Box::new(fixed))
+        } else {
+            Endpoints::PerCloud
+        };
+        let refresh_concurrency = env.parse_or(Self::REFRESH_CONCURRENCY_VAR, 8usize)?;
+        if refresh_concurrency == 0 {
+            return Err(ConfigError::Invalid {
+                var: Self::REFRESH_CONCURRENCY_VAR.into(),
+                reason: "\"0\": at least one tenant must be refreshed at a time".into(),
+            });
+        }
+        Ok(ServiceConfig {
+            public_base_url,
+            secrets_prefix,
+            app_secret_id,
+            table,
+            kms_key_id,
+            endpoints,
+            refresh_concurrency,
+        })
+    }
+
+    /// The flows' settings: the defaults of [`Settings::new`] with this configuration applied.
+    pub fn settings(&self) -> Settings {
+        let mut settings = Settings::new(self.endpoints.clone(), self.public_base_url.clone());
+        settings.refresh_concurrency = self.refresh_concurrency;
+        settings
+    }
+}
+
+/// Customers' admins open the consent link in a browser: it must be `https`, except on a
+/// loopback host (local runs and tests). A query or fragment would be dropped from every link.
+fn check_public_base(url: &Url) -> Result<(), ConfigError> {
+    let invalid = |reason: &str| ConfigError::Invalid {
+        var: ServiceConfig::PUBLIC_BASE_URL_VAR.into(),
+        reason: format!("{:?}: {reason}", url.as_str()),
+    };
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if url.scheme() != "https" && !loopback {
+        return Err(invalid(
+            "must be https (http is allowed on a loopback host only)",
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid("must not have a query or fragment"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid("must not hold credentials"));
+    }
+    Ok(())
+}
+
+/// The services over the AWS adapters, with the AWS SDK configured from the process
+/// environment ([`sdk_config`]) and the system clock.
+pub async fn aws_services(config: &ServiceConfig) -> Services {
+    aws_services_with(config, &sdk_config().await)
+}
+
+/// The services over the AWS adapters with an explicit SDK configuration (tests build one that
+/// points at the AWS emulator) and the system clock.
+pub fn aws_services_with(config: &ServiceConfig, sdk: &aws_config::SdkConfig) -> Services {
+    let sm = aws_sdk_secretsmanager::Client::new(sdk);
+    let ddb = aws_sdk_dynamodb::Client::new(sdk);
+    Services {
+        registry: Arc::new(DynamoDbTenantRegistry::new(ddb.clone(), &config.table)),
+        tokens: Arc::new(SecretsManagerTokenStore::new(
+            sm.clone(),
+            &config.secrets_prefix,
+            config.kms_key_id.clone(),
+        )),
+        nonces: Arc::new(DynamoDbConsentNonces::new(ddb, &config.table)),
+        app: Arc::new(SecretsManagerAppSecrets::new(sm, &config.app_secret_id)),
+        clock: Arc::new(SystemClock),
+        settings: config.settings(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        pairs.iter().map(|(k, v)| (*k, *v)).collect()
+    }
+
+    const MINIMAL: [(&str, &str); 3] = [
+        ("MSSP_PUBLIC_BASE_URL", "https://consent.example.com/prod"),
+        ("MSSP_SECRETS_PREFIX", "mssp/"),
+        ("MSSP_TABLE", "mssp-alerts"),
+    ];
+
+    #[test]
+    fn the_module_table_documents_exactly_the_variables_read() {
+        let source = include_str!("wiring.rs");
+        let documented: Vec<&str> = source
+            .lines()
+            .take_while(|l| l.starts_with("//!"))
+            .filter_map(|l| l.strip_prefix("//! | `"))
+            .filter_map(|l| l.split('`').next())
+            .collect();
+        assert_eq!(documented, ServiceConfig::VARIABLES.to_vec());
+    }
+
+    #[test]
+    fn minimal_configuration_uses_the_defaults() {
+        let c = ServiceConfig::from_env(&env(&MINIMAL)).unwrap();
+        assert_eq!(c.secrets_prefix, "mssp");
+        assert_eq!(c.app_secret_id, "mssp/app");
+        assert_eq!(c.table, "mssp-alerts");
+        assert_eq!(c.kms_key_id, None);
+        assert_eq!(c.refresh_concurrency, 8);
+        assert!(matches!(c.endpoints, Endpoints::PerCloud));
+        let s = c.settings();
+        assert_eq!(
+            s.redirect_uri(),
+            "https://consent.example.com/prod/consent/callback"
+        );
+        assert_eq!(s.refresh_concurrency, 8);
+    }
+
+    #[test]
+    fn every_required_variable_is_named_when_missing() {
+        for missing in ["MSSP_PUBLIC_BASE_URL", "MSSP_SECRETS_PREFIX", "MSSP_TABLE"] {
+            let pairs: Vec<_> = MINIMAL.into_iter().filter(|(k, _)| *k != missing).collect();
+            let e = ServiceConfig::from_env(&env(&pairs)).unwrap_err();
+            assert_eq!(e.var(), missing);
+            assert!(e.to_string().contains(missing), "{e}");
+        }
+    }
+
+    #[test]
+    fn optional_variables_are_applied() {
+        let mut pairs = MINIMAL.to_vec();
+        pairs.extend([
+            (
+                "MSSP_APP_SECRET_ID",
+                "arn:aws:secretsmanager:us-east-1:1:secret:app",
+            ),
+            ("MSSP_KMS_KEY_ID", "alias/mssp"),
+            ("MSSP_REFRESH_CONCURRENCY", "3"),
+        ]);
+        let c = ServiceConfig::from_env(&env(&pairs)).unwrap();
+        assert_eq!(
+            c.app_secret_id,
+            "arn:aws:secretsmanager:us-east-1:1:secret:app"
+        );
+        assert_eq!(c.kms_key_id.as_deref(), Some("alias/mssp"));
+        assert_eq!(c.settings().refresh_concurrency, 3);
+    }
+
+    #[test]
+    fn any_endpoint_override_fixes_the_endpoints_for_every_tenant() {
+        let mut pairs = MINIMAL.to_vec();
+        pairs.extend([
+            ("MSSP_CLOUD", "gcc"),
+            ("MSSP_MDE_URL", "http://127.0.0.1:9/mde"),
+        ]);
+        let c = ServiceConfig::from_env(&env(&pairs)).unwrap();
+        let Endpoints::Fixed(e) = &c.endpoints else {
+            panic!("expected fixed endpoints, got {:?}", c.endpoints);
+        };
+        assert_eq!(e.mde.as_str(), "http://127.0.0.1:9/mde");
+        assert_eq!(
+            e.authority,
+            CloudEndpoints::for_cloud(crate::config::Cloud::Gcc).authority
+        );
+    }
+
+    #[test]
+    fn the_cloud_alone_keeps_per_tenant_endpoints_but_is_validated() {
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push(("MSSP_CLOUD", "dod"));
+        let c = ServiceConfig::from_env(&env(&pairs)).unwrap();
+        assert!(matches!(c.endpoints, Endpoints::PerCloud));
+        let mut bad = MINIMAL.to_vec();
+        bad.push(("MSSP_CLOUD", "mars"));
+        assert_eq!(
+            ServiceConfig::from_env(&env(&bad)).unwrap_err().var(),
+            "MSSP_CLOUD"
+        );
+    }
+
+    #[test]
+    fn invalid_values_are_refused_naming_the_variable() {
+        let cases: [(&str, &str); 7] = [
+            ("MSSP_REFRESH_CONCURRENCY", "0"),
+            ("MSSP_REFRESH_CONCURRENCY", "many"),
+            ("MSSP_PUBLIC_BASE_URL", "http://consent.example.com"),
+            ("MSSP_PUBLIC_BASE_URL", "https://consent.example.com/?a=b"),
+            (
+                "MSSP_PUBLIC_BASE_URL",
+                "https://user:pw@consent.example.com/",
+            ),
+            ("MSSP_PUBLIC_BASE_URL", "not a url"),
+            ("MSSP_GRAPH_URL", "ftp://graph"),
+        ];
+        for (var, value) in cases {
+            let mut pairs: Vec<_> = MINIMAL.into_iter().filter(|(k, _)| *k != var).collect();
+            pairs.push((var, value));
+            let e = ServiceConfig::from_env(&env(&pairs)).unwrap_err();
+            assert_eq!(e.var(), var, "{value}: {e}");
+        }
+    }
+
+    #[test]
+    fn http_is_allowed_on_loopback_hosts() {
+        for base in [
+            "http://127.0.0.1:8080",
+            "http://localhost:3000/x",
+            "http://[::1]:1",
+        ] {
+            let mut pairs: Vec<_> = MINIMAL
+                .into_iter()
+                .filter(|(k, _)| *k != "MSSP_PUBLIC_BASE_URL")
+                .collect();
+            pairs.push(("MSSP_PUBLIC_BASE_URL", base));
+            ServiceConfig::from_env(&env(&pairs)).unwrap();
+        }
+    }
+}

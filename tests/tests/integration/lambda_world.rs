@@ -1,0 +1,327 @@
+//! A world for the function binaries: the Microsoft emulator, a DynamoDB table and a Secrets
+//! Manager prefix of their own in moto (the app secret written as the operator would), the
+//! "API Gateway" bridge whose URL is the public base URL, and the same configuration both for
+//! the spawned binaries (as environment variables) and for in-process services over the same
+//! stores (the operator's side: registering tenants, reading what the functions stored).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use base64::Engine;
+use emulator::Scenario;
+use shared::config::{Cloud, Env};
+use shared::domain::{AlertApi, AuthModel, Tenant, TenantTokens};
+use shared::flows::Services;
+use shared::flows::onboarding::{NewTenant, begin_consent, complete_consent, start_onboarding};
+use shared::wiring::{ServiceConfig, aws_services_with};
+use tests::TestEnv;
+use tests::apigw::ApiGateway;
+use tests::lambda::LambdaProcess;
+use url::Url;
+
+use crate::aws_adapters::create_table;
+use crate::fixtures::{APP_ID, APP_SECRET, callback_of, tid};
+
+/// The app's state-signing key, as the operator wrote it into `{prefix}/app`.
+pub const STATE_KEY: &[u8] = b"function-tests-state-key-0123456789abcdef";
+
+/// The fixtures' scenario, redirecting to `public_base` and running on real time (the binaries
+/// use the system clock).
+pub fn scenario(public_base: &Url, auto_approve: bool) -> Scenario {
+    let mut sc = crate::fixtures::scenario();
+    sc.clock = Default::default();
+    sc.settings.auto_approve = auto_approve;
+    sc.apps[0].redirect_uris = vec![format!(
+        "{}/consent/callback",
+        public_base.as_str().trim_end_matches('/')
+    )];
+    sc
+}
+
+pub struct FnWorld {
+    pub env: TestEnv,
+    pub gw: ApiGateway,
+    pub config: Vec<(String, String)>,
+    pub services: Services,
+    pub ddb: aws_sdk_dynamodb::Client,
+    pub sm: aws_sdk_secretsmanager::Client,
+    pub table: String,
+    pub prefix: String,
+}
+
+impl FnWorld {
+    pub async fn start(auto_approve: bool) -> FnWorld {
+        let gw = ApiGateway::bind().await.expect("bridge");
+        let env = TestEnv::start(scenario(gw.url(), auto_approve))
+            .await
+            .expect("test env");
+        let sdk = env.aws_config().await;
+        let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+        let sm = aws_sdk_secretsmanager::Client::new(&sdk);
+        let table = env.unique_name("fn-table");
+        create_table(&ddb, &table).await;
+        let prefix = env.unique_name("fn");
+        let app = serde_json::json!({
+            "client_id": APP_ID,
+            "client_secret": APP_SECRET,
+            "state_key": base64::engine::general_purpose::STANDARD.encode(STATE_KEY),
+        });
+        sm.create_secret()
+            .name(format!("{prefix}/app"))
+            .secret_string(app.to_string())
+            .send()
+            .await
+            .expect("app secret");
+        let u = env.emulator.urls().clone();
+        let config: Vec<(String, String)> = [
+            ("MSSP_PUBLIC_BASE_URL", gw.url().to_string()),
+            ("MSSP_SECRETS_PREFIX", prefix.clone()),
+            ("MSSP_TABLE", table.clone()),
+            ("MSSP_AUTHORITY_URL", u.authority.to_string()),
+            ("MSSP_GRAPH_URL", u.graph.to_string()),
+            ("MSSP_MDE_URL", u.mde.to_string()),
+            ("MSSP_SIEM_URL", u.siem.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let cfg = ServiceConfig::from_env(&config.iter().cloned().collect::<Env>())
+            .expect("the functions' configuration");
+        let services = aws_services_with(&cfg, &sdk);
+        FnWorld {
+            env,
+            gw,
+            config,
+            services,
+            ddb,
+            sm,
+            table,
+            prefix,
+        }
+    }
+
+    /// The binaries' environment: moto's variables and the `MSSP_*` configuration.
+    pub fn lambda_env(&self) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = self
+            .env
+            .aws_env()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        env.extend(self.config.iter().cloned());
+        env
+    }
+
+    pub async fn spawn(&self, name: &str) -> LambdaProcess {
+        LambdaProcess::spawn(name, self.lambda_env())
+            .await
+            .expect("function binary (run `cargo build --workspace --bins`)")
+    }
+
+    /// Starts `consent-callback` behind the bridge.
+    pub async fn serve_consent(&mut self) -> Arc<LambdaProcess> {
+        let f = Arc::new(self.spawn("consent-callback").await);
+        self.gw.serve(f.clone()).expect("bridge serves");
+        f
+    }
+
+    /// The operator registers a pending tenant; returns the consent link to send.
+    pub async fn register(&self, id: &str, name: &str, model: AuthModel, api: AlertApi) -> Url {
+        start_onboarding(
+            &self.services,
+            NewTenant {
+                id: tid(id),
+                display_name: name.into(),
+                auth_model: model,
+                alert_api: api,
+                cloud: Cloud::Commercial,
+            },
+        )
+        .await
+        .expect("onboarding starts")
+        .consent_link
+    }
+
+    /// Onboards a tenant in-process (auto-approving emulator), without the consent binary.
+    pub async fn onboard_in_process(&self, id: &str, model: AuthModel, api: AlertApi) -> Tenant {
+        let link = self
+            .register(id, &format!("Customer {}", &id[..4]), model, api)
+            .await;
+        let ms = begin_consent(&self.services, &link_param(&link))
+            .await
+            .expect("consent begins");
+        let back = self.redirect_of(ms.as_str()).await;
+        complete_consent(&self.services, &callback_of(&back))
+            .await
+            .expect("consent completes")
+    }
+
+    /// GETs `url` and returns the `Location` it redirects to.
+    pub async fn redirect_of(&self, url: &str) -> Url {
+        let resp = self.env.http.get(url).send().await.expect("GET");
+        assert_eq!(resp.status().as_u16(), 302, "{url} redirects");
+        let location = resp
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .expect("location");
+        Url::parse(location).expect("absolute location")
+    }
+
+    pub async fn tenant(&self, id: &str) -> Option<Tenant> {
+        self.services
+            .registry
+            .get(&tid(id))
+            .await
+            .expect("registry")
+    }
+
+    pub async fn tokens(&self, id: &str) -> Option<TenantTokens> {
+        self.services
+            .tokens
+            .get(&tid(id))
+            .await
+            .expect("token store")
+    }
+
+    /// Everything this world's stores hold: every DynamoDB item of the table, and the name and
+    /// versions of every secret under the prefix.
+    pub async fn snapshot(&self) -> Snapshot {
+        let mut items = BTreeMap::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .ddb
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .expect("scan");
+            for item in page.items() {
+                let key = |k: &str| {
+                    item.get(k)
+                        .and_then(|v| v.as_s().ok())
+                        .cloned()
+                        .unwrap_or_default()
+                };
+                let attrs: BTreeMap<_, _> = item
+                    .iter()
+                    .map(|(k, v)| (k.clone(), format!("{v:?}")))
+                    .collect();
+                items.insert(format!("{}|{}", key("pk"), key("sk")), format!("{attrs:?}"));
+            }
+            match page.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        let mut secrets = BTreeMap::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .sm
+                .list_secrets()
+                .filters(
+                    aws_sdk_secretsmanager::types::Filter::builder()
+                        .key(aws_sdk_secretsmanager::types::FilterNameStringType::Name)
+                        .values(&self.prefix)
+                        .build(),
+                )
+                .set_next_token(token.take())
+                .send()
+                .await
+                .expect("list secrets");
+            for s in page.secret_list() {
+                let name = s.name().unwrap_or_default().to_owned();
+                if !name.starts_with(&format!("{}/", self.prefix)) {
+                    continue;
+                }
+                let versions = self
+                    .sm
+                    .list_secret_version_ids()
+                    .secret_id(&name)
+                    .send()
+                    .await
+                    .expect("versions");
+                let mut v: Vec<String> = versions
+                    .versions()
+                    .iter()
+                    .map(|v| format!("{:?}:{:?}", v.version_id(), v.version_stages()))
+                    .collect();
+                v.sort();
+                secrets.insert(name, v);
+            }
+            match page.next_token() {
+                Some(t) => token = Some(t.to_owned()),
+                None => break,
+            }
+        }
+        Snapshot { items, secrets }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// `pk|sk` → attributes.
+    pub items: BTreeMap<String, String>,
+    /// Secret name → versions.
+    pub secrets: BTreeMap<String, Vec<String>>,
+}
+
+impl Snapshot {
+    /// The snapshot without the used-nonce items.
+    pub fn without_nonces(&self) -> Snapshot {
+        Snapshot {
+            items: self
+                .items
+                .iter()
+                .filter(|(k, _)| !k.starts_with("NONCE#"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            secrets: self.secrets.clone(),
+        }
+    }
+
+    pub fn nonces(&self) -> usize {
+        self.items
+            .keys()
+            .filter(|k| k.starts_with("NONCE#"))
+            .count()
+    }
+}
+
+/// The `link` parameter of a consent link.
+pub fn link_param(link: &Url) -> String {
+    link.query_pairs()
+        .find(|(k, _)| k == "link")
+        .map(|(_, v)| v.into_owned())
+        .expect("link parameter")
+}
+
+/// The raw query of `url`.
+pub fn raw_query(url: &Url) -> String {
+    url.query().unwrap_or_default().to_owned()
+}
+
+/// The security headers every consent answer carries.
+pub fn assert_security_headers(resp: &reqwest::Response, what: &str) {
+    for (name, value) in [
+        ("cache-control", "no-store"),
+        ("referrer-policy", "no-referrer"),
+        (
+            "content-security-policy",
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; \
+             base-uri 'none'; form-action 'none'",
+        ),
+        ("x-content-type-options", "nosniff"),
+        ("content-type", "text/html; charset=utf-8"),
+    ] {
+        assert_eq!(
+            resp.headers().get(name).and_then(|v| v.to_str().ok()),
+            Some(value),
+            "{what}: header {name}"
+        );
+    }
+}
