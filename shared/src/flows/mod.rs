@@ -5,6 +5,7 @@
 pub mod fetch;
 pub mod onboarding;
 pub mod refresh;
+pub mod status;
 
 use std::sync::Arc;
 use std::time::Duration as StdDuration;

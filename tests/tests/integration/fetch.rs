@@ -325,19 +325,23 @@ async fn more_alerts_than_a_page_sharing_one_creation_time_are_paged_through_wit
     let mut sc = scenario();
     for t in &mut sc.tenants {
         if t.id == NORTHWIND || t.id == FABRIKAM {
-            t.generate = vec![serde_json::from_value(json!({
-                "count": 260, "start": "-1h", "every": "0s", "seed": 12,
-                "update_fraction": 0.2, "update_after": "10m"
-            }))
-            .expect("generate")];
+            t.generate = vec![
+                serde_json::from_value(json!({
+                    "count": 260, "start": "-1h", "every": "0s", "seed": 12,
+                    "update_fraction": 0.2, "update_after": "10m"
+                }))
+                .expect("generate"),
+            ];
             t.switches.graph_next_link = false;
         }
     }
     let mut w = World::start_with(sc).await;
     w.services.settings.fetch.graph_page = 50;
     w.services.settings.fetch.mde_page = 50;
-    w.onboard(NORTHWIND, AuthModel::Application, AlertApi::Graph).await;
-    w.onboard(FABRIKAM, AuthModel::DelegatedV2, AlertApi::Mde).await;
+    w.onboard(NORTHWIND, AuthModel::Application, AlertApi::Graph)
+        .await;
+    w.onboard(FABRIKAM, AuthModel::DelegatedV2, AlertApi::Mde)
+        .await;
     for id in [NORTHWIND, FABRIKAM] {
         let r = w.fetch(id).await.expect("fetched");
         assert_eq!(r.delivered, 260, "{id}: {r:?}");

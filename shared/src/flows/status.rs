@@ -1,0 +1,96 @@
+//! Tenant health at a glance: status, model, API, last refresh and fetch, lag, last error, and
+//! the consent link to send when a tenant needs (re-)consent. One piece of code serves the CLI's
+//! `mssp status` and the alert-fetcher's `{"action": "status"}`.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::Services;
+use super::onboarding::consent_link;
+use crate::domain::{Tenant, TenantId, TenantStatus};
+use crate::ports::{CursorStore, StoreError};
+
+/// One tenant's health.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TenantHealth {
+    /// Tenant id.
+    pub tenant_id: TenantId,
+    /// Customer name.
+    pub display_name: String,
+    /// `delegated-v1`, `delegated-v2`, `application`.
+    pub auth_model: String,
+    /// `graph`, `mde`, `siem`.
+    pub alert_api: String,
+    /// Lifecycle status.
+    pub status: TenantStatus,
+    /// When the last fetch finished, and whether it succeeded.
+    pub last_fetch: Option<DateTime<Utc>>,
+    /// Whether the last fetch succeeded.
+    pub last_fetch_ok: Option<bool>,
+    /// When tokens were last refreshed (or obtained).
+    pub last_refresh: Option<DateTime<Utc>>,
+    /// The watermark: every alert version updated before it has been delivered.
+    pub watermark: Option<DateTime<Utc>>,
+    /// Seconds the watermark trails now.
+    pub lag_s: Option<i64>,
+    /// Failures in a row.
+    pub consecutive_failures: u32,
+    /// The last error of a refresh or fetch, newest first (no secret).
+    pub last_error: Option<String>,
+    /// A fresh consent link for tenants pending or needing re-consent.
+    pub consent_link: Option<String>,
+}
+
+/// Health of one tenant, or of every tenant when `only` is `None` (offboarded ones left out).
+pub async fn status(
+    s: &Services,
+    cursors: &dyn CursorStore,
+    only: Option<&TenantId>,
+) -> Result<Vec<TenantHealth>, StoreError> {
+    let tenants: Vec<Tenant> = match only {
+        Some(id) => s.registry.get(id).await?.into_iter().collect(),
+        None => s
+            .registry
+            .list()
+            .await?
+            .into_iter()
+            .filter(|t| t.status != TenantStatus::Offboarded)
+            .collect(),
+    };
+    let now = s.clock.now();
+    let mut out = Vec::with_capacity(tenants.len());
+    for t in tenants {
+        let watermark = cursors
+            .get(&t.id, t.alert_api)
+            .await?
+            .and_then(|c| c.watermark);
+        let last_error = [&t.last_fetch, &t.last_refresh]
+            .into_iter()
+            .flatten()
+            .filter(|o| !o.ok)
+            .max_by_key(|o| o.at)
+            .and_then(|o| o.detail.clone());
+        let consent_link = match t.status {
+            TenantStatus::PendingConsent | TenantStatus::ReconsentRequired => {
+                consent_link(s, &t).await.ok().map(|u| u.to_string())
+            }
+            _ => None,
+        };
+        out.push(TenantHealth {
+            display_name: t.display_name.clone(),
+            auth_model: t.auth_model.to_string(),
+            alert_api: t.alert_api.to_string(),
+            status: t.status,
+            last_fetch: t.last_fetch.as_ref().map(|o| o.at),
+            last_fetch_ok: t.last_fetch.as_ref().map(|o| o.ok),
+            last_refresh: t.last_refresh.as_ref().map(|o| o.at),
+            lag_s: watermark.map(|w| (now - w).num_seconds().max(0)),
+            watermark,
+            consecutive_failures: t.consecutive_failures,
+            last_error,
+            consent_link,
+            tenant_id: t.id,
+        });
+    }
+    Ok(out)
+}
