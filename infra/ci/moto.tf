@@ -1,0 +1,109 @@
+# CI only: the module applied against the AWS emulator (moto server) by scripts/test, then run by
+# tests/tests/integration/infra_e2e.rs. Credentials come from the environment (AWS_ACCESS_KEY_ID
+# and AWS_SECRET_ACCESS_KEY set to moto's dummies by scripts/test); nothing here reaches AWS.
+
+terraform {
+  required_version = ">= 1.5"
+
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = "5.100.0"
+    }
+  }
+}
+
+variable "moto_url" {
+  description = "Base URL of the moto server, e.g. http://127.0.0.1:5000."
+  type        = string
+}
+
+variable "emulator_url" {
+  description = "Base URL of the Microsoft emulator the E2E test starts, e.g. http://127.0.0.1:5001."
+  type        = string
+}
+
+variable "name" {
+  description = "Name prefix of every resource."
+  type        = string
+  default     = "mssp-ci"
+}
+
+variable "packages" {
+  description = "Directory holding <function>/bootstrap.zip (cargo lambda build --output-format zip)."
+  type        = string
+}
+
+variable "alert_fetcher_zip" {
+  description = "Package of alert-fetcher. Null: <packages>/alert-fetcher/bootstrap.zip."
+  type        = string
+  default     = null
+}
+
+provider "aws" {
+  region                      = "us-east-1"
+  skip_credentials_validation = true
+  skip_requesting_account_id  = true
+  skip_metadata_api_check     = true
+  s3_use_path_style           = true
+
+  endpoints {
+    apigateway     = var.moto_url
+    apigatewayv2   = var.moto_url
+    cloudwatch     = var.moto_url
+    cloudwatchlogs = var.moto_url
+    dynamodb       = var.moto_url
+    events         = var.moto_url
+    iam            = var.moto_url
+    kms            = var.moto_url
+    lambda         = var.moto_url
+    s3             = var.moto_url
+    secretsmanager = var.moto_url
+    sns            = var.moto_url
+    sqs            = var.moto_url
+    sts            = var.moto_url
+  }
+}
+
+module "mssp_alerts" {
+  source = "../modules/mssp-alerts"
+
+  name                 = var.name
+  architecture         = "x86_64"
+  consent_callback_zip = "${var.packages}/consent-callback/bootstrap.zip"
+  token_refresh_zip    = "${var.packages}/token-refresh/bootstrap.zip"
+  alert_fetcher_zip    = coalesce(var.alert_fetcher_zip, "${var.packages}/alert-fetcher/bootstrap.zip")
+
+  # Every optional setting is given, so the E2E test sees each variable set from Terraform.
+  cloud = "commercial"
+  microsoft_endpoints = {
+    authority = "${var.emulator_url}/login"
+    graph     = "${var.emulator_url}/graph"
+    mde       = "${var.emulator_url}/mde"
+    siem      = "${var.emulator_url}/siem"
+  }
+  refresh_concurrency = 4
+  fetch_concurrency   = 2
+
+  # A CI run applies once into a fresh emulator and is thrown away.
+  table_deletion_protection   = false
+  secret_recovery_window_days = 0
+  kms_deletion_window_days    = 7
+  alarm_email                 = "soc@example.com"
+}
+
+output "outputs" {
+  description = "Everything the E2E test needs, in one object."
+  value = {
+    consent_base_url = module.mssp_alerts.consent_base_url
+    function_names   = module.mssp_alerts.function_names
+    alerts_bucket    = module.mssp_alerts.alerts_bucket
+    table            = module.mssp_alerts.table
+    app_secret_arn   = module.mssp_alerts.app_secret_arn
+    secrets_prefix   = module.mssp_alerts.secrets_prefix
+    queue_url        = module.mssp_alerts.queue_url
+    dlq_url          = module.mssp_alerts.dead_letter_queue_url
+    kms_key_arn      = module.mssp_alerts.kms_key_arn
+    alert_fetcher    = module.mssp_alerts.alert_fetcher_arn
+  }
+}

@@ -1,0 +1,104 @@
+# Alarms to one encrypted SNS topic: a tenant stuck in the dead-letter queue, any function error,
+# and any tenant that needs re-consent (token-refresh logs "tenant needs re-consent" for each,
+# shared/src/flows/refresh.rs; the JSON log line has the message at the top level).
+
+locals {
+  metric_namespace = "MSSPAlerts/${var.name}"
+}
+
+resource "aws_sns_topic" "alarms" {
+  name              = "${var.name}-alarms"
+  kms_master_key_id = aws_kms_key.this.arn
+  tags              = local.tags
+}
+
+resource "aws_sns_topic_policy" "alarms" {
+  arn = aws_sns_topic.alarms.arn
+
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid       = "CloudWatchAlarmsOfThisAccount"
+      Effect    = "Allow"
+      Principal = { Service = "cloudwatch.amazonaws.com" }
+      Action    = "sns:Publish"
+      Resource  = aws_sns_topic.alarms.arn
+      Condition = { StringEquals = { "aws:SourceAccount" = local.account_id } }
+    }]
+  })
+}
+
+resource "aws_sns_topic_subscription" "email" {
+  count = var.alarm_email == null ? 0 : 1
+
+  topic_arn = aws_sns_topic.alarms.arn
+  protocol  = "email"
+  endpoint  = var.alarm_email
+}
+
+resource "aws_cloudwatch_metric_alarm" "dead_letters" {
+  alarm_name          = "${var.name}-work-dead-letters"
+  alarm_description   = "A tenant's work item failed ${var.max_receive_count} times and sits in ${aws_sqs_queue.dead_letters.name}: see the alert-fetcher logs for that tenant, fix, then redrive."
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  dimensions          = { QueueName = aws_sqs_queue.dead_letters.name }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+  tags                = local.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "function_errors" {
+  for_each = local.function_names
+
+  alarm_name          = "${each.value}-errors"
+  alarm_description   = "${each.key} reported errors: see its log group /aws/lambda/${each.value}."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Errors"
+  dimensions          = { FunctionName = each.value }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+  tags                = local.tags
+
+  depends_on = [aws_lambda_function.consent_callback, aws_lambda_function.token_refresh, aws_lambda_function.alert_fetcher]
+}
+
+resource "aws_cloudwatch_log_metric_filter" "reconsent" {
+  name           = "${var.name}-tenants-needing-reconsent"
+  log_group_name = aws_cloudwatch_log_group.function["token-refresh"].name
+  pattern        = "{ $.message = \"tenant needs re-consent\" }"
+
+  metric_transformation {
+    name          = "TenantsNeedingReconsent"
+    namespace     = local.metric_namespace
+    value         = "1"
+    default_value = "0"
+    unit          = "Count"
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "reconsent" {
+  alarm_name          = "${var.name}-tenants-needing-reconsent"
+  alarm_description   = "A tenant needs re-consent: `mssp tenants` lists it with a fresh consent link to send to the customer's admin."
+  namespace           = local.metric_namespace
+  metric_name         = aws_cloudwatch_log_metric_filter.reconsent.metric_transformation[0].name
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  tags                = local.tags
+}

@@ -1,0 +1,64 @@
+output "consent_base_url" {
+  description = "Public base URL of the consent endpoint: consent links are {url}/consent/start; register {url}/consent/callback as the app's redirect URI in Entra."
+  value       = local.public_base_url
+}
+
+output "redirect_uri" {
+  description = "The redirect URI to register on the Entra app registration."
+  value       = "${local.public_base_url}/consent/callback"
+}
+
+output "alert_fetcher_name" {
+  description = "Name of the alert-fetcher function (SOC tooling invokes it directly)."
+  value       = aws_lambda_function.alert_fetcher.function_name
+}
+
+output "alert_fetcher_arn" {
+  description = "ARN of the alert-fetcher function (grant SOC tooling lambda:InvokeFunction on it)."
+  value       = aws_lambda_function.alert_fetcher.arn
+}
+
+output "function_names" {
+  description = "Function name by crate name."
+  value       = { for k, f in local.functions : k => f.function_name }
+}
+
+output "alerts_bucket" {
+  description = "The alerts bucket (alerts/tenant={id}/date=YYYY-MM-DD/*.ndjson.gz)."
+  value       = aws_s3_bucket.alerts.id
+}
+
+output "table" {
+  description = "The DynamoDB table of tenant records, cursors and consent nonces."
+  value       = aws_dynamodb_table.state.name
+}
+
+output "app_secret_arn" {
+  description = "ARN of the app secret: write its value with `aws secretsmanager put-secret-value`."
+  value       = aws_secretsmanager_secret.app.arn
+}
+
+output "secrets_prefix" {
+  description = "Secrets Manager name prefix of the app and tenant secrets."
+  value       = local.secrets_prefix
+}
+
+output "queue_url" {
+  description = "URL of the per-tenant work queue."
+  value       = aws_sqs_queue.work.url
+}
+
+output "dead_letter_queue_url" {
+  description = "URL of the work queue's dead-letter queue."
+  value       = aws_sqs_queue.dead_letters.url
+}
+
+output "kms_key_arn" {
+  description = "ARN of the customer managed key."
+  value       = aws_kms_key.this.arn
+}
+
+output "alarm_topic_arn" {
+  description = "ARN of the alarm topic."
+  value       = aws_sns_topic.alarms.arn
+}

@@ -1,0 +1,258 @@
+# Inputs of the mssp-alerts module. Every optional function setting defaults to null, which
+# leaves the matching environment variable unset so the function's own default applies
+# (shared/src/wiring.rs documents each variable and its default).
+
+# --- naming -------------------------------------------------------------------------------------
+
+variable "name" {
+  description = "Name prefix of every resource (functions are \"{name}-{function}\", e.g. mssp-alerts-alert-fetcher)."
+  type        = string
+  default     = "mssp-alerts"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,30}[a-z0-9]$", var.name))
+    error_message = "name: 3-32 lowercase letters, digits and hyphens, starting with a letter."
+  }
+}
+
+variable "secrets_prefix" {
+  description = "Secrets Manager name prefix: the app secret is \"{prefix}/app\", tenant tokens \"{prefix}/tenants/{tenant_id}\". Null: the name."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.secrets_prefix == null || can(regex("^[A-Za-z0-9_+=.@-]+(/[A-Za-z0-9_+=.@-]+)*$", var.secrets_prefix))
+    error_message = "secrets_prefix: Secrets Manager name characters, segments separated by single slashes, no leading or trailing slash."
+  }
+}
+
+variable "alerts_bucket_name" {
+  description = "Name of the alerts bucket. Null: \"{name}-alerts-{account id}-{region}\"."
+  type        = string
+  default     = null
+}
+
+variable "tags" {
+  description = "Tags added to every resource."
+  type        = map(string)
+  default     = {}
+}
+
+# --- function packages --------------------------------------------------------------------------
+
+variable "architecture" {
+  description = "Instruction set of the function packages: arm64 (cargo lambda build --arm64) or x86_64 (--x86-64)."
+  type        = string
+  default     = "arm64"
+
+  validation {
+    condition     = contains(["arm64", "x86_64"], var.architecture)
+    error_message = "architecture: arm64 or x86_64."
+  }
+}
+
+variable "consent_callback_zip" {
+  description = "Path of the consent-callback package built by `cargo lambda build --output-format zip`."
+  type        = string
+}
+
+variable "token_refresh_zip" {
+  description = "Path of the token-refresh package built by `cargo lambda build --output-format zip`."
+  type        = string
+}
+
+variable "alert_fetcher_zip" {
+  description = "Path of the alert-fetcher package built by `cargo lambda build --output-format zip`."
+  type        = string
+}
+
+# --- function settings --------------------------------------------------------------------------
+
+variable "public_base_url" {
+  description = "Public base URL of the consent endpoint when the API is served under a custom domain. Null: the API's own invoke URL."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.public_base_url == null || can(regex("^https://[^?#]+[^/?#]$", var.public_base_url))
+    error_message = "public_base_url: an https URL without query, fragment or trailing slash."
+  }
+}
+
+variable "cloud" {
+  description = "MSSP_CLOUD: commercial, gcc, gcc-high or dod. Null: commercial."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.cloud == null || contains(["commercial", "gcc", "gcc-high", "dod"], coalesce(var.cloud, "commercial"))
+    error_message = "cloud: commercial, gcc, gcc-high or dod."
+  }
+}
+
+variable "microsoft_endpoints" {
+  description = "Overrides of Microsoft's endpoints (MSSP_AUTHORITY_URL, MSSP_GRAPH_URL, MSSP_MDE_URL, MSSP_SIEM_URL). Setting any fixes one set of endpoints for every tenant. Null fields: per tenant cloud."
+  type = object({
+    authority = optional(string)
+    graph     = optional(string)
+    mde       = optional(string)
+    siem      = optional(string)
+  })
+  default = {}
+}
+
+variable "refresh_concurrency" {
+  description = "MSSP_REFRESH_CONCURRENCY: tenants refreshed at once. Null: the function's default (8)."
+  type        = number
+  default     = null
+}
+
+variable "fetch_concurrency" {
+  description = "MSSP_FETCH_CONCURRENCY: tenants one fetcher invocation fetches at once. Null: the function's default (4)."
+  type        = number
+  default     = null
+}
+
+variable "memory_size" {
+  description = "Memory (MB) of each function."
+  type = object({
+    consent_callback = optional(number, 256)
+    token_refresh    = optional(number, 256)
+    alert_fetcher    = optional(number, 512)
+  })
+  default = {}
+}
+
+variable "timeouts" {
+  description = "Timeout (seconds) of each function. consent-callback stays under API Gateway's 30 s integration limit."
+  type = object({
+    consent_callback = optional(number, 20)
+    token_refresh    = optional(number, 300)
+    alert_fetcher    = optional(number, 300)
+  })
+  default = {}
+
+  validation {
+    condition     = var.timeouts.consent_callback <= 29 && var.timeouts.token_refresh <= 900 && var.timeouts.alert_fetcher <= 900
+    error_message = "timeouts: consent_callback at most 29 s (API Gateway waits 30 s), the others at most 900 s."
+  }
+}
+
+variable "reserved_concurrency" {
+  description = "Reserved concurrency of each function (-1: unreserved). token-refresh runs one at a time so two runs never race a rotating refresh token."
+  type = object({
+    consent_callback = optional(number, 10)
+    token_refresh    = optional(number, 1)
+    alert_fetcher    = optional(number, 20)
+  })
+  default = {}
+}
+
+variable "tracing_mode" {
+  description = "X-Ray tracing of the functions: PassThrough or Active (Active adds the X-Ray write permissions)."
+  type        = string
+  default     = "PassThrough"
+
+  validation {
+    condition     = contains(["PassThrough", "Active"], var.tracing_mode)
+    error_message = "tracing_mode: PassThrough or Active."
+  }
+}
+
+# --- schedules and queue ------------------------------------------------------------------------
+
+variable "fetch_schedule" {
+  description = "EventBridge schedule of the fetcher's dispatch (one SQS message per active tenant)."
+  type        = string
+  default     = "rate(5 minutes)"
+}
+
+variable "refresh_schedule" {
+  description = "EventBridge schedule of token-refresh."
+  type        = string
+  default     = "rate(30 minutes)"
+}
+
+variable "fetch_batch_size" {
+  description = "Tenants (SQS messages) handed to one fetcher invocation."
+  type        = number
+  default     = 5
+}
+
+variable "fetch_max_concurrency" {
+  description = "Most fetcher invocations the SQS event source runs at once (2-1000)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.fetch_max_concurrency >= 2 && var.fetch_max_concurrency <= 1000
+    error_message = "fetch_max_concurrency: 2 to 1000."
+  }
+}
+
+variable "max_receive_count" {
+  description = "Deliveries of a tenant's work item before it moves to the dead-letter queue."
+  type        = number
+  default     = 5
+}
+
+# --- storage ------------------------------------------------------------------------------------
+
+variable "alerts_transition_days" {
+  description = "Days after which alert objects move to alerts_transition_storage_class."
+  type        = number
+  default     = 30
+}
+
+variable "alerts_transition_storage_class" {
+  description = "Storage class alert objects move to after alerts_transition_days."
+  type        = string
+  default     = "STANDARD_IA"
+}
+
+variable "noncurrent_version_expiration_days" {
+  description = "Days after which overwritten (noncurrent) alert object versions are deleted."
+  type        = number
+  default     = 30
+}
+
+variable "table_deletion_protection" {
+  description = "Deletion protection of the DynamoDB table (tenant records, cursors)."
+  type        = bool
+  default     = true
+}
+
+variable "secret_recovery_window_days" {
+  description = "Recovery window of the app secret when it is deleted (0: delete at once)."
+  type        = number
+  default     = 30
+}
+
+variable "kms_deletion_window_days" {
+  description = "Waiting period before the KMS key is deleted."
+  type        = number
+  default     = 30
+}
+
+# --- API and observability ----------------------------------------------------------------------
+
+variable "api_throttling" {
+  description = "Throttling of the consent API's stage: steady requests per second and burst."
+  type = object({
+    rate_limit  = optional(number, 10)
+    burst_limit = optional(number, 20)
+  })
+  default = {}
+}
+
+variable "log_retention_days" {
+  description = "Retention of the functions' and the API's log groups."
+  type        = number
+  default     = 365
+}
+
+variable "alarm_email" {
+  description = "Email address subscribed to the alarm topic (the subscription must be confirmed). Null: none."
+  type        = string
+  default     = null
+}

@@ -1,0 +1,70 @@
+variable "region" {
+  description = "AWS region to deploy into."
+  type        = string
+  default     = "eu-west-1"
+}
+
+variable "name" {
+  description = "Name prefix of every resource."
+  type        = string
+  default     = "mssp-alerts"
+}
+
+variable "architecture" {
+  description = "Instruction set the packages were built for: arm64 (cargo lambda build --arm64) or x86_64 (--x86-64)."
+  type        = string
+  default     = "arm64"
+}
+
+variable "consent_callback_zip" {
+  description = "Package of consent-callback; a relative path is relative to the repository root."
+  type        = string
+  default     = "target/lambda/consent-callback/bootstrap.zip"
+}
+
+variable "token_refresh_zip" {
+  description = "Package of token-refresh; a relative path is relative to the repository root."
+  type        = string
+  default     = "target/lambda/token-refresh/bootstrap.zip"
+}
+
+variable "alert_fetcher_zip" {
+  description = "Package of alert-fetcher; a relative path is relative to the repository root."
+  type        = string
+  default     = "target/lambda/alert-fetcher/bootstrap.zip"
+}
+
+variable "public_base_url" {
+  description = "Public base URL of the consent endpoint under a custom domain. Null: the API's invoke URL."
+  type        = string
+  default     = null
+}
+
+variable "cloud" {
+  description = "Microsoft cloud whose endpoints fill in unset overrides: commercial, gcc, gcc-high or dod. Null: commercial."
+  type        = string
+  default     = null
+}
+
+variable "microsoft_endpoints" {
+  description = "Overrides of Microsoft's endpoints (authority, graph, mde, siem). Null fields: per tenant cloud."
+  type = object({
+    authority = optional(string)
+    graph     = optional(string)
+    mde       = optional(string)
+    siem      = optional(string)
+  })
+  default = {}
+}
+
+variable "alarm_email" {
+  description = "Email address subscribed to the alarm topic. Null: none."
+  type        = string
+  default     = null
+}
+
+variable "tags" {
+  description = "Tags added to every resource."
+  type        = map(string)
+  default     = {}
+}
