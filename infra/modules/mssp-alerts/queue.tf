@@ -27,12 +27,3 @@ resource "aws_sqs_queue" "work" {
 
   tags = local.tags
 }
-
-resource "aws_sqs_queue_redrive_allow_policy" "dead_letters" {
-  queue_url = aws_sqs_queue.dead_letters.id
-
-  redrive_allow_policy = jsonencode({
-    redrivePermission = "byQueue"
-    sourceQueueArns   = [aws_sqs_queue.work.arn]
-  })
-}
