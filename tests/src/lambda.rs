@@ -252,6 +252,28 @@ impl LambdaProcess {
                 }
             );
         }
+        Self::spawn_binary(name, &binary, envs).await
+    }
+
+    /// [`LambdaProcess::spawn`] of the executable at `binary` (e.g. the `bootstrap` of a
+    /// `cargo lambda` package) as the function `name`.
+    ///
+    /// # Errors
+    ///
+    /// When `binary` is missing or cannot be started.
+    pub async fn spawn_binary<I, K, V>(
+        name: &str,
+        binary: &std::path::Path,
+        envs: I,
+    ) -> anyhow::Result<LambdaProcess>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<std::ffi::OsStr>,
+        V: AsRef<std::ffi::OsStr>,
+    {
+        if !binary.is_file() {
+            anyhow::bail!("{} does not exist", binary.display());
+        }
         let (queue_tx, queue_rx) = mpsc::unbounded_channel();
         let api = Arc::new(RuntimeApi {
             function_name: name.to_owned(),
@@ -278,7 +300,7 @@ impl LambdaProcess {
             let _ = axum::serve(listener, app).await;
         });
 
-        let mut cmd = tokio::process::Command::new(&binary);
+        let mut cmd = tokio::process::Command::new(binary);
         cmd.env_clear()
             .env(
                 "RUST_LOG",

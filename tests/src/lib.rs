@@ -66,10 +66,23 @@ impl TestEnv {
     /// When the emulator cannot bind, `moto_server` cannot be found (run `bash scripts/test`,
     /// which installs it), or moto does not answer within 30 s (the error quotes its output).
     pub async fn start(scenario: Scenario) -> anyhow::Result<TestEnv> {
+        Self::start_on(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), scenario).await
+    }
+
+    /// [`TestEnv::start`] with the Microsoft emulator on `addr` (a configuration made beforehand
+    /// names its port, e.g. the endpoints Terraform set on the deployed functions).
+    ///
+    /// # Errors
+    ///
+    /// As [`TestEnv::start`].
+    pub async fn start_on(
+        addr: std::net::SocketAddr,
+        scenario: Scenario,
+    ) -> anyhow::Result<TestEnv> {
         let moto_url = moto::shared_url().await?;
-        let emulator = emulator::start(scenario)
+        let emulator = emulator::start_on(addr, scenario)
             .await
-            .context("starting the Microsoft emulator")?;
+            .with_context(|| format!("starting the Microsoft emulator on {addr}"))?;
         let http = reqwest::Client::builder()
             .use_rustls_tls()
             .redirect(reqwest::redirect::Policy::none())

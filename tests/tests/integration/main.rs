@@ -12,6 +12,8 @@ mod fetch;
 mod fetch_adapters;
 mod fixtures;
 mod harness;
+mod infra_config;
+mod infra_e2e;
 mod lambda_world;
 mod no_secrets_in_logs;
 mod onboarding;
