@@ -310,6 +310,12 @@ async fn infra_e2e_the_packaged_functions_run_against_what_terraform_applied() {
         .collect();
     let all: BTreeSet<&str> = TENANTS.iter().map(|t| t.0).collect();
     assert_eq!(refreshed, all, "{summary}");
+    eprintln!(
+        "infra_e2e: {} tenants consented through consent-callback (tokens in {}/tenants/*, \
+         encrypted with the created key) and refreshed by token-refresh",
+        TENANTS.len(),
+        consent_env["MSSP_SECRETS_PREFIX"]
+    );
 
     // --- 4. dispatch and fetch -----------------------------------------------------------------
     fetch_every_tenant(&d, &env, &sdk).await;
@@ -352,6 +358,7 @@ async fn infra_e2e_the_packaged_functions_run_against_what_terraform_applied() {
         .filter(|l| l.pointer(&key).and_then(Value::as_str) == Some(wanted.as_str()))
         .count();
     assert_eq!(matching, 1, "one line matches {key} = {wanted:?}:\n{logs}");
+    eprintln!("infra_e2e: the re-consent metric filter matches token-refresh's log line");
 }
 
 /// `{ $.a.b = "text" }` as the JSON pointer `/a/b` and the text.
@@ -527,4 +534,10 @@ async fn fetch_every_tenant(d: &Deployment, env: &TestEnv, sdk: &aws_config::Sdk
             o.key()
         );
     }
+    eprintln!(
+        "infra_e2e: dispatch queued {} work items; the fetcher delivered every tenant's alerts \
+         into {bucket} ({} objects, SSE-KMS with the created key)",
+        messages.len(),
+        objects.contents().len()
+    );
 }
