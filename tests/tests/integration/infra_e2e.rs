@@ -39,6 +39,7 @@ use tests::lambda::LambdaProcess;
 use url::Url;
 
 use crate::fixtures::{APP_ID, APP_SECRET, CONTOSO, FABRIKAM, NORTHWIND, WOODGROVE, tid};
+use crate::infra_iam::{Arns, Call, allows, calls_of};
 use crate::lambda_world::{STATE_KEY, scenario};
 
 const SCHEDULED: &str = include_str!("../../fixtures/events/eventbridge-scheduled-event.json");
@@ -125,6 +126,8 @@ impl Deployment {
             .map(|(k, v)| (k.to_owned(), v))
             .collect();
         vars.extend(self.environment(crate_name));
+        // Its own access key, so the recorder tells its calls apart (moto accepts any key).
+        vars.insert("AWS_ACCESS_KEY_ID".into(), access_key(crate_name));
         for (k, v) in overrides {
             vars.insert((*k).to_owned(), v.clone());
         }
@@ -135,6 +138,73 @@ impl Deployment {
             .await
             .unwrap_or_else(|e| panic!("{crate_name}: {e}"))
     }
+}
+
+/// The access key a function binary signs with in this test.
+fn access_key(crate_name: &str) -> String {
+    format!("E2E{}", crate_name.replace('-', "").to_uppercase())
+}
+
+/// Drives moto's request recorder (`/moto-api/recorder/…`).
+async fn recorder(env: &TestEnv, what: &str) -> String {
+    let url = format!(
+        "{}/moto-api/recorder/{what}",
+        env.moto_url.as_str().trim_end_matches('/')
+    );
+    let req = if what == "download-recording" {
+        env.http.get(url)
+    } else {
+        env.http.post(url)
+    };
+    let resp = req.send().await.expect("moto recorder");
+    assert!(resp.status().is_success(), "{what}: {}", resp.status());
+    resp.text().await.expect("recorder answer")
+}
+
+/// Every recorded call of each function is allowed by its role's policy; returns the calls per
+/// function (action → count), for the log.
+fn check_recorded_calls(
+    d: &Deployment,
+    recording: &str,
+) -> BTreeMap<String, BTreeMap<String, usize>> {
+    let arns = Arns::from_arn(d.output("alert_fetcher"));
+    let by_key: BTreeMap<String, &str> = ["consent-callback", "token-refresh", "alert-fetcher"]
+        .into_iter()
+        .map(|c| (access_key(c), c))
+        .collect();
+    let mut seen: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+    let mut denied = Vec::new();
+    for line in recording.lines().filter(|l| !l.trim().is_empty()) {
+        let entry: Value = serde_json::from_str(line).expect("a recorded request");
+        let Some((key, calls)) = calls_of(&entry, &arns) else {
+            continue;
+        };
+        let Some(function) = by_key.get(&key) else {
+            continue; // the operator's (this test's) own calls
+        };
+        let policies = d.function(function)["Policies"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for call in calls {
+            *seen
+                .entry((*function).to_owned())
+                .or_default()
+                .entry(call.action.clone())
+                .or_default() += 1;
+            if !allows(&policies, &call) {
+                denied.push(format!("{function}: {} on {}", call.action, call.resource));
+            }
+        }
+    }
+    denied.sort();
+    denied.dedup();
+    assert!(
+        denied.is_empty(),
+        "calls the functions made that their roles do not allow:\n{}",
+        denied.join("\n")
+    );
+    seen
 }
 
 fn scheduled() -> Value {
@@ -223,6 +293,11 @@ async fn infra_e2e_the_packaged_functions_run_against_what_terraform_applied() {
         .send()
         .await
         .expect("put-secret-value");
+
+    // From here on, every request is recorded: the functions' calls are checked against their
+    // roles at the end.
+    recorder(&env, "reset-recording").await;
+    recorder(&env, "start-recording").await;
 
     // The operator's side (`mssp tenants add`): the consent function's configuration, as the
     // bridge serves it.
@@ -359,6 +434,40 @@ async fn infra_e2e_the_packaged_functions_run_against_what_terraform_applied() {
         .count();
     assert_eq!(matching, 1, "one line matches {key} = {wanted:?}:\n{logs}");
     eprintln!("infra_e2e: the re-consent metric filter matches token-refresh's log line");
+
+    // --- least privilege: every call made was allowed by the caller's own role ---------------
+    recorder(&env, "stop-recording").await;
+    let seen = check_recorded_calls(&d, &recorder(&env, "download-recording").await);
+    for function in ["consent-callback", "token-refresh"] {
+        assert!(
+            seen.contains_key(function),
+            "{function} made no recorded call: {seen:?}"
+        );
+    }
+    // The SQS event source polls with the fetcher's role.
+    let fetcher_policies = d.function("alert-fetcher")["Policies"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let queue_arn = format!(
+        "arn:aws:sqs:{}:{}:{}",
+        Arns::from_arn(d.output("alert_fetcher")).region,
+        Arns::from_arn(d.output("alert_fetcher")).account,
+        d.output("queue_url").rsplit('/').next().unwrap_or_default()
+    );
+    for action in [
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+    ] {
+        assert!(
+            allows(&fetcher_policies, &Call::new(action, &queue_arn)),
+            "the event source needs {action} on {queue_arn}"
+        );
+    }
+    for (function, calls) in &seen {
+        eprintln!("infra_e2e: {function} made {calls:?}, each allowed by its role");
+    }
 }
 
 /// `{ $.a.b = "text" }` as the JSON pointer `/a/b` and the text.

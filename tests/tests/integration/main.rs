@@ -14,6 +14,7 @@ mod fixtures;
 mod harness;
 mod infra_config;
 mod infra_e2e;
+mod infra_iam;
 mod lambda_world;
 mod no_secrets_in_logs;
 mod onboarding;
