@@ -19,6 +19,7 @@
 //! AWS resources with [`TestEnv::unique_name`] instead.
 #![warn(missing_docs)]
 
+pub mod local;
 mod moto;
 
 use std::path::{Path, PathBuf};
