@@ -80,7 +80,9 @@ fn encode_record(record: &CursorRecord) -> Result<Vec<u8>, StoreError> {
         GzEncoder::new(Vec::new(), Compression::default()),
     );
     serde_json::to_writer(&mut out, record).map_err(|e| corrupt(what(), e))?;
-    let gz = out.into_inner().map_err(|e| corrupt(what(), e.into_error()))?;
+    let gz = out
+        .into_inner()
+        .map_err(|e| corrupt(what(), e.into_error()))?;
     let bytes = gz.finish().map_err(|e| corrupt(what(), e))?;
     if bytes.len() > MAX_CURSOR_RECORD_BYTES {
         return Err(corrupt(
