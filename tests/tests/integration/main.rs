@@ -10,6 +10,7 @@ mod emulator_alerts;
 mod emulator_identity;
 mod fetch;
 mod fetch_adapters;
+mod fetcher_lambda;
 mod fixtures;
 mod harness;
 mod lambda_world;
