@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use tests::lambda::{LambdaProcess, binary_path};
 
-const FUNCTIONS: [&str; 2] = ["consent-callback", "token-refresh"];
+const FUNCTIONS: [&str; 3] = ["consent-callback", "token-refresh", "alert-fetcher"];
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
@@ -34,6 +34,11 @@ fn env() -> Vec<(&'static str, &'static str)> {
         ("MSSP_PUBLIC_BASE_URL", "https://consent.example.com"),
         ("MSSP_SECRETS_PREFIX", "mssp-bench"),
         ("MSSP_TABLE", "mssp-bench"),
+        ("MSSP_BUCKET", "mssp-bench-alerts"),
+        (
+            "MSSP_QUEUE_URL",
+            "https://sqs.us-east-1.amazonaws.com/123456789012/mssp-bench",
+        ),
         ("RUST_LOG", "warn"),
     ]
 }
