@@ -46,8 +46,14 @@ impl Mode {
 /// Safe to call more than once: only the first call installs a subscriber. Returns whether this
 /// call did.
 pub fn init(mode: Mode) -> bool {
+    init_with_default(mode, LevelFilter::INFO)
+}
+
+/// [`init`] with another level than `info` when `RUST_LOG` is unset (the `mssp` operator
+/// commands keep stderr to warnings).
+pub fn init_with_default(mode: Mode, default: LevelFilter) -> bool {
     let filter = EnvFilter::builder()
-        .with_default_directive(LevelFilter::INFO.into())
+        .with_default_directive(default.into())
         .from_env_lossy();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
