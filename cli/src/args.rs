@@ -66,12 +66,8 @@ impl From<BackendArg> for BackendKind {
 pub enum Command {
     /// Run the whole product end to end against a built-in Microsoft emulator: three tenants
     /// consent over HTTP, tokens refresh, alerts are fetched and checked against the emulator's
-    /// ground truth
-    Demo {
-        /// Keep the demo's data here (new or empty) instead of a fresh temporary directory
-        #[arg(long, value_name = "DIR")]
-        data_dir: Option<PathBuf>,
-    },
+    /// ground truth. Its data goes to a fresh temporary directory, or to --data-dir (new or empty)
+    Demo,
     /// Run the single-machine deployment: the consent endpoint plus the refresh and fetch
     /// schedules, until SIGINT/SIGTERM
     Serve,

@@ -55,10 +55,11 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
     let json = g.json;
     match cli.command {
         Command::Init { dir, force } => init::run(&dir, g.data_dir.as_deref(), force),
-        Command::Demo { data_dir } => {
+        Command::Demo => {
             let (_, config) = load(g)?;
             local_only(&config, "demo")?;
-            demo::run(&config, data_dir.as_deref()).await
+            // Only an explicit --data-dir: the configured one holds real tenants.
+            demo::run(&config, g.data_dir.as_deref()).await
         }
         Command::Serve => {
             let (_, config) = load(g)?;
