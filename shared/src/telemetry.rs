@@ -61,8 +61,14 @@ pub const SECRET_BEARING_TARGETS: &[&str] = &[
 /// Safe to call more than once: only the first call installs a subscriber. Returns whether this
 /// call did.
 pub fn init(mode: Mode) -> bool {
+    init_with_default(mode, LevelFilter::INFO)
+}
+
+/// [`init`] with another level than `info` when `RUST_LOG` is unset (the `mssp` operator
+/// commands keep stderr to warnings).
+pub fn init_with_default(mode: Mode, default: LevelFilter) -> bool {
     let mut filter = EnvFilter::builder()
-        .with_default_directive(LevelFilter::INFO.into())
+        .with_default_directive(default.into())
         .from_env_lossy();
     // Dependencies log raw events and requests at debug/trace (the Lambda runtime logs the whole
     // event, which for the consent callback holds the authorization code and state): they stay

@@ -106,20 +106,7 @@ impl ServiceConfig {
             .unwrap_or_else(|| format!("{secrets_prefix}/app"));
         let table = env.required(Self::TABLE_VAR)?;
         let kms_key_id = env.optional(Self::KMS_KEY_ID_VAR);
-        let fixed = CloudEndpoints::from_env(env)?;
-        let overridden = [
-            CloudEndpoints::AUTHORITY_VAR,
-            CloudEndpoints::GRAPH_VAR,
-            CloudEndpoints::MDE_VAR,
-            CloudEndpoints::SIEM_VAR,
-        ]
-        .iter()
-        .any(|var| env.optional(var).is_some());
-        let endpoints = if overridden {
-            Endpoints::Fixed(Box::new(fixed))
-        } else {
-            Endpoints::PerCloud
-        };
+        let endpoints = endpoints_from_env(env)?;
         let refresh_concurrency = env.parse_or(Self::REFRESH_CONCURRENCY_VAR, 8usize)?;
         if refresh_concurrency == 0 {
             return Err(ConfigError::Invalid {
@@ -146,9 +133,30 @@ impl ServiceConfig {
     }
 }
 
+/// The Microsoft endpoints from `MSSP_CLOUD` and the four URL overrides: [`Endpoints::PerCloud`]
+/// when no override is set, else one [`Endpoints::Fixed`] set (the cloud's endpoints with the
+/// overrides applied). The local `mssp` reads its endpoints here too.
+pub fn endpoints_from_env(env: &Env) -> Result<Endpoints, ConfigError> {
+    let fixed = CloudEndpoints::from_env(env)?;
+    let overridden = [
+        CloudEndpoints::AUTHORITY_VAR,
+        CloudEndpoints::GRAPH_VAR,
+        CloudEndpoints::MDE_VAR,
+        CloudEndpoints::SIEM_VAR,
+    ]
+    .iter()
+    .any(|var| env.optional(var).is_some());
+    Ok(if overridden {
+        Endpoints::Fixed(Box::new(fixed))
+    } else {
+        Endpoints::PerCloud
+    })
+}
+
 /// Customers' admins open the consent link in a browser: it must be `https`, except on a
 /// loopback host (local runs and tests). A query or fragment would be dropped from every link.
-fn check_public_base(url: &Url) -> Result<(), ConfigError> {
+/// The error names `MSSP_PUBLIC_BASE_URL` (the local `mssp serve` checks its URL here too).
+pub fn check_public_base(url: &Url) -> Result<(), ConfigError> {
     let invalid = |reason: &str| ConfigError::Invalid {
         var: ServiceConfig::PUBLIC_BASE_URL_VAR.into(),
         reason: format!("{:?}: {reason}", url.as_str()),
