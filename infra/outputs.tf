@@ -37,3 +37,13 @@ output "queue_url" {
   description = "URL of the per-tenant work queue."
   value       = module.mssp_alerts.queue_url
 }
+
+output "secrets_prefix" {
+  description = "Secrets Manager name prefix (the CLI's MSSP_SECRETS_PREFIX with --backend aws)."
+  value       = module.mssp_alerts.secrets_prefix
+}
+
+output "kms_key_arn" {
+  description = "The customer managed key (the CLI's MSSP_KMS_KEY_ID with --backend aws)."
+  value       = module.mssp_alerts.kms_key_arn
+}

@@ -34,12 +34,6 @@ variable "packages" {
   type        = string
 }
 
-variable "alert_fetcher_zip" {
-  description = "Package of alert-fetcher. Null: <packages>/alert-fetcher/bootstrap.zip."
-  type        = string
-  default     = null
-}
-
 provider "aws" {
   region                      = "us-east-1"
   skip_credentials_validation = true
@@ -72,7 +66,7 @@ module "mssp_alerts" {
   architecture         = "x86_64"
   consent_callback_zip = "${var.packages}/consent-callback/bootstrap.zip"
   token_refresh_zip    = "${var.packages}/token-refresh/bootstrap.zip"
-  alert_fetcher_zip    = coalesce(var.alert_fetcher_zip, "${var.packages}/alert-fetcher/bootstrap.zip")
+  alert_fetcher_zip    = "${var.packages}/alert-fetcher/bootstrap.zip"
 
   # Every optional setting is given, so the E2E test sees each variable set from Terraform.
   cloud = "commercial"

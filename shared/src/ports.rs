@@ -338,3 +338,18 @@ pub struct AttemptContents {
     /// Dedup keys already delivered, with their version time.
     pub delivered: Vec<(String, DateTime<Utc>)>,
 }
+
+/// Where a scheduled dispatch puts one work item per active tenant (DESIGN §3: SQS in AWS).
+#[async_trait]
+pub trait WorkQueue: Send + Sync {
+    /// Enqueues one fetch work item per tenant; returns how many were accepted.
+    async fn enqueue(&self, tenants: &[TenantId]) -> Result<usize, StoreError>;
+}
+
+/// The body of a work item: `{"tenant_id": "…"}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkItem {
+    /// The tenant to fetch.
+    pub tenant_id: TenantId,
+}

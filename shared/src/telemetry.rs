@@ -40,15 +40,44 @@ impl Mode {
     }
 }
 
+/// Crates whose debug/trace output can carry request bodies, URLs with codes, or tokens.
+pub const SECRET_BEARING_TARGETS: &[&str] = &[
+    "lambda_runtime",
+    "lambda_runtime_api_client",
+    "lambda_http",
+    "hyper",
+    "hyper_util",
+    "reqwest",
+    "h2",
+    "aws_smithy_runtime",
+    "aws_smithy_http",
+    "aws_smithy_runtime_api",
+    "aws_sdk_secretsmanager",
+];
+
 /// Installs the global tracing subscriber, filtered by `RUST_LOG` (default `info`; invalid
 /// directives are skipped).
 ///
 /// Safe to call more than once: only the first call installs a subscriber. Returns whether this
 /// call did.
 pub fn init(mode: Mode) -> bool {
-    let filter = EnvFilter::builder()
-        .with_default_directive(LevelFilter::INFO.into())
+    init_with_default(mode, LevelFilter::INFO)
+}
+
+/// [`init`] with another level than `info` when `RUST_LOG` is unset (the `mssp` operator
+/// commands keep stderr to warnings).
+pub fn init_with_default(mode: Mode, default: LevelFilter) -> bool {
+    let mut filter = EnvFilter::builder()
+        .with_default_directive(default.into())
         .from_env_lossy();
+    // Dependencies log raw events and requests at debug/trace (the Lambda runtime logs the whole
+    // event, which for the consent callback holds the authorization code and state): they stay
+    // at info whatever RUST_LOG asks, so no level of ours can put a secret in a log line.
+    for capped in SECRET_BEARING_TARGETS {
+        if let Ok(d) = format!("{capped}=info").parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

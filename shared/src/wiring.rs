@@ -106,20 +106,7 @@ impl ServiceConfig {
             .unwrap_or_else(|| format!("{secrets_prefix}/app"));
         let table = env.required(Self::TABLE_VAR)?;
         let kms_key_id = env.optional(Self::KMS_KEY_ID_VAR);
-        let fixed = CloudEndpoints::from_env(env)?;
-        let overridden = [
-            CloudEndpoints::AUTHORITY_VAR,
-            CloudEndpoints::GRAPH_VAR,
-            CloudEndpoints::MDE_VAR,
-            CloudEndpoints::SIEM_VAR,
-        ]
-        .iter()
-        .any(|var| env.optional(var).is_some());
-        let endpoints = if overridden {
-            Endpoints::Fixed(Box::new(fixed))
-        } else {
-            Endpoints::PerCloud
-        };
+        let endpoints = endpoints_from_env(env)?;
         let refresh_concurrency = env.parse_or(Self::REFRESH_CONCURRENCY_VAR, 8usize)?;
         if refresh_concurrency == 0 {
             return Err(ConfigError::Invalid {
@@ -146,9 +133,30 @@ impl ServiceConfig {
     }
 }
 
+/// The Microsoft endpoints from `MSSP_CLOUD` and the four URL overrides: [`Endpoints::PerCloud`]
+/// when no override is set, else one [`Endpoints::Fixed`] set (the cloud's endpoints with the
+/// overrides applied). The local `mssp` reads its endpoints here too.
+pub fn endpoints_from_env(env: &Env) -> Result<Endpoints, ConfigError> {
+    let fixed = CloudEndpoints::from_env(env)?;
+    let overridden = [
+        CloudEndpoints::AUTHORITY_VAR,
+        CloudEndpoints::GRAPH_VAR,
+        CloudEndpoints::MDE_VAR,
+        CloudEndpoints::SIEM_VAR,
+    ]
+    .iter()
+    .any(|var| env.optional(var).is_some());
+    Ok(if overridden {
+        Endpoints::Fixed(Box::new(fixed))
+    } else {
+        Endpoints::PerCloud
+    })
+}
+
 /// Customers' admins open the consent link in a browser: it must be `https`, except on a
 /// loopback host (local runs and tests). A query or fragment would be dropped from every link.
-fn check_public_base(url: &Url) -> Result<(), ConfigError> {
+/// The error names `MSSP_PUBLIC_BASE_URL` (the local `mssp serve` checks its URL here too).
+pub fn check_public_base(url: &Url) -> Result<(), ConfigError> {
     let invalid = |reason: &str| ConfigError::Invalid {
         var: ServiceConfig::PUBLIC_BASE_URL_VAR.into(),
         reason: format!("{:?}: {reason}", url.as_str()),
@@ -340,4 +348,154 @@ mod tests {
             ServiceConfig::from_env(&env(&pairs)).unwrap();
         }
     }
+}
+
+/// The alert-fetcher's configuration: every [`ServiceConfig`] variable plus:
+///
+/// | variable | required | default | meaning |
+/// |---|---|---|---|
+/// | `MSSP_BUCKET` | yes | | S3 bucket the alert objects go to. |
+/// | `MSSP_ALERTS_KMS_KEY_ID` | no | the bucket's default encryption | KMS key requested for alert objects (SSE-KMS). |
+/// | `MSSP_QUEUE_URL` | yes | | SQS queue of per-tenant work items (dispatch writes, the fetcher consumes). |
+/// | `MSSP_FETCH_CONCURRENCY` | no | `4` | Tenants of one SQS batch fetched at once (at least 1). |
+#[derive(Debug, Clone)]
+pub struct FetcherConfig {
+    /// The shared configuration.
+    pub service: ServiceConfig,
+    /// Alerts bucket.
+    pub bucket: String,
+    /// KMS key for alert objects.
+    pub alerts_kms_key_id: Option<String>,
+    /// Work queue URL.
+    pub queue_url: String,
+    /// Tenants fetched at once.
+    pub fetch_concurrency: usize,
+}
+
+impl FetcherConfig {
+    /// See the table.
+    pub const BUCKET_VAR: &'static str = "MSSP_BUCKET";
+    /// See the table.
+    pub const ALERTS_KMS_KEY_ID_VAR: &'static str = "MSSP_ALERTS_KMS_KEY_ID";
+    /// See the table.
+    pub const QUEUE_URL_VAR: &'static str = "MSSP_QUEUE_URL";
+    /// See the table.
+    pub const FETCH_CONCURRENCY_VAR: &'static str = "MSSP_FETCH_CONCURRENCY";
+    /// The variables the fetcher reads beyond [`ServiceConfig::VARIABLES`].
+    pub const OWN_VARIABLES: [&'static str; 4] = [
+        Self::BUCKET_VAR,
+        Self::ALERTS_KMS_KEY_ID_VAR,
+        Self::QUEUE_URL_VAR,
+        Self::FETCH_CONCURRENCY_VAR,
+    ];
+
+    /// Every variable the fetcher reads.
+    pub fn variables() -> Vec<&'static str> {
+        ServiceConfig::VARIABLES
+            .iter()
+            .chain(Self::OWN_VARIABLES.iter())
+            .copied()
+            .collect()
+    }
+
+    /// Reads the configuration; the error names the variable.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let service = ServiceConfig::from_env(env)?;
+        let bucket = env.required(Self::BUCKET_VAR)?;
+        let alerts_kms_key_id = env.optional(Self::ALERTS_KMS_KEY_ID_VAR);
+        let queue_url = env.url(Self::QUEUE_URL_VAR)?.to_string();
+        let fetch_concurrency = env.parse_or(Self::FETCH_CONCURRENCY_VAR, 4usize)?;
+        if fetch_concurrency == 0 {
+            return Err(ConfigError::Invalid {
+                var: Self::FETCH_CONCURRENCY_VAR.into(),
+                reason: "\"0\": at least one tenant must be fetched at a time".into(),
+            });
+        }
+        Ok(FetcherConfig {
+            service,
+            bucket,
+            alerts_kms_key_id,
+            queue_url,
+            fetch_concurrency,
+        })
+    }
+}
+
+/// Everything the alert-fetcher needs on AWS.
+#[derive(Clone)]
+pub struct FetcherDeps {
+    /// The flows' services.
+    pub services: Services,
+    /// Cursors and the alert sink.
+    pub ports: crate::flows::fetch::FetchPorts,
+    /// The work queue.
+    pub queue: Arc<dyn crate::ports::WorkQueue>,
+    /// Tenants fetched at once.
+    pub fetch_concurrency: usize,
+}
+
+/// The fetcher's dependencies over the AWS adapters with an explicit SDK configuration.
+pub fn aws_fetcher_with(config: &FetcherConfig, sdk: &aws_config::SdkConfig) -> FetcherDeps {
+    let ddb = aws_sdk_dynamodb::Client::new(sdk);
+    FetcherDeps {
+        services: aws_services_with(&config.service, sdk),
+        ports: crate::flows::fetch::FetchPorts {
+            cursors: Arc::new(crate::adapters::aws_fetch::DynamoDbCursorStore::new(
+                ddb,
+                &config.service.table,
+            )),
+            sink: Arc::new(crate::adapters::aws_fetch::S3AlertSink::new(
+                crate::adapters::aws_fetch::s3_client(sdk),
+                &config.bucket,
+                config.alerts_kms_key_id.clone(),
+            )),
+        },
+        queue: Arc::new(crate::adapters::aws_queue::SqsWorkQueue::new(
+            aws_sdk_sqs::Client::new(sdk),
+            &config.queue_url,
+        )),
+        fetch_concurrency: config.fetch_concurrency,
+    }
+}
+
+/// The fetcher's dependencies over the AWS adapters, configured from the process environment.
+pub async fn aws_fetcher(config: &FetcherConfig) -> FetcherDeps {
+    aws_fetcher_with(config, &sdk_config().await)
+}
+
+/// Upper bound of the time kept in reserve before the Lambda deadline (a fifth of the time
+/// left, at least 1 s, at most this): in-flight work finishes and the answer is returned.
+pub const SAFETY_MARGIN_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The instant to stop starting new work: the Lambda deadline (milliseconds since the Unix
+/// epoch, as the Runtime API gives it) minus the safety margin; `None` without a deadline (0).
+pub fn stop_at(deadline_ms: u64, now: std::time::SystemTime) -> Option<tokio::time::Instant> {
+    use std::time::{Duration, UNIX_EPOCH};
+    if deadline_ms == 0 {
+        return None;
+    }
+    let deadline = UNIX_EPOCH + Duration::from_millis(deadline_ms);
+    let left = deadline.duration_since(now).unwrap_or_default();
+    let margin = (left / 5).clamp(Duration::from_secs(1), SAFETY_MARGIN_MAX);
+    Some(tokio::time::Instant::now() + left.saturating_sub(margin))
+}
+
+/// Whether `event` is an EventBridge event: `None` if not; `Some(Ok(()))` for the scheduled
+/// event (`"source": "aws.events"`, `"detail-type": "Scheduled Event"`); `Some(Err(reason))` for
+/// any other EventBridge event.
+pub fn scheduled_event(event: &serde_json::Value) -> Option<Result<(), String>> {
+    let object = event.as_object()?;
+    if !object.contains_key("detail-type") {
+        return None;
+    }
+    let text = |k: &str| object.get(k).and_then(serde_json::Value::as_str);
+    Some(match (text("source"), text("detail-type")) {
+        (Some("aws.events"), Some("Scheduled Event")) => Ok(()),
+        (Some(source), Some(kind)) => Err(format!(
+            "an EventBridge event of source {:?} and detail-type {:?}",
+            crate::flows::onboarding::sanitize(source, 64),
+            crate::flows::onboarding::sanitize(kind, 64)
+        )),
+        _ => Err("an EventBridge event without source or detail-type".into()),
+    })
 }

@@ -31,6 +31,9 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{mpsc, oneshot, watch};
 
+/// Lambda's limit on a synchronous invocation's response: 6 MB.
+pub const RESPONSE_LIMIT: usize = 6 * 1024 * 1024;
+
 const PREFIX: &str = "/2018-06-01/runtime";
 /// Time an invocation may take unless the caller says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -291,6 +294,8 @@ impl LambdaProcess {
             )
             .route(&format!("{PREFIX}/invocation/{{id}}/error"), post(error))
             .route(&format!("{PREFIX}/init/error"), post(init_error))
+            // Lambda's synchronous response limit: larger answers are refused, as Lambda does.
+            .layer(axum::extract::DefaultBodyLimit::max(RESPONSE_LIMIT))
             .with_state(api.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

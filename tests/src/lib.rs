@@ -26,6 +26,7 @@
 pub mod apigw;
 pub mod browser;
 pub mod lambda;
+pub mod local;
 mod moto;
 
 use std::path::{Path, PathBuf};

@@ -4,7 +4,6 @@
 //! handler ([`shared::web::consent`], the same one the local server uses) and translates the
 //! [`WebResponse`] back. Routes, statuses and pages are documented there.
 
-use lambda_http::http::{HeaderName, HeaderValue, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 use shared::flows::Services;
 use shared::web::{WebRequest, WebResponse, consent};
@@ -24,29 +23,11 @@ pub fn web_request(req: &Request) -> WebRequest {
     }
 }
 
-/// `answer` as an HTTP response. A header the `http` crate refuses (never produced by the
-/// consent handler) turns the answer into a bare 500 rather than a Lambda error.
+/// `answer` as an HTTP response (the shared translation the local server uses too). A header
+/// the `http` crate refuses (never produced by the consent handler) turns the answer into a bare
+/// 500 rather than a Lambda error.
 pub fn http_response(answer: WebResponse) -> Response<Body> {
-    let mut resp = Response::new(Body::Text(answer.body));
-    *resp.status_mut() =
-        StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    for (name, value) in answer.headers {
-        match (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(&value),
-        ) {
-            (Ok(n), Ok(v)) => {
-                resp.headers_mut().append(n, v);
-            }
-            _ => {
-                tracing::error!(header = %name, "consent endpoint: unrepresentable header");
-                let mut bare = Response::new(Body::Empty);
-                *bare.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-                return bare;
-            }
-        }
-    }
-    resp
+    shared::web::http_response(answer)
 }
 
 #[cfg(test)]

@@ -10,28 +10,23 @@
 //! the registry cannot be read; per-tenant failures, and an app registration that Microsoft
 //! refuses, are reported in the summary.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
-use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::domain::TenantId;
 use shared::flows::Services;
-use shared::flows::onboarding::sanitize;
 use shared::flows::refresh::{
     RefreshError, RefreshOutcome, RefreshSummary, refresh_all, refresh_tenant,
 };
 use shared::ports::StoreError;
+pub use shared::wiring::{SAFETY_MARGIN_MAX, stop_at};
 
 /// The event shapes this function accepts, quoted in [`HandlerError::InvalidEvent`].
 pub const ACCEPTED: &str = "an EventBridge scheduled event ({\"source\": \"aws.events\", \
      \"detail-type\": \"Scheduled Event\", ...}) or a direct invoke \
      ({\"tenant_id\": \"<tenant GUID>\", \"force\": true|false})";
-
-/// Upper bound of the time kept in reserve before the Lambda deadline (a fifth of the time
-/// left, at least 1 s, at most this): in-flight refreshes finish and the summary is returned.
-pub const SAFETY_MARGIN_MAX: Duration = Duration::from_secs(10);
 
 /// What one invocation asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,18 +121,10 @@ pub fn parse_event(event: &Value) -> Result<Invocation, HandlerError> {
     let Some(object) = event.as_object() else {
         return Err(HandlerError::invalid("the event is not a JSON object"));
     };
-    if object.contains_key("detail-type") {
-        let e: EventBridgeEvent = serde_json::from_value(event.clone()).map_err(|_| {
-            HandlerError::invalid("an EventBridge event without source or detail-type")
-        })?;
-        if e.source == "aws.events" && e.detail_type == "Scheduled Event" {
-            return Ok(Invocation::Scheduled);
-        }
-        return Err(HandlerError::invalid(format!(
-            "an EventBridge event of source {:?} and detail-type {:?}",
-            sanitize(&e.source, 64),
-            sanitize(&e.detail_type, 64)
-        )));
+    if let Some(scheduled) = shared::wiring::scheduled_event(event) {
+        return scheduled
+            .map(|()| Invocation::Scheduled)
+            .map_err(HandlerError::invalid);
     }
     if object.contains_key("tenant_id") {
         let d: Direct = serde_json::from_value(event.clone()).map_err(|_| {
@@ -151,18 +138,6 @@ pub fn parse_event(event: &Value) -> Result<Invocation, HandlerError> {
         });
     }
     Err(HandlerError::invalid("unrecognized event"))
-}
-
-/// The instant to stop starting new refreshes: the Lambda deadline (milliseconds since the Unix
-/// epoch) minus the safety margin; `None` without a deadline (0).
-pub fn stop_at(deadline_ms: u64, now: SystemTime) -> Option<tokio::time::Instant> {
-    if deadline_ms == 0 {
-        return None;
-    }
-    let deadline = UNIX_EPOCH + Duration::from_millis(deadline_ms);
-    let left = deadline.duration_since(now).unwrap_or_default();
-    let margin = (left / 5).clamp(Duration::from_secs(1), SAFETY_MARGIN_MAX);
-    Some(tokio::time::Instant::now() + left.saturating_sub(margin))
 }
 
 /// A tenant that needs re-consent, with the link to send.
@@ -364,6 +339,7 @@ mod tests {
 
     #[test]
     fn the_run_stops_before_the_deadline_with_a_margin() {
+        use std::time::{Duration, UNIX_EPOCH};
         let now = SystemTime::now();
         let ms = |d: Duration| (now + d).duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
         let start = tokio::time::Instant::now();

@@ -74,8 +74,15 @@ fn corrupt(what: String, e: impl Into<Box<dyn std::error::Error + Send + Sync>>)
 
 fn encode_record(record: &CursorRecord) -> Result<Vec<u8>, StoreError> {
     let what = || "cursor record".to_string();
-    let mut gz = GzEncoder::new(Vec::new(), Compression::default());
-    serde_json::to_writer(&mut gz, record).map_err(|e| corrupt(what(), e))?;
+    // Buffered: the encoder pays for every small write (see `ndjson::encode_batch`).
+    let mut out = std::io::BufWriter::with_capacity(
+        64 * 1024,
+        GzEncoder::new(Vec::new(), Compression::default()),
+    );
+    serde_json::to_writer(&mut out, record).map_err(|e| corrupt(what(), e))?;
+    let gz = out
+        .into_inner()
+        .map_err(|e| corrupt(what(), e.into_error()))?;
     let bytes = gz.finish().map_err(|e| corrupt(what(), e))?;
     if bytes.len() > MAX_CURSOR_RECORD_BYTES {
         return Err(corrupt(

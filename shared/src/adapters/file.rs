@@ -310,11 +310,26 @@ pub struct FileAppSecrets {
 }
 
 impl FileAppSecrets {
-    /// Credentials under `data_dir`.
+    /// Credentials under `data_dir` (`{data}/secrets/app.json`).
     pub fn new(data_dir: &Path) -> Self {
+        Self::at(&Self::default_path(data_dir))
+    }
+
+    /// Credentials in the file at `path` (the operator chose where they live).
+    pub fn at(path: &Path) -> Self {
         FileAppSecrets {
-            path: data_dir.join("secrets").join("app.json"),
+            path: path.to_path_buf(),
         }
+    }
+
+    /// `{data}/secrets/app.json`: where the credentials live unless configured otherwise.
+    pub fn default_path(data_dir: &Path) -> PathBuf {
+        data_dir.join("secrets").join("app.json")
+    }
+
+    /// The file the credentials are read from.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Writes the credentials (mode 0600).

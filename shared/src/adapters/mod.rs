@@ -2,6 +2,7 @@
 
 pub mod aws;
 pub mod aws_fetch;
+pub mod aws_queue;
 pub mod file;
 pub mod file_fetch;
 pub mod ndjson;

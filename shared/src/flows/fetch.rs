@@ -580,15 +580,17 @@ pub async fn dispatch(s: &Services) -> Result<Vec<Tenant>, StoreError> {
 }
 
 /// Collects every record of a window, for on-demand queries.
-struct Collector {
+struct Collector<'a> {
     tenant: Tenant,
     out: Vec<AlertRecord>,
     fetched_at: DateTime<Utc>,
+    progress: &'a (dyn Fn(usize) + Send + Sync),
 }
 
 #[async_trait]
-impl PageHandler for Collector {
+impl PageHandler for Collector<'_> {
     async fn page(&mut self, alerts: Vec<SourceAlert>) -> Result<(), FetchError> {
+        (self.progress)(alerts.len());
         for a in alerts {
             self.out.push(AlertRecord {
                 schema: "mssp.alert/1".into(),
@@ -619,6 +621,18 @@ pub async fn fetch_range(
     window: Window,
     deadline: Instant,
 ) -> Result<Vec<AlertRecord>, FetchFlowError> {
+    fetch_range_observed(s, id, window, deadline, &|_| {}).await
+}
+
+/// [`fetch_range`], calling `progress` with the number of alerts of each page as it arrives
+/// (the CLI shows a counter during long fetches).
+pub async fn fetch_range_observed(
+    s: &Services,
+    id: &TenantId,
+    window: Window,
+    deadline: Instant,
+    progress: &(dyn Fn(usize) + Send + Sync),
+) -> Result<Vec<AlertRecord>, FetchFlowError> {
     let tenant = s
         .registry
         .get(id)
@@ -634,6 +648,7 @@ pub async fn fetch_range(
         tenant,
         out: Vec::new(),
         fetched_at: s.clock.now(),
+        progress,
     };
     if let Err(e) = source
         .drain(&token, window, deadline, &mut c, &mut stats)

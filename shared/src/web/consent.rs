@@ -526,6 +526,49 @@ mod tests {
         assert!(!r.body.contains("<img"), "{}", r.body);
     }
 
+    fn services(dir: &std::path::Path, base: &str) -> Services {
+        use crate::adapters::file::{
+            FileAppSecrets, FileConsentNonces, FileTenantRegistry, FileTokenStore,
+        };
+        use std::sync::Arc;
+        Services {
+            registry: Arc::new(FileTenantRegistry::new(dir)),
+            tokens: Arc::new(FileTokenStore::new(dir)),
+            nonces: Arc::new(FileConsentNonces::new(dir)),
+            app: Arc::new(FileAppSecrets::new(dir)),
+            clock: Arc::new(crate::clock::SystemClock),
+            settings: crate::flows::Settings::new(
+                crate::flows::Endpoints::PerCloud,
+                url::Url::parse(base).unwrap(),
+            ),
+        }
+    }
+
+    #[tokio::test]
+    async fn routes_match_with_or_without_the_base_path_and_only_for_get() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = services(dir.path(), "https://consent.example.com/prod");
+        let status = |method: &str, path: &str| {
+            let req = WebRequest {
+                method: method.into(),
+                path: path.into(),
+                query: String::new(),
+            };
+            let s = s.clone();
+            async move { handle(&s, &req).await }
+        };
+        // Without `link`, start is refused before any store is read.
+        assert_eq!(status("GET", "/prod/consent/start").await.status, 400);
+        assert_eq!(status("GET", "/consent/start").await.status, 400);
+        assert_eq!(status("GET", "/prodx/consent/start").await.status, 404);
+        assert_eq!(status("GET", "/prod/consent/start/").await.status, 404);
+        assert_eq!(status("GET", "/prod").await.status, 404);
+        let r = status("POST", "/prod/consent/callback").await;
+        assert_eq!((r.status, r.header("allow")), (405, Some("GET")));
+        let r = status("GET", "/nowhere").await;
+        assert_eq!(r.header("cache-control"), Some("no-store"));
+    }
+
     #[test]
     fn failures_map_to_statuses_by_whose_fault_they_are() {
         let cases: Vec<(ConsentError, u16)> = vec![

@@ -47,6 +47,32 @@ impl WebResponse {
     }
 }
 
+/// `answer` as an [`http::Response`] with any body built from text (axum's for the local
+/// server, `lambda_http`'s for the Lambda). A header the `http` crate refuses (never produced by
+/// the handlers) turns the answer into a bare 500 instead of failing.
+pub fn http_response<B: From<String> + Default>(answer: WebResponse) -> http::Response<B> {
+    let mut resp = http::Response::new(B::from(answer.body));
+    *resp.status_mut() = http::StatusCode::from_u16(answer.status)
+        .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in answer.headers {
+        match (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(&value),
+        ) {
+            (Ok(n), Ok(v)) => {
+                resp.headers_mut().append(n, v);
+            }
+            _ => {
+                tracing::error!(header = %name, "unrepresentable response header");
+                let mut bare = http::Response::new(B::default());
+                *bare.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+                return bare;
+            }
+        }
+    }
+    resp
+}
+
 /// Escapes `s` for HTML text and attribute values.
 pub fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

@@ -7,18 +7,11 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use emulator::{RunningEmulator, Scenario};
 use serde_json::json;
-use shared::adapters::file::{
-    FileAppSecrets, FileConsentNonces, FileTenantRegistry, FileTokenStore,
-};
 use shared::clock::ManualClock;
 use shared::config::{Cloud, CloudEndpoints};
 use shared::domain::{AlertApi, AuthModel, Tenant, TenantId};
-use shared::flows::onboarding::{
-    Callback, NewTenant, begin_consent, complete_consent, start_onboarding,
-};
-use shared::flows::{Endpoints, Services, Settings};
-use shared::ports::AppCredentials;
-use shared::secret::{ClientSecret, SigningKey};
+use shared::flows::Services;
+use shared::flows::onboarding::{Callback, NewTenant, start_onboarding};
 use url::Url;
 
 pub const APP_ID: &str = "7f3b2c1a-5d4e-4f60-9a8b-1c2d3e4f5a6b";
@@ -87,13 +80,7 @@ impl World {
     pub async fn start_with(scenario: Scenario) -> World {
         let emu = emulator::start(scenario).await.expect("emulator");
         let dir = tempfile::tempdir().expect("tempdir");
-        FileAppSecrets::new(dir.path())
-            .write(&AppCredentials {
-                client_id: APP_ID.into(),
-                client_secret: ClientSecret::new(APP_SECRET.into()),
-                state_key: SigningKey::new(b"0123456789abcdef0123456789abcdef-state-key".to_vec()),
-            })
-            .expect("app secret");
+        tests::local::write_app_secret(dir.path(), APP_ID, APP_SECRET).expect("app secret");
         let u = emu.urls().clone();
         let endpoints = CloudEndpoints {
             authority: u.authority,
@@ -102,19 +89,13 @@ impl World {
             siem: u.siem,
         };
         let clock = ManualClock::new(start_time());
-        let mut settings = Settings::new(
-            Endpoints::Fixed(Box::new(endpoints)),
+        let mut services = tests::local::file_services(
+            dir.path(),
+            endpoints,
             Url::parse(PUBLIC_BASE).expect("url"),
+            Arc::new(clock.clone()),
         );
-        settings.http_timeout = std::time::Duration::from_secs(10);
-        let services = Services {
-            registry: Arc::new(FileTenantRegistry::new(dir.path())),
-            tokens: Arc::new(FileTokenStore::new(dir.path())),
-            nonces: Arc::new(FileConsentNonces::new(dir.path())),
-            app: Arc::new(FileAppSecrets::new(dir.path())),
-            clock: Arc::new(clock.clone()),
-            settings,
-        };
+        services.settings.http_timeout = std::time::Duration::from_secs(10);
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
@@ -137,89 +118,50 @@ impl World {
 
     /// Registers a pending tenant and returns its consent link.
     pub async fn register(&self, id: &str, model: AuthModel, api: AlertApi) -> Url {
-        start_onboarding(
-            &self.services,
-            NewTenant {
-                id: tid(id),
-                display_name: format!("Customer {}", &id[..4]),
-                auth_model: model,
-                alert_api: api,
-                cloud: Cloud::Commercial,
-            },
-        )
-        .await
-        .expect("onboarding starts")
-        .consent_link
+        start_onboarding(&self.services, new_tenant(id, model, api))
+            .await
+            .expect("onboarding starts")
+            .consent_link
     }
 
     /// Opens a consent link the way a browser does and returns the callback Microsoft sends back.
     pub async fn sign_in(&self, link: &Url) -> Callback {
-        let link_param = link
-            .query_pairs()
-            .find(|(k, _)| k == "link")
-            .map(|(_, v)| v.into_owned())
-            .expect("link parameter");
-        let ms = begin_consent(&self.services, &link_param)
+        tests::local::sign_in(&self.services, &self.http, link)
             .await
-            .expect("consent begins");
-        self.follow(ms).await
+            .expect("signed in")
     }
 
     /// GETs a Microsoft URL and parses the redirect back to our callback.
     pub async fn follow(&self, ms: Url) -> Callback {
-        let resp = self.http.get(ms).send().await.expect("authorize answers");
-        assert_eq!(resp.status().as_u16(), 302, "authorize redirects");
-        let location = resp
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .expect("location")
-            .to_string();
-        assert!(
-            location.starts_with(&format!("{PUBLIC_BASE}/consent/callback")),
-            "{location}"
-        );
-        callback_of(&Url::parse(&location).expect("callback url"))
+        tests::local::follow_consent(&self.http, ms, &self.services.settings.redirect_uri())
+            .await
+            .expect("redirected back to our callback")
     }
 
     /// Full onboarding: register, sign in, complete.
     pub async fn onboard(&self, id: &str, model: AuthModel, api: AlertApi) -> Tenant {
-        let link = self.register(id, model, api).await;
-        let cb = self.sign_in(&link).await;
-        complete_consent(&self.services, &cb)
+        tests::local::onboard(&self.services, &self.http, new_tenant(id, model, api))
             .await
-            .expect("consent completes")
+            .expect("onboarded")
     }
 }
 
-pub fn callback_of(u: &Url) -> Callback {
-    let mut cb = Callback::default();
-    for (k, v) in u.query_pairs() {
-        let v = Some(v.into_owned());
-        match k.as_ref() {
-            "state" => cb.state = v,
-            "code" => cb.code = v,
-            "admin_consent" => cb.admin_consent = v,
-            "tenant" => cb.tenant = v,
-            "error" => cb.error = v,
-            "error_description" => cb.error_description = v,
-            _ => {}
-        }
+fn new_tenant(id: &str, model: AuthModel, api: AlertApi) -> NewTenant {
+    NewTenant {
+        id: tid(id),
+        display_name: format!("Customer {}", &id[..4]),
+        auth_model: model,
+        alert_api: api,
+        cloud: Cloud::Commercial,
     }
-    cb
 }
+
+pub use tests::local::callback_of;
 
 impl World {
     /// The fetch ports over the same data directory.
     pub fn fetch_ports(&self) -> shared::flows::fetch::FetchPorts {
-        shared::flows::fetch::FetchPorts {
-            cursors: Arc::new(shared::adapters::file_fetch::FileCursorStore::new(
-                self.dir.path(),
-            )),
-            sink: Arc::new(shared::adapters::file_fetch::FileAlertSink::new(
-                self.dir.path(),
-            )),
-        }
+        tests::local::file_fetch_ports(self.dir.path())
     }
 
     /// One scheduled fetch of a tenant, with a minute to run.

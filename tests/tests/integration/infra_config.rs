@@ -11,17 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use shared::config::{ConfigError, Env};
-use shared::wiring::ServiceConfig;
-
-/// The fetcher's configuration as announced for `alert-fetcher` (every `ServiceConfig` variable
-/// plus these). TODO(after merging main): replace with the fetcher's own `Config::VARIABLES` and
-/// its `from_env`, as the two other functions do below.
-const FETCHER_EXTRA_VARIABLES: [&str; 4] = [
-    "MSSP_BUCKET",
-    "MSSP_ALERTS_KMS_KEY_ID",
-    "MSSP_QUEUE_URL",
-    "MSSP_FETCH_CONCURRENCY",
-];
+use shared::wiring::{FetcherConfig, ServiceConfig};
 
 // --- a small HCL reader -------------------------------------------------------------------------
 
@@ -530,25 +520,10 @@ fn terraform_gives_token_refresh_exactly_the_service_configuration() {
 }
 
 #[test]
-fn terraform_gives_alert_fetcher_the_service_configuration_and_the_fetch_variables() {
-    // Until the fetcher's Config is merged: the announced variable list, with the service
-    // configuration's own checks for the shared part; see FETCHER_EXTRA_VARIABLES.
-    let mut variables: Vec<&str> = ServiceConfig::VARIABLES.to_vec();
-    variables.extend(FETCHER_EXTRA_VARIABLES);
-    let tf = module()
-        .function_environment("alert_fetcher")
-        .unwrap_or_else(|e| panic!("alert_fetcher: {e}"));
-    let set: BTreeSet<&str> = tf.keys().map(String::as_str).collect();
-    assert_eq!(set, variables.iter().copied().collect::<BTreeSet<_>>());
-    for required in ["MSSP_BUCKET", "MSSP_QUEUE_URL"] {
-        assert_eq!(tf.get(required), Some(&true), "{required} is set always");
-    }
-    let always: Vec<&str> = tf
-        .iter()
-        .filter(|(_, a)| **a)
-        .map(|(k, _)| k.as_str())
-        .collect();
-    service_config(&env_of(always.iter().copied())).expect("the shared part configures");
+fn terraform_gives_alert_fetcher_exactly_the_fetcher_configuration() {
+    check_function("alert_fetcher", &FetcherConfig::variables(), |env| {
+        FetcherConfig::from_env(env).map(|_| ())
+    });
 }
 
 #[test]

@@ -4,12 +4,14 @@
 mod aws_adapters;
 mod browser_consent;
 mod chaos;
+mod cli;
 mod consent_hostile;
 mod consent_lambda;
 mod emulator_alerts;
 mod emulator_identity;
 mod fetch;
 mod fetch_adapters;
+mod fetcher_lambda;
 mod fixtures;
 mod harness;
 mod infra_config;

@@ -1,0 +1,176 @@
+//! What a command ends with: its exit code (documented in `mssp --help` and the README) and, on
+//! failure, one error whose text names what to fix. No error text ever holds a secret: the
+//! shared crate's errors name AADSTS codes and variables, never tokens or values of secrets.
+
+use std::path::PathBuf;
+
+use shared::config::ConfigError;
+use shared::domain::{TenantId, TenantStatus};
+use shared::flows::fetch::FetchFlowError;
+use shared::flows::onboarding::ConsentError;
+use shared::flows::refresh::RefreshError;
+use shared::ports::StoreError;
+
+/// The exit codes of `mssp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// 0: done.
+    Ok = 0,
+    /// 1: an operational failure (storage, network, Microsoft unavailable, the demo's emulator).
+    Failure = 1,
+    /// 2: a usage or configuration error (the message names the option, variable or key).
+    Usage = 2,
+    /// 3: the command ran, but some tenants failed or need attention (re-consent, failed fetch,
+    /// alerts missing in the demo).
+    TenantsFailed = 3,
+    /// 4: the named tenant does not exist, or its status does not allow the command.
+    Tenant = 4,
+}
+
+impl From<Exit> for std::process::ExitCode {
+    fn from(e: Exit) -> Self {
+        std::process::ExitCode::from(e as u8)
+    }
+}
+
+/// The exit-code table shown by `mssp --help` and kept in the README.
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0  done
+  1  operational failure (storage, network, Microsoft or the emulator unavailable)
+  2  usage or configuration error (the message names the option, variable or key)
+  3  the command ran, but some tenants failed or need attention (re-consent, failed
+     refresh or fetch; the demo: a tenant's alerts were not all delivered)
+  4  the named tenant does not exist, or its status does not allow the command";
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A configuration variable (or its `mssp.toml` key) is missing or invalid.
+    #[error("{source}{}", origin.as_ref().map(|o| format!(" (set {o})")).unwrap_or_default())]
+    Config {
+        /// The error, naming the variable.
+        #[source]
+        source: ConfigError,
+        /// Where the value came from when not the environment: `key` in `file`.
+        origin: Option<String>,
+    },
+    /// The configuration file cannot be used.
+    #[error("configuration file {path}: {reason}")]
+    ConfigFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (a key name, a TOML syntax error with its line).
+        reason: String,
+    },
+    /// An option or combination of options cannot be used.
+    #[error("{0}")]
+    Usage(String),
+    /// The app credentials are missing or still the template.
+    #[error(
+        "app credentials at {path}: {reason}; write the app registration's client_id and \
+         client_secret there (`mssp init` makes a template), or point app_credentials_file / \
+         MSSP_APP_CREDENTIALS_FILE at them"
+    )]
+    AppCredentials {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No such tenant.
+    #[error("tenant {0} is not registered (see `mssp tenants list`)")]
+    UnknownTenant(TenantId),
+    /// The tenant's status does not allow the command.
+    #[error("tenant {id} is {status}: cannot {action}")]
+    NotAllowed {
+        /// Tenant.
+        id: TenantId,
+        /// Its status.
+        status: TenantStatus,
+        /// What was asked.
+        action: &'static str,
+    },
+    /// A store failed.
+    #[error("storage failed: {0}")]
+    Store(#[from] StoreError),
+    /// Onboarding or consent failed.
+    #[error("{0}")]
+    Consent(#[source] ConsentError),
+    /// A refresh failed.
+    #[error("refresh failed: {0}")]
+    Refresh(#[source] RefreshError),
+    /// A fetch failed.
+    #[error("fetch failed: {0}")]
+    Fetch(#[source] FetchFlowError),
+    /// Local I/O (files, sockets).
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The demo could not run (its emulator, its local server, a consent over HTTP).
+    #[error("demo: {0}")]
+    Demo(String),
+}
+
+impl CliError {
+    /// The exit code this error ends the process with.
+    pub fn exit(&self) -> Exit {
+        match self {
+            CliError::Config { .. }
+            | CliError::ConfigFile { .. }
+            | CliError::Usage(_)
+            | CliError::AppCredentials { .. } => Exit::Usage,
+            CliError::UnknownTenant(_) | CliError::NotAllowed { .. } => Exit::Tenant,
+            CliError::Consent(e) => match e {
+                ConsentError::UnknownTenant
+                | ConsentError::NotEligible(_)
+                | ConsentError::AlreadyRegistered(_) => Exit::Tenant,
+                _ => Exit::Failure,
+            },
+            CliError::Refresh(e) => match e {
+                RefreshError::UnknownTenant | RefreshError::NotActive(_) => Exit::Tenant,
+                RefreshError::ReconsentRequired { .. } => Exit::TenantsFailed,
+                _ => Exit::Failure,
+            },
+            CliError::Fetch(e) => match e {
+                FetchFlowError::UnknownTenant | FetchFlowError::NotActive(_) => Exit::Tenant,
+                FetchFlowError::Token(RefreshError::ReconsentRequired { .. }) => {
+                    Exit::TenantsFailed
+                }
+                _ => Exit::Failure,
+            },
+            CliError::Store(_) | CliError::Io { .. } | CliError::Demo(_) => Exit::Failure,
+        }
+    }
+
+    /// An I/O error while doing `what`.
+    pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
+        CliError::Io {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
+impl From<ConsentError> for CliError {
+    fn from(e: ConsentError) -> Self {
+        CliError::Consent(e)
+    }
+}
+
+impl From<RefreshError> for CliError {
+    fn from(e: RefreshError) -> Self {
+        CliError::Refresh(e)
+    }
+}
+
+impl From<FetchFlowError> for CliError {
+    fn from(e: FetchFlowError) -> Self {
+        CliError::Fetch(e)
+    }
+}

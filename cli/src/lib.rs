@@ -1,0 +1,105 @@
+//! The `mssp` CLI: operator commands over the product's stores (local files or the AWS
+//! deployment), the single-machine deployment (`mssp serve`) and the demo (`mssp demo`).
+//!
+//! Each command translates its arguments into flow calls of the shared crate and prints the
+//! result; [`run`] dispatches and answers the exit code ([`error::Exit`]).
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
+pub mod args;
+pub mod backend;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod init;
+pub mod operate;
+pub mod output;
+pub mod serve;
+pub mod server;
+
+use shared::config::Env;
+
+use crate::args::{Cli, Command, TenantsCommand};
+use crate::backend::Backend;
+use crate::config::{BackendKind, Config, Source};
+use crate::error::{CliError, Exit};
+
+/// Whether the command is long-running and logs at `info` by default (others log warnings).
+pub fn is_service(cli: &Cli) -> bool {
+    matches!(cli.command, Command::Serve)
+}
+
+/// Reads the configuration the global options name.
+fn load(g: &args::Global) -> Result<(Source, Config), CliError> {
+    let src = Source::load(g.config.as_deref(), Env::process())?;
+    let config = Config::read(
+        &src,
+        g.backend.map(BackendKind::from),
+        g.data_dir.as_deref(),
+    )?;
+    Ok((src, config))
+}
+
+fn local_only(config: &Config, command: &str) -> Result<(), CliError> {
+    match config.backend {
+        BackendKind::Local => Ok(()),
+        BackendKind::Aws => Err(CliError::Usage(format!(
+            "`mssp {command}` runs on the local backend only; drop --backend aws / \
+             MSSP_BACKEND=aws"
+        ))),
+    }
+}
+
+/// Runs the command `cli` names.
+pub async fn run(cli: Cli) -> Result<Exit, CliError> {
+    let g = &cli.global;
+    let json = g.json;
+    match cli.command {
+        Command::Init { dir, force } => init::run(&dir, g.data_dir.as_deref(), force),
+        Command::Demo => {
+            let (_, config) = load(g)?;
+            local_only(&config, "demo")?;
+            // Only an explicit --data-dir: the configured one holds real tenants.
+            demo::run(&config, g.data_dir.as_deref()).await
+        }
+        Command::Serve => {
+            let (_, config) = load(g)?;
+            local_only(&config, "serve")?;
+            serve::run(&config).await
+        }
+        Command::Tenants(t) => {
+            let (src, config) = load(g)?;
+            let b = Backend::open(&src, &config).await?;
+            match t {
+                TenantsCommand::Add(a) => operate::add(&b, a, json).await,
+                TenantsCommand::List => operate::list(&b, json).await,
+                TenantsCommand::Show { id } => operate::show(&b, &id, json).await,
+                TenantsCommand::Suspend { id } => operate::suspend(&b, &id, json).await,
+                TenantsCommand::Resume { id } => operate::resume(&b, &id, json).await,
+                TenantsCommand::Remove { id } => operate::remove(&b, &id, json).await,
+            }
+        }
+        Command::ConsentLink { id } => {
+            let (src, config) = load(g)?;
+            operate::link(&Backend::open(&src, &config).await?, &id, json).await
+        }
+        Command::Refresh { id, force } => {
+            let (src, config) = load(g)?;
+            let b = Backend::open(&src, &config).await?;
+            operate::refresh(&b, id.as_ref(), force, json).await
+        }
+        Command::Fetch {
+            id,
+            since,
+            until,
+            format,
+        } => {
+            let (src, config) = load(g)?;
+            let b = Backend::open(&src, &config).await?;
+            operate::fetch(&b, &id, &since, &until, format, config.fetch_run_deadline).await
+        }
+        Command::Status => {
+            let (src, config) = load(g)?;
+            operate::show_status(&Backend::open(&src, &config).await?, json).await
+        }
+    }
+}

@@ -1,0 +1,554 @@
+//! The operator commands: tenants, consent links, refresh, on-demand fetch and status. Each
+//! translates its arguments into one flow call (or a registry change) and prints the result.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use shared::alerts::Window;
+use shared::domain::{Outcome, Tenant, TenantId, TenantStatus};
+use shared::flows::fetch::fetch_range_observed;
+use shared::flows::onboarding::{NewTenant, consent_link, start_onboarding};
+use shared::flows::refresh::{RefreshError, RefreshOutcome, refresh_all, refresh_tenant};
+use shared::flows::status::{TenantHealth, status};
+
+use crate::args::{AddTenant, Format};
+use crate::backend::Backend;
+use crate::config::parse_duration;
+use crate::error::{CliError, Exit};
+use crate::output::{print_json, seconds, table, time, truncate};
+
+/// `mssp tenants add`.
+pub async fn add(b: &Backend, a: AddTenant, json: bool) -> Result<Exit, CliError> {
+    b.check_app().await?;
+    let on = start_onboarding(
+        &b.services,
+        NewTenant {
+            id: a.id,
+            display_name: a.name,
+            auth_model: a.model,
+            alert_api: a.api,
+            cloud: a.cloud,
+        },
+    )
+    .await?;
+    let t = &on.tenant;
+    if json {
+        print_json(&json!({"tenant": t, "consent_link": on.consent_link.as_str()}))?;
+    } else {
+        println!(
+            "Registered {} ({}): {}, {} API, {} cloud; status {}.",
+            t.display_name, t.id, t.auth_model, t.alert_api, t.cloud, t.status
+        );
+        println!(
+            "Send this consent link to the customer's admin (valid {} days):",
+            b.services.settings.consent_link_ttl.num_days()
+        );
+        println!("{}", on.consent_link);
+    }
+    Ok(Exit::Ok)
+}
+
+/// `mssp tenants list`: every tenant, offboarded ones included (they are the audit record).
+pub async fn list(b: &Backend, json: bool) -> Result<Exit, CliError> {
+    let tenants = b.services.registry.list().await?;
+    if json {
+        print_json(&tenants)?;
+        return Ok(Exit::Ok);
+    }
+    if tenants.is_empty() {
+        println!("No tenants yet: `mssp tenants add ID --name NAME --model MODEL --api API`.");
+        return Ok(Exit::Ok);
+    }
+    let rows: Vec<Vec<String>> = tenants
+        .iter()
+        .map(|t| {
+            vec![
+                t.id.to_string(),
+                t.display_name.clone(),
+                t.auth_model.to_string(),
+                t.alert_api.to_string(),
+                t.cloud.to_string(),
+                t.status.to_string(),
+                time(Some(t.updated_at)),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(
+            &[
+                "TENANT ID",
+                "NAME",
+                "MODEL",
+                "API",
+                "CLOUD",
+                "STATUS",
+                "UPDATED"
+            ],
+            &rows
+        )
+    );
+    Ok(Exit::Ok)
+}
+
+fn outcome(o: &Option<Outcome>) -> String {
+    match o {
+        None => "-".into(),
+        Some(o) => {
+            let what = if o.ok { "ok" } else { "failed" };
+            match &o.detail {
+                Some(d) => format!("{what} at {}: {d}", time(Some(o.at))),
+                None => format!("{what} at {}", time(Some(o.at))),
+            }
+        }
+    }
+}
+
+/// `mssp tenants show`.
+pub async fn show(b: &Backend, id: &TenantId, json: bool) -> Result<Exit, CliError> {
+    let t = b.tenant(id).await?;
+    let health = status(&b.services, b.cursors.as_ref(), Some(id))
+        .await?
+        .into_iter()
+        .next();
+    if json {
+        print_json(&json!({"tenant": t, "health": health}))?;
+        return Ok(Exit::Ok);
+    }
+    let mut rows: Vec<Vec<String>> = vec![
+        vec!["Tenant".into(), format!("{} ({})", t.display_name, t.id)],
+        vec!["Model".into(), t.auth_model.to_string()],
+        vec!["API".into(), t.alert_api.to_string()],
+        vec!["Cloud".into(), t.cloud.to_string()],
+        vec!["Status".into(), t.status.to_string()],
+        vec!["Created".into(), time(Some(t.created_at))],
+        vec!["Updated".into(), time(Some(t.updated_at))],
+    ];
+    if let Some(c) = &t.consent {
+        rows.push(vec![
+            "Consented".into(),
+            format!(
+                "{} by {} ({})",
+                time(Some(c.consented_at)),
+                c.consented_by.as_deref().unwrap_or("?"),
+                c.granted.join(", ")
+            ),
+        ]);
+    }
+    rows.push(vec!["Last refresh".into(), outcome(&t.last_refresh)]);
+    rows.push(vec!["Last fetch".into(), outcome(&t.last_fetch)]);
+    if let Some(h) = &health {
+        rows.push(vec![
+            "Watermark".into(),
+            format!("{} (lag {})", time(h.watermark), seconds(h.lag_s)),
+        ]);
+        if let Some(link) = &h.consent_link {
+            rows.push(vec!["Consent link".into(), link.clone()]);
+        }
+    }
+    rows.push(vec![
+        "Failures in a row".into(),
+        t.consecutive_failures.to_string(),
+    ]);
+    let text = table(&["", ""], &rows);
+    // The header row of a key/value table is empty.
+    print!("{}", text.split_once('\n').map_or("", |(_, rest)| rest));
+    Ok(Exit::Ok)
+}
+
+/// `mssp tenants suspend`: refresh and fetch skip the tenant until it is resumed.
+pub async fn suspend(b: &Backend, id: &TenantId, json: bool) -> Result<Exit, CliError> {
+    let t = b.tenant(id).await?;
+    if t.status == TenantStatus::Offboarded {
+        return Err(CliError::NotAllowed {
+            id: id.clone(),
+            status: t.status,
+            action: "suspend an offboarded tenant (add it again instead)",
+        });
+    }
+    let t = b
+        .services
+        .update_tenant(id, |t| t.status = TenantStatus::Suspended)
+        .await?;
+    changed(&t, "suspended", json)
+}
+
+/// `mssp tenants resume`: back to active when it holds tokens, else to pending consent.
+pub async fn resume(b: &Backend, id: &TenantId, json: bool) -> Result<Exit, CliError> {
+    let t = b.tenant(id).await?;
+    if t.status != TenantStatus::Suspended {
+        return Err(CliError::NotAllowed {
+            id: id.clone(),
+            status: t.status,
+            action: "resume a tenant that is not suspended",
+        });
+    }
+    let has_tokens = b.services.tokens.get(id).await?.is_some();
+    let next = if has_tokens && t.consent.is_some() {
+        TenantStatus::Active
+    } else {
+        TenantStatus::PendingConsent
+    };
+    let t = b.services.update_tenant(id, |t| t.status = next).await?;
+    changed(&t, "resumed", json)
+}
+
+/// `mssp tenants remove`: offboards. The record stays (status offboarded) as the audit trail;
+/// the tokens and the cursor are deleted. Marked first, so no run starts on it meanwhile; every
+/// step is idempotent, so a failed removal is finished by running it again.
+pub async fn remove(b: &Backend, id: &TenantId, json: bool) -> Result<Exit, CliError> {
+    b.tenant(id).await?;
+    let t = b
+        .services
+        .update_tenant(id, |t| t.status = TenantStatus::Offboarded)
+        .await?;
+    b.services.tokens.delete(id).await?;
+    b.cursors.delete(id).await?;
+    tracing::info!(tenant_id = %id, "tenant offboarded");
+    changed(
+        &t,
+        "offboarded (tokens and cursor deleted; record kept)",
+        json,
+    )
+}
+
+fn changed(t: &Tenant, what: &str, json: bool) -> Result<Exit, CliError> {
+    if json {
+        print_json(t)?;
+    } else {
+        println!("{} ({}) {what}; status {}.", t.display_name, t.id, t.status);
+    }
+    Ok(Exit::Ok)
+}
+
+/// `mssp consent-link`.
+pub async fn link(b: &Backend, id: &TenantId, json: bool) -> Result<Exit, CliError> {
+    b.check_app().await?;
+    let t = b.tenant(id).await?;
+    if matches!(t.status, TenantStatus::Suspended | TenantStatus::Offboarded) {
+        return Err(CliError::NotAllowed {
+            id: id.clone(),
+            status: t.status,
+            action: "make a consent link (resume or add it first)",
+        });
+    }
+    let link = consent_link(&b.services, &t).await?;
+    if json {
+        print_json(&json!({"tenant_id": t.id, "consent_link": link.as_str()}))?;
+    } else {
+        println!("{link}");
+    }
+    Ok(Exit::Ok)
+}
+
+/// `mssp refresh [ID] [--force]`.
+pub async fn refresh(
+    b: &Backend,
+    id: Option<&TenantId>,
+    force: bool,
+    json: bool,
+) -> Result<Exit, CliError> {
+    b.check_app().await?;
+    let names = names(b).await?;
+    let name = |id: &TenantId| names.iter().find(|(i, _)| i == id).map(|(_, n)| n.clone());
+    // (tenant, result, detail, consent link)
+    let mut rows: Vec<(TenantId, &'static str, String, Option<String>)> = Vec::new();
+    let mut app_broken = None;
+    match id {
+        Some(id) => match refresh_tenant(&b.services, id, force).await {
+            Ok(RefreshOutcome::Refreshed) => {
+                rows.push((id.clone(), "refreshed", String::new(), None))
+            }
+            Ok(RefreshOutcome::Fresh) => rows.push((
+                id.clone(),
+                "fresh",
+                "tokens are fresh; --force renews them anyway".into(),
+                None,
+            )),
+            Err(RefreshError::ReconsentRequired {
+                reason,
+                consent_link,
+            }) => rows.push((
+                id.clone(),
+                "reconsent_required",
+                reason,
+                consent_link.map(|u| u.to_string()),
+            )),
+            Err(e @ (RefreshError::Transient(_) | RefreshError::AppMisconfigured(_))) => {
+                rows.push((id.clone(), "failed", e.to_string(), None))
+            }
+            Err(e) => return Err(e.into()),
+        },
+        None => {
+            let summary = refresh_all(&b.services, None).await?;
+            app_broken = summary.app_misconfigured.clone();
+            for id in summary.refreshed {
+                rows.push((id, "refreshed", String::new(), None));
+            }
+            for id in summary.fresh {
+                rows.push((id, "fresh", String::new(), None));
+            }
+            for (id, link) in summary.reconsent {
+                rows.push((
+                    id,
+                    "reconsent_required",
+                    String::new(),
+                    link.map(|u| u.to_string()),
+                ));
+            }
+            for (id, reason) in summary.failed {
+                rows.push((id, "failed", reason, None));
+            }
+            for id in summary.skipped {
+                rows.push((id, "skipped", String::new(), None));
+            }
+        }
+    }
+    let bad = rows
+        .iter()
+        .any(|(_, r, _, _)| matches!(*r, "reconsent_required" | "failed" | "skipped"));
+    if json {
+        let items: Vec<_> = rows
+            .iter()
+            .map(|(id, result, detail, link)| {
+                json!({"tenant_id": id, "name": name(id), "result": result,
+                       "detail": (!detail.is_empty()).then_some(detail), "consent_link": link})
+            })
+            .collect();
+        print_json(&json!({"tenants": items, "app_misconfigured": app_broken}))?;
+    } else {
+        if let Some(reason) = &app_broken {
+            println!("THE APP REGISTRATION IS MISCONFIGURED (every tenant is affected): {reason}");
+        }
+        if rows.is_empty() {
+            println!("No active tenants to refresh.");
+        } else {
+            let table_rows: Vec<Vec<String>> = rows
+                .iter()
+                .map(|(id, result, detail, _)| {
+                    vec![
+                        name(id).unwrap_or_default(),
+                        id.to_string(),
+                        result.to_string(),
+                        truncate(detail, 100),
+                    ]
+                })
+                .collect();
+            print!(
+                "{}",
+                table(&["TENANT", "ID", "RESULT", "DETAIL"], &table_rows)
+            );
+        }
+        print_links(rows.iter().filter_map(|(id, _, _, link)| {
+            link.as_ref()
+                .map(|l| (name(id).unwrap_or_default(), id.clone(), l.clone()))
+        }));
+    }
+    Ok(if bad { Exit::TenantsFailed } else { Exit::Ok })
+}
+
+async fn names(b: &Backend) -> Result<Vec<(TenantId, String)>, CliError> {
+    Ok(b.services
+        .registry
+        .list()
+        .await?
+        .into_iter()
+        .map(|t| (t.id, t.display_name))
+        .collect())
+}
+
+fn print_links(links: impl Iterator<Item = (String, TenantId, String)>) {
+    let links: Vec<_> = links.collect();
+    if links.is_empty() {
+        return;
+    }
+    println!();
+    println!("Consent links to send (each tenant's admin opens theirs):");
+    for (name, id, link) in links {
+        println!("  {name} ({id}):");
+        println!("    {link}");
+    }
+}
+
+/// Whether a tenant needs the operator: re-consent, or its last refresh or fetch failed.
+pub fn needs_attention(h: &TenantHealth) -> bool {
+    h.status == TenantStatus::ReconsentRequired || h.last_error.is_some()
+}
+
+/// `mssp status`: exit 3 when a tenant needs attention.
+pub async fn show_status(b: &Backend, json: bool) -> Result<Exit, CliError> {
+    let health = status(&b.services, b.cursors.as_ref(), None).await?;
+    let bad = health.iter().any(needs_attention);
+    if json {
+        print_json(&health)?;
+    } else if health.is_empty() {
+        println!("No tenants yet: `mssp tenants add ID --name NAME --model MODEL --api API`.");
+    } else {
+        let rows: Vec<Vec<String>> = health
+            .iter()
+            .map(|h| {
+                let last_fetch = match (h.last_fetch, h.last_fetch_ok) {
+                    (Some(at), Some(false)) => format!("{} (failed)", time(Some(at))),
+                    (at, _) => time(at),
+                };
+                vec![
+                    h.display_name.clone(),
+                    h.tenant_id.to_string(),
+                    h.auth_model.clone(),
+                    h.alert_api.clone(),
+                    h.status.to_string(),
+                    last_fetch,
+                    seconds(h.lag_s),
+                    truncate(h.last_error.as_deref().unwrap_or("-"), 80),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            table(
+                &[
+                    "TENANT",
+                    "ID",
+                    "MODEL",
+                    "API",
+                    "STATUS",
+                    "LAST FETCH",
+                    "LAG",
+                    "LAST ERROR"
+                ],
+                &rows
+            )
+        );
+        print_links(health.iter().filter_map(|h| {
+            h.consent_link
+                .as_ref()
+                .map(|l| (h.display_name.clone(), h.tenant_id.clone(), l.clone()))
+        }));
+    }
+    Ok(if bad { Exit::TenantsFailed } else { Exit::Ok })
+}
+
+/// A `--since`/`--until` value: RFC 3339, `now`, or `-DURATION` before `now`.
+pub fn parse_time(option: &str, text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, CliError> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("now") {
+        return Ok(now);
+    }
+    if let Some(ago) = text.strip_prefix('-')
+        && let Some(d) = parse_duration(ago)
+        && let Ok(d) = chrono::Duration::from_std(d)
+    {
+        return Ok(now - d);
+    }
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            CliError::Usage(format!(
+                "{option} {text:?}: expected RFC 3339 (2026-03-01T09:00:00Z), now, or a time \
+                 before now such as -2h or -7d"
+            ))
+        })
+}
+
+/// `mssp fetch`: alerts of a range on stdout, progress on stderr; the cursor does not move.
+pub async fn fetch(
+    b: &Backend,
+    id: &TenantId,
+    since: &str,
+    until: &str,
+    format: Format,
+    run_deadline: Duration,
+) -> Result<Exit, CliError> {
+    let now = b.services.clock.now();
+    let window = Window {
+        since: parse_time("--since", since, now)?,
+        until: parse_time("--until", until, now)?,
+    };
+    if window.since >= window.until {
+        return Err(CliError::Usage(format!(
+            "--since ({}) must be before --until ({})",
+            window.since, window.until
+        )));
+    }
+    b.check_app().await?;
+    b.tenant(id).await?;
+    let seen = Arc::new(AtomicU64::new(0));
+    let started = std::time::Instant::now();
+    let ticker = {
+        let seen = seen.clone();
+        let id = id.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(2));
+            every.tick().await;
+            loop {
+                every.tick().await;
+                eprintln!(
+                    "mssp: fetching {id}: {} alerts so far ({}s)",
+                    seen.load(Ordering::Relaxed),
+                    started.elapsed().as_secs()
+                );
+            }
+        })
+    };
+    let counter = seen.clone();
+    let result = fetch_range_observed(
+        &b.services,
+        id,
+        window,
+        tokio::time::Instant::now() + run_deadline,
+        &move |n| {
+            counter.fetch_add(n as u64, Ordering::Relaxed);
+        },
+    )
+    .await;
+    ticker.abort();
+    let records = result?;
+    match format {
+        Format::Json => print_json(&records)?,
+        Format::Ndjson => {
+            let mut out = String::new();
+            for r in &records {
+                let line = serde_json::to_string(r)
+                    .map_err(|e| CliError::io("writing NDJSON", std::io::Error::other(e)))?;
+                out.push_str(&line);
+                out.push('\n');
+            }
+            print!("{out}");
+        }
+    }
+    eprintln!(
+        "mssp: {} alert versions of {id} from {} to {} in {:.1}s",
+        records.len(),
+        window.since.to_rfc3339(),
+        window.until.to_rfc3339(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(Exit::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_absolute_relative_or_now() {
+        let now = DateTime::parse_from_rfc3339("2026-03-01T09:00:00Z")
+            .expect("valid")
+            .with_timezone(&Utc);
+        assert_eq!(parse_time("--until", "now", now).expect("now"), now);
+        assert_eq!(
+            parse_time("--since", "-2h", now).expect("relative"),
+            now - chrono::Duration::hours(2)
+        );
+        assert_eq!(
+            parse_time("--since", "2026-02-28T09:00:00+01:00", now).expect("absolute"),
+            now - chrono::Duration::hours(25)
+        );
+        let e = parse_time("--since", "yesterday", now).unwrap_err();
+        assert!(e.to_string().contains("--since"), "{e}");
+        assert_eq!(e.exit(), Exit::Usage);
+    }
+}

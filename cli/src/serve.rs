@@ -1,0 +1,263 @@
+//! `mssp serve`: the single-machine deployment. One process runs what the Lambda deployment
+//! spreads over functions and schedules: the consent endpoint (axum, the shared handler), the
+//! token refresh schedule and the fetch schedule, over the file stores of one data directory.
+//!
+//! On SIGINT or SIGTERM it starts no new work, lets in-flight fetches finish for at most
+//! `schedule.shutdown_grace` (each commits its cursor after every complete chunk), then exits 0.
+//! A fetch still running at the end of the grace is dropped like a killed process — its
+//! delivered objects are picked up by the next run, exactly once — and its lease is released so
+//! the next start does not wait for it to expire.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures::StreamExt;
+use shared::clock::SystemClock;
+use shared::domain::{AlertApi, TenantId};
+use shared::flows::Services;
+use shared::flows::fetch::{
+    FetchFlowError, FetchOptions, FetchPorts, NoHooks, dispatch, fetch_tenant,
+};
+use shared::flows::refresh::refresh_all;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use url::Url;
+
+use crate::backend::Backend;
+use crate::config::Config;
+use crate::error::{CliError, Exit};
+use crate::server;
+
+/// The fetches running now: (tenant, API) under this process's lease owner.
+type InFlight = Arc<Mutex<HashSet<(TenantId, AlertApi)>>>;
+
+/// Runs until SIGINT/SIGTERM.
+pub async fn run(config: &Config) -> Result<Exit, CliError> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| CliError::io(format!("listening on {}", config.listen), e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| CliError::io("reading the listening address", e))?;
+    let public = match &config.public_base_url {
+        Some(u) => u.clone(),
+        None => Url::parse(&format!("http://{addr}"))
+            .map_err(|e| CliError::Usage(format!("listening address {addr}: {e}")))?,
+    };
+    let backend = Backend::local(config, public.clone(), Arc::new(SystemClock));
+    backend.check_app().await?;
+    let local = backend.require_local("serve")?.clone();
+    let services = backend.services.clone();
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let server = server::spawn(listener, services.clone(), stopped(stop_rx.clone()));
+    println!(
+        "mssp serve: consent endpoint {public} listening on {addr} (redirect URI {})",
+        services.settings.redirect_uri()
+    );
+    println!(
+        "mssp serve: data in {}; refresh every {}, fetch every {}; SIGINT/SIGTERM stops \
+         (in-flight fetches get {})",
+        local.data_dir.display(),
+        human(config.refresh_interval),
+        human(config.fetch_interval),
+        human(config.shutdown_grace)
+    );
+
+    let owner = format!("mssp-serve-{}", uuid::Uuid::new_v4().simple());
+    let in_flight: InFlight = Arc::default();
+    let refresh = tokio::spawn(refresh_loop(
+        services.clone(),
+        config.refresh_interval,
+        stop_rx.clone(),
+    ));
+    let fetch = tokio::spawn(fetch_loop(
+        services.clone(),
+        local.ports.clone(),
+        config.clone(),
+        owner.clone(),
+        in_flight.clone(),
+        stop_rx.clone(),
+    ));
+
+    shutdown_signal().await?;
+    println!(
+        "mssp serve: stopping; no new work, in-flight fetches finish (at most {})",
+        human(config.shutdown_grace)
+    );
+    let _ = stop_tx.send(true);
+    let deadline = Instant::now() + config.shutdown_grace;
+    for (what, mut task) in [("fetch", fetch), ("refresh", refresh)] {
+        if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+            task.abort();
+            tracing::warn!(
+                schedule = what,
+                "still running at the end of the grace; stopped"
+            );
+        }
+    }
+    let left: Vec<_> = in_flight
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .drain()
+        .collect();
+    for (id, api) in left {
+        if let Err(e) = local.ports.cursors.release(&id, api, &owner).await {
+            tracing::warn!(tenant_id = %id, error = %e, "could not release a lease");
+        }
+    }
+    match tokio::time::timeout(Duration::from_secs(5), server).await {
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "the consent endpoint failed"),
+        Err(_) => tracing::warn!("the consent endpoint did not stop in time"),
+        _ => {}
+    }
+    println!("mssp serve: stopped");
+    Ok(Exit::Ok)
+}
+
+/// Resolves once `stop` turns true (or its sender is gone).
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Waits `every`, or less when stopping; whether to go on.
+async fn pause(every: Duration, stop: &watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(every) => {}
+        _ = stopped(stop.clone()) => {}
+    }
+    !*stop.borrow()
+}
+
+async fn refresh_loop(s: Services, every: Duration, stop: watch::Receiver<bool>) {
+    loop {
+        match refresh_all(&s, Some(Instant::now() + every)).await {
+            Ok(sum) => tracing::info!(
+                refreshed = sum.refreshed.len(),
+                fresh = sum.fresh.len(),
+                reconsent = sum.reconsent.len(),
+                failed = sum.failed.len(),
+                "refresh run finished"
+            ),
+            Err(e) => tracing::error!(error = %e, "refresh run failed"),
+        }
+        if !pause(every, &stop).await {
+            return;
+        }
+    }
+}
+
+async fn fetch_loop(
+    s: Services,
+    ports: FetchPorts,
+    config: Config,
+    owner: String,
+    in_flight: InFlight,
+    stop: watch::Receiver<bool>,
+) {
+    loop {
+        fetch_round(&s, &ports, &config, &owner, &in_flight, &stop).await;
+        if !pause(config.fetch_interval, &stop).await {
+            return;
+        }
+    }
+}
+
+/// One scheduled run: every active tenant, `fetch.concurrency` at a time; none started once
+/// stopping.
+async fn fetch_round(
+    s: &Services,
+    ports: &FetchPorts,
+    config: &Config,
+    owner: &str,
+    in_flight: &InFlight,
+    stop: &watch::Receiver<bool>,
+) {
+    let tenants = match dispatch(s).await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot list the tenants to fetch");
+            return;
+        }
+    };
+    futures::stream::iter(tenants)
+        .map(|t| async move {
+            if *stop.borrow() {
+                return;
+            }
+            let key = (t.id.clone(), t.alert_api);
+            in_flight
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(key.clone());
+            let opts = FetchOptions {
+                deadline: Instant::now() + config.fetch_run_deadline,
+                owner: owner.to_string(),
+                hooks: &NoHooks,
+            };
+            match fetch_tenant(s, ports, &t.id, &opts).await {
+                Ok(_) => {}
+                Err(FetchFlowError::Busy(until)) => {
+                    tracing::info!(tenant_id = %t.id, until = %until, "another fetch holds the tenant")
+                }
+                // fetch_tenant logged and recorded the failure on the tenant.
+                Err(_) => {}
+            }
+            in_flight
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&key);
+        })
+        .buffer_unordered(config.fetch_concurrency)
+        .collect::<Vec<()>>()
+        .await;
+}
+
+#[cfg(unix)]
+async fn shutdown_signal() -> Result<(), CliError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())
+        .map_err(|e| CliError::io("installing the SIGTERM handler", e))?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.map_err(|e| CliError::io("waiting for SIGINT", e)),
+        _ = term.recv() => Ok(()),
+    }
+}
+
+#[cfg(not(unix))]
+async fn shutdown_signal() -> Result<(), CliError> {
+    tokio::signal::ctrl_c()
+        .await
+        .map_err(|e| CliError::io("waiting for Ctrl-C", e))
+}
+
+/// `30s`, `5m`, `1h30m`.
+pub fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    if d.subsec_millis() != 0 && s < 60 {
+        return format!("{}ms", d.as_millis());
+    }
+    match (s / 3600, (s % 3600) / 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, 0) => format!("{m}m"),
+        (0, m, s) => format!("{m}m{s}s"),
+        (h, 0, 0) => format!("{h}h"),
+        (h, m, _) => format!("{h}h{m}m"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_read_as_configured() {
+        assert_eq!(human(Duration::from_secs(30)), "30s");
+        assert_eq!(human(Duration::from_secs(300)), "5m");
+        assert_eq!(human(Duration::from_secs(90)), "1m30s");
+        assert_eq!(human(Duration::from_secs(5400)), "1h30m");
+        assert_eq!(human(Duration::from_secs(3600)), "1h");
+        assert_eq!(human(Duration::from_millis(250)), "250ms");
+    }
+}

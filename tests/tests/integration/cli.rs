@@ -1,0 +1,783 @@
+//! The `mssp` binary as an operator runs it: a subprocess of the built binary
+//! (`target/debug/mssp`, built by `cargo build --workspace --bins`), pointed at the in-process
+//! Microsoft emulator by a config file, its local data in a temporary directory — and at the AWS
+//! deployment (moto, the consent-callback binary behind the API Gateway bridge) with
+//! `--backend aws`.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use emulator::RunningEmulator;
+use serde_json::Value;
+use shared::adapters::file_fetch::FileAlertSink;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use url::Url;
+
+use crate::fixtures::{APP_ID, APP_SECRET, CONTOSO, FABRIKAM, NORTHWIND, tid};
+
+/// What one run of `mssp` left.
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
+    }
+}
+
+fn binary() -> PathBuf {
+    let path = tests::lambda::binary_path("mssp", "debug");
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo build --workspace --bins` first",
+        path.display()
+    );
+    path
+}
+
+/// `mssp ARGS` in `cwd` with `envs` (and no `MSSP_*` of the test process).
+fn command(cwd: &Path, args: &[&str], envs: &[(String, String)]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(binary());
+    cmd.args(args).current_dir(cwd).kill_on_drop(true);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("MSSP_") || k == "RUST_LOG" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.envs(envs.iter().map(|(k, v)| (k, v)));
+    cmd
+}
+
+async fn mssp(cwd: &Path, args: &[&str], envs: &[(String, String)]) -> Run {
+    let out = tokio::time::timeout(
+        Duration::from_secs(90),
+        command(cwd, args, envs).stdin(Stdio::null()).output(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("mssp {args:?} did not finish in 90 s"))
+    .expect("mssp runs");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Dedup keys of every version the emulator exposed for `id`, sorted.
+fn exposed(emu: &RunningEmulator, id: &str) -> Vec<String> {
+    let now = emu.state().now();
+    let truth = emu.state().world().truth(id, now).expect("tenant");
+    let mut keys: Vec<String> = truth
+        .versions
+        .into_iter()
+        .filter(|v| v.exposed)
+        .map(|v| format!("{id}:{}:{}", v.alert_id, v.version))
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// Opens a consent link like a browser; the last answer must be our callback's 200 page.
+async fn consent(http: &reqwest::Client, link: &str) -> String {
+    let mut url = Url::parse(link).expect("link");
+    for _ in 0..5 {
+        let resp = http.get(url.clone()).send().await.expect("GET");
+        if resp.status().is_redirection() {
+            let to = resp
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .expect("location");
+            url = url.join(to).expect("redirect");
+            continue;
+        }
+        assert_eq!(resp.status().as_u16(), 200, "{}", url.path());
+        assert_eq!(url.path(), "/consent/callback");
+        return resp.text().await.expect("page");
+    }
+    panic!("too many redirects from {link}");
+}
+
+fn link_in(text: &str) -> String {
+    text.split_whitespace()
+        .find(|w| w.contains("/consent/start?link="))
+        .unwrap_or_else(|| panic!("no consent link in {text}"))
+        .to_string()
+}
+
+/// A `mssp serve` child with its output collected.
+struct Serve {
+    child: tokio::process::Child,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Serve {
+    async fn start(cwd: &Path, args: &[&str]) -> Serve {
+        let mut child = command(cwd, args, &[])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("mssp serve starts");
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let mut ready_tx = Some(ready_tx);
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let out = stdout.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.contains("consent endpoint")
+                    && let Some(tx) = ready_tx.take()
+                {
+                    let _ = tx.send(());
+                }
+                let mut o = out.lock().expect("lock");
+                o.push_str(&line);
+                o.push('\n');
+            }
+        });
+        let mut errs = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let err = stderr.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = errs.next_line().await {
+                let mut e = err.lock().expect("lock");
+                e.push_str(&line);
+                e.push('\n');
+            }
+        });
+        let serve = Serve {
+            child,
+            stdout,
+            stderr,
+        };
+        if tokio::time::timeout(Duration::from_secs(20), ready_rx)
+            .await
+            .is_err()
+        {
+            panic!("mssp serve is not ready: {}", serve.output());
+        }
+        serve
+    }
+
+    fn output(&self) -> String {
+        format!(
+            "{}\n{}",
+            self.stdout.lock().expect("lock"),
+            self.stderr.lock().expect("lock")
+        )
+    }
+
+    /// SIGTERM, then the exit code.
+    async fn terminate(mut self) -> (Option<i32>, String) {
+        let pid = self.child.id().expect("running");
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("mssp serve did not stop: {}", self.output()))
+            .expect("wait");
+        // Let the readers drain the pipes.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        (status.code(), self.output())
+    }
+}
+
+/// The emulator's scenario of the fixtures on real time (the CLI uses the system clock),
+/// redirecting to `public`.
+async fn emulator_for(public: &str) -> RunningEmulator {
+    let sc = crate::lambda_world::scenario(&Url::parse(public).expect("url"), true);
+    emulator::start(sc).await.expect("emulator")
+}
+
+fn config_text(emu: &RunningEmulator, port: u16) -> String {
+    let u = emu.urls();
+    format!(
+        r#"data_dir = "mssp-data"
+listen = "127.0.0.1:{port}"
+public_base_url = "http://127.0.0.1:{port}"
+
+[endpoints]
+authority = "{}"
+graph = "{}"
+mde = "{}"
+siem = "{}"
+
+[schedule]
+refresh_interval = "1h"
+fetch_interval = "1s"
+shutdown_grace = "10s"
+"#,
+        u.authority, u.graph, u.mde, u.siem
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operator_command_works_on_the_local_data_directory_against_the_emulator() {
+    let port = free_port();
+    let public = format!("http://127.0.0.1:{port}");
+    let emu = emulator_for(&public).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let mut outputs: Vec<String> = Vec::new();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("http");
+
+    // init: a commented config and an app credentials template with a fresh state key.
+    let init = mssp(root, &["init", "--dir", "."], &[]).await;
+    assert_eq!(init.code, Some(0), "{init:?}");
+    assert!(root.join("mssp.toml").is_file());
+    let app_path = root.join("mssp-data/secrets/app.json");
+    let mut app: Value =
+        serde_json::from_slice(&std::fs::read(&app_path).expect("app template")).expect("json");
+    let state_key = app["state_key"].as_str().expect("state key").to_string();
+    assert!(state_key.len() >= 43, "32 bytes of base64");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&app_path)
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    outputs.push(init.all());
+    let again = mssp(root, &["init", "--dir", "."], &[]).await;
+    assert_eq!(
+        again.code,
+        Some(2),
+        "init never overwrites silently: {again:?}"
+    );
+
+    std::fs::write(root.join("mssp.toml"), config_text(&emu, port)).expect("config");
+    let cfg = ["--config", "mssp.toml"];
+    let with = |args: &[&'static str]| -> Vec<&'static str> {
+        let mut v: Vec<&str> = cfg.to_vec();
+        v.extend_from_slice(args);
+        v
+    };
+
+    // The template is refused until the operator fills in the app registration.
+    let refused = mssp(
+        root,
+        &with(&[
+            "tenants",
+            "add",
+            CONTOSO,
+            "--name",
+            "Contoso",
+            "--model",
+            "delegated-v1",
+            "--api",
+            "siem",
+        ]),
+        &[],
+    )
+    .await;
+    assert_eq!(refused.code, Some(2), "{refused:?}");
+    assert!(refused.stderr.contains("template"), "{refused:?}");
+    app["client_id"] = APP_ID.into();
+    app["client_secret"] = APP_SECRET.into();
+    std::fs::write(&app_path, app.to_string()).expect("app credentials");
+
+    // tenants add: one per model and API; each prints its consent link.
+    let mut links = Vec::new();
+    for (id, name, model, api) in [
+        (CONTOSO, "Contoso", "delegated-v1", "siem"),
+        (FABRIKAM, "Fabrikam", "delegated-v2", "mde"),
+        (NORTHWIND, "Northwind", "application", "graph"),
+    ] {
+        let add = mssp(
+            root,
+            &with(&[
+                "tenants", "add", id, "--name", name, "--model", model, "--api", api,
+            ]),
+            &[],
+        )
+        .await;
+        assert_eq!(add.code, Some(0), "{add:?}");
+        let link = link_in(&add.stdout);
+        assert!(
+            link.starts_with(&format!("{public}/consent/start?link=")),
+            "{link}"
+        );
+        links.push(link);
+        outputs.push(add.all());
+    }
+    let list = mssp(root, &with(&["tenants", "list", "--json"]), &[]).await;
+    assert_eq!(list.code, Some(0), "{list:?}");
+    let tenants = list.json();
+    assert_eq!(tenants.as_array().expect("array").len(), 3);
+    assert!(
+        tenants
+            .as_array()
+            .expect("array")
+            .iter()
+            .all(|t| t["status"] == "pending_consent")
+    );
+    let link = mssp(root, &with(&["consent-link", NORTHWIND]), &[]).await;
+    assert_eq!(link.code, Some(0), "{link:?}");
+    assert!(link.stdout.trim().starts_with(&public), "{link:?}");
+
+    // serve: the consent endpoint and the schedules in one process.
+    let serve = Serve::start(root, &with(&["serve"])).await;
+    for link in &links {
+        let page = consent(&http, link).await;
+        assert!(page.contains("Consent recorded"), "{page}");
+    }
+    let sink = FileAlertSink::new(&root.join("mssp-data"));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    for id in [CONTOSO, FABRIKAM, NORTHWIND] {
+        loop {
+            let got = sink.records(Some(&tid(id))).map(|r| r.len()).unwrap_or(0);
+            if got == exposed(&emu, id).len() {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{id}: {got} records; serve said: {}",
+                serve.output()
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+    let (code, out) = serve.terminate().await;
+    assert_eq!(code, Some(0), "serve exits 0 on SIGTERM: {out}");
+    assert!(out.contains("mssp serve: stopped"), "{out}");
+    outputs.push(out);
+    for id in [CONTOSO, FABRIKAM, NORTHWIND] {
+        let mut got: Vec<String> = sink
+            .records(Some(&tid(id)))
+            .expect("records")
+            .into_iter()
+            .map(|r| r.dedup_key)
+            .collect();
+        got.sort();
+        assert_eq!(got, exposed(&emu, id), "{id}: every version exactly once");
+    }
+
+    // status: every tenant active, fetched, no error.
+    let status = mssp(root, &with(&["status", "--json"]), &[]).await;
+    assert_eq!(status.code, Some(0), "{status:?}");
+    for h in status.json().as_array().expect("array") {
+        assert_eq!(h["status"], "active", "{h}");
+        assert_eq!(h["last_fetch_ok"], true, "{h}");
+        assert!(h["lag_s"].as_i64().is_some(), "{h}");
+    }
+    let table = mssp(root, &with(&["status"]), &[]).await;
+    assert_eq!(table.code, Some(0), "{table:?}");
+    for word in [
+        "TENANT",
+        "MODEL",
+        "LAST FETCH",
+        "LAG",
+        "LAST ERROR",
+        "Contoso",
+        "siem",
+    ] {
+        assert!(table.stdout.contains(word), "{word}: {table:?}");
+    }
+
+    // fetch: a range on demand, as NDJSON and JSON; the cursor does not move.
+    let cursor = root.join(format!("mssp-data/cursors/{CONTOSO}"));
+    let before = snapshot(&cursor);
+    let nd = mssp(
+        root,
+        &with(&["fetch", CONTOSO, "--since", "-3h", "--format", "ndjson"]),
+        &[],
+    )
+    .await;
+    assert_eq!(nd.code, Some(0), "{nd:?}");
+    let lines: Vec<Value> = nd
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON record per line"))
+        .collect();
+    assert_eq!(lines.len(), exposed(&emu, CONTOSO).len(), "{nd:?}");
+    assert!(
+        lines
+            .iter()
+            .all(|r| r["schema"] == "mssp.alert/1" && r["source"] == "siem")
+    );
+    assert!(nd.stderr.contains("alert versions of"), "{nd:?}");
+    assert_eq!(
+        snapshot(&cursor),
+        before,
+        "an on-demand fetch leaves the cursor"
+    );
+    let js = mssp(
+        root,
+        &with(&["fetch", FABRIKAM, "--since", "-3h", "--until", "now"]),
+        &[],
+    )
+    .await;
+    assert_eq!(js.code, Some(0), "{js:?}");
+    assert_eq!(
+        js.json().as_array().expect("array").len(),
+        exposed(&emu, FABRIKAM).len()
+    );
+    outputs.push(nd.stderr.clone());
+    outputs.push(js.stderr.clone());
+
+    // show, suspend, resume.
+    let show = mssp(root, &with(&["tenants", "show", FABRIKAM]), &[]).await;
+    assert_eq!(show.code, Some(0), "{show:?}");
+    assert!(
+        show.stdout.contains("Fabrikam") && show.stdout.contains("delegated-v2"),
+        "{show:?}"
+    );
+    let suspend = mssp(root, &with(&["tenants", "suspend", FABRIKAM]), &[]).await;
+    assert_eq!(suspend.code, Some(0), "{suspend:?}");
+    let refused = mssp(root, &with(&["refresh", FABRIKAM]), &[]).await;
+    assert_eq!(
+        refused.code,
+        Some(4),
+        "a suspended tenant is not refreshed: {refused:?}"
+    );
+    let resume = mssp(root, &with(&["tenants", "resume", FABRIKAM, "--json"]), &[]).await;
+    assert_eq!(resume.code, Some(0), "{resume:?}");
+    assert_eq!(resume.json()["status"], "active");
+    let twice = mssp(root, &with(&["tenants", "resume", FABRIKAM]), &[]).await;
+    assert_eq!(twice.code, Some(4), "{twice:?}");
+
+    // Every output so far: no secret, no token.
+    let mut secrets = vec![APP_SECRET.to_string(), state_key];
+    for entry in std::fs::read_dir(root.join("mssp-data/secrets/tenants")).expect("tokens") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let tokens: Value =
+            serde_json::from_slice(&std::fs::read(path).expect("read")).expect("json");
+        for field in ["access_token", "refresh_token"] {
+            if let Some(t) = tokens[field].as_str() {
+                secrets.push(t.to_string());
+            }
+        }
+    }
+    for out in &outputs {
+        for s in &secrets {
+            assert!(!out.contains(s.as_str()), "a secret was printed: {out}");
+        }
+    }
+
+    // remove: tokens and cursor deleted, the record kept as offboarded.
+    let remove = mssp(root, &with(&["tenants", "remove", NORTHWIND]), &[]).await;
+    assert_eq!(remove.code, Some(0), "{remove:?}");
+    assert!(
+        !root
+            .join(format!("mssp-data/secrets/tenants/{NORTHWIND}.json"))
+            .exists()
+    );
+    let cursors = snapshot(&root.join(format!("mssp-data/cursors/{NORTHWIND}")));
+    assert!(
+        cursors.iter().all(|(name, _)| name.starts_with('.')),
+        "only the lock file stays: {:?}",
+        cursors.iter().map(|(n, _)| n).collect::<Vec<_>>()
+    );
+    let show = mssp(root, &with(&["tenants", "show", NORTHWIND, "--json"]), &[]).await;
+    assert_eq!(show.json()["tenant"]["status"], "offboarded", "{show:?}");
+
+    // refresh of every active tenant.
+    let refresh = mssp(root, &with(&["refresh"]), &[]).await;
+    assert_eq!(refresh.code, Some(0), "{refresh:?}");
+    assert!(refresh.stdout.contains("Contoso"), "{refresh:?}");
+
+    // 91 idle days later at Microsoft, Contoso's refresh token is dead: re-consent, with a link.
+    emu.state().clock.advance(chrono::Duration::days(91));
+    let dead = mssp(root, &with(&["refresh", CONTOSO, "--force"]), &[]).await;
+    assert_eq!(dead.code, Some(3), "{dead:?}");
+    assert!(dead.stdout.contains("reconsent_required"), "{dead:?}");
+    let status = mssp(root, &with(&["status"]), &[]).await;
+    assert_eq!(status.code, Some(3), "a tenant needs attention: {status:?}");
+    let contoso = status
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("Contoso"))
+        .expect("Contoso's row");
+    assert!(contoso.contains("reconsent_required"), "{status:?}");
+    let link = link_in(&status.stdout);
+    assert!(
+        link.starts_with(&format!("{public}/consent/start?link=")),
+        "{status:?}"
+    );
+    let json = mssp(root, &with(&["status", "--json"]), &[]).await;
+    let contoso = json
+        .json()
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|h| h["tenant_id"] == CONTOSO)
+        .cloned()
+        .expect("Contoso");
+    assert_eq!(contoso["status"], "reconsent_required");
+    assert!(
+        contoso["consent_link"]
+            .as_str()
+            .is_some_and(|l| l.starts_with(&public))
+    );
+}
+
+/// The file names and contents under `dir`.
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .expect("dir")
+        .flatten()
+        .filter(|e| e.path().is_file())
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).expect("read"),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mssp_demo_runs_end_to_end_and_prints_a_table_per_tenant() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let started = std::time::Instant::now();
+    let demo = mssp(dir.path(), &["demo", "--data-dir", "demo-data"], &[]).await;
+    assert_eq!(demo.code, Some(0), "{demo:?}");
+    assert!(started.elapsed() < Duration::from_secs(60));
+    for word in [
+        "TENANT",
+        "MODEL",
+        "API",
+        "STATUS",
+        "DELIVERED/EXPECTED",
+        "CREATED/UPDATED",
+        "LAG",
+    ] {
+        assert!(demo.stdout.contains(word), "{word}: {demo:?}");
+    }
+    for (name, model, api) in [
+        ("Contoso", "delegated-v1", "siem"),
+        ("Fabrikam", "delegated-v2", "mde"),
+        ("Northwind", "application", "graph"),
+    ] {
+        let row = demo
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(name) && l.contains("active"))
+            .unwrap_or_else(|| panic!("{name}'s row: {demo:?}"));
+        assert!(row.contains(model) && row.contains(api), "{row}");
+        assert!(row.contains("ok: every version once"), "{row}");
+    }
+    assert!(
+        demo.stdout.contains("demo-data"),
+        "names the data dir: {demo:?}"
+    );
+    let sink = FileAlertSink::new(&dir.path().join("demo-data"));
+    assert!(sink.records(None).expect("records").len() > 400);
+    let again = mssp(dir.path(), &["demo", "--data-dir", "demo-data"], &[]).await;
+    assert_eq!(again.code, Some(2), "a used data dir is refused: {again:?}");
+}
+
+#[tokio::test]
+async fn bad_usage_and_configuration_exit_2_naming_what_to_fix() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let env = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+
+    let help = mssp(root, &["--help"], &[]).await;
+    assert_eq!(help.code, Some(0));
+    assert!(help.stdout.contains("Exit codes:"), "{help:?}");
+
+    let bad = mssp(root, &["status"], &env("MSSP_FETCH_INTERVAL", "soon")).await;
+    assert_eq!(bad.code, Some(2), "{bad:?}");
+    assert!(bad.stderr.contains("MSSP_FETCH_INTERVAL"), "{bad:?}");
+
+    std::fs::write(
+        root.join("mssp.toml"),
+        "[schedule]\nfetch_interval = \"soon\"\n",
+    )
+    .expect("w");
+    let bad = mssp(root, &["status"], &[]).await;
+    assert_eq!(bad.code, Some(2), "./mssp.toml is read: {bad:?}");
+    assert!(
+        bad.stderr.contains("MSSP_FETCH_INTERVAL")
+            && bad.stderr.contains("schedule.fetch_interval"),
+        "{bad:?}"
+    );
+    let fixed = mssp(root, &["status"], &env("MSSP_FETCH_INTERVAL", "2m")).await;
+    assert_eq!(
+        fixed.code,
+        Some(0),
+        "the environment overrides the file: {fixed:?}"
+    );
+
+    std::fs::write(root.join("typo.toml"), "[fetch]\noverlapp = \"1h\"\n").expect("w");
+    let typo = mssp(root, &["--config", "typo.toml", "status"], &[]).await;
+    assert_eq!(typo.code, Some(2), "{typo:?}");
+    assert!(typo.stderr.contains("fetch.overlapp"), "{typo:?}");
+
+    let missing = mssp(root, &["--config", "nope.toml", "status"], &[]).await;
+    assert_eq!(missing.code, Some(2), "{missing:?}");
+
+    let not_guid = mssp(
+        root,
+        &[
+            "tenants",
+            "add",
+            "contoso",
+            "--name",
+            "C",
+            "--model",
+            "delegated-v1",
+            "--api",
+            "graph",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(not_guid.code, Some(2), "{not_guid:?}");
+    let bad_model = mssp(
+        root,
+        &[
+            "tenants",
+            "add",
+            CONTOSO,
+            "--name",
+            "C",
+            "--model",
+            "delegated",
+            "--api",
+            "graph",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(bad_model.code, Some(2), "{bad_model:?}");
+
+    let unknown = mssp(
+        root,
+        &["--config", "typo.toml", "tenants", "show", CONTOSO],
+        &[],
+    )
+    .await;
+    assert_eq!(
+        unknown.code,
+        Some(2),
+        "the config error comes first: {unknown:?}"
+    );
+    std::fs::remove_file(root.join("mssp.toml")).expect("rm");
+    let unknown = mssp(root, &["tenants", "show", CONTOSO], &[]).await;
+    assert_eq!(unknown.code, Some(4), "{unknown:?}");
+
+    let aws_serve = mssp(root, &["--backend", "aws", "serve"], &[]).await;
+    assert_eq!(aws_serve.code, Some(2), "{aws_serve:?}");
+    let aws_missing = mssp(root, &["--backend", "aws", "status"], &[]).await;
+    assert_eq!(aws_missing.code, Some(2), "{aws_missing:?}");
+    assert!(
+        aws_missing.stderr.contains("MSSP_PUBLIC_BASE_URL"),
+        "{aws_missing:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_commands_work_on_the_aws_deployment_with_backend_aws() {
+    let mut w = crate::lambda_world::FnWorld::start(true).await;
+    let _function = w.serve_consent().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let env = w.lambda_env();
+    let aws = |args: &[&'static str]| -> Vec<&'static str> {
+        let mut v = vec!["--backend", "aws"];
+        v.extend_from_slice(args);
+        v
+    };
+
+    let add = mssp(
+        root,
+        &aws(&[
+            "tenants",
+            "add",
+            FABRIKAM,
+            "--name",
+            "Fabrikam",
+            "--model",
+            "delegated-v2",
+            "--api",
+            "mde",
+        ]),
+        &env,
+    )
+    .await;
+    assert_eq!(add.code, Some(0), "{add:?}");
+    let link = link_in(&add.stdout);
+    assert!(link.starts_with(w.gw.url().as_str()), "{link}");
+    let page = consent(&w.env.http, &link).await;
+    assert!(page.contains("Consent recorded"), "{page}");
+
+    let status = mssp(root, &aws(&["status", "--json"]), &env).await;
+    assert_eq!(status.code, Some(0), "{status:?}");
+    assert_eq!(status.json()[0]["status"], "active", "{status:?}");
+
+    let refresh = mssp(root, &aws(&["refresh", FABRIKAM, "--force"]), &env).await;
+    assert_eq!(refresh.code, Some(0), "{refresh:?}");
+    assert!(refresh.stdout.contains("refreshed"), "{refresh:?}");
+
+    let fetched = mssp(
+        root,
+        &aws(&["fetch", FABRIKAM, "--since", "-3h", "--format", "ndjson"]),
+        &env,
+    )
+    .await;
+    assert_eq!(fetched.code, Some(0), "{fetched:?}");
+    assert_eq!(
+        fetched.stdout.lines().count(),
+        exposed(&w.env.emulator, FABRIKAM).len(),
+        "{fetched:?}"
+    );
+
+    let suspend = mssp(root, &aws(&["tenants", "suspend", FABRIKAM]), &env).await;
+    assert_eq!(suspend.code, Some(0), "{suspend:?}");
+    assert_eq!(
+        w.tenant(FABRIKAM).await.expect("tenant").status,
+        shared::domain::TenantStatus::Suspended
+    );
+    let remove = mssp(root, &aws(&["tenants", "remove", FABRIKAM]), &env).await;
+    assert_eq!(remove.code, Some(0), "{remove:?}");
+    assert!(
+        w.tokens(FABRIKAM).await.is_none(),
+        "the tenant's secret is deleted"
+    );
+    assert_eq!(
+        w.tenant(FABRIKAM).await.expect("the record stays").status,
+        shared::domain::TenantStatus::Offboarded
+    );
+    let list = mssp(root, &aws(&["tenants", "list", "--json"]), &env).await;
+    assert_eq!(list.json()[0]["status"], "offboarded", "{list:?}");
+    for out in [&add, &status, &refresh, &fetched, &remove] {
+        assert!(!out.all().contains(APP_SECRET), "{out:?}");
+    }
+}

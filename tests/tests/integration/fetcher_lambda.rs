@@ -1,0 +1,272 @@
+//! The `alert-fetcher` binary through the Lambda Runtime API: the scheduled event dispatches one
+//! SQS message per active tenant; an SQS batch fetches each tenant into S3 and reports only the
+//! failed messages; direct invokes page a large fetch under 6 MB, fetch now, and answer status.
+
+use serde_json::{Value, json};
+use shared::adapters::aws_fetch::{S3AlertSink, s3_client};
+use shared::domain::{AlertApi, AuthModel};
+
+use crate::fixtures::{CONTOSO, FABRIKAM, NORTHWIND, WOODGROVE, tid};
+use crate::lambda_world::FnWorld;
+
+const SCHEDULED: &str = include_str!("../../fixtures/events/eventbridge-scheduled-event.json");
+
+struct Fetcher {
+    w: FnWorld,
+    bucket: String,
+    queue_url: String,
+    sqs: aws_sdk_sqs::Client,
+    sink: S3AlertSink,
+}
+
+impl Fetcher {
+    async fn start() -> Fetcher {
+        let w = FnWorld::start(true).await;
+        let sdk = w.env.aws_config().await;
+        let s3 = s3_client(&sdk);
+        let bucket = w.env.unique_name("alerts");
+        s3.create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .expect("bucket");
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(w.env.unique_name("work"))
+            .send()
+            .await
+            .expect("queue")
+            .queue_url()
+            .expect("url")
+            .to_string();
+        w.onboard_in_process(CONTOSO, AuthModel::DelegatedV1, AlertApi::Siem)
+            .await;
+        w.onboard_in_process(FABRIKAM, AuthModel::DelegatedV2, AlertApi::Mde)
+            .await;
+        w.onboard_in_process(NORTHWIND, AuthModel::Application, AlertApi::Graph)
+            .await;
+        let sink = S3AlertSink::new(s3, &bucket, None);
+        Fetcher {
+            w,
+            bucket,
+            queue_url,
+            sqs,
+            sink,
+        }
+    }
+
+    async fn spawn(&self) -> tests::lambda::LambdaProcess {
+        let mut env = self.w.lambda_env();
+        env.push(("MSSP_BUCKET".into(), self.bucket.clone()));
+        env.push(("MSSP_QUEUE_URL".into(), self.queue_url.clone()));
+        tests::lambda::LambdaProcess::spawn("alert-fetcher", env)
+            .await
+            .expect("alert-fetcher binary (run `cargo build --workspace --bins`)")
+    }
+
+    async fn messages(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for _ in 0..5 {
+            let r = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .expect("receive");
+            if r.messages().is_empty() {
+                break;
+            }
+            for m in r.messages() {
+                out.push((
+                    m.message_id().unwrap_or_default().to_string(),
+                    m.body().unwrap_or_default().to_string(),
+                ));
+            }
+        }
+        out
+    }
+}
+
+fn sqs_event(messages: &[(String, String)]) -> Value {
+    json!({"Records": messages.iter().map(|(id, body)| json!({
+        "messageId": id, "receiptHandle": "rh", "body": body,
+        "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+        "md5OfBody": "", "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:work", "awsRegion": "us-east-1"
+    })).collect::<Vec<_>>()})
+}
+
+#[tokio::test]
+async fn dispatch_then_an_sqs_batch_lands_alerts_in_s3_and_reports_only_the_poisoned_tenant() {
+    let f = Fetcher::start().await;
+    // Contoso's SIEM API has been turned off: its fetch fails every time (a poisoned tenant).
+    let control = f.w.env.emulator.urls().control.clone();
+    let r =
+        f.w.env
+            .http
+            .patch(format!("{control}/tenants/{CONTOSO}/switches"))
+            .json(&json!({"siem_enabled": false}))
+            .send()
+            .await
+            .expect("switch");
+    assert!(r.status().is_success());
+    let fetcher = f.spawn().await;
+
+    let scheduled: Value = serde_json::from_str(SCHEDULED).expect("fixture");
+    let d = fetcher.invoke(&scheduled).await.expect("dispatch");
+    assert_eq!(d["dispatched"], 3, "{d}");
+    let mut messages = f.messages().await;
+    assert_eq!(messages.len(), 3, "one message per active tenant");
+    messages.push(("garbage-1".into(), "{\"tenant\": 1}".into()));
+    let contoso_msg = messages
+        .iter()
+        .find(|(_, b)| b.contains(CONTOSO))
+        .expect("contoso's message")
+        .0
+        .clone();
+
+    let answer = fetcher.invoke(&sqs_event(&messages)).await.expect("batch");
+    let mut failed: Vec<String> = answer["batchItemFailures"]
+        .as_array()
+        .expect("failures")
+        .iter()
+        .map(|x| x["itemIdentifier"].as_str().expect("id").to_string())
+        .collect();
+    failed.sort();
+    let mut want = vec![contoso_msg, "garbage-1".to_string()];
+    want.sort();
+    assert_eq!(failed, want);
+    for id in [FABRIKAM, NORTHWIND] {
+        let records = f.sink.records(Some(&tid(id))).await.expect("records");
+        assert_eq!(records.len(), 5, "{id}");
+    }
+    assert!(
+        f.sink
+            .records(Some(&tid(CONTOSO)))
+            .await
+            .expect("records")
+            .is_empty()
+    );
+    let logs = fetcher.logs();
+    assert!(
+        logs.contains(FABRIKAM),
+        "log lines about a tenant carry its id"
+    );
+}
+
+#[tokio::test]
+async fn a_direct_fetch_larger_than_six_megabytes_is_paged() {
+    let f = Fetcher::start().await;
+    let control = f.w.env.emulator.urls().control.clone();
+    let specs: Vec<Value> = (0..3000)
+        .map(|i| json!({"created": format!("-{}s", 3600 + i), "title": format!("Bulk alert {i} {}", "x".repeat(1500))}))
+        .collect();
+    for chunk in specs.chunks(500) {
+        let r =
+            f.w.env
+                .http
+                .post(format!("{control}/tenants/{NORTHWIND}/alerts"))
+                .json(&chunk)
+                .send()
+                .await
+                .expect("add alerts");
+        assert!(r.status().is_success(), "{}", r.status());
+    }
+    let fetcher = f.spawn().await;
+    let since = (chrono::Utc::now() - chrono::Duration::days(1)).to_rfc3339();
+    let mut token: Option<String> = None;
+    let mut ids = Vec::new();
+    let mut pages = 0;
+    loop {
+        let mut ev =
+            json!({"action": "fetch", "tenant_id": NORTHWIND, "since": since, "limit": 10000});
+        if let Some(t) = &token {
+            ev["page_token"] = json!(t);
+        }
+        let a = fetcher.invoke(&ev).await.expect("page");
+        let size = serde_json::to_vec(&a).expect("json").len();
+        assert!(size < 6_000_000, "an answer of {size} bytes");
+        assert_eq!(a["tenant_id"], NORTHWIND);
+        pages += 1;
+        for r in a["alerts"].as_array().expect("alerts") {
+            ids.push(r["dedup_key"].as_str().expect("key").to_string());
+        }
+        match a["next_page_token"].as_str() {
+            Some(t) => token = Some(t.to_string()),
+            None => break,
+        }
+    }
+    assert!(pages >= 2, "{pages} pages");
+    let total = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), total, "no alert twice across pages");
+    assert_eq!(total, 3005, "every alert once");
+    assert!(
+        f.sink.records(None).await.expect("records").is_empty(),
+        "an on-demand fetch moves no cursor and writes nothing"
+    );
+}
+
+#[tokio::test]
+async fn fetch_now_status_and_unknown_payloads() {
+    let f = Fetcher::start().await;
+    f.w.register(
+        WOODGROVE,
+        "Woodgrove",
+        AuthModel::Application,
+        AlertApi::Graph,
+    )
+    .await;
+    let fetcher = f.spawn().await;
+    let r = fetcher
+        .invoke(&json!({"action": "fetch_now", "tenant_id": FABRIKAM}))
+        .await
+        .expect("fetch now");
+    assert_eq!(r["tenant_id"], FABRIKAM);
+    assert_eq!(r["report"]["delivered"], 5);
+    let s = fetcher
+        .invoke(&json!({"action": "status"}))
+        .await
+        .expect("status");
+    let tenants = s["tenants"].as_array().expect("tenants");
+    assert_eq!(tenants.len(), 4);
+    let fab = tenants
+        .iter()
+        .find(|t| t["tenant_id"] == FABRIKAM)
+        .expect("fabrikam");
+    assert!(
+        fab["lag_s"].as_i64().is_some() && fab["last_fetch_ok"] == true,
+        "{fab}"
+    );
+    let wood = tenants
+        .iter()
+        .find(|t| t["tenant_id"] == WOODGROVE)
+        .expect("woodgrove");
+    assert_eq!(wood["status"], "pending_consent");
+    assert!(
+        wood["consent_link"]
+            .as_str()
+            .is_some_and(|l| l.contains("/consent/start?link="))
+    );
+    let one = fetcher
+        .invoke(&json!({"action": "status", "tenant_id": NORTHWIND}))
+        .await
+        .expect("status");
+    assert_eq!(one["tenant_id"], NORTHWIND);
+    for bad in [
+        json!({}),
+        json!({"action": "delete"}),
+        json!({"action": "fetch", "tenant_id": "x", "since": "2026-01-01T00:00:00Z"}),
+    ] {
+        let e = fetcher.invoke(&bad).await.expect_err("refused");
+        assert_eq!(e.error_type, "InvalidEvent", "{bad}");
+        assert!(
+            e.error_message.contains("fetch_now"),
+            "lists the accepted shapes"
+        );
+    }
+}
