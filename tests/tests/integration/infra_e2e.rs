@@ -251,6 +251,21 @@ async fn infra_e2e_the_packaged_functions_run_against_what_terraform_applied() {
     );
     assert_eq!(consent_env["MSSP_TABLE"], d.output("table"));
     assert_eq!(consent_env["MSSP_KMS_KEY_ID"], d.output("kms_key_arn"));
+    // The bucket refuses plain HTTP (read back, then removed from the emulator by scripts/test:
+    // moto applies a Deny statement without its condition).
+    let bucket_arn = format!("arn:aws:s3:::{}", d.output("alerts_bucket"));
+    assert_eq!(
+        d.applied["bucket_policy"]["Statement"],
+        json!([{
+            "Sid": "TLSOnly",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [bucket_arn, format!("{bucket_arn}/*")],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }]),
+        "the alerts bucket's policy"
+    );
     let authority = Url::parse(&consent_env["MSSP_AUTHORITY_URL"]).expect("authority URL");
     let port = authority.port().expect("the emulator's port");
 
