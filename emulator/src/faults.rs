@@ -78,6 +78,23 @@ pub struct FaultRule {
     pub status: Option<u16>,
 }
 
+impl FaultRule {
+    /// A rule firing on every request to `api` of every tenant, without limit; change fields
+    /// with struct-update syntax (`FaultRule { count: Some(2), ..FaultRule::new(…) }`).
+    pub fn new(api: FaultTarget, kind: FaultKind) -> Self {
+        FaultRule {
+            tenant: None,
+            api,
+            kind,
+            probability: 1.0,
+            count: None,
+            retry_after: None,
+            latency_ms: None,
+            status: None,
+        }
+    }
+}
+
 /// A fault chosen for one request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fault {
@@ -236,13 +253,8 @@ mod tests {
     fn rule(kind: FaultKind, count: Option<u32>) -> FaultRule {
         FaultRule {
             tenant: Some("t1".into()),
-            api: FaultTarget::Graph,
-            kind,
-            probability: 1.0,
             count,
-            retry_after: None,
-            latency_ms: None,
-            status: None,
+            ..FaultRule::new(FaultTarget::Graph, kind)
         }
     }
 

@@ -111,14 +111,11 @@ fn chaos_scenario(seed: u64) -> emulator::Scenario {
 
 fn faults(seed: u64) -> FaultPlanSpec {
     let rule = |api, kind, probability| FaultRule {
-        tenant: None,
-        api,
-        kind,
         probability,
-        count: None,
         retry_after: Some(0.01),
         latency_ms: Some(3),
         status: Some(503),
+        ..FaultRule::new(api, kind)
     };
     let mut rules = Vec::new();
     for api in [FaultTarget::Graph, FaultTarget::Mde, FaultTarget::Siem] {

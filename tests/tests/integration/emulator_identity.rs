@@ -1250,13 +1250,9 @@ async fn an_injected_throttle_answers_429_with_retry_after_and_90055() {
         seed: 1,
         rules: vec![FaultRule {
             tenant: Some(FABRIKAM.into()),
-            api: FaultTarget::Identity,
-            kind: FaultKind::Throttle,
-            probability: 1.0,
             count: Some(1),
             retry_after: Some(2.5),
-            latency_ms: None,
-            status: None,
+            ..FaultRule::new(FaultTarget::Identity, FaultKind::Throttle)
         }],
     });
     let scope = format!("{GRAPH}/.default");

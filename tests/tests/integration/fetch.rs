@@ -14,13 +14,10 @@ use crate::fixtures::{CONTOSO, FABRIKAM, NORTHWIND, World, scenario, tid};
 fn fault(tenant: &str, api: FaultTarget, kind: FaultKind, count: u32) -> FaultRule {
     FaultRule {
         tenant: Some(tenant.into()),
-        api,
-        kind,
-        probability: 1.0,
         count: Some(count),
         retry_after: Some(0.05),
-        latency_ms: None,
         status: Some(503),
+        ..FaultRule::new(api, kind)
     }
 }
 

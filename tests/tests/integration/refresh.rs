@@ -163,14 +163,9 @@ async fn a_burst_of_server_errors_is_retried_and_changes_no_status() {
     w.emu.state().world().faults.replace(FaultPlanSpec {
         seed: 9,
         rules: vec![FaultRule {
-            tenant: None,
-            api: FaultTarget::Identity,
-            kind: FaultKind::ServerError,
-            probability: 1.0,
             count: Some(2),
-            retry_after: None,
-            latency_ms: None,
             status: Some(503),
+            ..FaultRule::new(FaultTarget::Identity, FaultKind::ServerError)
         }],
     });
     let r = refresh_tenant(&w.services, &tid(FABRIKAM), true)
@@ -201,14 +196,8 @@ async fn a_persistent_outage_is_recorded_without_changing_the_status() {
     w.emu.state().world().faults.replace(FaultPlanSpec {
         seed: 9,
         rules: vec![FaultRule {
-            tenant: None,
-            api: FaultTarget::Identity,
-            kind: FaultKind::ServerError,
-            probability: 1.0,
-            count: None,
-            retry_after: None,
-            latency_ms: None,
             status: Some(500),
+            ..FaultRule::new(FaultTarget::Identity, FaultKind::ServerError)
         }],
     });
     let e = refresh_tenant(&w.services, &tid(NORTHWIND), true)
