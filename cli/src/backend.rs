@@ -6,17 +6,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use shared::adapters::aws::sdk_config;
-use shared::adapters::aws_fetch::DynamoDbCursorStore;
-use shared::adapters::file::{
-    FileAppSecrets, FileConsentNonces, FileTenantRegistry, FileTokenStore,
-};
-use shared::adapters::file_fetch::{FileAlertSink, FileCursorStore};
+use shared::adapters::local::FileAlertSink;
+use shared::assemble;
 use shared::clock::{Clock, SystemClock};
+use shared::config::deployment::ServiceConfig;
 use shared::domain::{Tenant, TenantId};
-use shared::flows::Services;
-use shared::flows::fetch::FetchPorts;
-use shared::ports::{CursorStore, StoreError};
-use shared::wiring::{ServiceConfig, aws_services_with};
+use shared::flows::Deps;
+use shared::ports::StoreError;
 use url::Url;
 
 use crate::config::{BackendKind, Config, Source};
@@ -25,28 +21,25 @@ use crate::error::CliError;
 /// `client_id` of the template `mssp init` writes: refused until replaced.
 pub const TEMPLATE_CLIENT_ID: &str = "00000000-0000-0000-0000-000000000000";
 
-/// The services of a command and the stores beside them.
+/// The dependencies of a command, and where they live (for messages).
 #[derive(Clone)]
 pub struct Backend {
-    /// The flows' services.
-    pub services: Services,
-    /// Cursors (status, offboarding).
-    pub cursors: Arc<dyn CursorStore>,
-    /// The local sink and cursors (`mssp serve`, the demo); `None` on AWS.
-    pub local: Option<LocalStores>,
+    /// The flows' dependencies.
+    pub deps: Deps,
+    /// The local data directory and its alert files, for reading records back (`mssp serve`,
+    /// the demo); `None` on AWS.
+    pub local: Option<LocalFiles>,
     /// Where the app credentials are, for messages.
     app_location: String,
     app_file: Option<PathBuf>,
 }
 
-/// The local fetch ports, with the data directory they live in.
+/// The local data directory and the alert files in it.
 #[derive(Clone)]
-pub struct LocalStores {
+pub struct LocalFiles {
     /// The data directory.
     pub data_dir: PathBuf,
-    /// Cursors and the NDJSON sink.
-    pub ports: FetchPorts,
-    /// The sink, for reading records back.
+    /// The sink's files, for reading records back.
     pub sink: FileAlertSink,
 }
 
@@ -55,26 +48,17 @@ impl Backend {
     /// `public_base_url`.
     pub fn local(config: &Config, public_base_url: Url, clock: Arc<dyn Clock>) -> Backend {
         let dir = &config.data_dir;
-        let cursors: Arc<dyn CursorStore> = Arc::new(FileCursorStore::new(dir));
-        let sink = FileAlertSink::new(dir);
         Backend {
-            services: Services {
-                registry: Arc::new(FileTenantRegistry::new(dir)),
-                tokens: Arc::new(FileTokenStore::new(dir)),
-                nonces: Arc::new(FileConsentNonces::new(dir)),
-                app: Arc::new(FileAppSecrets::at(&config.app_credentials_file)),
+            deps: assemble::local(
+                dir,
+                &config.app_credentials_file,
                 clock,
-                settings: config.settings(public_base_url),
-            },
-            local: Some(LocalStores {
+                config.settings(public_base_url),
+            ),
+            local: Some(LocalFiles {
                 data_dir: dir.clone(),
-                ports: FetchPorts {
-                    cursors: cursors.clone(),
-                    sink: Arc::new(sink.clone()),
-                },
-                sink,
+                sink: FileAlertSink::new(dir),
             }),
-            cursors,
             app_location: config.app_credentials_file.display().to_string(),
             app_file: Some(config.app_credentials_file.clone()),
         }
@@ -84,13 +68,10 @@ impl Backend {
     /// as the Lambda functions read them) with the configuration's knobs.
     pub async fn aws(src: &Source, config: &Config) -> Result<Backend, CliError> {
         let service = ServiceConfig::from_env(&src.env()).map_err(|e| src.error(e))?;
-        let sdk = sdk_config().await;
-        let mut services = aws_services_with(&service, &sdk);
-        config.apply(&mut services.settings);
-        let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+        let mut deps = assemble::aws(&service, &sdk_config().await);
+        config.apply(&mut deps.settings);
         Ok(Backend {
-            services,
-            cursors: Arc::new(DynamoDbCursorStore::new(ddb, &service.table)),
+            deps,
             local: None,
             app_location: format!("Secrets Manager secret {}", service.app_secret_id),
             app_file: None,
@@ -109,8 +90,8 @@ impl Backend {
         }
     }
 
-    /// The local stores, or a usage error naming `command` for the AWS backend.
-    pub fn require_local(&self, command: &str) -> Result<&LocalStores, CliError> {
+    /// The local files, or a usage error naming `command` for the AWS backend.
+    pub fn require_local(&self, command: &str) -> Result<&LocalFiles, CliError> {
         self.local.as_ref().ok_or_else(|| {
             CliError::Usage(format!(
                 "`mssp {command}` runs on the local backend only (it is the single-machine \
@@ -129,7 +110,7 @@ impl Backend {
             path: path.clone(),
             reason: reason.into(),
         };
-        match self.services.app.app_credentials().await {
+        match self.deps.app.app_credentials().await {
             Ok(c) if c.client_id == TEMPLATE_CLIENT_ID => Err(bad("still the template")),
             Ok(_) => Ok(()),
             Err(StoreError::NotFound) => Err(bad("not found")),
@@ -142,7 +123,7 @@ impl Backend {
 
     /// The tenant `id`, or [`CliError::UnknownTenant`].
     pub async fn tenant(&self, id: &TenantId) -> Result<Tenant, CliError> {
-        self.services
+        self.deps
             .registry
             .get(id)
             .await?

@@ -43,10 +43,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use shared::adapters::file::FileAppSecrets;
+use shared::adapters::local::FileAppSecrets;
+use shared::config::Endpoints;
+use shared::config::deployment::{ServiceConfig, check_public_base, endpoints_from_env};
 use shared::config::{ConfigError, Env};
-use shared::flows::{Endpoints, Settings};
-use shared::wiring::{ServiceConfig, check_public_base, endpoints_from_env};
+use shared::flows::Settings;
 use url::Url;
 
 use crate::error::CliError;
@@ -403,6 +404,7 @@ impl Config {
         s.fetch.initial_lookback = chrono_of(self.initial_lookback);
         s.fetch.chunk_target = self.chunk_target;
         s.fetch.http_timeout = self.http_timeout;
+        s.fetch.concurrency = self.fetch_concurrency;
     }
 }
 

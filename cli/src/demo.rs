@@ -25,11 +25,12 @@ use emulator::scenario::GenerateSpec;
 use emulator::{EmuState, Scenario};
 use shared::clock::Clock;
 use shared::config::Cloud;
+use shared::config::Endpoints;
 use shared::domain::{AlertApi, AuthModel, TenantId, TenantStatus};
+use shared::flows::Deps;
 use shared::flows::fetch::{FetchOptions, NoHooks, fetch_tenant};
 use shared::flows::onboarding::{NewTenant, start_onboarding};
 use shared::flows::refresh::refresh_all;
-use shared::flows::{Endpoints, Services};
 use shared::ports::AppCredentials;
 use shared::secret::{ClientSecret, SigningKey};
 use tokio::sync::oneshot;
@@ -200,14 +201,14 @@ pub async fn run(config: &Config, chosen_dir: Option<&Path>) -> Result<Exit, Cli
     demo_config.http_timeout = Duration::from_secs(20);
     let clock = Arc::new(EmulatorClock(emu.state().clone()));
     let backend = Backend::local(&demo_config, public.clone(), clock);
-    shared::adapters::file::FileAppSecrets::at(&demo_config.app_credentials_file).write(
+    shared::adapters::local::FileAppSecrets::at(&demo_config.app_credentials_file).write(
         &AppCredentials {
             client_id,
             client_secret: ClientSecret::new(client_secret),
             state_key: SigningKey::new(fresh_state_key()),
         },
     )?;
-    let services = backend.services.clone();
+    let services = backend.deps.clone();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let server = server::spawn(listener, services.clone(), async {
         let _ = stop_rx.await;
@@ -303,7 +304,7 @@ struct Totals {
 
 /// Refreshes every tenant's tokens, then fetches every tenant once.
 async fn round(
-    s: &Services,
+    s: &Deps,
     backend: &Backend,
     totals: &mut [Totals],
     label: &str,
@@ -316,7 +317,6 @@ async fn round(
         summary.reconsent.len(),
         summary.failed.len()
     );
-    let local = backend.require_local("demo")?;
     for ((id, _, _), total) in TENANTS.iter().zip(totals.iter_mut()) {
         let tid = TenantId::parse(id).map_err(|e| demo_err("tenant id", e))?;
         let opts = FetchOptions {
@@ -324,7 +324,7 @@ async fn round(
             owner: format!("mssp-demo-{}", uuid::Uuid::new_v4().simple()),
             hooks: &NoHooks,
         };
-        let (report, error) = match fetch_tenant(s, &local.ports, &tid, &opts).await {
+        let (report, error) = match fetch_tenant(s, &tid, &opts).await {
             Ok(r) => (Some(r), None),
             Err(e) => (e.report().cloned(), Some(e.to_string())),
         };
@@ -348,7 +348,7 @@ async fn round(
     Ok(())
 }
 
-async fn steps(s: &Services, backend: &Backend, emu: &Arc<EmuState>) -> Result<Vec<Row>, CliError> {
+async fn steps(s: &Deps, backend: &Backend, emu: &Arc<EmuState>) -> Result<Vec<Row>, CliError> {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()

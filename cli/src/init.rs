@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use rand::RngCore;
-use shared::adapters::file::FileAppSecrets;
+use shared::adapters::local::FileAppSecrets;
 use shared::ports::AppCredentials;
 use shared::secret::{ClientSecret, SigningKey};
 
@@ -103,7 +103,7 @@ pub fn run(dir: &Path, data_dir: Option<&Path>, force: bool) -> Result<Exit, Cli
         .unwrap_or_else(|| "mssp-data".into());
     std::fs::create_dir_all(dir)
         .map_err(|e| CliError::io(format!("creating {}", dir.display()), e))?;
-    shared::adapters::file::write_atomic(&config_path, example(&data_dir_text).as_bytes(), false)
+    shared::adapters::local::write_atomic(&config_path, example(&data_dir_text).as_bytes(), false)
         .map_err(|e| CliError::io(format!("writing {}", config_path.display()), e))?;
     println!("Wrote {}", config_path.display());
 
@@ -151,6 +151,6 @@ mod tests {
         .expect("the example parses");
         let c = crate::config::Config::read(&src, None, None).expect("the example is valid");
         assert_eq!(c.data_dir, dir.path().join("data"));
-        assert!(matches!(c.endpoints, shared::flows::Endpoints::PerCloud));
+        assert!(matches!(c.endpoints, shared::config::Endpoints::PerCloud));
     }
 }

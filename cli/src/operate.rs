@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use shared::alerts::Window;
 use shared::domain::{Outcome, Tenant, TenantId, TenantStatus};
-use shared::flows::fetch::fetch_range_observed;
 use shared::flows::onboarding::{NewTenant, consent_link, start_onboarding};
+use shared::flows::range::fetch_range_observed;
 use shared::flows::refresh::{RefreshError, RefreshOutcome, refresh_all, refresh_tenant};
 use shared::flows::status::{TenantHealth, status};
+use shared::microsoft::alerts::Window;
 
 use crate::args::{AddTenant, Format};
 use crate::backend::Backend;
@@ -24,7 +24,7 @@ use crate::output::{print_json, seconds, table, time, truncate};
 pub async fn add(b: &Backend, a: AddTenant, json: bool) -> Result<Exit, CliError> {
     b.check_app().await?;
     let on = start_onboarding(
-        &b.services,
+        &b.deps,
         NewTenant {
             id: a.id,
             display_name: a.name,
@@ -44,7 +44,7 @@ pub async fn add(b: &Backend, a: AddTenant, json: bool) -> Result<Exit, CliError
         );
         println!(
             "Send this consent link to the customer's admin (valid {} days):",
-            b.services.settings.consent_link_ttl.num_days()
+            b.deps.settings.consent_link_ttl.num_days()
         );
         println!("{}", on.consent_link);
     }
@@ -53,7 +53,7 @@ pub async fn add(b: &Backend, a: AddTenant, json: bool) -> Result<Exit, CliError
 
 /// `mssp tenants list`: every tenant, offboarded ones included (they are the audit record).
 pub async fn list(b: &Backend, json: bool) -> Result<Exit, CliError> {
-    let tenants = b.services.registry.list().await?;
+    let tenants = b.deps.registry.list().await?;
     if json {
         print_json(&tenants)?;
         return Ok(Exit::Ok);
@@ -110,10 +110,7 @@ fn outcome(o: &Option<Outcome>) -> String {
 /// `mssp tenants show`.
 pub async fn show(b: &Backend, id: &TenantId, json: bool) -> Result<Exit, CliError> {
     let t = b.tenant(id).await?;
-    let health = status(&b.services, b.cursors.as_ref(), Some(id))
-        .await?
-        .into_iter()
-        .next();
+    let health = status(&b.deps, Some(id)).await?.into_iter().next();
     if json {
         print_json(&json!({"tenant": t, "health": health}))?;
         return Ok(Exit::Ok);
@@ -170,7 +167,7 @@ pub async fn suspend(b: &Backend, id: &TenantId, json: bool) -> Result<Exit, Cli
         });
     }
     let t = b
-        .services
+        .deps
         .update_tenant(id, |t| t.status = TenantStatus::Suspended)
         .await?;
     changed(&t, "suspended", json)
@@ -186,13 +183,13 @@ pub async fn resume(b: &Backend, id: &TenantId, json: bool) -> Result<Exit, CliE
             action: "resume a tenant that is not suspended",
         });
     }
-    let has_tokens = b.services.tokens.get(id).await?.is_some();
+    let has_tokens = b.deps.tokens.get(id).await?.is_some();
     let next = if has_tokens && t.consent.is_some() {
         TenantStatus::Active
     } else {
         TenantStatus::PendingConsent
     };
-    let t = b.services.update_tenant(id, |t| t.status = next).await?;
+    let t = b.deps.update_tenant(id, |t| t.status = next).await?;
     changed(&t, "resumed", json)
 }
 
@@ -202,11 +199,11 @@ pub async fn resume(b: &Backend, id: &TenantId, json: bool) -> Result<Exit, CliE
 pub async fn remove(b: &Backend, id: &TenantId, json: bool) -> Result<Exit, CliError> {
     b.tenant(id).await?;
     let t = b
-        .services
+        .deps
         .update_tenant(id, |t| t.status = TenantStatus::Offboarded)
         .await?;
-    b.services.tokens.delete(id).await?;
-    b.cursors.delete(id).await?;
+    b.deps.tokens.delete(id).await?;
+    b.deps.cursors.delete(id).await?;
     tracing::info!(tenant_id = %id, "tenant offboarded");
     changed(
         &t,
@@ -235,7 +232,7 @@ pub async fn link(b: &Backend, id: &TenantId, json: bool) -> Result<Exit, CliErr
             action: "make a consent link (resume or add it first)",
         });
     }
-    let link = consent_link(&b.services, &t).await?;
+    let link = consent_link(&b.deps, &t).await?;
     if json {
         print_json(&json!({"tenant_id": t.id, "consent_link": link.as_str()}))?;
     } else {
@@ -258,7 +255,7 @@ pub async fn refresh(
     let mut rows: Vec<(TenantId, &'static str, String, Option<String>)> = Vec::new();
     let mut app_broken = None;
     match id {
-        Some(id) => match refresh_tenant(&b.services, id, force).await {
+        Some(id) => match refresh_tenant(&b.deps, id, force).await {
             Ok(RefreshOutcome::Refreshed) => {
                 rows.push((id.clone(), "refreshed", String::new(), None))
             }
@@ -283,7 +280,7 @@ pub async fn refresh(
             Err(e) => return Err(e.into()),
         },
         None => {
-            let summary = refresh_all(&b.services, None).await?;
+            let summary = refresh_all(&b.deps, None).await?;
             app_broken = summary.app_misconfigured.clone();
             for id in summary.refreshed {
                 rows.push((id, "refreshed", String::new(), None));
@@ -351,7 +348,7 @@ pub async fn refresh(
 }
 
 async fn names(b: &Backend) -> Result<Vec<(TenantId, String)>, CliError> {
-    Ok(b.services
+    Ok(b.deps
         .registry
         .list()
         .await?
@@ -380,7 +377,7 @@ pub fn needs_attention(h: &TenantHealth) -> bool {
 
 /// `mssp status`: exit 3 when a tenant needs attention.
 pub async fn show_status(b: &Backend, json: bool) -> Result<Exit, CliError> {
-    let health = status(&b.services, b.cursors.as_ref(), None).await?;
+    let health = status(&b.deps, None).await?;
     let bad = health.iter().any(needs_attention);
     if json {
         print_json(&health)?;
@@ -462,7 +459,7 @@ pub async fn fetch(
     format: Format,
     run_deadline: Duration,
 ) -> Result<Exit, CliError> {
-    let now = b.services.clock.now();
+    let now = b.deps.clock.now();
     let window = Window {
         since: parse_time("--since", since, now)?,
         until: parse_time("--until", until, now)?,
@@ -495,7 +492,7 @@ pub async fn fetch(
     };
     let counter = seen.clone();
     let result = fetch_range_observed(
-        &b.services,
+        &b.deps,
         id,
         window,
         tokio::time::Instant::now() + run_deadline,

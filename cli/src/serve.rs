@@ -15,10 +15,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use shared::clock::SystemClock;
 use shared::domain::{AlertApi, TenantId};
-use shared::flows::Services;
-use shared::flows::fetch::{
-    FetchFlowError, FetchOptions, FetchPorts, NoHooks, dispatch, fetch_tenant,
-};
+use shared::flows::Deps;
+use shared::flows::dispatch::dispatch;
+use shared::flows::fetch::{FetchFlowError, FetchOptions, NoHooks, fetch_tenant};
 use shared::flows::refresh::refresh_all;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -48,7 +47,7 @@ pub async fn run(config: &Config) -> Result<Exit, CliError> {
     let backend = Backend::local(config, public.clone(), Arc::new(SystemClock));
     backend.check_app().await?;
     let local = backend.require_local("serve")?.clone();
-    let services = backend.services.clone();
+    let services = backend.deps.clone();
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let server = server::spawn(listener, services.clone(), stopped(stop_rx.clone()));
@@ -74,7 +73,6 @@ pub async fn run(config: &Config) -> Result<Exit, CliError> {
     ));
     let fetch = tokio::spawn(fetch_loop(
         services.clone(),
-        local.ports.clone(),
         config.clone(),
         owner.clone(),
         in_flight.clone(),
@@ -103,7 +101,7 @@ pub async fn run(config: &Config) -> Result<Exit, CliError> {
         .drain()
         .collect();
     for (id, api) in left {
-        if let Err(e) = local.ports.cursors.release(&id, api, &owner).await {
+        if let Err(e) = services.cursors.release(&id, api, &owner).await {
             tracing::warn!(tenant_id = %id, error = %e, "could not release a lease");
         }
     }
@@ -130,7 +128,7 @@ async fn pause(every: Duration, stop: &watch::Receiver<bool>) -> bool {
     !*stop.borrow()
 }
 
-async fn refresh_loop(s: Services, every: Duration, stop: watch::Receiver<bool>) {
+async fn refresh_loop(s: Deps, every: Duration, stop: watch::Receiver<bool>) {
     loop {
         match refresh_all(&s, Some(Instant::now() + every)).await {
             Ok(sum) => tracing::info!(
@@ -149,15 +147,14 @@ async fn refresh_loop(s: Services, every: Duration, stop: watch::Receiver<bool>)
 }
 
 async fn fetch_loop(
-    s: Services,
-    ports: FetchPorts,
+    s: Deps,
     config: Config,
     owner: String,
     in_flight: InFlight,
     stop: watch::Receiver<bool>,
 ) {
     loop {
-        fetch_round(&s, &ports, &config, &owner, &in_flight, &stop).await;
+        fetch_round(&s, &config, &owner, &in_flight, &stop).await;
         if !pause(config.fetch_interval, &stop).await {
             return;
         }
@@ -167,8 +164,7 @@ async fn fetch_loop(
 /// One scheduled run: every active tenant, `fetch.concurrency` at a time; none started once
 /// stopping.
 async fn fetch_round(
-    s: &Services,
-    ports: &FetchPorts,
+    s: &Deps,
     config: &Config,
     owner: &str,
     in_flight: &InFlight,
@@ -196,7 +192,7 @@ async fn fetch_round(
                 owner: owner.to_string(),
                 hooks: &NoHooks,
             };
-            match fetch_tenant(s, ports, &t.id, &opts).await {
+            match fetch_tenant(s, &t.id, &opts).await {
                 Ok(_) => {}
                 Err(FetchFlowError::Busy(until)) => {
                     tracing::info!(tenant_id = %t.id, until = %until, "another fetch holds the tenant")
@@ -209,7 +205,7 @@ async fn fetch_round(
                 .unwrap_or_else(PoisonError::into_inner)
                 .remove(&key);
         })
-        .buffer_unordered(config.fetch_concurrency)
+        .buffer_unordered(s.settings.fetch.concurrency)
         .collect::<Vec<()>>()
         .await;
 }

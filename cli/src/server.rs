@@ -1,19 +1,20 @@
 //! The consent endpoint served locally with axum: every request goes to the same handler the
-//! `consent-callback` Lambda serves ([`shared::web::consent::handle`]) and the same translation
-//! back to HTTP ([`shared::web::http_response`]).
+//! `consent-callback` Lambda serves ([`shared::consent::handler::handle`]) and the same translation
+//! back to HTTP ([`shared::consent::web::http_response`]).
 
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
-use shared::flows::Services;
-use shared::web::{WebRequest, consent, http_response};
+use shared::consent::handler;
+use shared::consent::web::{WebRequest, http_response};
+use shared::flows::Deps;
 
 /// The router: one fallback route; the consent handler decides (404 for unknown paths).
-pub fn router(services: Services) -> axum::Router {
+pub fn router(services: Deps) -> axum::Router {
     axum::Router::new().fallback(move |req: Request| {
         let services = services.clone();
         async move {
-            let answer = consent::handle(&services, &web_request(&req)).await;
+            let answer = handler::handle(&services, &web_request(&req)).await;
             http_response::<Body>(answer) as Response
         }
     })
@@ -30,7 +31,7 @@ fn web_request(req: &Request) -> WebRequest {
 /// Serves [`router`] on `listener` until `stop` resolves, in a task.
 pub fn spawn(
     listener: tokio::net::TcpListener,
-    services: Services,
+    services: Deps,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> tokio::task::JoinHandle<std::io::Result<()>> {
     tokio::spawn(async move {

@@ -1,28 +1,36 @@
 //! Core of mssp-alerts: everything the Lambda functions, the `mssp` CLI and the tests share.
+//! Function binaries and the CLI are wiring: they build [`flows::Deps`] with [`assemble`] and call
+//! one flow per event or command.
 //!
-//! Function binaries are wiring only; configuration, telemetry, time, secrets and (later) the
-//! flows, ports, clients and adapters live here so they are written and tested once.
+//! The crate map — each module, what it is for, and what it may use (every arrow points down;
+//! nothing below `flows` knows a flow exists):
 //!
-//! - [`config`]: typed environment reader and the per-cloud Microsoft endpoints.
-//! - [`telemetry`]: tracing subscriber setup (JSON lines in Lambda, readable locally).
-//! - [`clock`]: the injected [`clock::Clock`] port, so expiry and deadlines are testable.
-//! - [`secret`]: [`secret::Secret`] and the credential types built on it.
-//! - [`web`]: framework-agnostic HTTP handlers (the consent endpoint).
-//! - [`wiring`]: the Lambda functions' configuration and the [`flows::Services`] they build.
+//! | module | responsibility | may use |
+//! |---|---|---|
+//! | [`assemble`] | configuration → [`flows::Deps`] over the AWS or the local adapters | everything below |
+//! | [`lambda`] | Lambda edge helpers: deadlines | — |
+//! | [`flows`] | use cases: onboarding, refresh, fetch, range, dispatch, status | `ports`, `microsoft`, `consent`, `record`, `domain`, `config`, `clock`, `secret` |
+//! | [`consent`] | signed consent state and links, the consent HTTP handler | `flows::onboarding`, `domain`, `secret` |
+//! | [`adapters`] | the ports over local files (`local/`) and AWS (`aws/`), one file per technology; NDJSON objects | `ports`, `record`, `domain` |
+//! | [`microsoft`] | identity client, token claims, HTTP budget and retry, the three alert sources | `domain`, `secret` |
+//! | [`ports`] | the storage traits flows depend on, in our own types | `domain`, `record` |
+//! | [`record`] | the delivered record (`mssp.alert/1`) and its one builder | `domain`, `microsoft::alerts` |
+//! | [`domain`] | tenants, auth models, APIs, tokens | `config` (clouds), `secret` |
+//! | [`config`] | environment reader, clouds and endpoints, the deployment's variables | — |
+//! | [`clock`], [`secret`], [`telemetry`] | injected time; secret types, constant-time compare, HMAC; tracing setup | — |
 #![warn(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 pub mod adapters;
-pub mod alerts;
-pub mod claims;
+pub mod assemble;
 pub mod clock;
 pub mod config;
-pub mod consent_state;
+pub mod consent;
 pub mod domain;
-pub mod entra;
 pub mod flows;
+pub mod lambda;
+pub mod microsoft;
 pub mod ports;
+pub mod record;
 pub mod secret;
 pub mod telemetry;
-pub mod web;
-pub mod wiring;

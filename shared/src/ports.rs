@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{Tenant, TenantId, TenantTokens};
+use crate::record::AlertRecord;
 use crate::secret::{ClientSecret, SigningKey};
 
 /// Why a store call failed, shaped by what the caller does next.
@@ -236,41 +237,6 @@ pub trait CursorStore: Send + Sync {
 
     /// Deletes the tenant's cursors (offboarding).
     async fn delete(&self, tenant: &TenantId) -> Result<(), StoreError>;
-}
-
-/// One alert version as delivered to the SIEM (DESIGN §5 record, schema `mssp.alert/1`).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct AlertRecord {
-    /// Always `mssp.alert/1`.
-    pub schema: String,
-    /// Tenant.
-    pub tenant_id: TenantId,
-    /// Tenant display name.
-    pub tenant_name: String,
-    /// `graph`, `mde` or `siem`.
-    pub source: crate::domain::AlertApi,
-    /// `created` (first version seen of the alert) or `updated`.
-    pub change: Change,
-    /// The API's alert id.
-    pub alert_id: String,
-    /// The version: the API's update timestamp, normalized to RFC 3339 UTC with 7 fractional digits.
-    pub alert_version: String,
-    /// `<tenant>:<alert_id>:<alert_version>`: stable across retries and runs.
-    pub dedup_key: String,
-    /// When we fetched it.
-    pub fetched_at: DateTime<Utc>,
-    /// The alert exactly as the API returned it.
-    pub alert: serde_json::Value,
-}
-
-/// Whether a record is the first version of an alert we deliver or a later one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Change {
-    /// The alert's creation time equals this version's time.
-    Created,
-    /// A later version.
-    Updated,
 }
 
 /// Identifies one object of a delivery attempt: deterministic for a cursor version, so a retried

@@ -32,7 +32,7 @@ use serde_json::{Value, json};
 use shared::clock::ManualClock;
 use shared::config::{Cloud, CloudEndpoints};
 use shared::domain::{AlertApi, AuthModel, TenantId};
-use shared::flows::Services;
+use shared::flows::Deps;
 use shared::flows::fetch::{FetchOptions, NoHooks, fetch_tenant};
 use shared::flows::onboarding::NewTenant;
 use tests::local;
@@ -399,9 +399,9 @@ fn tenant_id() -> anyhow::Result<TenantId> {
     TenantId::parse(TENANT).context("tenant id")
 }
 
-/// Services over the file adapters in `dir`, with the tenant onboarded through the real consent
+/// Deps over the file adapters in `dir`, with the tenant onboarded through the real consent
 /// flow (application model, Graph) against the emulator, and a Graph budget to match it.
-async fn onboarded(dir: &Path, urls: &Emulated) -> anyhow::Result<Services> {
+async fn onboarded(dir: &Path, urls: &Emulated) -> anyhow::Result<Deps> {
     local::write_app_secret(dir, APP_ID, APP_SECRET)?;
     let endpoints = CloudEndpoints {
         authority: Url::parse(&urls.authority)?,
@@ -410,7 +410,7 @@ async fn onboarded(dir: &Path, urls: &Emulated) -> anyhow::Result<Services> {
         siem: Url::parse(&urls.siem)?,
     };
     let start: DateTime<Utc> = START.parse()?;
-    let mut s = local::file_services(
+    let mut s = local::file_deps(
         dir,
         endpoints,
         Url::parse(PUBLIC_BASE)?,
@@ -436,7 +436,6 @@ async fn onboarded(dir: &Path, urls: &Emulated) -> anyhow::Result<Services> {
 async fn drain(urls: &Emulated) -> anyhow::Result<Measured> {
     let dir = tempfile::tempdir()?;
     let s = onboarded(dir.path(), urls).await?;
-    let ports = local::file_fetch_ports(dir.path());
     let opts = FetchOptions {
         deadline: tokio::time::Instant::now() + Duration::from_secs(1800),
         owner: uuid::Uuid::new_v4().to_string(),
@@ -444,7 +443,7 @@ async fn drain(urls: &Emulated) -> anyhow::Result<Measured> {
     };
     let cpu = process_cpu_s()?;
     let t = Instant::now();
-    let report = fetch_tenant(&s, &ports, &tenant_id()?, &opts).await?;
+    let report = fetch_tenant(&s, &tenant_id()?, &opts).await?;
     let wall_s = t.elapsed().as_secs_f64();
     let cpu_s = process_cpu_s()? - cpu;
     // Before anything below allocates.

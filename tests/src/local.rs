@@ -7,18 +7,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, bail, ensure};
-use shared::adapters::file::{
-    FileAppSecrets, FileConsentNonces, FileTenantRegistry, FileTokenStore,
-};
-use shared::adapters::file_fetch::{FileAlertSink, FileCursorStore};
+use shared::adapters::local::FileAppSecrets;
 use shared::clock::Clock;
-use shared::config::CloudEndpoints;
+use shared::config::{CloudEndpoints, Endpoints};
 use shared::domain::Tenant;
-use shared::flows::fetch::FetchPorts;
 use shared::flows::onboarding::{
     Callback, NewTenant, begin_consent, complete_consent, start_onboarding,
 };
-use shared::flows::{Endpoints, Services, Settings};
+use shared::flows::{Deps, Settings};
 use shared::ports::AppCredentials;
 use shared::secret::{ClientSecret, SigningKey};
 use url::Url;
@@ -41,30 +37,20 @@ pub fn write_app_secret(dir: &Path, client_id: &str, client_secret: &str) -> any
         .context("writing the app secret")
 }
 
-/// The product's services over the file adapters in `dir`, reaching Microsoft at `endpoints`,
-/// with consent callbacks at `public_base` and time from `clock`.
-pub fn file_services(
+/// The product's dependencies over the file adapters in `dir`, reaching Microsoft at
+/// `endpoints`, with consent callbacks at `public_base` and time from `clock`.
+pub fn file_deps(
     dir: &Path,
     endpoints: CloudEndpoints,
     public_base: Url,
     clock: Arc<dyn Clock>,
-) -> Services {
-    Services {
-        registry: Arc::new(FileTenantRegistry::new(dir)),
-        tokens: Arc::new(FileTokenStore::new(dir)),
-        nonces: Arc::new(FileConsentNonces::new(dir)),
-        app: Arc::new(FileAppSecrets::new(dir)),
+) -> Deps {
+    shared::assemble::local(
+        dir,
+        &FileAppSecrets::default_path(dir),
         clock,
-        settings: Settings::new(Endpoints::Fixed(Box::new(endpoints)), public_base),
-    }
-}
-
-/// The fetch ports over the file adapters in `dir`: cursors and the alert sink.
-pub fn file_fetch_ports(dir: &Path) -> FetchPorts {
-    FetchPorts {
-        cursors: Arc::new(FileCursorStore::new(dir)),
-        sink: Arc::new(FileAlertSink::new(dir)),
-    }
+        Settings::new(Endpoints::Fixed(Box::new(endpoints)), public_base),
+    )
 }
 
 /// The query parameters of a consent callback URL.
@@ -127,7 +113,7 @@ pub async fn follow_consent(
 ///
 /// When the link carries no `link` parameter, the flow refuses it, or Microsoft does not come
 /// back (see [`follow_consent`]).
-pub async fn sign_in(s: &Services, http: &reqwest::Client, link: &Url) -> anyhow::Result<Callback> {
+pub async fn sign_in(s: &Deps, http: &reqwest::Client, link: &Url) -> anyhow::Result<Callback> {
     let link_param = link
         .query_pairs()
         .find(|(k, _)| k == "link")
@@ -145,11 +131,7 @@ pub async fn sign_in(s: &Services, http: &reqwest::Client, link: &Url) -> anyhow
 /// # Errors
 ///
 /// When any step fails.
-pub async fn onboard(
-    s: &Services,
-    http: &reqwest::Client,
-    new: NewTenant,
-) -> anyhow::Result<Tenant> {
+pub async fn onboard(s: &Deps, http: &reqwest::Client, new: NewTenant) -> anyhow::Result<Tenant> {
     let link = start_onboarding(s, new)
         .await
         .context("starting onboarding")?

@@ -20,15 +20,17 @@ use futures::StreamExt;
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use shared::alerts::{Window, parse_time};
 use shared::domain::TenantId;
-use shared::flows::fetch::{
-    FetchFlowError, FetchOptions, NoHooks, dispatch, fetch_range, fetch_tenant,
-};
+use shared::flows::Deps;
+use shared::flows::dispatch::dispatch;
+use shared::flows::fetch::{FetchFlowError, FetchOptions, NoHooks, fetch_tenant};
+use shared::flows::range::fetch_range;
 use shared::flows::refresh::RefreshError;
 use shared::flows::status::status;
+use shared::lambda::{scheduled_event, stop_at};
+use shared::microsoft::alerts::{Window, parse_time};
 use shared::ports::{StoreError, WorkItem};
-use shared::wiring::{FetcherDeps, scheduled_event, stop_at};
+use shared::record::AlertRecord;
 
 /// The event shapes this function accepts, quoted in [`HandlerError::InvalidEvent`].
 pub const ACCEPTED: &str = "an EventBridge scheduled event, an SQS event whose bodies are \
@@ -129,17 +131,13 @@ fn time(field: &str, s: &str) -> Result<DateTime<Utc>, HandlerError> {
 }
 
 /// Serves one invocation.
-pub async fn handle(deps: &FetcherDeps, event: LambdaEvent<Value>) -> Result<Value, HandlerError> {
+pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, HandlerError> {
     let stop = stop_at(event.context.deadline, SystemTime::now())
         .unwrap_or_else(|| tokio::time::Instant::now() + std::time::Duration::from_secs(840));
     let payload = event.payload;
     if let Some(scheduled) = scheduled_event(&payload) {
         scheduled.map_err(invalid)?;
-        let tenants: Vec<TenantId> = dispatch(&deps.services)
-            .await?
-            .into_iter()
-            .map(|t| t.id)
-            .collect();
+        let tenants: Vec<TenantId> = dispatch(deps).await?.into_iter().map(|t| t.id).collect();
         let sent = deps.queue.enqueue(&tenants).await?;
         tracing::info!(
             tenants = tenants.len(),
@@ -160,7 +158,7 @@ pub async fn handle(deps: &FetcherDeps, event: LambdaEvent<Value>) -> Result<Val
 }
 
 async fn sqs_batch(
-    deps: &FetcherDeps,
+    deps: &Deps,
     records: &[Value],
     stop: tokio::time::Instant,
     request_id: &str,
@@ -181,7 +179,7 @@ async fn sqs_batch(
                 owner: format!("{request_id}-{i}"),
                 hooks: &NoHooks,
             };
-            match fetch_tenant(&deps.services, &deps.ports, &item.tenant_id, &opts).await {
+            match fetch_tenant(deps, &item.tenant_id, &opts).await {
                 Ok(_) => None,
                 // Another fetch is on it, or there is nothing to fetch: done with this message.
                 Err(FetchFlowError::Busy(_) | FetchFlowError::NotActive(_) | FetchFlowError::UnknownTenant) => None,
@@ -191,7 +189,7 @@ async fn sqs_batch(
                 }
             }
         })
-        .buffer_unordered(deps.fetch_concurrency.max(1))
+        .buffer_unordered(deps.settings.fetch.concurrency.max(1))
         .collect()
         .await;
     let failures: Vec<Value> = results
@@ -203,7 +201,7 @@ async fn sqs_batch(
 }
 
 async fn direct_invoke(
-    deps: &FetcherDeps,
+    deps: &Deps,
     direct: Direct,
     stop: tokio::time::Instant,
     request_id: &str,
@@ -211,7 +209,7 @@ async fn direct_invoke(
     match direct {
         Direct::Status { tenant_id } => {
             let id = tenant_id.as_deref().map(tenant).transpose()?;
-            let health = status(&deps.services, deps.ports.cursors.as_ref(), id.as_ref()).await?;
+            let health = status(deps, id.as_ref()).await?;
             Ok(json!({"tenant_id": id, "tenants": health}))
         }
         Direct::FetchNow { tenant_id } => {
@@ -221,7 +219,7 @@ async fn direct_invoke(
                 owner: format!("fetch-now-{request_id}"),
                 hooks: &NoHooks,
             };
-            let report = fetch_tenant(&deps.services, &deps.ports, &id, &opts).await?;
+            let report = fetch_tenant(deps, &id, &opts).await?;
             Ok(json!({"tenant_id": id, "report": report}))
         }
         Direct::Fetch {
@@ -257,7 +255,7 @@ async fn direct_invoke(
                     )?;
                     let until = match until.as_deref() {
                         Some(u) => time("until", u)?,
-                        None => deps.services.clock.now(),
+                        None => deps.clock.now(),
                     };
                     (since, until)
                 }
@@ -269,7 +267,7 @@ async fn direct_invoke(
                 Some(t) => parse_time(&t.after_version).unwrap_or(since).max(since),
                 None => since,
             };
-            let all = fetch_range(&deps.services, &id, Window { since: from, until }, stop).await?;
+            let all = fetch_range(deps, &id, Window { since: from, until }, stop).await?;
             let after = token
                 .as_ref()
                 .map(|t| (t.after_version.clone(), t.after_id.clone()));
@@ -283,7 +281,7 @@ async fn direct_invoke(
             }) {
                 let bytes = serde_json::to_vec(&r).map(|b| b.len()).unwrap_or(0) + 1;
                 if alerts.len() >= limit || size + bytes > MAX_ANSWER_BYTES {
-                    let last: &shared::ports::AlertRecord = match alerts.last() {
+                    let last: &AlertRecord = match alerts.last() {
                         Some(l) => l,
                         None => return Err(invalid("one alert is larger than an answer may be")),
                     };

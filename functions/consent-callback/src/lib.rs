@@ -1,16 +1,17 @@
 //! `consent-callback`: the consent endpoint behind API Gateway (HTTP API, payload format 2.0).
 //!
 //! Translates a `lambda_http` request into a [`WebRequest`], serves it with the shared consent
-//! handler ([`shared::web::consent`], the same one the local server uses) and translates the
+//! handler ([`shared::consent::handler`], the same one the local server uses) and translates the
 //! [`WebResponse`] back. Routes, statuses and pages are documented there.
 
 use lambda_http::{Body, Error, Request, Response};
-use shared::flows::Services;
-use shared::web::{WebRequest, WebResponse, consent};
+use shared::consent::handler;
+use shared::consent::web::{WebRequest, WebResponse};
+use shared::flows::Deps;
 
 /// Serves one API Gateway request.
-pub async fn handle(services: &Services, req: Request) -> Result<Response<Body>, Error> {
-    let answer = consent::handle(services, &web_request(&req)).await;
+pub async fn handle(services: &Deps, req: Request) -> Result<Response<Body>, Error> {
+    let answer = handler::handle(services, &web_request(&req)).await;
     Ok(http_response(answer))
 }
 
@@ -27,7 +28,7 @@ pub fn web_request(req: &Request) -> WebRequest {
 /// the `http` crate refuses (never produced by the consent handler) turns the answer into a bare
 /// 500 rather than a Lambda error.
 pub fn http_response(answer: WebResponse) -> Response<Body> {
-    shared::web::http_response(answer)
+    shared::consent::web::http_response(answer)
 }
 
 #[cfg(test)]

@@ -16,12 +16,12 @@ use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::domain::TenantId;
-use shared::flows::Services;
+use shared::flows::Deps;
 use shared::flows::refresh::{
     RefreshError, RefreshOutcome, RefreshSummary, refresh_all, refresh_tenant,
 };
+pub use shared::lambda::{SAFETY_MARGIN_MAX, stop_at};
 use shared::ports::StoreError;
-pub use shared::wiring::{SAFETY_MARGIN_MAX, stop_at};
 
 /// The event shapes this function accepts, quoted in [`HandlerError::InvalidEvent`].
 pub const ACCEPTED: &str = "an EventBridge scheduled event ({\"source\": \"aws.events\", \
@@ -121,7 +121,7 @@ pub fn parse_event(event: &Value) -> Result<Invocation, HandlerError> {
     let Some(object) = event.as_object() else {
         return Err(HandlerError::invalid("the event is not a JSON object"));
     };
-    if let Some(scheduled) = shared::wiring::scheduled_event(event) {
+    if let Some(scheduled) = shared::lambda::scheduled_event(event) {
         return scheduled
             .map(|()| Invocation::Scheduled)
             .map_err(HandlerError::invalid);
@@ -209,7 +209,7 @@ pub struct TenantRefreshed {
 }
 
 /// Serves one invocation.
-pub async fn handle(services: &Services, event: LambdaEvent<Value>) -> Result<Value, HandlerError> {
+pub async fn handle(services: &Deps, event: LambdaEvent<Value>) -> Result<Value, HandlerError> {
     let invocation = parse_event(&event.payload).inspect_err(|e| {
         tracing::warn!(error_type = e.error_type(), "event refused");
     })?;

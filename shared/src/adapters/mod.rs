@@ -1,8 +1,7 @@
-//! Adapters behind the [`crate::ports`]: local files (the embedded default) and AWS.
+//! Adapters behind the [`crate::ports`]: local files (the embedded default) and AWS, one file per
+//! technology, plus the NDJSON object format both sinks write.
 
 pub mod aws;
-pub mod aws_fetch;
-pub mod aws_queue;
-pub mod file;
-pub mod file_fetch;
+pub mod local;
 pub mod ndjson;
+pub mod unconfigured;

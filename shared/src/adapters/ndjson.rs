@@ -8,7 +8,8 @@ use flate2::Compression;
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 
-use crate::ports::{AlertRecord, StoreError};
+use crate::ports::StoreError;
+use crate::record::AlertRecord;
 
 /// The media type of the uncompressed content. Objects are `.ndjson.gz` files, so the
 /// compression is part of the object, not a transfer or content encoding.
@@ -91,11 +92,12 @@ pub fn add_to_attempt(
         })?;
     into.next_seq = into.next_seq.max(seq.saturating_add(1));
     for r in decode_batch(bytes)? {
-        let at =
-            crate::alerts::parse_time(&r.alert_version).ok_or_else(|| StoreError::Corrupt {
+        let at = crate::microsoft::alerts::parse_time(&r.alert_version).ok_or_else(|| {
+            StoreError::Corrupt {
                 what: format!("alert object {key}"),
                 source: "a record's alert_version is not a time".into(),
-            })?;
+            }
+        })?;
         into.delivered.push((r.dedup_key, at));
     }
     Ok(())
@@ -108,7 +110,7 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::domain::{AlertApi, TenantId};
-    use crate::ports::Change;
+    use crate::record::Change;
 
     /// A record of `tenant` with `alert` as the raw alert.
     pub(crate) fn record(
@@ -123,6 +125,7 @@ pub(crate) mod tests {
             tenant_name: "Contoso — Zürich 東京".into(),
             source: AlertApi::Graph,
             change: Change::Created,
+            first_seen: false,
             alert_id: alert_id.into(),
             alert_version: version.into(),
             dedup_key: format!("{tenant}:{alert_id}:{version}"),

@@ -1,9 +1,20 @@
-//! Flows (use cases): onboarding and consent, token refresh. Each takes its dependencies through
-//! [`Services`] — ports, the clock and settings — so the Lambda handlers, the CLI and the tests run
-//! the same code over different adapters.
+//! Flows: the product's use cases, one module each. A flow takes [`Deps`] — the ports, the clock
+//! and the settings — and nothing else, so the Lambda handlers, the CLI and the tests run the same
+//! code over the AWS or the local adapters ([`crate::assemble`] builds them).
+//!
+//! | flow | use case |
+//! |---|---|
+//! | [`onboarding`] | register a tenant, consent links, the consent callback |
+//! | [`refresh`] | keep every tenant's tokens alive |
+//! | [`fetch`] | a tenant's alerts into the sink, exactly once, under its lease |
+//! | [`range`] | alerts of a time range now, for SOC tooling (no cursor move) |
+//! | [`dispatch`] | which tenants a scheduled round fetches |
+//! | [`status`] | tenant health at a glance |
 
+pub mod dispatch;
 pub mod fetch;
 pub mod onboarding;
+pub mod range;
 pub mod refresh;
 pub mod status;
 
@@ -14,31 +25,13 @@ use chrono::Duration;
 use url::Url;
 
 use crate::clock::Clock;
-use crate::config::{Cloud, CloudEndpoints};
+use crate::config::{Cloud, Endpoints};
 use crate::domain::{Tenant, TenantId};
-use crate::entra::EntraClient;
+use crate::microsoft::identity::EntraClient;
 use crate::ports::{
-    AppCredentials, AppSecrets, ConsentNonces, StoreError, TenantRegistry, TokenStore,
+    AlertSink, AppCredentials, AppSecrets, ConsentNonces, CursorStore, StoreError, TenantRegistry,
+    TokenStore, WorkQueue,
 };
-
-/// Which Microsoft endpoints a tenant is reached at.
-#[derive(Debug, Clone)]
-pub enum Endpoints {
-    /// Microsoft's real endpoints of each tenant's own cloud.
-    PerCloud,
-    /// One set for every tenant (an emulator, or a single sovereign cloud with overrides).
-    Fixed(Box<CloudEndpoints>),
-}
-
-impl Endpoints {
-    /// The endpoints for a tenant in `cloud`.
-    pub fn for_cloud(&self, cloud: Cloud) -> CloudEndpoints {
-        match self {
-            Endpoints::PerCloud => CloudEndpoints::for_cloud(cloud),
-            Endpoints::Fixed(e) => (**e).clone(),
-        }
-    }
-}
 
 /// Knobs of the onboarding and refresh flows.
 #[derive(Debug, Clone)]
@@ -88,11 +81,13 @@ impl Settings {
     }
 }
 
-pub(crate) use crate::alerts::join;
+pub(crate) use crate::microsoft::alerts::join;
 
-/// Everything a flow needs.
+/// Everything a flow may use: the ports, the clock and the settings. One bundle, built by
+/// [`crate::assemble`] for the Lambda functions (AWS adapters) and for the CLI (local files or
+/// AWS) alike.
 #[derive(Clone)]
-pub struct Services {
+pub struct Deps {
     /// Tenant records.
     pub registry: Arc<dyn TenantRegistry>,
     /// Tokens per tenant.
@@ -101,13 +96,19 @@ pub struct Services {
     pub nonces: Arc<dyn ConsentNonces>,
     /// The app registration's credentials.
     pub app: Arc<dyn AppSecrets>,
+    /// Fetch cursors and their leases.
+    pub cursors: Arc<dyn CursorStore>,
+    /// Where alert records go.
+    pub sink: Arc<dyn AlertSink>,
+    /// Where a scheduled dispatch puts one work item per tenant (AWS: SQS).
+    pub queue: Arc<dyn WorkQueue>,
     /// Time.
     pub clock: Arc<dyn Clock>,
     /// Knobs.
     pub settings: Settings,
 }
 
-impl Services {
+impl Deps {
     /// The identity client for a tenant's cloud with the app's credentials.
     pub(crate) fn entra(
         &self,

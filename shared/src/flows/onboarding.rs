@@ -15,14 +15,14 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use url::Url;
 
-use super::{Services, join};
-use crate::claims::{self, ClaimsError};
+use super::{Deps, join};
 use crate::config::Cloud;
-use crate::consent_state::{ConsentState, StateError};
+use crate::consent::state::{ConsentState, StateError};
 use crate::domain::{
     AlertApi, AuthModel, ConsentProvenance, Outcome, Tenant, TenantId, TenantStatus, TenantTokens,
 };
-use crate::entra::{IdentityError, TokenResponse, default_scope, delegated_scope};
+use crate::microsoft::claims::{self, ClaimsError};
+use crate::microsoft::identity::{IdentityError, TokenResponse, default_scope, delegated_scope};
 use crate::ports::{AppCredentials, StoreError};
 use crate::secret::AuthCode;
 
@@ -171,7 +171,7 @@ pub fn sanitize(s: &str, max: usize) -> String {
 
 /// Registers a pending tenant and returns the consent link to send. A tenant that is pending,
 /// needs re-consent or was offboarded gets a fresh link; an active or suspended one is refused.
-pub async fn start_onboarding(s: &Services, new: NewTenant) -> Result<Onboarded, ConsentError> {
+pub async fn start_onboarding(s: &Deps, new: NewTenant) -> Result<Onboarded, ConsentError> {
     let now = s.clock.now();
     let tenant = match s.registry.get(&new.id).await? {
         None => {
@@ -212,7 +212,7 @@ pub async fn start_onboarding(s: &Services, new: NewTenant) -> Result<Onboarded,
 }
 
 /// A fresh consent link for an existing tenant (`{base}/consent/start?link=…`).
-pub async fn consent_link(s: &Services, tenant: &Tenant) -> Result<Url, ConsentError> {
+pub async fn consent_link(s: &Deps, tenant: &Tenant) -> Result<Url, ConsentError> {
     let creds = s.app.app_credentials().await?;
     let link = ConsentState::new(
         tenant.id.clone(),
@@ -227,7 +227,7 @@ pub async fn consent_link(s: &Services, tenant: &Tenant) -> Result<Url, ConsentE
 }
 
 /// Opens a consent link: answers the Microsoft URL to send the browser to.
-pub async fn begin_consent(s: &Services, link: &str) -> Result<Url, ConsentError> {
+pub async fn begin_consent(s: &Deps, link: &str) -> Result<Url, ConsentError> {
     let creds = s.app.app_credentials().await?;
     let now = s.clock.now();
     let bound = ConsentState::verify(link, &link_key(&creds), now)?;
@@ -270,7 +270,7 @@ pub async fn begin_consent(s: &Services, link: &str) -> Result<Url, ConsentError
 }
 
 /// Completes a consent from the callback's query parameters; returns the now active tenant.
-pub async fn complete_consent(s: &Services, cb: &Callback) -> Result<Tenant, ConsentError> {
+pub async fn complete_consent(s: &Deps, cb: &Callback) -> Result<Tenant, ConsentError> {
     let state = clean(&cb.state)?.ok_or(ConsentError::Missing("state"))?;
     let code = clean(&cb.code)?;
     let error = clean(&cb.error)?;

@@ -17,11 +17,11 @@ use futures::StreamExt;
 use rand::Rng;
 use url::Url;
 
-use super::Services;
+use super::Deps;
 use super::onboarding::consent_link;
-use crate::claims::{self, ClaimsError};
 use crate::domain::{AuthModel, Outcome, Tenant, TenantId, TenantStatus, TenantTokens};
-use crate::entra::{EntraClient, IdentityError, TokenResponse};
+use crate::microsoft::claims::{self, ClaimsError};
+use crate::microsoft::identity::{EntraClient, IdentityError, TokenResponse};
 use crate::ports::{AppCredentials, StoreError};
 use crate::secret::AccessToken;
 
@@ -80,7 +80,7 @@ pub struct RefreshSummary {
 }
 
 /// Whether `tokens` need renewing at `now`.
-fn needs_refresh(s: &Services, tokens: &TenantTokens) -> bool {
+fn needs_refresh(s: &Deps, tokens: &TenantTokens) -> bool {
     let now = s.clock.now();
     let expiring = match (tokens.expires_at, &tokens.access_token) {
         (Some(exp), Some(_)) => exp - s.settings.refresh_margin <= now,
@@ -95,7 +95,7 @@ fn needs_refresh(s: &Services, tokens: &TenantTokens) -> bool {
 
 /// Calls the identity platform, retrying transient failures with exponential backoff and jitter
 /// (or the server's `Retry-After`), at most `identity_attempts` times.
-async fn with_retries<F, Fut>(s: &Services, mut call: F) -> Result<TokenResponse, IdentityError>
+async fn with_retries<F, Fut>(s: &Deps, mut call: F) -> Result<TokenResponse, IdentityError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<TokenResponse, IdentityError>>,
@@ -124,7 +124,7 @@ where
 }
 
 async fn renew(
-    s: &Services,
+    s: &Deps,
     entra: &EntraClient,
     tenant: &Tenant,
     tokens: &TenantTokens,
@@ -160,7 +160,7 @@ fn reason_of(e: &IdentityError) -> String {
 }
 
 async fn mark_reconsent(
-    s: &Services,
+    s: &Deps,
     tenant: &Tenant,
     reason: String,
 ) -> Result<RefreshError, StoreError> {
@@ -184,7 +184,7 @@ async fn mark_reconsent(
     })
 }
 
-async fn record_failure(s: &Services, tenant: &TenantId, detail: String) -> Result<(), StoreError> {
+async fn record_failure(s: &Deps, tenant: &TenantId, detail: String) -> Result<(), StoreError> {
     let now = s.clock.now();
     s.update_tenant(tenant, |t| {
         t.consecutive_failures += 1;
@@ -199,7 +199,7 @@ async fn record_failure(s: &Services, tenant: &TenantId, detail: String) -> Resu
 }
 
 async fn refresh_with(
-    s: &Services,
+    s: &Deps,
     creds: &AppCredentials,
     id: &TenantId,
     force: bool,
@@ -270,7 +270,7 @@ async fn refresh_with(
 
 /// Refreshes one tenant's tokens when they need it (always, with `force`).
 pub async fn refresh_tenant(
-    s: &Services,
+    s: &Deps,
     id: &TenantId,
     force: bool,
 ) -> Result<RefreshOutcome, RefreshError> {
@@ -279,7 +279,7 @@ pub async fn refresh_tenant(
 }
 
 /// A usable access token for the tenant: the cached one, or a renewed one.
-pub async fn access_token(s: &Services, id: &TenantId) -> Result<AccessToken, RefreshError> {
+pub async fn access_token(s: &Deps, id: &TenantId) -> Result<AccessToken, RefreshError> {
     let creds = s.app.app_credentials().await?;
     refresh_with(s, &creds, id, false).await.map(|(_, t)| t)
 }
@@ -287,7 +287,7 @@ pub async fn access_token(s: &Services, id: &TenantId) -> Result<AccessToken, Re
 /// Refreshes every active tenant with bounded concurrency, stopping new work at `deadline`.
 /// Fails as a whole only when the app credentials or the registry cannot be read.
 pub async fn refresh_all(
-    s: &Services,
+    s: &Deps,
     deadline: Option<tokio::time::Instant>,
 ) -> Result<RefreshSummary, RefreshError> {
     let mut summary = RefreshSummary::default();

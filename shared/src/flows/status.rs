@@ -5,10 +5,10 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::Services;
+use super::Deps;
 use super::onboarding::consent_link;
 use crate::domain::{Tenant, TenantId, TenantStatus};
-use crate::ports::{CursorStore, StoreError};
+use crate::ports::StoreError;
 
 /// One tenant's health.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -42,11 +42,7 @@ pub struct TenantHealth {
 }
 
 /// Health of one tenant, or of every tenant when `only` is `None` (offboarded ones left out).
-pub async fn status(
-    s: &Services,
-    cursors: &dyn CursorStore,
-    only: Option<&TenantId>,
-) -> Result<Vec<TenantHealth>, StoreError> {
+pub async fn status(s: &Deps, only: Option<&TenantId>) -> Result<Vec<TenantHealth>, StoreError> {
     let tenants: Vec<Tenant> = match only {
         Some(id) => s.registry.get(id).await?.into_iter().collect(),
         None => s
@@ -60,7 +56,8 @@ pub async fn status(
     let now = s.clock.now();
     let mut out = Vec::with_capacity(tenants.len());
     for t in tenants {
-        let watermark = cursors
+        let watermark = s
+            .cursors
             .get(&t.id, t.alert_api)
             .await?
             .and_then(|c| c.watermark);

@@ -161,7 +161,7 @@ async fn every_exposed_version_arrives_exactly_once_through_faults_and_kills() {
         between_delivery_and_commit: AtomicU64::new(0),
     };
     let mut rng = StdRng::seed_from_u64(seed);
-    let ports = w.fetch_ports();
+    let ports = &w.services;
     let mut marks: HashMap<String, DateTime<Utc>> = HashMap::new();
     let mut regressions = 0u64;
     let (mut runs, mut complete, mut incomplete, mut busy, mut other) =
@@ -178,7 +178,7 @@ async fn every_exposed_version_arrives_exactly_once_through_faults_and_kills() {
                 hooks: &killer,
             };
             runs += 1;
-            match fetch_tenant(&w.services, &ports, &tid(id), &opts).await {
+            match fetch_tenant(&w.services, &tid(id), &opts).await {
                 Ok(_) => complete += 1,
                 Err(FetchFlowError::Interrupted(_)) => {}
                 Err(FetchFlowError::Incomplete { .. }) => incomplete += 1,
@@ -217,7 +217,7 @@ async fn every_exposed_version_arrives_exactly_once_through_faults_and_kills() {
                 owner: format!("calm-{round}-{i}"),
                 hooks: &shared::flows::fetch::NoHooks,
             };
-            fetch_tenant(&w.services, &ports, &tid(id), &opts)
+            fetch_tenant(&w.services, &tid(id), &opts)
                 .await
                 .expect("a calm run completes");
         }

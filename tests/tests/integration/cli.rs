@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use emulator::RunningEmulator;
 use serde_json::Value;
-use shared::adapters::file_fetch::FileAlertSink;
+use shared::adapters::local::FileAlertSink;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use url::Url;
 

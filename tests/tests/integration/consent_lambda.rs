@@ -37,7 +37,7 @@ async fn consent_through_the_binary(id: &str, name: &str, model: AuthModel, api:
     assert_security_headers(&done, "callback");
     let page = done.text().await.expect("page");
     assert!(page.contains(id), "{page}");
-    let escaped = shared::web::escape_html(name);
+    let escaped = shared::consent::web::escape_html(name);
     assert!(page.contains(&escaped), "the page names {escaped}: {page}");
 
     let tenant = w.tenant(id).await.expect("tenant");

@@ -7,7 +7,7 @@ use emulator::faults::{FaultKind, FaultPlanSpec, FaultRule, FaultTarget};
 use serde_json::json;
 use shared::domain::{AlertApi, AuthModel};
 use shared::flows::fetch::FetchFlowError;
-use shared::ports::Change;
+use shared::record::Change;
 
 use crate::fixtures::{CONTOSO, FABRIKAM, NORTHWIND, World, scenario, tid};
 
@@ -22,7 +22,7 @@ fn fault(tenant: &str, api: FaultTarget, kind: FaultKind, count: u32) -> FaultRu
 }
 
 async fn watermark(w: &World, id: &str, api: AlertApi) -> Option<chrono::DateTime<chrono::Utc>> {
-    w.fetch_ports()
+    w.services
         .cursors
         .get(&tid(id), api)
         .await
@@ -275,7 +275,7 @@ async fn a_second_fetch_while_the_lease_is_held_is_refused() {
     let w = World::start().await;
     w.onboard(NORTHWIND, AuthModel::Application, AlertApi::Graph)
         .await;
-    let ports = w.fetch_ports();
+    let ports = &w.services;
     use shared::clock::Clock;
     ports
         .cursors

@@ -10,13 +10,13 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use emulator::Scenario;
 use serde_json::json;
 use shared::adapters::aws::DynamoDbTenantRegistry;
-use shared::adapters::aws_fetch::{DynamoDbCursorStore, S3AlertSink, s3_client};
+use shared::adapters::aws::{DynamoDbCursorStore, S3AlertSink, s3_client};
 use shared::config::Cloud;
 use shared::domain::{AlertApi, AuthModel, Tenant, TenantId};
 use shared::ports::{
-    AlertRecord, AlertSink, BatchId, Change, Cursor, CursorStore, LeaseError, StoreError,
-    TenantRegistry,
+    AlertSink, BatchId, Cursor, CursorStore, LeaseError, StoreError, TenantRegistry,
 };
+use shared::record::{AlertRecord, Change};
 use tests::TestEnv;
 
 use crate::aws_adapters::create_table;
@@ -59,6 +59,7 @@ fn record(tenant: &TenantId, alert_id: &str, n: u32) -> AlertRecord {
         tenant_name: "Contoso — Zürich".into(),
         source: AlertApi::Graph,
         change: Change::Updated,
+        first_seen: false,
         alert_id: alert_id.into(),
         dedup_key: format!("{tenant}:{alert_id}:{version}"),
         alert_version: version,

@@ -3,7 +3,7 @@
 //! failed messages; direct invokes page a large fetch under 6 MB, fetch now, and answer status.
 
 use serde_json::{Value, json};
-use shared::adapters::aws_fetch::{S3AlertSink, s3_client};
+use shared::adapters::aws::{S3AlertSink, s3_client};
 use shared::domain::{AlertApi, AuthModel};
 
 use crate::fixtures::{CONTOSO, FABRIKAM, NORTHWIND, WOODGROVE, tid};

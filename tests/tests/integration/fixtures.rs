@@ -10,7 +10,7 @@ use serde_json::json;
 use shared::clock::ManualClock;
 use shared::config::{Cloud, CloudEndpoints};
 use shared::domain::{AlertApi, AuthModel, Tenant, TenantId};
-use shared::flows::Services;
+use shared::flows::Deps;
 use shared::flows::onboarding::{Callback, NewTenant, start_onboarding};
 use url::Url;
 
@@ -66,7 +66,7 @@ pub fn scenario() -> Scenario {
 
 pub struct World {
     pub emu: RunningEmulator,
-    pub services: Services,
+    pub services: Deps,
     pub clock: ManualClock,
     pub dir: tempfile::TempDir,
     pub http: reqwest::Client,
@@ -89,7 +89,7 @@ impl World {
             siem: u.siem,
         };
         let clock = ManualClock::new(start_time());
-        let mut services = tests::local::file_services(
+        let mut services = tests::local::file_deps(
             dir.path(),
             endpoints,
             Url::parse(PUBLIC_BASE).expect("url"),
@@ -159,11 +159,6 @@ fn new_tenant(id: &str, model: AuthModel, api: AlertApi) -> NewTenant {
 pub use tests::local::callback_of;
 
 impl World {
-    /// The fetch ports over the same data directory.
-    pub fn fetch_ports(&self) -> shared::flows::fetch::FetchPorts {
-        tests::local::file_fetch_ports(self.dir.path())
-    }
-
     /// One scheduled fetch of a tenant, with a minute to run.
     pub async fn fetch(
         &self,
@@ -174,13 +169,12 @@ impl World {
             owner: uuid::Uuid::new_v4().to_string(),
             hooks: &shared::flows::fetch::NoHooks,
         };
-        shared::flows::fetch::fetch_tenant(&self.services, &self.fetch_ports(), &tid(id), &opts)
-            .await
+        shared::flows::fetch::fetch_tenant(&self.services, &tid(id), &opts).await
     }
 
     /// Every record delivered for a tenant.
-    pub fn records(&self, id: &str) -> Vec<shared::ports::AlertRecord> {
-        shared::adapters::file_fetch::FileAlertSink::new(self.dir.path())
+    pub fn records(&self, id: &str) -> Vec<shared::record::AlertRecord> {
+        shared::adapters::local::FileAlertSink::new(self.dir.path())
             .records(Some(&tid(id)))
             .expect("records")
     }

@@ -10,8 +10,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use shared::config::deployment::{FetcherConfig, ServiceConfig};
 use shared::config::{ConfigError, Env};
-use shared::wiring::{FetcherConfig, ServiceConfig};
 
 // --- a small HCL reader -------------------------------------------------------------------------
 

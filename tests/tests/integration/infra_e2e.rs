@@ -27,12 +27,13 @@ use std::time::Duration;
 use base64::Engine;
 use chrono::Utc;
 use serde_json::{Value, json};
-use shared::adapters::aws_fetch::{S3AlertSink, s3_client};
+use shared::adapters::aws::{S3AlertSink, s3_client};
+use shared::assemble;
+use shared::config::deployment::ServiceConfig;
 use shared::config::{Cloud, Env};
 use shared::domain::{AlertApi, AuthModel, TenantStatus};
-use shared::flows::Services;
+use shared::flows::Deps;
 use shared::flows::onboarding::{NewTenant, start_onboarding};
-use shared::wiring::{ServiceConfig, aws_services_with};
 use tests::TestEnv;
 use tests::apigw::ApiGateway;
 use tests::lambda::LambdaProcess;
@@ -321,7 +322,7 @@ async fn infra_e2e_the_packaged_functions_run_against_what_terraform_applied() {
     operator_env.insert("MSSP_PUBLIC_BASE_URL".into(), public_base.clone());
     let operator_config = ServiceConfig::from_env(&operator_env.into_iter().collect::<Env>())
         .expect("the applied configuration");
-    let operator: Services = aws_services_with(&operator_config, &sdk);
+    let operator: Deps = assemble::aws(&operator_config, &sdk);
 
     // --- 2. consent through consent-callback ---------------------------------------------------
     let consent = std::sync::Arc::new(

@@ -9,11 +9,12 @@ use std::sync::Arc;
 
 use base64::Engine;
 use emulator::Scenario;
+use shared::assemble;
+use shared::config::deployment::ServiceConfig;
 use shared::config::{Cloud, Env};
 use shared::domain::{AlertApi, AuthModel, Tenant, TenantTokens};
-use shared::flows::Services;
+use shared::flows::Deps;
 use shared::flows::onboarding::{NewTenant, begin_consent, complete_consent, start_onboarding};
-use shared::wiring::{ServiceConfig, aws_services_with};
 use tests::TestEnv;
 use tests::apigw::ApiGateway;
 use tests::lambda::LambdaProcess;
@@ -42,7 +43,7 @@ pub struct FnWorld {
     pub env: TestEnv,
     pub gw: ApiGateway,
     pub config: Vec<(String, String)>,
-    pub services: Services,
+    pub services: Deps,
     pub ddb: aws_sdk_dynamodb::Client,
     pub sm: aws_sdk_secretsmanager::Client,
     pub table: String,
@@ -87,7 +88,7 @@ impl FnWorld {
         .collect();
         let cfg = ServiceConfig::from_env(&config.iter().cloned().collect::<Env>())
             .expect("the functions' configuration");
-        let services = aws_services_with(&cfg, &sdk);
+        let services = assemble::aws(&cfg, &sdk);
         FnWorld {
             env,
             gw,

@@ -303,7 +303,7 @@ async fn a_token_for_another_tenant_is_refused() {
     let mut s = w.services.clone();
     let u = w.emu.urls().clone();
     s.settings.endpoints =
-        shared::flows::Endpoints::Fixed(Box::new(shared::config::CloudEndpoints {
+        shared::config::Endpoints::Fixed(Box::new(shared::config::CloudEndpoints {
             authority: url::Url::parse(&format!("http://{addr}/login")).expect("url"),
             graph: u.graph,
             mde: u.mde,

@@ -1,4 +1,4 @@
-//! The one place that builds [`Services`] for the Lambda functions from the environment.
+//! The deployment's configuration: the variables every Lambda function reads.
 //!
 //! Every function reads the same variables, once per cold start, and fails fast naming the
 //! variable ([`ConfigError`]). The Terraform module sets exactly these (the table below is
@@ -26,17 +26,9 @@
 //! The AWS SDK reads its own variables (`AWS_REGION`, credentials, and `AWS_ENDPOINT_URL`, which
 //! tests point at the AWS emulator).
 
-use std::sync::Arc;
-
 use url::Url;
 
-use crate::adapters::aws::{
-    DynamoDbConsentNonces, DynamoDbTenantRegistry, SecretsManagerAppSecrets,
-    SecretsManagerTokenStore, sdk_config,
-};
-use crate::clock::SystemClock;
-use crate::config::{CloudEndpoints, ConfigError, Env};
-use crate::flows::{Endpoints, Services, Settings};
+use super::{CloudEndpoints, ConfigError, Endpoints, Env};
 
 /// Configuration shared by the Lambda functions, read once per cold start.
 #[derive(Debug, Clone)]
@@ -124,13 +116,6 @@ impl ServiceConfig {
             refresh_concurrency,
         })
     }
-
-    /// The flows' settings: the defaults of [`Settings::new`] with this configuration applied.
-    pub fn settings(&self) -> Settings {
-        let mut settings = Settings::new(self.endpoints.clone(), self.public_base_url.clone());
-        settings.refresh_concurrency = self.refresh_concurrency;
-        settings
-    }
 }
 
 /// The Microsoft endpoints from `MSSP_CLOUD` and the four URL overrides: [`Endpoints::PerCloud`]
@@ -179,175 +164,6 @@ pub fn check_public_base(url: &Url) -> Result<(), ConfigError> {
         return Err(invalid("must not hold credentials"));
     }
     Ok(())
-}
-
-/// The services over the AWS adapters, with the AWS SDK configured from the process
-/// environment ([`sdk_config`]) and the system clock.
-pub async fn aws_services(config: &ServiceConfig) -> Services {
-    aws_services_with(config, &sdk_config().await)
-}
-
-/// The services over the AWS adapters with an explicit SDK configuration (tests build one that
-/// points at the AWS emulator) and the system clock.
-pub fn aws_services_with(config: &ServiceConfig, sdk: &aws_config::SdkConfig) -> Services {
-    let sm = aws_sdk_secretsmanager::Client::new(sdk);
-    let ddb = aws_sdk_dynamodb::Client::new(sdk);
-    Services {
-        registry: Arc::new(DynamoDbTenantRegistry::new(ddb.clone(), &config.table)),
-        tokens: Arc::new(SecretsManagerTokenStore::new(
-            sm.clone(),
-            &config.secrets_prefix,
-            config.kms_key_id.clone(),
-        )),
-        nonces: Arc::new(DynamoDbConsentNonces::new(ddb, &config.table)),
-        app: Arc::new(SecretsManagerAppSecrets::new(sm, &config.app_secret_id)),
-        clock: Arc::new(SystemClock),
-        settings: config.settings(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> Env {
-        pairs.iter().map(|(k, v)| (*k, *v)).collect()
-    }
-
-    const MINIMAL: [(&str, &str); 3] = [
-        ("MSSP_PUBLIC_BASE_URL", "https://consent.example.com/prod"),
-        ("MSSP_SECRETS_PREFIX", "mssp/"),
-        ("MSSP_TABLE", "mssp-alerts"),
-    ];
-
-    #[test]
-    fn the_module_table_documents_exactly_the_variables_read() {
-        let source = include_str!("wiring.rs");
-        let documented: Vec<&str> = source
-            .lines()
-            .take_while(|l| l.starts_with("//!"))
-            .filter_map(|l| l.strip_prefix("//! | `"))
-            .filter_map(|l| l.split('`').next())
-            .collect();
-        assert_eq!(documented, ServiceConfig::VARIABLES.to_vec());
-    }
-
-    #[test]
-    fn minimal_configuration_uses_the_defaults() {
-        let c = ServiceConfig::from_env(&env(&MINIMAL)).unwrap();
-        assert_eq!(c.secrets_prefix, "mssp");
-        assert_eq!(c.app_secret_id, "mssp/app");
-        assert_eq!(c.table, "mssp-alerts");
-        assert_eq!(c.kms_key_id, None);
-        assert_eq!(c.refresh_concurrency, 8);
-        assert!(matches!(c.endpoints, Endpoints::PerCloud));
-        let s = c.settings();
-        assert_eq!(
-            s.redirect_uri(),
-            "https://consent.example.com/prod/consent/callback"
-        );
-        assert_eq!(s.refresh_concurrency, 8);
-    }
-
-    #[test]
-    fn every_required_variable_is_named_when_missing() {
-        for missing in ["MSSP_PUBLIC_BASE_URL", "MSSP_SECRETS_PREFIX", "MSSP_TABLE"] {
-            let pairs: Vec<_> = MINIMAL.into_iter().filter(|(k, _)| *k != missing).collect();
-            let e = ServiceConfig::from_env(&env(&pairs)).unwrap_err();
-            assert_eq!(e.var(), missing);
-            assert!(e.to_string().contains(missing), "{e}");
-        }
-    }
-
-    #[test]
-    fn optional_variables_are_applied() {
-        let mut pairs = MINIMAL.to_vec();
-        pairs.extend([
-            (
-                "MSSP_APP_SECRET_ID",
-                "arn:aws:secretsmanager:us-east-1:1:secret:app",
-            ),
-            ("MSSP_KMS_KEY_ID", "alias/mssp"),
-            ("MSSP_REFRESH_CONCURRENCY", "3"),
-        ]);
-        let c = ServiceConfig::from_env(&env(&pairs)).unwrap();
-        assert_eq!(
-            c.app_secret_id,
-            "arn:aws:secretsmanager:us-east-1:1:secret:app"
-        );
-        assert_eq!(c.kms_key_id.as_deref(), Some("alias/mssp"));
-        assert_eq!(c.settings().refresh_concurrency, 3);
-    }
-
-    #[test]
-    fn any_endpoint_override_fixes_the_endpoints_for_every_tenant() {
-        let mut pairs = MINIMAL.to_vec();
-        pairs.extend([
-            ("MSSP_CLOUD", "gcc"),
-            ("MSSP_MDE_URL", "http://127.0.0.1:9/mde"),
-        ]);
-        let c = ServiceConfig::from_env(&env(&pairs)).unwrap();
-        let Endpoints::Fixed(e) = &c.endpoints else {
-            panic!("expected fixed endpoints, got {:?}", c.endpoints);
-        };
-        assert_eq!(e.mde.as_str(), "http://127.0.0.1:9/mde");
-        assert_eq!(
-            e.authority,
-            CloudEndpoints::for_cloud(crate::config::Cloud::Gcc).authority
-        );
-    }
-
-    #[test]
-    fn the_cloud_alone_keeps_per_tenant_endpoints_but_is_validated() {
-        let mut pairs = MINIMAL.to_vec();
-        pairs.push(("MSSP_CLOUD", "dod"));
-        let c = ServiceConfig::from_env(&env(&pairs)).unwrap();
-        assert!(matches!(c.endpoints, Endpoints::PerCloud));
-        let mut bad = MINIMAL.to_vec();
-        bad.push(("MSSP_CLOUD", "mars"));
-        assert_eq!(
-            ServiceConfig::from_env(&env(&bad)).unwrap_err().var(),
-            "MSSP_CLOUD"
-        );
-    }
-
-    #[test]
-    fn invalid_values_are_refused_naming_the_variable() {
-        let cases: [(&str, &str); 7] = [
-            ("MSSP_REFRESH_CONCURRENCY", "0"),
-            ("MSSP_REFRESH_CONCURRENCY", "many"),
-            ("MSSP_PUBLIC_BASE_URL", "http://consent.example.com"),
-            ("MSSP_PUBLIC_BASE_URL", "https://consent.example.com/?a=b"),
-            (
-                "MSSP_PUBLIC_BASE_URL",
-                "https://user:pw@consent.example.com/",
-            ),
-            ("MSSP_PUBLIC_BASE_URL", "not a url"),
-            ("MSSP_GRAPH_URL", "ftp://graph"),
-        ];
-        for (var, value) in cases {
-            let mut pairs: Vec<_> = MINIMAL.into_iter().filter(|(k, _)| *k != var).collect();
-            pairs.push((var, value));
-            let e = ServiceConfig::from_env(&env(&pairs)).unwrap_err();
-            assert_eq!(e.var(), var, "{value}: {e}");
-        }
-    }
-
-    #[test]
-    fn http_is_allowed_on_loopback_hosts() {
-        for base in [
-            "http://127.0.0.1:8080",
-            "http://localhost:3000/x",
-            "http://[::1]:1",
-        ] {
-            let mut pairs: Vec<_> = MINIMAL
-                .into_iter()
-                .filter(|(k, _)| *k != "MSSP_PUBLIC_BASE_URL")
-                .collect();
-            pairs.push(("MSSP_PUBLIC_BASE_URL", base));
-            ServiceConfig::from_env(&env(&pairs)).unwrap();
-        }
-    }
 }
 
 /// The alert-fetcher's configuration: every [`ServiceConfig`] variable plus:
@@ -421,81 +237,144 @@ impl FetcherConfig {
     }
 }
 
-/// Everything the alert-fetcher needs on AWS.
-#[derive(Clone)]
-pub struct FetcherDeps {
-    /// The flows' services.
-    pub services: Services,
-    /// Cursors and the alert sink.
-    pub ports: crate::flows::fetch::FetchPorts,
-    /// The work queue.
-    pub queue: Arc<dyn crate::ports::WorkQueue>,
-    /// Tenants fetched at once.
-    pub fetch_concurrency: usize,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// The fetcher's dependencies over the AWS adapters with an explicit SDK configuration.
-pub fn aws_fetcher_with(config: &FetcherConfig, sdk: &aws_config::SdkConfig) -> FetcherDeps {
-    let ddb = aws_sdk_dynamodb::Client::new(sdk);
-    FetcherDeps {
-        services: aws_services_with(&config.service, sdk),
-        ports: crate::flows::fetch::FetchPorts {
-            cursors: Arc::new(crate::adapters::aws_fetch::DynamoDbCursorStore::new(
-                ddb,
-                &config.service.table,
-            )),
-            sink: Arc::new(crate::adapters::aws_fetch::S3AlertSink::new(
-                crate::adapters::aws_fetch::s3_client(sdk),
-                &config.bucket,
-                config.alerts_kms_key_id.clone(),
-            )),
-        },
-        queue: Arc::new(crate::adapters::aws_queue::SqsWorkQueue::new(
-            aws_sdk_sqs::Client::new(sdk),
-            &config.queue_url,
-        )),
-        fetch_concurrency: config.fetch_concurrency,
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        pairs.iter().map(|(k, v)| (*k, *v)).collect()
     }
-}
 
-/// The fetcher's dependencies over the AWS adapters, configured from the process environment.
-pub async fn aws_fetcher(config: &FetcherConfig) -> FetcherDeps {
-    aws_fetcher_with(config, &sdk_config().await)
-}
+    const MINIMAL: [(&str, &str); 3] = [
+        ("MSSP_PUBLIC_BASE_URL", "https://consent.example.com/prod"),
+        ("MSSP_SECRETS_PREFIX", "mssp/"),
+        ("MSSP_TABLE", "mssp-alerts"),
+    ];
 
-/// Upper bound of the time kept in reserve before the Lambda deadline (a fifth of the time
-/// left, at least 1 s, at most this): in-flight work finishes and the answer is returned.
-pub const SAFETY_MARGIN_MAX: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// The instant to stop starting new work: the Lambda deadline (milliseconds since the Unix
-/// epoch, as the Runtime API gives it) minus the safety margin; `None` without a deadline (0).
-pub fn stop_at(deadline_ms: u64, now: std::time::SystemTime) -> Option<tokio::time::Instant> {
-    use std::time::{Duration, UNIX_EPOCH};
-    if deadline_ms == 0 {
-        return None;
+    #[test]
+    fn the_module_table_documents_exactly_the_variables_read() {
+        let source = include_str!("deployment.rs");
+        let documented: Vec<&str> = source
+            .lines()
+            .take_while(|l| l.starts_with("//!"))
+            .filter_map(|l| l.strip_prefix("//! | `"))
+            .filter_map(|l| l.split('`').next())
+            .collect();
+        assert_eq!(documented, ServiceConfig::VARIABLES.to_vec());
     }
-    let deadline = UNIX_EPOCH + Duration::from_millis(deadline_ms);
-    let left = deadline.duration_since(now).unwrap_or_default();
-    let margin = (left / 5).clamp(Duration::from_secs(1), SAFETY_MARGIN_MAX);
-    Some(tokio::time::Instant::now() + left.saturating_sub(margin))
-}
 
-/// Whether `event` is an EventBridge event: `None` if not; `Some(Ok(()))` for the scheduled
-/// event (`"source": "aws.events"`, `"detail-type": "Scheduled Event"`); `Some(Err(reason))` for
-/// any other EventBridge event.
-pub fn scheduled_event(event: &serde_json::Value) -> Option<Result<(), String>> {
-    let object = event.as_object()?;
-    if !object.contains_key("detail-type") {
-        return None;
+    #[test]
+    fn minimal_configuration_uses_the_defaults() {
+        let c = ServiceConfig::from_env(&env(&MINIMAL)).unwrap();
+        assert_eq!(c.secrets_prefix, "mssp");
+        assert_eq!(c.app_secret_id, "mssp/app");
+        assert_eq!(c.table, "mssp-alerts");
+        assert_eq!(c.kms_key_id, None);
+        assert_eq!(c.refresh_concurrency, 8);
+        assert!(matches!(c.endpoints, Endpoints::PerCloud));
+        assert_eq!(
+            c.public_base_url.as_str(),
+            "https://consent.example.com/prod"
+        );
     }
-    let text = |k: &str| object.get(k).and_then(serde_json::Value::as_str);
-    Some(match (text("source"), text("detail-type")) {
-        (Some("aws.events"), Some("Scheduled Event")) => Ok(()),
-        (Some(source), Some(kind)) => Err(format!(
-            "an EventBridge event of source {:?} and detail-type {:?}",
-            crate::flows::onboarding::sanitize(source, 64),
-            crate::flows::onboarding::sanitize(kind, 64)
-        )),
-        _ => Err("an EventBridge event without source or detail-type".into()),
-    })
+
+    #[test]
+    fn every_required_variable_is_named_when_missing() {
+        for missing in ["MSSP_PUBLIC_BASE_URL", "MSSP_SECRETS_PREFIX", "MSSP_TABLE"] {
+            let pairs: Vec<_> = MINIMAL.into_iter().filter(|(k, _)| *k != missing).collect();
+            let e = ServiceConfig::from_env(&env(&pairs)).unwrap_err();
+            assert_eq!(e.var(), missing);
+            assert!(e.to_string().contains(missing), "{e}");
+        }
+    }
+
+    #[test]
+    fn optional_variables_are_applied() {
+        let mut pairs = MINIMAL.to_vec();
+        pairs.extend([
+            (
+                "MSSP_APP_SECRET_ID",
+                "arn:aws:secretsmanager:us-east-1:1:secret:app",
+            ),
+            ("MSSP_KMS_KEY_ID", "alias/mssp"),
+            ("MSSP_REFRESH_CONCURRENCY", "3"),
+        ]);
+        let c = ServiceConfig::from_env(&env(&pairs)).unwrap();
+        assert_eq!(
+            c.app_secret_id,
+            "arn:aws:secretsmanager:us-east-1:1:secret:app"
+        );
+        assert_eq!(c.kms_key_id.as_deref(), Some("alias/mssp"));
+        assert_eq!(c.refresh_concurrency, 3);
+    }
+
+    #[test]
+    fn any_endpoint_override_fixes_the_endpoints_for_every_tenant() {
+        let mut pairs = MINIMAL.to_vec();
+        pairs.extend([
+            ("MSSP_CLOUD", "gcc"),
+            ("MSSP_MDE_URL", "http://127.0.0.1:9/mde"),
+        ]);
+        let c = ServiceConfig::from_env(&env(&pairs)).unwrap();
+        let Endpoints::Fixed(e) = &c.endpoints else {
+            panic!("expected fixed endpoints, got {:?}", c.endpoints);
+        };
+        assert_eq!(e.mde.as_str(), "http://127.0.0.1:9/mde");
+        assert_eq!(
+            e.authority,
+            CloudEndpoints::for_cloud(crate::config::Cloud::Gcc).authority
+        );
+    }
+
+    #[test]
+    fn the_cloud_alone_keeps_per_tenant_endpoints_but_is_validated() {
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push(("MSSP_CLOUD", "dod"));
+        let c = ServiceConfig::from_env(&env(&pairs)).unwrap();
+        assert!(matches!(c.endpoints, Endpoints::PerCloud));
+        let mut bad = MINIMAL.to_vec();
+        bad.push(("MSSP_CLOUD", "mars"));
+        assert_eq!(
+            ServiceConfig::from_env(&env(&bad)).unwrap_err().var(),
+            "MSSP_CLOUD"
+        );
+    }
+
+    #[test]
+    fn invalid_values_are_refused_naming_the_variable() {
+        let cases: [(&str, &str); 7] = [
+            ("MSSP_REFRESH_CONCURRENCY", "0"),
+            ("MSSP_REFRESH_CONCURRENCY", "many"),
+            ("MSSP_PUBLIC_BASE_URL", "http://consent.example.com"),
+            ("MSSP_PUBLIC_BASE_URL", "https://consent.example.com/?a=b"),
+            (
+                "MSSP_PUBLIC_BASE_URL",
+                "https://user:pw@consent.example.com/",
+            ),
+            ("MSSP_PUBLIC_BASE_URL", "not a url"),
+            ("MSSP_GRAPH_URL", "ftp://graph"),
+        ];
+        for (var, value) in cases {
+            let mut pairs: Vec<_> = MINIMAL.into_iter().filter(|(k, _)| *k != var).collect();
+            pairs.push((var, value));
+            let e = ServiceConfig::from_env(&env(&pairs)).unwrap_err();
+            assert_eq!(e.var(), var, "{value}: {e}");
+        }
+    }
+
+    #[test]
+    fn http_is_allowed_on_loopback_hosts() {
+        for base in [
+            "http://127.0.0.1:8080",
+            "http://localhost:3000/x",
+            "http://[::1]:1",
+        ] {
+            let mut pairs: Vec<_> = MINIMAL
+                .into_iter()
+                .filter(|(k, _)| *k != "MSSP_PUBLIC_BASE_URL")
+                .collect();
+            pairs.push(("MSSP_PUBLIC_BASE_URL", base));
+            ServiceConfig::from_env(&env(&pairs)).unwrap();
+        }
+    }
 }

@@ -1,8 +1,6 @@
-//! HTTP handlers that do not depend on a web framework, so the Lambda function (through
-//! `lambda_http`) and a local server serve exactly the same thing. A handler takes a
-//! [`WebRequest`] and answers a [`WebResponse`]; the edges translate their own types.
-
-pub mod consent;
+//! Framework-free HTTP types, so the Lambda function and a local server serve exactly the same
+//! thing: a handler takes a [`WebRequest`] and answers a [`WebResponse`]; the edges translate
+//! their own types.
 
 /// An HTTP request as the handlers see it.
 #[derive(Debug, Clone, PartialEq, Eq)]

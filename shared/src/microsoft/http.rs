@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use tokio::time::Instant;
 use url::Url;
 
-use super::FetchError;
+use super::alerts::FetchError;
 use crate::secret::AccessToken;
 
 /// A request budget: at most `limit` requests in any `per` window, for every window given

@@ -20,13 +20,13 @@
 
 use std::collections::BTreeMap;
 
-use super::{WebRequest, WebResponse, escape_html};
-use crate::claims::ClaimsError;
-use crate::consent_state::StateError;
+use super::web::{WebRequest, WebResponse, escape_html};
+use crate::consent::state::StateError;
 use crate::domain::Tenant;
-use crate::entra::IdentityError;
-use crate::flows::Services;
+use crate::flows::Deps;
 use crate::flows::onboarding::{Callback, ConsentError, begin_consent, complete_consent};
+use crate::microsoft::claims::ClaimsError;
+use crate::microsoft::identity::IdentityError;
 use crate::ports::StoreError;
 
 /// Longest raw query string accepted (8 KiB); longer ones get `414 URI Too Long`.
@@ -46,7 +46,7 @@ const CONTACT_PROVIDER: &str = "Nothing was stored. This is a problem on your pr
      please let them know.";
 
 /// Serves one request to the consent endpoint.
-pub async fn handle(services: &Services, req: &WebRequest) -> WebResponse {
+pub async fn handle(services: &Deps, req: &WebRequest) -> WebResponse {
     let Some(route) = route(services, &req.path) else {
         tracing::info!(status = 404u16, "consent endpoint: unknown path");
         return page(
@@ -94,7 +94,7 @@ pub async fn handle(services: &Services, req: &WebRequest) -> WebResponse {
 }
 
 /// The route `path` names, with the public base URL's path prefix removed when present.
-fn route(services: &Services, path: &str) -> Option<&'static str> {
+fn route(services: &Deps, path: &str) -> Option<&'static str> {
     let prefix = services
         .settings
         .public_base_url
@@ -111,7 +111,7 @@ fn route(services: &Services, path: &str) -> Option<&'static str> {
     [START, CALLBACK].into_iter().find(|r| *r == local)
 }
 
-async fn start(services: &Services, params: &BTreeMap<String, String>) -> WebResponse {
+async fn start(services: &Deps, params: &BTreeMap<String, String>) -> WebResponse {
     let Some(link) = params.get("link").filter(|l| !l.is_empty()) else {
         tracing::warn!(
             route = START,
@@ -143,7 +143,7 @@ async fn start(services: &Services, params: &BTreeMap<String, String>) -> WebRes
     }
 }
 
-async fn callback(services: &Services, params: &BTreeMap<String, String>) -> WebResponse {
+async fn callback(services: &Deps, params: &BTreeMap<String, String>) -> WebResponse {
     let get = |k: &str| params.get(k).cloned();
     let cb = Callback {
         state: get("state"),
@@ -526,22 +526,16 @@ mod tests {
         assert!(!r.body.contains("<img"), "{}", r.body);
     }
 
-    fn services(dir: &std::path::Path, base: &str) -> Services {
-        use crate::adapters::file::{
-            FileAppSecrets, FileConsentNonces, FileTenantRegistry, FileTokenStore,
-        };
-        use std::sync::Arc;
-        Services {
-            registry: Arc::new(FileTenantRegistry::new(dir)),
-            tokens: Arc::new(FileTokenStore::new(dir)),
-            nonces: Arc::new(FileConsentNonces::new(dir)),
-            app: Arc::new(FileAppSecrets::new(dir)),
-            clock: Arc::new(crate::clock::SystemClock),
-            settings: crate::flows::Settings::new(
-                crate::flows::Endpoints::PerCloud,
+    fn services(dir: &std::path::Path, base: &str) -> Deps {
+        crate::assemble::local(
+            dir,
+            &crate::adapters::local::FileAppSecrets::default_path(dir),
+            std::sync::Arc::new(crate::clock::SystemClock),
+            crate::flows::Settings::new(
+                crate::config::Endpoints::PerCloud,
                 url::Url::parse(base).unwrap(),
             ),
-        }
+        )
     }
 
     #[tokio::test]

@@ -1,7 +1,6 @@
-//! The fetch ports on AWS: cursors with leases in the registry's DynamoDB table, alert objects in
-//! S3 (DESIGN §5).
+//! DynamoDB: fetch cursors with their leases, in the registry's table.
 //!
-//! Cursor items sit beside the tenant item (see [`super::aws`]):
+//! Cursor items sit beside the tenant item:
 //!
 //! | pk | sk | attributes |
 //! |---|---|---|
@@ -14,9 +13,6 @@
 //! A lease is live while `lease_expires > now`. `acquire` is one conditional `UpdateItem`
 //! (free, expired, or already ours); `commit` one `UpdateItem` conditional on the version and on
 //! a live lease of the committer, so a fetcher that lost its lease can never move the cursor.
-//!
-//! Alert objects are `PutObject`s at [`BatchId::key`], requesting SSE-KMS with the configured key
-//! (without one, the bucket's default encryption applies).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -24,20 +20,14 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::ServerSideEncryption;
 use chrono::{DateTime, Duration, Utc};
 use flate2::Compression;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 
-use super::aws::{n, s, sdk_err, tenant_pk};
-use super::ndjson::{self, CONTENT_TYPE, decode_batch, encode_batch};
+use super::{n, s, sdk_err, tenant_pk};
 use crate::domain::{AlertApi, TenantId};
-use crate::ports::{
-    AlertRecord, AlertSink, AttemptContents, BatchId, Cursor, CursorStore, Lease, LeaseError,
-    StoreError,
-};
+use crate::ports::{Cursor, CursorStore, Lease, LeaseError, StoreError};
 
 /// The largest compressed cursor `record` written: DynamoDB refuses items over 400 KB, and the
 /// keys and other attributes need a little room.
@@ -377,146 +367,6 @@ impl CursorStore for DynamoDbCursorStore {
                 .map_err(|e| sdk_err("deleting a cursor", e.into_service_error()))?;
         }
         Ok(())
-    }
-}
-
-/// An S3 client for `conf`; path-style addressing when an endpoint URL is configured (an S3
-/// emulator on 127.0.0.1 has no per-bucket host names), virtual-host style against AWS.
-pub fn s3_client(conf: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
-    let s3 = aws_sdk_s3::config::Builder::from(conf)
-        .force_path_style(conf.endpoint_url().is_some())
-        .build();
-    aws_sdk_s3::Client::from_conf(s3)
-}
-
-/// Alert objects in an S3 bucket at the keys of [`BatchId::key`], NDJSON.gz, SSE-KMS.
-#[derive(Debug, Clone)]
-pub struct S3AlertSink {
-    client: aws_sdk_s3::Client,
-    bucket: String,
-    kms_key_id: Option<String>,
-}
-
-impl S3AlertSink {
-    /// A sink writing to `bucket`, encrypting with `kms_key_id` (id, alias or ARN) when given,
-    /// else with the bucket's default encryption.
-    pub fn new(
-        client: aws_sdk_s3::Client,
-        bucket: impl Into<String>,
-        kms_key_id: Option<String>,
-    ) -> Self {
-        S3AlertSink {
-            client,
-            bucket: bucket.into(),
-            kms_key_id,
-        }
-    }
-
-    /// Every key under `prefix`, in key order.
-    async fn keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        let mut keys = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .client
-                .list_objects_v2()
-                .bucket(&self.bucket)
-                .prefix(prefix)
-                .set_continuation_token(token.take())
-                .send()
-                .await
-                .map_err(|e| sdk_err("listing alert objects", e.into_service_error()))?;
-            keys.extend(
-                page.contents()
-                    .iter()
-                    .filter_map(|o| o.key().map(str::to_string)),
-            );
-            match page.next_continuation_token() {
-                Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_string()),
-                _ => break,
-            }
-        }
-        Ok(keys)
-    }
-
-    /// Every record of every object (of `tenant` only, when given), in key order then line
-    /// order: for tests and the demo, not for production volumes.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Unavailable`] when S3 fails, [`StoreError::Corrupt`] when an object does not
-    /// decode.
-    pub async fn records(&self, tenant: Option<&TenantId>) -> Result<Vec<AlertRecord>, StoreError> {
-        let prefix = match tenant {
-            Some(t) => format!("alerts/tenant={t}/"),
-            None => "alerts/".to_string(),
-        };
-        let mut out = Vec::new();
-        for key in self.keys(&prefix).await? {
-            let bytes = self.get_object(&key).await?;
-            out.extend(decode_batch(&bytes).map_err(|e| corrupt(key, e))?);
-        }
-        Ok(out)
-    }
-
-    async fn get_object(&self, key: &str) -> Result<bytes::Bytes, StoreError> {
-        let object = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| sdk_err("reading an alert object", e.into_service_error()))?;
-        Ok(object
-            .body
-            .collect()
-            .await
-            .map_err(|e| sdk_err("reading an alert object", e))?
-            .into_bytes())
-    }
-}
-
-#[async_trait]
-impl AlertSink for S3AlertSink {
-    async fn write_batch(
-        &self,
-        batch: &BatchId,
-        records: &[AlertRecord],
-    ) -> Result<(), StoreError> {
-        let body = encode_batch(records)?;
-        let mut put = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(batch.key())
-            .content_type(CONTENT_TYPE)
-            .body(ByteStream::from(body));
-        if let Some(key) = &self.kms_key_id {
-            put = put
-                .server_side_encryption(ServerSideEncryption::AwsKms)
-                .ssekms_key_id(key);
-        }
-        put.send()
-            .await
-            .map_err(|e| sdk_err("writing an alert object", e.into_service_error()))?;
-        Ok(())
-    }
-
-    async fn attempt_contents(
-        &self,
-        tenant: &TenantId,
-        api: AlertApi,
-        date: &str,
-        cursor_version: u64,
-    ) -> Result<AttemptContents, StoreError> {
-        let prefix = BatchId::attempt_prefix(tenant, api, date, cursor_version);
-        let mut contents = AttemptContents::default();
-        for key in self.keys(&prefix).await? {
-            let bytes = self.get_object(&key).await?;
-            ndjson::add_to_attempt(&mut contents, &key, &bytes)?;
-        }
-        Ok(contents)
     }
 }
 

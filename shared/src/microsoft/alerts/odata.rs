@@ -23,11 +23,11 @@ use async_trait::async_trait;
 use serde_json::Value;
 use url::Url;
 
-use super::http::{Getter, RequestBudget, RetryPolicy};
 use super::{
     AlertSource, DrainStats, FetchError, PageHandler, SourceAlert, Window, fmt7, parse_time,
 };
 use crate::domain::AlertApi;
+use crate::microsoft::http::{Getter, RequestBudget, RetryPolicy};
 use crate::secret::AccessToken;
 
 /// Which OData API.

@@ -3,7 +3,6 @@
 //! update timestamp completely, whatever the API does (DESIGN §6 Fetch step 2), page by page, so
 //! memory does not grow with the backlog.
 
-pub mod http;
 pub mod odata;
 pub mod siem;
 
@@ -51,7 +50,7 @@ pub struct Window {
 
 /// Why a drain stopped. Variants are shaped by what the fetch flow does next; none of them
 /// advances the watermark past what was completely drained.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     /// The deadline came before the window was drained: commit what is complete, continue later.
     #[error("the run's deadline was reached")]
@@ -91,7 +90,7 @@ pub enum FetchError {
     Undrainable(String),
     /// The page handler (the sink) failed.
     #[error("delivery failed: {0}")]
-    Delivery(String),
+    Delivery(#[source] crate::ports::StoreError),
     /// The page handler stopped the drain on purpose (a simulated process kill in tests).
     #[error("the run was interrupted")]
     Interrupted,
@@ -112,7 +111,7 @@ pub struct DrainStats {
     /// Pages received.
     pub pages: u64,
     /// HTTP-level counts.
-    pub http: http::RequestStats,
+    pub http: crate::microsoft::http::RequestStats,
 }
 
 /// One alert API.

@@ -1,0 +1,210 @@
+//! DynamoDB: the tenant registry (items `TENANT#{id}` / `META`, writes conditional on
+//! `version`) and the used consent nonces (items `NONCE#{nonce}`, written only if absent, expired
+//! by the table's TTL).
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+
+use super::{n, s, sdk_err, tenant_pk};
+use crate::domain::{Tenant, TenantId};
+use crate::ports::{ConsentNonces, StoreError, TenantRegistry};
+
+fn tenant_key(id: &TenantId) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("pk".to_string(), tenant_pk(id)),
+        ("sk".to_string(), s("META")),
+    ])
+}
+
+fn tenant_item(t: &Tenant) -> Result<HashMap<String, AttributeValue>, StoreError> {
+    let record = serde_json::to_string(t).map_err(|e| StoreError::Corrupt {
+        what: format!("tenant {}", t.id),
+        source: Box::new(e),
+    })?;
+    let mut item = tenant_key(&t.id);
+    item.insert("record".into(), s(record));
+    item.insert("version".into(), n(t.version));
+    item.insert("status".into(), s(t.status.as_str()));
+    item.insert("entity".into(), s("tenant"));
+    Ok(item)
+}
+
+fn tenant_from(item: &HashMap<String, AttributeValue>) -> Result<Tenant, StoreError> {
+    let record = item
+        .get("record")
+        .and_then(|v| v.as_s().ok())
+        .ok_or_else(|| StoreError::Corrupt {
+            what: "tenant item without record".into(),
+            source: "missing attribute".into(),
+        })?;
+    serde_json::from_str(record).map_err(|e| StoreError::Corrupt {
+        what: "tenant record".into(),
+        source: Box::new(e),
+    })
+}
+
+/// The tenant registry in DynamoDB.
+#[derive(Debug, Clone)]
+pub struct DynamoDbTenantRegistry {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoDbTenantRegistry {
+    /// A registry in `table`.
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        DynamoDbTenantRegistry {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl TenantRegistry for DynamoDbTenantRegistry {
+    async fn get(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(tenant_key(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_err("reading a tenant", e.into_service_error()))?;
+        out.item().map(tenant_from).transpose()
+    }
+
+    async fn list(&self) -> Result<Vec<Tenant>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("sk = :meta AND begins_with(pk, :tenant)")
+                .expression_attribute_values(":meta", s("META"))
+                .expression_attribute_values(":tenant", s("TENANT#"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| sdk_err("listing tenants", e.into_service_error()))?;
+            for item in page.items() {
+                out.push(tenant_from(item)?);
+            }
+            match page.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    async fn create(&self, tenant: &Tenant) -> Result<(), StoreError> {
+        let r = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(tenant_item(tenant)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let e = e.into_service_error();
+                if e.is_conditional_check_failed_exception() {
+                    Err(StoreError::Conflict)
+                } else {
+                    Err(sdk_err("creating a tenant", e))
+                }
+            }
+        }
+    }
+
+    async fn update(&self, tenant: &Tenant) -> Result<Tenant, StoreError> {
+        let mut next = tenant.clone();
+        next.version += 1;
+        let r = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(tenant_item(&next)?))
+            .condition_expression("attribute_exists(pk) AND version = :expected")
+            .expression_attribute_values(":expected", n(tenant.version))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(next),
+            Err(e) => {
+                let e = e.into_service_error();
+                if e.is_conditional_check_failed_exception() {
+                    match self.get(&tenant.id).await? {
+                        Some(_) => Err(StoreError::Conflict),
+                        None => Err(StoreError::NotFound),
+                    }
+                } else {
+                    Err(sdk_err("updating a tenant", e))
+                }
+            }
+        }
+    }
+}
+
+/// Used consent nonces in DynamoDB, expiring through the table's TTL attribute `ttl`.
+#[derive(Debug, Clone)]
+pub struct DynamoDbConsentNonces {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoDbConsentNonces {
+    /// Nonces in `table`.
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        DynamoDbConsentNonces {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl ConsentNonces for DynamoDbConsentNonces {
+    async fn consume(
+        &self,
+        nonce: &str,
+        _now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        if nonce.is_empty() || nonce.len() > 128 {
+            return Ok(false);
+        }
+        let r = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("NONCE#{nonce}")))
+            .item("sk", s("NONCE"))
+            .item("ttl", n(expires_at.timestamp() + 86_400))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let e = e.into_service_error();
+                if e.is_conditional_check_failed_exception() {
+                    Ok(false)
+                } else {
+                    Err(sdk_err("recording a nonce", e))
+                }
+            }
+        }
+    }
+}

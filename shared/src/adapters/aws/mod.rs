@@ -1,0 +1,62 @@
+//! The AWS adapters: one file per service, each behind the ports of [`crate::ports`].
+//!
+//! | file | port(s) | AWS service |
+//! |---|---|---|
+//! | `secrets_manager.rs` | `TokenStore`, `AppSecrets` | Secrets Manager (one secret per tenant, DESIGN §5) |
+//! | `dynamodb.rs` | `TenantRegistry`, `ConsentNonces` | DynamoDB (the one table) |
+//! | `cursors.rs` | `CursorStore` | DynamoDB (cursor items beside the tenant item) |
+//! | `s3.rs` | `AlertSink` | S3 (NDJSON.gz alert objects, SSE-KMS) |
+//! | `sqs.rs` | `WorkQueue` | SQS (one work item per tenant) |
+//!
+//! DynamoDB items (partition key `pk`, sort key `sk`, both strings):
+//!
+//! | item | pk | sk | other attributes |
+//! |---|---|---|---|
+//! | tenant | `TENANT#{id}` | `META` | `record` (JSON of [`crate::domain::Tenant`]), `version` (N), `status` |
+//! | used nonce | `NONCE#{nonce}` | `NONCE` | `ttl` (N, Unix seconds; the table's TTL attribute) |
+//! | fetch cursor | `TENANT#{id}` | `CURSOR#{api}` | see [`cursors`] |
+
+pub mod cursors;
+pub mod dynamodb;
+pub mod s3;
+pub mod secrets_manager;
+pub mod sqs;
+
+pub use cursors::DynamoDbCursorStore;
+pub use dynamodb::{DynamoDbConsentNonces, DynamoDbTenantRegistry};
+pub use s3::{S3AlertSink, s3_client};
+pub use secrets_manager::{SecretsManagerAppSecrets, SecretsManagerTokenStore};
+pub use sqs::SqsWorkQueue;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use crate::domain::TenantId;
+use crate::ports::StoreError;
+
+/// Loads the AWS SDK configuration from the environment (region, credentials, and
+/// `AWS_ENDPOINT_URL`, which is how tests point the SDK at moto).
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await
+}
+
+pub(crate) fn sdk_err<E: std::error::Error + Send + Sync + 'static>(
+    what: &'static str,
+    e: E,
+) -> StoreError {
+    StoreError::unavailable(what, e)
+}
+
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+pub(crate) fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// The partition key of every item about one tenant (its record, its cursors).
+pub(crate) fn tenant_pk(id: &TenantId) -> AttributeValue {
+    s(format!("TENANT#{id}"))
+}
