@@ -51,6 +51,18 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.ct_eq(b).into()
 }
 
+/// HMAC-SHA256 of `data` under `key`: the one MAC of the crate (consent state signatures, and
+/// keys derived from the app's state key for one purpose each).
+pub fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    // HMAC takes keys of any length, so building it cannot fail; the fallback is never taken.
+    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(key) else {
+        return [0; 32];
+    };
+    mac.update(data);
+    mac.finalize().into_bytes().into()
+}
+
 /// The app registration's client secret.
 pub type ClientSecret = Secret<String>;
 /// An Entra refresh token (rotated by Microsoft on every use).

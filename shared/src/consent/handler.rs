@@ -201,6 +201,7 @@ struct Failure {
     next: &'static str,
 }
 
+/// One row per failure the consent flow can meet: a table, so it reads better whole.
 fn classify(e: &ConsentError) -> Failure {
     let f = |status, kind, title, next| Failure {
         status,

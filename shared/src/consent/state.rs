@@ -9,12 +9,10 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
 use crate::domain::{AuthModel, TenantId};
-use crate::secret::ct_eq;
+use crate::secret::{ct_eq, hmac_sha256};
 
 /// Longest `state` we accept; anything longer is hostile.
 pub const MAX_STATE_LEN: usize = 1024;
@@ -50,18 +48,6 @@ pub enum StateError {
     Expired,
 }
 
-type HmacSha256 = Hmac<Sha256>;
-
-fn mac(key: &[u8], data: &[u8]) -> Vec<u8> {
-    // HMAC takes keys of any length; new_from_slice cannot fail for it.
-    let mut m = match HmacSha256::new_from_slice(key) {
-        Ok(m) => m,
-        Err(_) => unreachable!("HMAC accepts any key length"),
-    };
-    m.update(data);
-    m.finalize().into_bytes().to_vec()
-}
-
 impl ConsentState {
     /// A fresh state for `tid`/`model`, valid for `ttl` from `now`, with a random nonce.
     pub fn new(tid: TenantId, model: AuthModel, now: DateTime<Utc>, ttl: Duration) -> Self {
@@ -82,7 +68,7 @@ impl ConsentState {
     /// Signs the state with `key`.
     pub fn sign(&self, key: &[u8]) -> String {
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default());
-        let sig = URL_SAFE_NO_PAD.encode(mac(key, payload.as_bytes()));
+        let sig = URL_SAFE_NO_PAD.encode(hmac_sha256(key, payload.as_bytes()));
         format!("{payload}.{sig}")
     }
 
@@ -95,7 +81,7 @@ impl ConsentState {
         let sig = URL_SAFE_NO_PAD
             .decode(sig)
             .map_err(|_| StateError::Malformed)?;
-        if !ct_eq(&mac(key, payload.as_bytes()), &sig) {
+        if !ct_eq(&hmac_sha256(key, payload.as_bytes()), &sig) {
             return Err(StateError::BadSignature);
         }
         let bytes = URL_SAFE_NO_PAD

@@ -11,8 +11,6 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use url::Url;
 
 use super::{Deps, join};
@@ -24,7 +22,7 @@ use crate::domain::{
 use crate::microsoft::claims::{self, ClaimsError};
 use crate::microsoft::identity::{IdentityError, TokenResponse, default_scope, delegated_scope};
 use crate::ports::{AppCredentials, StoreError};
-use crate::secret::AuthCode;
+use crate::secret::{AuthCode, hmac_sha256};
 
 /// Longest code, error or parameter we accept from a callback; anything longer is hostile.
 pub const MAX_PARAM_LEN: usize = 4096;
@@ -124,16 +122,9 @@ pub struct Onboarded {
     pub consent_link: Url,
 }
 
-type HmacSha256 = Hmac<Sha256>;
-
 /// A key derived from the app's state key for one purpose, so a link can never pass as a state.
-fn derive(key: &[u8], purpose: &str) -> Vec<u8> {
-    let mut m = match HmacSha256::new_from_slice(key) {
-        Ok(m) => m,
-        Err(_) => unreachable!("HMAC accepts any key length"),
-    };
-    m.update(purpose.as_bytes());
-    m.finalize().into_bytes().to_vec()
+fn derive(key: &[u8], purpose: &str) -> [u8; 32] {
+    hmac_sha256(key, purpose.as_bytes())
 }
 
 /// The PKCE verifier of a v2 consent, derived from the nonce and the app's key: never stored,
@@ -145,11 +136,11 @@ fn pkce_verifier(creds: &AppCredentials, nonce: &str) -> String {
     ))
 }
 
-fn link_key(creds: &AppCredentials) -> Vec<u8> {
+fn link_key(creds: &AppCredentials) -> [u8; 32] {
     derive(creds.state_key.expose_secret(), "mssp consent link v1")
 }
 
-fn state_key(creds: &AppCredentials) -> Vec<u8> {
+fn state_key(creds: &AppCredentials) -> [u8; 32] {
     derive(creds.state_key.expose_secret(), "mssp consent state v1")
 }
 
@@ -231,17 +222,7 @@ pub async fn begin_consent(s: &Deps, link: &str) -> Result<Url, ConsentError> {
     let creds = s.app.app_credentials().await?;
     let now = s.clock.now();
     let bound = ConsentState::verify(link, &link_key(&creds), now)?;
-    let tenant = s
-        .registry
-        .get(&bound.tid)
-        .await?
-        .ok_or(ConsentError::UnknownTenant)?;
-    match tenant.status {
-        TenantStatus::Suspended | TenantStatus::Offboarded => {
-            return Err(ConsentError::NotEligible(tenant.status));
-        }
-        _ => {}
-    }
+    let tenant = consentable(s, &bound.tid).await?;
     let state = ConsentState::new(
         tenant.id.clone(),
         tenant.auth_model,
@@ -271,42 +252,47 @@ pub async fn begin_consent(s: &Deps, link: &str) -> Result<Url, ConsentError> {
 
 /// Completes a consent from the callback's query parameters; returns the now active tenant.
 pub async fn complete_consent(s: &Deps, cb: &Callback) -> Result<Tenant, ConsentError> {
+    let creds = s.app.app_credentials().await?;
+    let now = s.clock.now();
+    let (st, tenant, code) = verify_callback(s, &creds, cb, now).await?;
+    if !s.nonces.consume(&st.nonce, now, st.expires_at()).await? {
+        return Err(ConsentError::Replayed);
+    }
+    let (token, resource) = redeem(s, &creds, &st, tenant.alert_api, tenant.cloud, code).await?;
+    let claims = claims::check(&token.access_token, &st.tid, tenant.alert_api, st.model)?;
+    if st.model.is_delegated() && token.refresh_token.is_none() {
+        return Err(ConsentError::Missing("refresh_token"));
+    }
+    activate(s, &st, token, resource, &claims).await
+}
+
+/// Checks a callback before anything is spent: its parameters, the signed state, Microsoft's
+/// error if any, the tenant bound in the state, and what the flow needs (the code of a delegated
+/// consent, `admin_consent=True` of an application one). A truncated answer can be retried.
+async fn verify_callback(
+    s: &Deps,
+    creds: &AppCredentials,
+    cb: &Callback,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(ConsentState, Tenant, Option<AuthCode>), ConsentError> {
     let state = clean(&cb.state)?.ok_or(ConsentError::Missing("state"))?;
     let code = clean(&cb.code)?;
     let error = clean(&cb.error)?;
     let description = clean(&cb.error_description)?;
     let admin_consent = clean(&cb.admin_consent)?;
     clean(&cb.tenant)?;
-
-    let creds = s.app.app_credentials().await?;
-    let now = s.clock.now();
-    let st = ConsentState::verify(state, &state_key(&creds), now)?;
+    let st = ConsentState::verify(state, &state_key(creds), now)?;
     if let Some(error) = error {
         return Err(ConsentError::Denied {
             error: sanitize(error, 64),
             description: description.map(|d| sanitize(d, 300)),
         });
     }
-    let tenant = s
-        .registry
-        .get(&st.tid)
-        .await?
-        .ok_or(ConsentError::UnknownTenant)?;
-    match tenant.status {
-        TenantStatus::Suspended | TenantStatus::Offboarded => {
-            return Err(ConsentError::NotEligible(tenant.status));
-        }
-        _ => {}
-    }
+    let tenant = consentable(s, &st.tid).await?;
     if tenant.auth_model != st.model {
         // The operator changed the model after the link was made; that sign-in is void.
         return Err(ConsentError::InvalidState(StateError::BadSignature));
     }
-    let api = tenant.alert_api;
-    let entra = s.entra(&creds, tenant.cloud)?;
-    let redirect = s.settings.redirect_uri();
-
-    // Check what is missing before spending the nonce, so a truncated answer can be retried.
     let code = match st.model {
         AuthModel::Application => {
             if !admin_consent.is_some_and(|v| v.eq_ignore_ascii_case("true")) {
@@ -318,50 +304,66 @@ pub async fn complete_consent(s: &Deps, cb: &Callback) -> Result<Tenant, Consent
             code.ok_or(ConsentError::Missing("code"))?.to_string(),
         )),
     };
-    if !s.nonces.consume(&st.nonce, now, st.expires_at()).await? {
-        return Err(ConsentError::Replayed);
-    }
+    Ok((st, tenant, code))
+}
 
-    let (token, resource): (TokenResponse, String) = match (st.model, code) {
-        (AuthModel::DelegatedV1, Some(code)) => (
-            entra
-                .redeem_code_v1(&st.tid, &code, &redirect, api.resource(), now)
-                .await
-                .map_err(ConsentError::Identity)?,
-            api.resource().to_string(),
-        ),
+/// The tenant a consent is for, unless it is suspended or offboarded.
+async fn consentable(s: &Deps, id: &TenantId) -> Result<Tenant, ConsentError> {
+    let tenant = s
+        .registry
+        .get(id)
+        .await?
+        .ok_or(ConsentError::UnknownTenant)?;
+    match tenant.status {
+        TenantStatus::Suspended | TenantStatus::Offboarded => {
+            Err(ConsentError::NotEligible(tenant.status))
+        }
+        _ => Ok(tenant),
+    }
+}
+
+/// The first tokens of a consent: the code redeemed (delegated) or a client-credentials token
+/// minted (application), with the resource or scope they are for.
+async fn redeem(
+    s: &Deps,
+    creds: &AppCredentials,
+    st: &ConsentState,
+    api: AlertApi,
+    cloud: Cloud,
+    code: Option<AuthCode>,
+) -> Result<(TokenResponse, String), ConsentError> {
+    let entra = s.entra(creds, cloud)?;
+    let redirect = s.settings.redirect_uri();
+    let now = s.clock.now();
+    let got = match (st.model, code) {
+        (AuthModel::DelegatedV1, Some(code)) => {
+            let resource = api.resource().to_string();
+            let t = entra.redeem_code_v1(&st.tid, &code, &redirect, &resource, now);
+            (t.await, resource)
+        }
         (AuthModel::DelegatedV2, Some(code)) => {
             let scope = delegated_scope(api);
-            (
-                entra
-                    .redeem_code_v2(
-                        &st.tid,
-                        &code,
-                        &redirect,
-                        &scope,
-                        &pkce_verifier(&creds, &st.nonce),
-                        now,
-                    )
-                    .await
-                    .map_err(ConsentError::Identity)?,
-                scope,
-            )
+            let verifier = pkce_verifier(creds, &st.nonce);
+            let t = entra.redeem_code_v2(&st.tid, &code, &redirect, &scope, &verifier, now);
+            (t.await, scope)
         }
         _ => {
             let scope = default_scope(api);
-            (
-                entra
-                    .client_credentials(&st.tid, &scope, now)
-                    .await
-                    .map_err(ConsentError::Identity)?,
-                scope,
-            )
+            (entra.client_credentials(&st.tid, &scope, now).await, scope)
         }
     };
-    let claims = claims::check(&token.access_token, &st.tid, api, st.model)?;
-    if st.model.is_delegated() && token.refresh_token.is_none() {
-        return Err(ConsentError::Missing("refresh_token"));
-    }
+    Ok((got.0.map_err(ConsentError::Identity)?, got.1))
+}
+
+/// Stores the verified tokens and marks the tenant active with its consent provenance.
+async fn activate(
+    s: &Deps,
+    st: &ConsentState,
+    token: TokenResponse,
+    resource: String,
+    claims: &claims::TokenClaims,
+) -> Result<Tenant, ConsentError> {
+    let now = s.clock.now();
     let tokens = TenantTokens {
         tenant_id: st.tid.clone(),
         auth_model: st.model,

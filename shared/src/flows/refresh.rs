@@ -245,8 +245,18 @@ async fn refresh_with(
         };
         return Err(mark_reconsent(s, &tenant, reason).await?);
     }
+    store_renewed(s, &tenant, tokens, got).await
+}
+
+/// Persists renewed tokens — the NEW refresh token Microsoft rotated in, always — and records
+/// the success on the tenant.
+async fn store_renewed(
+    s: &Deps,
+    tenant: &Tenant,
+    mut stored: TenantTokens,
+    got: TokenResponse,
+) -> Result<(RefreshOutcome, AccessToken), RefreshError> {
     let now = s.clock.now();
-    let mut stored = tokens.clone();
     if let Some(rt) = got.refresh_token {
         stored.refresh_token = Some(rt);
         stored.refresh_token_obtained_at = Some(now);
@@ -255,7 +265,7 @@ async fn refresh_with(
     stored.expires_at = Some(got.expires_at);
     stored.rotated_at = Some(now);
     s.tokens.put(&stored).await?;
-    s.update_tenant(id, |t| {
+    s.update_tenant(&tenant.id, |t| {
         t.consecutive_failures = 0;
         t.last_refresh = Some(Outcome {
             at: now,
@@ -264,7 +274,7 @@ async fn refresh_with(
         });
     })
     .await?;
-    tracing::info!(tenant_id = %id, auth_model = %tenant.auth_model, "tokens refreshed");
+    tracing::info!(tenant_id = %tenant.id, auth_model = %tenant.auth_model, "tokens refreshed");
     Ok((RefreshOutcome::Refreshed, got.access_token))
 }
 

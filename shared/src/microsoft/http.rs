@@ -88,6 +88,14 @@ pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
     Some((when - now).to_std().unwrap_or(Duration::ZERO))
 }
 
+/// The `Retry-After` of an answer, in any of its three forms, if it has a usable one.
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, Utc::now()))
+}
+
 /// How often and how patiently a request is retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -188,11 +196,7 @@ impl Getter<'_> {
                 ),
                 Ok(resp) => {
                     let status = resp.status();
-                    let retry_after = resp
-                        .headers()
-                        .get(reqwest::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| parse_retry_after(v, Utc::now()));
+                    let retry_after = retry_after(resp.headers());
                     let warning = resp
                         .headers()
                         .get(reqwest::header::WARNING)

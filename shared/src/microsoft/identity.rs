@@ -386,13 +386,7 @@ impl EntraClient {
                     source: Some(e.without_url()),
                 })?;
         let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|s| s.trim().parse::<f64>().ok())
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(StdDuration::from_secs_f64);
+        let retry_after = crate::microsoft::http::retry_after(resp.headers());
         let body = resp.text().await.map_err(|e| IdentityError::Transient {
             reason: "the token endpoint's answer was cut off".into(),
             retry_after: None,
