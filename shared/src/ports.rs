@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{Tenant, TenantId, TenantTokens};
+use crate::microsoft::alerts::{Position, Window};
 use crate::record::AlertRecord;
 use crate::secret::{ClientSecret, SigningKey};
 
@@ -154,6 +155,23 @@ pub struct Cursor {
     /// The UTC date (`YYYY-MM-DD`) the current, uncommitted delivery attempt writes under, so a
     /// retried attempt replaces its own objects.
     pub attempt_date: Option<String>,
+    /// A checkpoint inside a window: the pages delivered so far are committed (their keys are in
+    /// `delivered`), and the next run continues the window here. The watermark stays below it.
+    pub progress: Option<Progress>,
+}
+
+/// Where the drain of a window stands, as a checkpoint stores it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Progress {
+    /// The window being drained.
+    pub window: Window,
+    /// Where its next page starts.
+    pub at: Position,
+    /// Distinct alerts listed so far (the completeness check compares it with the count).
+    pub listed: u64,
+    /// Ids listed at a keyset boundary, which the next page lists again.
+    #[serde(default)]
+    pub boundary: Vec<String>,
 }
 
 impl Cursor {
@@ -167,6 +185,7 @@ impl Cursor {
             version: 0,
             lease: None,
             attempt_date: None,
+            progress: None,
         }
     }
 }
@@ -216,10 +235,10 @@ pub trait CursorStore: Send + Sync {
         ttl: chrono::Duration,
     ) -> Result<Cursor, LeaseError>;
 
-    /// Writes `next` (watermark, delivered keys; `attempt_date` cleared) if the stored cursor is
-    /// still at `next.version` and `owner` holds an unexpired lease at `now`; returns the stored
-    /// cursor with its version bumped. [`StoreError::Conflict`] when the lease was lost or
-    /// another commit won.
+    /// Writes `next` — watermark, delivered keys, progress, `attempt_date`, and its `lease`
+    /// (renewed, or `None` to release it with the commit) — if the stored cursor is still at
+    /// `next.version` and `owner` holds an unexpired lease at `now`; returns the stored cursor with
+    /// its version bumped. [`StoreError::Conflict`] when the lease was lost or another commit won.
     async fn commit(
         &self,
         next: &Cursor,

@@ -2,6 +2,7 @@
 //! one place that builds it from what an API returned.
 
 use chrono::{DateTime, Utc};
+use serde_json::value::RawValue;
 
 use crate::domain::{AlertApi, Tenant, TenantId};
 use crate::microsoft::alerts::{SourceAlert, fmt7};
@@ -10,7 +11,7 @@ use crate::microsoft::alerts::{SourceAlert, fmt7};
 pub const SCHEMA: &str = "mssp.alert/1";
 
 /// One alert version as delivered to the SIEM.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct AlertRecord {
     /// Always `mssp.alert/1`.
     pub schema: String,
@@ -34,8 +35,31 @@ pub struct AlertRecord {
     pub dedup_key: String,
     /// When we fetched it.
     pub fetched_at: DateTime<Utc>,
-    /// The alert exactly as the API returned it.
-    pub alert: serde_json::Value,
+    /// The alert exactly as the API returned it: its bytes, written verbatim.
+    pub alert: Box<RawValue>,
+}
+
+impl PartialEq for AlertRecord {
+    fn eq(&self, other: &Self) -> bool {
+        self.schema == other.schema
+            && self.tenant_id == other.tenant_id
+            && self.tenant_name == other.tenant_name
+            && self.source == other.source
+            && self.change == other.change
+            && self.first_seen == other.first_seen
+            && self.alert_id == other.alert_id
+            && self.alert_version == other.alert_version
+            && self.dedup_key == other.dedup_key
+            && self.fetched_at == other.fetched_at
+            && self.alert.get() == other.alert.get()
+    }
+}
+
+impl AlertRecord {
+    /// The alert parsed into a JSON tree, for the few readers that look inside it.
+    pub fn alert_json(&self) -> serde_json::Value {
+        serde_json::from_str(self.alert.get()).unwrap_or(serde_json::Value::Null)
+    }
 }
 
 fn is_false(b: &bool) -> bool {

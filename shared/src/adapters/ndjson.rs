@@ -133,7 +133,7 @@ pub(crate) mod tests {
                 .with_ymd_and_hms(2026, 3, 1, 9, 5, 0)
                 .single()
                 .expect("valid time"),
-            alert,
+            alert: serde_json::value::to_raw_value(&alert).expect("json"),
         }
     }
 

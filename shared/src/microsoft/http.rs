@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rand::Rng;
-use reqwest::StatusCode;
 use tokio::time::Instant;
 use url::Url;
 
@@ -126,19 +125,29 @@ impl RetryPolicy {
     }
 }
 
-/// An answer worth reading: status and body bytes.
+/// Why a body could not be read, for a [`Getter::get`] parser.
 #[derive(Debug)]
-pub struct Answer {
-    /// HTTP status (200 or 206).
-    pub status: StatusCode,
-    /// The `Warning` header, if any.
-    pub warning: Option<String>,
-    /// The body.
-    pub body: bytes::Bytes,
+pub enum Unreadable {
+    /// Not JSON at all (cut off, garbled): worth asking again.
+    NotJson,
+    /// JSON, but not the API's shape: asking again would give the same; the window fails.
+    Shape(String),
 }
 
-/// A GET with the budget, retries and deadline; 429/5xx/transport errors and unreadable bodies
-/// are retried, up to `max_attempts`. 401/403/404/400 are returned as errors at once.
+impl Unreadable {
+    /// Sorts a `serde_json` error: syntax and end-of-input are [`Unreadable::NotJson`], a JSON
+    /// of the wrong shape is [`Unreadable::Shape`] with `what`.
+    pub fn of(e: &serde_json::Error, what: &str) -> Unreadable {
+        match e.classify() {
+            serde_json::error::Category::Data => Unreadable::Shape(what.to_string()),
+            _ => Unreadable::NotJson,
+        }
+    }
+}
+
+/// A GET with the budget, retries and deadline: 429, 5xx, `206 Partial Content`, transport
+/// errors and bodies that are not JSON are retried, up to `max_attempts`, after `Retry-After` or
+/// an exponential backoff with jitter; 401/403/404/4xx are returned as errors at once.
 pub struct Getter<'a> {
     /// HTTP client (timeouts set, no redirects).
     pub http: &'a reqwest::Client,
@@ -159,95 +168,47 @@ pub struct RequestStats {
     pub requests: u64,
     /// 429 answers.
     pub throttled: u64,
+    /// 206 Partial Content answers, retried.
+    pub partial: u64,
     /// 5xx answers, dropped connections, timeouts and unreadable bodies, retried.
     pub retried: u64,
 }
 
+/// The outcome of one attempt: a parsed answer, or a failure with the wait the server asked for
+/// and whether another attempt may help.
+enum Attempt<T> {
+    Done(T),
+    Retry(Option<Duration>, FetchError),
+    Fail(FetchError),
+}
+
 impl Getter<'_> {
-    /// GETs `url` with `token`, validating the body with `check` (e.g. "is JSON"); a body that
-    /// fails `check` counts as a transient failure and is retried.
-    pub async fn get(
+    /// GETs `url` with `token` and parses the body with `parse`; see [`Getter`] for what is
+    /// retried. A body `parse` finds [`Unreadable::NotJson`] is retried, a wrong shape fails.
+    pub async fn get<T>(
         &mut self,
         url: &Url,
         token: &AccessToken,
-        check: impl Fn(&[u8]) -> bool,
-    ) -> Result<Answer, FetchError> {
+        parse: impl Fn(&[u8]) -> Result<T, Unreadable>,
+    ) -> Result<T, FetchError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             self.budget.acquire(self.deadline).await?;
             self.stats.requests += 1;
-            let remaining = self.deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                return Err(FetchError::Deadline);
-            }
-            let sent = self
-                .http
-                .get(url.clone())
-                .bearer_auth(token.expose_secret())
-                .header("Prefer", "include-unknown-enum-members")
-                .timeout(remaining.min(Duration::from_secs(60)))
-                .send()
-                .await;
-            let (wait, failure) = match sent {
-                Err(e) => (
-                    None,
-                    FetchError::Transient(format!("request failed: {}", e.without_url())),
-                ),
-                Ok(resp) => {
-                    let status = resp.status();
-                    let retry_after = retry_after(resp.headers());
-                    let warning = resp
-                        .headers()
-                        .get(reqwest::header::WARNING)
-                        .and_then(|v| v.to_str().ok())
-                        .map(|s| s.chars().take(300).collect());
-                    match status.as_u16() {
-                        200 | 206 => match resp.bytes().await {
-                            Ok(body) if check(&body) => {
-                                return Ok(Answer {
-                                    status,
-                                    warning,
-                                    body,
-                                });
-                            }
-                            Ok(_) => (
-                                None,
-                                FetchError::Transient("the page is not valid JSON".into()),
-                            ),
-                            Err(e) => (
-                                None,
-                                FetchError::Transient(format!(
-                                    "the page was cut off: {}",
-                                    e.without_url()
-                                )),
-                            ),
-                        },
-                        429 => {
-                            self.stats.throttled += 1;
-                            (retry_after, FetchError::Throttled)
-                        }
-                        401 => return Err(FetchError::Unauthorized),
-                        403 => {
-                            let body = resp.text().await.unwrap_or_default();
-                            return Err(FetchError::Forbidden(snippet(&body)));
-                        }
-                        404 | 410 => return Err(FetchError::Gone(status.as_u16())),
-                        400..=499 => {
-                            let body = resp.text().await.unwrap_or_default();
-                            return Err(FetchError::Rejected {
-                                status: status.as_u16(),
-                                detail: snippet(&body),
-                            });
-                        }
-                        _ => (retry_after, FetchError::Transient(format!("HTTP {status}"))),
-                    }
-                }
+            let (wait, failure) = match self.once(url, token, &parse).await? {
+                Attempt::Done(t) => return Ok(t),
+                Attempt::Fail(e) => return Err(e),
+                Attempt::Retry(wait, e) => (wait, e),
             };
+            match &failure {
+                FetchError::Throttled => self.stats.throttled += 1,
+                FetchError::Partial(_) => self.stats.partial += 1,
+                _ => self.stats.retried += 1,
+            }
             if attempt >= self.policy.max_attempts.max(1) {
                 return Err(failure);
             }
-            self.stats.retried += u64::from(!matches!(failure, FetchError::Throttled));
             let wait = wait.unwrap_or_else(|| self.policy.backoff(attempt));
             if Instant::now() + wait > self.deadline {
                 return Err(FetchError::Deadline);
@@ -256,6 +217,88 @@ impl Getter<'_> {
             tokio::time::sleep(wait).await;
         }
     }
+
+    /// One request.
+    async fn once<T>(
+        &mut self,
+        url: &Url,
+        token: &AccessToken,
+        parse: &impl Fn(&[u8]) -> Result<T, Unreadable>,
+    ) -> Result<Attempt<T>, FetchError> {
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(FetchError::Deadline);
+        }
+        let sent = self
+            .http
+            .get(url.clone())
+            .bearer_auth(token.expose_secret())
+            .header("Prefer", "include-unknown-enum-members")
+            .timeout(remaining.min(Duration::from_secs(60)))
+            .send()
+            .await;
+        let resp = match sent {
+            Ok(resp) => resp,
+            Err(e) => return Ok(Attempt::Retry(None, FetchError::Transient(transport(&e)))),
+        };
+        let status = resp.status();
+        let wait = retry_after(resp.headers());
+        Ok(match status.as_u16() {
+            200 => match resp.bytes().await {
+                Ok(body) => match parse(&body) {
+                    Ok(t) => Attempt::Done(t),
+                    Err(Unreadable::NotJson) => Attempt::Retry(
+                        None,
+                        FetchError::Transient("the page is not valid JSON".into()),
+                    ),
+                    Err(Unreadable::Shape(what)) => Attempt::Fail(FetchError::Malformed(what)),
+                },
+                Err(e) => Attempt::Retry(None, FetchError::Transient(transport(&e))),
+            },
+            206 => Attempt::Retry(wait, FetchError::Partial(warning(resp.headers()))),
+            429 => Attempt::Retry(wait, FetchError::Throttled),
+            401 => Attempt::Fail(FetchError::Unauthorized),
+            403 => Attempt::Fail(FetchError::Forbidden(body_snippet(resp).await)),
+            404 | 410 => Attempt::Fail(FetchError::Gone(status.as_u16())),
+            400..=499 => Attempt::Fail(FetchError::Rejected {
+                status: status.as_u16(),
+                detail: body_snippet(resp).await,
+            }),
+            _ => Attempt::Retry(wait, FetchError::Transient(format!("HTTP {status}"))),
+        })
+    }
+}
+
+/// What a failed transfer was, in words (never the URL: it may carry a query we built).
+fn transport(e: &reqwest::Error) -> String {
+    let what = if e.is_timeout() {
+        "the request timed out"
+    } else if e.is_connect() {
+        "the connection could not be made"
+    } else if e.is_body() || e.is_decode() {
+        "the answer was cut off"
+    } else {
+        "the connection was dropped"
+    };
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{what} ({cause})"),
+        None => what.to_string(),
+    }
+}
+
+/// The `Warning` header of a 206 (`199 - "{Vendor}/{Provider}/{Status}/{LatencyMs}"`), capped.
+fn warning(headers: &reqwest::header::HeaderMap) -> String {
+    headers
+        .get(reqwest::header::WARNING)
+        .and_then(|v| v.to_str().ok())
+        .map_or_else(
+            || "no Warning header".into(),
+            |s| s.chars().take(300).collect(),
+        )
+}
+
+async fn body_snippet(resp: reqwest::Response) -> String {
+    snippet(&resp.text().await.unwrap_or_default())
 }
 
 /// A short, single-line excerpt of an error body for the tenant's record (no secrets are in

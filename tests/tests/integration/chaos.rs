@@ -226,18 +226,11 @@ async fn every_exposed_version_arrives_exactly_once_through_faults_and_kills() {
 
     let (mut records, mut expected, mut missing, mut duplicates) = (0usize, 0usize, 0usize, 0usize);
     for id in &ids {
-        let mut got: Vec<String> = w.records(id).into_iter().map(|r| r.dedup_key).collect();
-        records += got.len();
-        got.sort();
-        let before = got.len();
-        got.dedup();
-        duplicates += before - got.len();
-        let want = w.exposed(id);
-        expected += want.len();
-        missing += want
-            .iter()
-            .filter(|k| got.binary_search(k).is_err())
-            .count();
+        let d = w.delivery(id);
+        records += d.records;
+        duplicates += d.duplicates;
+        expected += d.expected;
+        missing += d.missing.len();
     }
     println!(
         "chaos seed {seed}: {runs} runs over {round} rounds ({complete} complete, {incomplete} stopped by faults, \

@@ -376,7 +376,7 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
             .records(Some(&tid(id)))
             .expect("records")
             .into_iter()
-            .map(|r| r.dedup_key)
+            .map(|r| format!("{id}:{}:{}", r.alert_id, r.alert_version))
             .collect();
         got.sort();
         assert_eq!(got, exposed(&emu, id), "{id}: every version exactly once");

@@ -38,7 +38,9 @@ fn ttl() -> Duration {
 }
 
 /// `cursor` having delivered `keys`, up to 09:00.
+/// The cursor a run commits at the end: progress made, the attempt done.
 fn progressed(mut cursor: Cursor, keys: &[&str]) -> Cursor {
+    cursor.attempt_date = None;
     cursor.watermark = Some(at(9, 0));
     cursor.delivered = keys.iter().map(|k| (k.to_string(), at(8, 59))).collect();
     cursor
@@ -64,7 +66,10 @@ fn record(tenant: &TenantId, alert_id: &str, n: u32) -> AlertRecord {
         dedup_key: format!("{tenant}:{alert_id}:{version}"),
         alert_version: version,
         fetched_at: at(9, 5),
-        alert: json!({"id": alert_id, "title": "Suspicious sign-in 可疑登录", "n": n}),
+        alert: serde_json::value::to_raw_value(
+            &json!({"id": alert_id, "title": "Suspicious sign-in 可疑登录", "n": n}),
+        )
+        .expect("json"),
     }
 }
 
@@ -291,6 +296,7 @@ async fn five_thousand_delivered_keys_round_trip_compressed() {
         .collect();
     c.watermark = Some(at(9, 0));
     c.delivered = delivered.clone();
+    c.attempt_date = None;
     let stored = store.commit(&c, "run-a", at(9, 1)).await.expect("commit");
     assert_eq!(stored.delivered, delivered);
     let back = store

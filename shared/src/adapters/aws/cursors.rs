@@ -27,7 +27,7 @@ use flate2::write::GzEncoder;
 
 use super::{n, s, sdk_err, tenant_pk};
 use crate::domain::{AlertApi, TenantId};
-use crate::ports::{Cursor, CursorStore, Lease, LeaseError, StoreError};
+use crate::ports::{Cursor, CursorStore, Lease, LeaseError, Progress, StoreError};
 
 /// The largest compressed cursor `record` written: DynamoDB refuses items over 400 KB, and the
 /// keys and other attributes need a little room.
@@ -53,6 +53,8 @@ struct CursorRecord {
     watermark: Option<DateTime<Utc>>,
     #[serde(default)]
     delivered: BTreeMap<String, DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    progress: Option<Progress>,
 }
 
 fn corrupt(what: String, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
@@ -139,6 +141,7 @@ fn cursor_from(
         api,
         watermark: record.watermark,
         delivered: record.delivered,
+        progress: record.progress,
         version,
         lease,
         attempt_date,
@@ -159,6 +162,53 @@ impl DynamoDbCursorStore {
             client,
             table: table.into(),
         }
+    }
+
+    /// The conditional `UpdateItem` of a commit: the record and version, the attempt date and the
+    /// lease as `next` has them (set, or removed when absent), if `owner` still holds the cursor
+    /// at `next.version`.
+    fn commit_request(
+        &self,
+        next: &Cursor,
+        owner: &str,
+        now: DateTime<Utc>,
+        record: Vec<u8>,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        let mut set = vec!["#record = :record", "version = :next"];
+        let mut remove = Vec::new();
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(cursor_key(&next.tenant_id, next.api)))
+            .condition_expression("version = :v AND lease_owner = :me AND lease_expires > :now")
+            .expression_attribute_names("#record", "record")
+            .expression_attribute_values(":record", AttributeValue::B(Blob::new(record)))
+            .expression_attribute_values(":next", n(next.version + 1))
+            .expression_attribute_values(":v", n(next.version))
+            .expression_attribute_values(":me", s(owner))
+            .expression_attribute_values(":now", n(now.timestamp_millis()));
+        match &next.attempt_date {
+            Some(date) => {
+                set.push("attempt_date = :date");
+                req = req.expression_attribute_values(":date", s(date));
+            }
+            None => remove.push("attempt_date"),
+        }
+        match &next.lease {
+            Some(lease) => {
+                set.push("lease_expires = :exp");
+                req =
+                    req.expression_attribute_values(":exp", n(lease.expires_at.timestamp_millis()));
+            }
+            None => remove.push("lease_owner, lease_expires"),
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        req.update_expression(expression)
+            .return_values(ReturnValue::AllNew)
     }
 
     /// The expiry of whoever holds the lease now, after a refused `acquire`: from the item the
@@ -253,9 +303,13 @@ impl CursorStore for DynamoDbCursorStore {
         owner: &str,
         now: DateTime<Utc>,
     ) -> Result<Cursor, StoreError> {
+        if next.lease.as_ref().is_some_and(|l| l.owner != owner) {
+            return Err(StoreError::Conflict);
+        }
         let record = encode_record(&CursorRecord {
             watermark: next.watermark,
             delivered: next.delivered.clone(),
+            progress: next.progress.clone(),
         })
         .inspect_err(|e| {
             tracing::error!(
@@ -266,22 +320,7 @@ impl CursorStore for DynamoDbCursorStore {
                 "cursor could not be encoded for storage"
             );
         })?;
-        let r = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(cursor_key(&next.tenant_id, next.api)))
-            .update_expression("SET #record = :record, version = :next REMOVE attempt_date")
-            .condition_expression("version = :v AND lease_owner = :me AND lease_expires > :now")
-            .expression_attribute_names("#record", "record")
-            .expression_attribute_values(":record", AttributeValue::B(Blob::new(record)))
-            .expression_attribute_values(":next", n(next.version + 1))
-            .expression_attribute_values(":v", n(next.version))
-            .expression_attribute_values(":me", s(owner))
-            .expression_attribute_values(":now", n(now.timestamp_millis()))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
+        let r = self.commit_request(next, owner, now, record).send().await;
         match r {
             Ok(out) => {
                 let item = out.attributes().ok_or_else(|| {
@@ -380,6 +419,7 @@ mod tests {
             .map(|i| (format!("11111111-1111-4111-8111-111111111111:da{i:016}:2026-03-01T09:00:00.0000000Z"), Utc::now()))
             .collect();
         let record = CursorRecord {
+            progress: None,
             watermark: Some(Utc::now()),
             delivered: delivered.clone(),
         };
@@ -403,6 +443,7 @@ mod tests {
             })
             .collect();
         let e = encode_record(&CursorRecord {
+            progress: None,
             watermark: None,
             delivered,
         })

@@ -90,15 +90,15 @@ fn commit_onto(
         .lease
         .as_ref()
         .is_some_and(|l| l.owner == owner && is_live(l, now));
-    if current.version != next.version || !holds {
+    let keeps_own = next.lease.as_ref().is_none_or(|l| l.owner == owner);
+    if current.version != next.version || !holds || !keeps_own {
         return Err(StoreError::Conflict);
     }
     Ok(Cursor {
-        watermark: next.watermark,
-        delivered: next.delivered.clone(),
         version: current.version + 1,
-        attempt_date: None,
-        ..current
+        tenant_id: current.tenant_id,
+        api: current.api,
+        ..next.clone()
     })
 }
 
@@ -212,6 +212,7 @@ mod tests {
     }
 
     fn progressed(mut c: Cursor, key: &str) -> Cursor {
+        c.attempt_date = None;
         c.watermark = Some(at(9, 0));
         c.delivered = BTreeMap::from([(key.to_string(), at(8, 59))]);
         c
@@ -361,7 +362,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = FileCursorStore::new(dir.path());
         let day1 = at(23, 58);
-        let c = store
+        store
             .acquire(&tid(1), AlertApi::Siem, "run-a", day1, minutes(5))
             .await
             .expect("a");
@@ -372,7 +373,7 @@ mod tests {
             .expect("b after expiry");
         assert_eq!(retried.attempt_date.as_deref(), Some("2026-03-01"));
         let committed = store
-            .commit(&progressed(c, "k"), "run-b", next_day)
+            .commit(&progressed(retried, "k"), "run-b", next_day)
             .await
             .expect("commit");
         assert_eq!(committed.attempt_date, None);

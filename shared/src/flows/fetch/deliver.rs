@@ -9,12 +9,11 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{FetchHooks, FetchReport, HookPoint};
 use crate::domain::Tenant;
-use crate::microsoft::alerts::{FetchError, PageHandler, SourceAlert, Window};
+use crate::microsoft::alerts::{FetchError, SourceAlert, Window};
 use crate::ports::{AlertSink, BatchId, Cursor, StoreError};
 use crate::record::{self, Change};
 
@@ -23,6 +22,8 @@ pub struct Attempt {
     /// Delivered dedup keys with their version times: the cursor's overlap keys, what an
     /// interrupted attempt of the same cursor version left, and what this run wrote.
     pub delivered: BTreeMap<String, DateTime<Utc>>,
+    /// Alert ids with a delivered version among `delivered` (rebuilt when it is pruned).
+    known_ids: HashSet<String>,
     /// The next object of the attempt.
     pub batch: BatchId,
 }
@@ -45,6 +46,7 @@ impl Attempt {
             delivered.extend(prior.delivered);
         }
         let mut attempt = Attempt {
+            known_ids: ids_of(&delivered),
             delivered,
             batch: batch_of(cursor, now),
         };
@@ -68,7 +70,11 @@ impl Attempt {
     ) -> Cursor {
         let watermark = cursor.watermark.map_or(until, |w| w.max(until));
         let keep_from = watermark - overlap;
+        let before = self.delivered.len();
         self.delivered.retain(|_, at| *at >= keep_from);
+        if self.delivered.len() < before {
+            self.known_ids = ids_of(&self.delivered);
+        }
         Cursor {
             watermark: Some(watermark),
             delivered: self.delivered.clone(),
@@ -88,6 +94,13 @@ fn batch_of(cursor: &Cursor, now: DateTime<Utc>) -> BatchId {
             .unwrap_or_else(|| now.date_naive().to_string()),
         seq: 0,
     }
+}
+
+fn ids_of(delivered: &BTreeMap<String, DateTime<Utc>>) -> HashSet<String> {
+    delivered
+        .keys()
+        .filter_map(|k| alert_id_of(k).map(str::to_string))
+        .collect()
 }
 
 /// The alert id inside a dedup key `<tenant>:<id>:<28-character version>`.
@@ -113,9 +126,6 @@ pub struct Deliverer<'a> {
     pub fetched_at: DateTime<Utc>,
     /// Counts.
     pub report: &'a mut FetchReport,
-    /// Alert ids with a delivered version among the keys in hand (bounded by the overlap and
-    /// one chunk).
-    known_ids: HashSet<String>,
 }
 
 impl<'a> Deliverer<'a> {
@@ -129,11 +139,6 @@ impl<'a> Deliverer<'a> {
         fetched_at: DateTime<Utc>,
         report: &'a mut FetchReport,
     ) -> Self {
-        let known_ids = attempt
-            .delivered
-            .keys()
-            .filter_map(|k| alert_id_of(k).map(str::to_string))
-            .collect();
         Deliverer {
             tenant,
             sink,
@@ -142,29 +147,34 @@ impl<'a> Deliverer<'a> {
             window_start: window.since,
             fetched_at,
             report,
-            known_ids,
         }
     }
 
     /// Whether `a` is an update of an alert none of whose versions was delivered: its creation
     /// lies inside the window (so every earlier version would be in hand) and none is.
     fn first_seen(&self, a: &SourceAlert) -> bool {
-        !self.known_ids.contains(&a.id) && a.created.is_some_and(|c| c >= self.window_start)
+        !self.attempt.known_ids.contains(&a.id) && a.created.is_some_and(|c| c >= self.window_start)
     }
-}
 
-#[async_trait]
-impl PageHandler for Deliverer<'_> {
-    async fn page(&mut self, alerts: Vec<SourceAlert>) -> Result<(), FetchError> {
+    /// Whether `a` was delivered already: by its key, or by the key an earlier release gave it.
+    fn delivered(&self, a: &SourceAlert, key: &str) -> bool {
+        let delivered = &self.attempt.delivered;
+        delivered.contains_key(key)
+            || a.legacy_key(&self.tenant.id)
+                .is_some_and(|k| delivered.contains_key(&k))
+    }
+
+    /// Delivers the alerts of one page not delivered before, as one object.
+    pub async fn deliver(&mut self, alerts: Vec<SourceAlert>) -> Result<(), FetchError> {
         let mut records = Vec::with_capacity(alerts.len());
         for a in alerts {
             let key = a.dedup_key(&self.tenant.id);
-            if self.attempt.delivered.contains_key(&key) {
+            if self.delivered(&a, &key) {
                 self.report.duplicates_skipped += 1;
                 continue;
             }
             let first_seen = self.first_seen(&a);
-            self.known_ids.insert(a.id.clone());
+            self.attempt.known_ids.insert(a.id.clone());
             self.attempt.delivered.insert(key, a.version);
             records.push(record::build(self.tenant, a, self.fetched_at, first_seen));
         }

@@ -17,6 +17,7 @@
 //! [`AlertSink::attempt_contents`]: crate::ports::AlertSink::attempt_contents
 
 pub mod deliver;
+pub mod drain;
 pub mod plan;
 
 use std::time::Duration as StdDuration;
@@ -25,14 +26,15 @@ use chrono::{DateTime, Duration, Utc};
 use tokio::time::Instant;
 
 use self::deliver::{Attempt, Deliverer};
+use self::drain::Drain;
 use super::Deps;
 use super::refresh::{RefreshError, access_token, refresh_tenant};
 use crate::domain::{AlertApi, Outcome, Tenant, TenantId, TenantStatus};
 use crate::microsoft::alerts::odata::{Flavor, ODataSource};
 use crate::microsoft::alerts::siem::SiemSource;
-use crate::microsoft::alerts::{AlertSource, DrainStats, FetchError, Window};
+use crate::microsoft::alerts::{AlertSource, DrainStats, FetchError, Position, Window};
 use crate::microsoft::http::{RequestBudget, RetryPolicy};
-use crate::ports::{Cursor, LeaseError, StoreError};
+use crate::ports::{Cursor, Lease, LeaseError, Progress, StoreError};
 use crate::secret::AccessToken;
 
 /// Knobs of fetching.
@@ -46,6 +48,8 @@ pub struct FetchSettings {
     pub lease_ttl: Duration,
     /// Alerts per committed chunk; larger windows are split by count.
     pub chunk_target: u64,
+    /// Pages between two checkpoints inside a window (a run that stops early checkpoints too).
+    pub checkpoint_pages: u32,
     /// Graph page size (`$top`; Graph clamps at 1,000).
     pub graph_page: usize,
     /// MDE page size (`$top`; at most 10,000).
@@ -71,6 +75,7 @@ impl Default for FetchSettings {
             initial_lookback: Duration::days(7),
             lease_ttl: Duration::minutes(15),
             chunk_target: 20_000,
+            checkpoint_pages: 20,
             graph_page: 1000,
             mde_page: 10_000,
             graph_budget: vec![(150, StdDuration::from_secs(60))],
@@ -339,6 +344,7 @@ struct Run<'a> {
     window: Window,
     attempt: Attempt,
     token: AccessToken,
+    renewed: bool,
     source: Box<dyn AlertSource>,
     stats: DrainStats,
     report: FetchReport,
@@ -364,6 +370,7 @@ async fn run(
         },
         source: source_for(d, tenant)?,
         stats: DrainStats::default(),
+        renewed: false,
         d,
         tenant,
         opts,
@@ -372,26 +379,42 @@ async fn run(
         attempt,
         token,
     };
-    let chunks = run.plan().await?;
-    for (i, chunk) in chunks.iter().enumerate() {
-        run.drain(*chunk).await?;
-        run.commit(*chunk).await?;
-        if i + 1 < chunks.len() {
-            // A new attempt (new cursor version) for the next chunk, with a fresh lease.
-            run.cursor = lease(d, tenant, opts).await?;
-            run.attempt.restart(&run.cursor, now);
-        }
+    if let Some(progress) = run.cursor.progress.clone() {
+        // A checkpoint left a window half drained: finish it first, then what followed it.
+        run.drain_window(Drain::resume(progress), None).await?;
+        run.window = plan::window(&run.cursor, now, &d.settings.fetch);
     }
+    run.fetch_window().await?;
     Ok(run.finish())
 }
 
 impl Run<'_> {
-    async fn plan(&mut self) -> Result<Vec<Window>, FetchFlowError> {
+    /// Fetches the run's window. Its first page decides: a page that ends the window completes
+    /// it (one request for an idle tenant); otherwise the window is counted, and drained whole
+    /// or split into chunks of at most `chunk_target` alerts.
+    async fn fetch_window(&mut self) -> Result<(), FetchFlowError> {
+        let mut first = Drain::new(self.window);
+        self.next_page(&mut first).await?;
+        if first.done() {
+            return self.commit(first.window().until, None).await;
+        }
         let target = self.d.settings.fetch.chunk_target;
+        let counted = self.source.count(
+            &self.token,
+            self.window,
+            self.opts.deadline,
+            &mut self.stats,
+        );
+        let count = counted.await.map_err(|e| self.incomplete(e))?;
+        if count.is_none_or(|n| n <= target) {
+            self.report.chunks_planned = 1;
+            return self.drain_window(first, count).await;
+        }
         let planned = plan::chunks(
             self.source.as_mut(),
             &self.token,
             self.window,
+            count,
             target,
             self.opts.deadline,
             &mut self.stats,
@@ -399,58 +422,119 @@ impl Run<'_> {
         .await;
         let chunks = planned.map_err(|e| self.incomplete(e))?;
         self.report.chunks_planned = chunks.len() as u64;
-        Ok(chunks)
+        for (chunk, expected) in chunks {
+            self.drain_window(Drain::new(chunk), expected).await?;
+        }
+        Ok(())
     }
 
-    /// Drains `chunk` into the sink; a 401 renews the token once and drains again.
-    async fn drain(&mut self, chunk: Window) -> Result<(), FetchFlowError> {
-        let mut renewed = false;
-        loop {
-            let mut handler = Deliverer::new(
-                self.tenant,
-                self.d.sink.as_ref(),
-                self.opts.hooks,
-                &mut self.attempt,
-                self.window,
-                self.now,
-                &mut self.report,
-            );
-            let drained = self
-                .source
-                .drain(
-                    &self.token,
-                    chunk,
-                    self.opts.deadline,
-                    &mut handler,
-                    &mut self.stats,
-                )
-                .await;
-            match drained {
-                Ok(()) => return Ok(()),
-                Err(FetchError::Interrupted) => return Err(Interrupted.into()),
-                Err(FetchError::Unauthorized) if !renewed => {
+    /// Drains `drain` to the end of its window, delivering page by page and checkpointing every
+    /// `checkpoint_pages` pages and when it stops early; then checks it is complete and commits.
+    async fn drain_window(
+        &mut self,
+        mut drain: Drain,
+        expected: Option<u64>,
+    ) -> Result<(), FetchFlowError> {
+        let every = self.d.settings.fetch.checkpoint_pages.max(1);
+        let mut pages = 0u32;
+        while !drain.done() {
+            let before = drain.progress.clone();
+            if let Err(e) = self.next_page(&mut drain).await {
+                if !matches!(e, FetchFlowError::Interrupted(_)) && drain.progress != before {
+                    self.checkpoint(&drain).await?;
+                }
+                return Err(e);
+            }
+            pages += 1;
+            if !drain.done() && pages.is_multiple_of(every) {
+                self.checkpoint(&drain).await?;
+            }
+        }
+        let checked = drain.check_complete(
+            expected,
+            self.source.as_mut(),
+            &self.token,
+            self.opts.deadline,
+            &mut self.stats,
+        );
+        if let Err(e) = checked.await {
+            // What was delivered stays committed; the window is listed again from its start.
+            self.commit(self.window.since, None).await?;
+            return Err(self.incomplete(e));
+        }
+        self.commit(drain.window().until, None).await
+    }
+
+    /// Reads the drain's next page and delivers its new versions. A 401 renews the token once;
+    /// a stored next link the API refuses starts the window over.
+    async fn next_page(&mut self, drain: &mut Drain) -> Result<(), FetchFlowError> {
+        let deadline = self.opts.deadline;
+        let page = loop {
+            match drain
+                .page(self.source.as_mut(), &self.token, deadline, &mut self.stats)
+                .await
+            {
+                Ok(page) => break page,
+                Err(FetchError::Unauthorized) if !self.renewed => {
                     // The token may have been revoked or the clocks disagree: renew once, retry.
-                    renewed = true;
+                    self.renewed = true;
                     refresh_tenant(self.d, &self.tenant.id, true).await?;
                     self.token = access_token(self.d, &self.tenant.id).await?;
                 }
+                Err(FetchError::Rejected { .. } | FetchError::Gone(_))
+                    if matches!(drain.progress.at, Position::Link(_))
+                        && drain.progress.listed > 0 =>
+                {
+                    drain.restart();
+                }
                 Err(e) => return Err(self.incomplete(e)),
             }
+        };
+        let fresh = drain
+            .take(self.source.as_ref(), page, &mut self.stats)
+            .map_err(|e| self.incomplete(e))?;
+        let mut deliverer = Deliverer::new(
+            self.tenant,
+            self.d.sink.as_ref(),
+            self.opts.hooks,
+            &mut self.attempt,
+            self.window,
+            self.now,
+            &mut self.report,
+        );
+        match deliverer.deliver(fresh).await {
+            Ok(()) => Ok(()),
+            Err(FetchError::Interrupted) => Err(Interrupted.into()),
+            Err(e) => Err(self.incomplete(e)),
         }
     }
 
-    /// Commits the cursor once everything of `chunk` is delivered.
-    async fn commit(&mut self, chunk: Window) -> Result<(), FetchFlowError> {
+    /// Commits what was delivered with the drain's position, the watermark where it was.
+    async fn checkpoint(&mut self, drain: &Drain) -> Result<(), FetchFlowError> {
+        let at = self.cursor.watermark.unwrap_or(self.window.since);
+        self.commit(at, Some(drain.progress.clone())).await
+    }
+
+    /// Commits the cursor: the watermark moves up to `until` (never back), with `progress` if a
+    /// window is half drained. The lease is renewed and a new attempt starts under the new
+    /// version.
+    async fn commit(
+        &mut self,
+        until: DateTime<Utc>,
+        progress: Option<Progress>,
+    ) -> Result<(), FetchFlowError> {
         self.opts.hooks.at(HookPoint::BeforeCommit)?;
         let fs = &self.d.settings.fetch;
-        let next = self
-            .attempt
-            .progressed(&self.cursor, chunk.until, fs.overlap);
-        self.cursor = self
-            .d
-            .cursors
-            .commit(&next, &self.opts.owner, self.d.clock.now())
-            .await?;
+        let now = self.d.clock.now();
+        let mut next = self.attempt.progressed(&self.cursor, until, fs.overlap);
+        next.progress = progress;
+        next.attempt_date = Some(now.date_naive().to_string());
+        next.lease = Some(Lease {
+            owner: self.opts.owner.clone(),
+            expires_at: now + fs.lease_ttl,
+        });
+        self.cursor = self.d.cursors.commit(&next, &self.opts.owner, now).await?;
+        self.attempt.restart(&self.cursor, now);
         self.report.chunks_committed += 1;
         self.report.watermark_after = self.cursor.watermark;
         self.opts.hooks.at(HookPoint::AfterCommit)?;

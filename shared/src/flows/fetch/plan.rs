@@ -21,29 +21,33 @@ pub fn window(cursor: &Cursor, now: DateTime<Utc>, settings: &FetchSettings) -> 
     }
 }
 
-/// Splits `window` into chunks of at most `target` alerts by counting, oldest first. A source
-/// that cannot count (SIEM) drains the window whole.
+/// Splits `window`, which holds `count` alerts, into chunks of at most `target` alerts by
+/// counting halves, oldest first; each chunk comes with its count.
 pub async fn chunks(
     source: &mut dyn AlertSource,
     token: &AccessToken,
     window: Window,
+    count: Option<u64>,
     target: u64,
     deadline: Instant,
     stats: &mut DrainStats,
-) -> Result<Vec<Window>, FetchError> {
+) -> Result<Vec<(Window, Option<u64>)>, FetchError> {
     let mut out = Vec::new();
-    let mut todo = vec![window];
-    while let Some(w) = todo.pop() {
-        let n = source.count(token, w, deadline, stats).await?;
+    let mut todo = vec![(window, count)];
+    while let Some((w, n)) = todo.pop() {
+        let n = match n {
+            Some(n) => Some(n),
+            None => source.count(token, w, deadline, stats).await?,
+        };
         let splittable = w.until - w.since >= tick() * 2;
         match n {
             Some(n) if n > target && splittable => {
                 let (older, newer) = halves(w);
                 // Pushed newest first so the oldest half is drained first.
-                todo.push(newer);
-                todo.push(older);
+                todo.push((newer, None));
+                todo.push((older, None));
             }
-            _ => out.push(w),
+            _ => out.push((w, n)),
         }
     }
     Ok(out)

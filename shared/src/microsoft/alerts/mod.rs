@@ -1,51 +1,90 @@
 //! Alert sources: Microsoft Graph `security/alerts_v2`, Defender for Endpoint `/api/alerts` and
-//! the legacy SIEM API behind one [`AlertSource`] trait. Each drains a time window on the API's
-//! update timestamp completely, whatever the API does (DESIGN §6 Fetch step 2), page by page, so
-//! memory does not grow with the backlog.
+//! the legacy SIEM API behind one [`AlertSource`] trait. A source answers one page of a time
+//! window on the API's update timestamp at a time, from a [`Position`] that says where the page
+//! starts, and says where the next one starts; the fetch flow drives the pages, so a drain can
+//! stop after any page and resume there later (DESIGN §6 Fetch step 2), and memory does not grow
+//! with the backlog. Pages are parsed without building a JSON tree: each alert's bytes are kept
+//! verbatim ([`RawValue`]) and only its id and times are read.
 
 pub mod odata;
 pub mod siem;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::domain::{AlertApi, TenantId};
 use crate::secret::AccessToken;
 
 /// One alert version as an API returned it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct SourceAlert {
     /// The API's alert id.
     pub id: String,
+    /// What identifies the record uniquely within the alert's versions: the alert id, except for
+    /// the SIEM API, whose records of one alert (one per detection part) each have a `FullId`.
+    pub record_id: String,
     /// The version: the update timestamp (`lastUpdateDateTime`, `lastUpdateTime`,
     /// `LastProcessedTimeUtc`).
     pub version: DateTime<Utc>,
     /// Creation time, when the API gives one.
     pub created: Option<DateTime<Utc>>,
-    /// The alert exactly as returned.
-    pub raw: Value,
+    /// The alert exactly as returned: its bytes, untouched.
+    pub raw: Box<RawValue>,
 }
 
 impl SourceAlert {
-    /// `<tenant>:<alert_id>:<version>`, stable across runs.
+    /// `<tenant>:<record id>:<version>`, stable across runs: the record's dedup key.
     pub fn dedup_key(&self, tenant: &TenantId) -> String {
-        dedup_key(tenant, &self.id, self.version)
+        dedup_key(tenant, &self.record_id, self.version)
+    }
+
+    /// The key an earlier release gave a SIEM record (`<tenant>:<AlertId>:<version>`), when it
+    /// differs from [`SourceAlert::dedup_key`]: cursors written then hold keys of this form.
+    pub fn legacy_key(&self, tenant: &TenantId) -> Option<String> {
+        (self.record_id != self.id).then(|| dedup_key(tenant, &self.id, self.version))
     }
 }
 
-/// `<tenant>:<alert_id>:<version with 7 fractional digits>`.
+/// `<tenant>:<record id>:<version with 7 fractional digits>`.
 pub fn dedup_key(tenant: &TenantId, id: &str, version: DateTime<Utc>) -> String {
     format!("{tenant}:{id}:{}", fmt7(version))
 }
 
 /// A half-open window `[since, until)` on the update timestamp.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Window {
     /// Inclusive start.
     pub since: DateTime<Utc>,
     /// Exclusive end.
     pub until: DateTime<Utc>,
+}
+
+/// Where a page of a window starts.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Position {
+    /// The window's first page.
+    Start,
+    /// The API's own next link (Graph `@odata.nextLink`, full URL on the API's origin).
+    Link(String),
+    /// Alerts created at or before this time (the APIs list newest-created first).
+    AtOrBelow(DateTime<Utc>),
+    /// Alerts created strictly before this time (after their tie group was paged through).
+    Below(DateTime<Utc>),
+    /// Inside the tie group of this creation time, from this `$skip`.
+    Tie(DateTime<Utc>, usize),
+}
+
+/// One page of a window, as the API answered it.
+#[derive(Debug)]
+pub struct Page {
+    /// The alerts, in the API's order (repeats across pages are possible).
+    pub alerts: Vec<SourceAlert>,
+    /// The page's next link, if the API gave one.
+    pub next_link: Option<String>,
+    /// Whether the page is as large as asked: without a next link, more may follow.
+    pub full: bool,
 }
 
 /// Why a drain stopped. Variants are shaped by what the fetch flow does next; none of them
@@ -96,13 +135,6 @@ pub enum FetchError {
     Interrupted,
 }
 
-/// Receives the pages of a drain, in order.
-#[async_trait]
-pub trait PageHandler: Send {
-    /// Takes one page of alerts (already without alerts repeated within this drain).
-    async fn page(&mut self, alerts: Vec<SourceAlert>) -> Result<(), FetchError>;
-}
-
 /// Counts of one drain.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DrainStats {
@@ -114,7 +146,7 @@ pub struct DrainStats {
     pub http: crate::microsoft::http::RequestStats,
 }
 
-/// One alert API.
+/// One alert API of one tenant.
 #[async_trait]
 pub trait AlertSource: Send + Sync {
     /// Which API.
@@ -127,21 +159,29 @@ pub trait AlertSource: Send + Sync {
         window: Window,
         deadline: tokio::time::Instant,
         stats: &mut DrainStats,
-    ) -> Result<Option<u64>, FetchError> {
-        let _ = (token, window, deadline, stats);
-        Ok(None)
-    }
+    ) -> Result<Option<u64>, FetchError>;
 
-    /// Drains `window` completely, handing every page to `handler`, or fails. Waiting (budget,
-    /// `Retry-After`, backoff) never runs past `deadline`.
-    async fn drain(
+    /// The page of `window` that starts `at`. Waiting (budget, `Retry-After`, backoff) never
+    /// runs past `deadline`.
+    async fn page(
         &mut self,
         token: &AccessToken,
         window: Window,
+        at: &Position,
         deadline: tokio::time::Instant,
-        handler: &mut dyn PageHandler,
         stats: &mut DrainStats,
-    ) -> Result<(), FetchError>;
+    ) -> Result<Page, FetchError>;
+
+    /// Where the page after `page` (which started `at`) starts, or `None` when the window is
+    /// drained. `fresh` is how many of its alerts the drain had not listed before, and
+    /// `oldest_created` the oldest creation time on the page.
+    fn next(
+        &self,
+        at: &Position,
+        page: &Page,
+        fresh: usize,
+        oldest_created: Option<DateTime<Utc>>,
+    ) -> Result<Option<Position>, FetchError>;
 }
 
 /// Formats a time as Microsoft does in alert payloads: 7 fractional digits and `Z`.

@@ -1,8 +1,9 @@
 //! The two OData alert APIs — Microsoft Graph `security/alerts_v2` and Defender for Endpoint
-//! `/api/alerts` — drained the same way (reference §2.3, §3.2):
+//! `/api/alerts` — paged the same way (reference §2.3, §3.2):
 //!
-//! 1. Count the window (`$count`), then list it with `$filter` on the update timestamp and the
-//!    largest page the API allows (Graph clamps `$top` at 1,000; MDE at 10,000).
+//! 1. List the window with `$filter` on the update timestamp and the largest page the API allows
+//!    (Graph clamps `$top` at 1,000; MDE at 10,000). A page without a next link that is not full
+//!    ends the window: one request drains an idle window.
 //! 2. Follow `@odata.nextLink` when present (only to the API's own origin: the token never goes
 //!    elsewhere).
 //! 3. When a full page comes without a link — the link suppressed, cut off past a `$skip` depth,
@@ -13,21 +14,21 @@
 //!    `$skip` up to 500), then the drain continues `lt` it. Any number of alerts may share one
 //!    update timestamp; a window where more than `$skip` limit + page share one creation time
 //!    too is reported undrainable rather than silently cut.
-//! 4. Check completeness: at least as many distinct alerts as counted (recounted once, since
-//!    alerts updated meanwhile leave the window legitimately). Otherwise the drain fails and the
-//!    watermark stays; the next run drains again and deduplicates.
+//! 4. `$count` tells how many alerts a window holds: the fetch flow plans chunks with it and
+//!    checks a drain that took more than one page against it.
 
-use std::collections::HashSet;
+use std::borrow::Cow;
 
 use async_trait::async_trait;
-use serde_json::Value;
+use chrono::{DateTime, Utc};
+use serde_json::value::RawValue;
 use url::Url;
 
 use super::{
-    AlertSource, DrainStats, FetchError, PageHandler, SourceAlert, Window, fmt7, parse_time,
+    AlertSource, DrainStats, FetchError, Page, Position, SourceAlert, Window, fmt7, parse_time,
 };
 use crate::domain::AlertApi;
-use crate::microsoft::http::{Getter, RequestBudget, RetryPolicy};
+use crate::microsoft::http::{Getter, RequestBudget, RetryPolicy, Unreadable};
 use crate::secret::AccessToken;
 
 /// Which OData API.
@@ -69,17 +70,6 @@ impl Flavor {
             Flavor::Mde => "alertCreationTime",
         }
     }
-}
-
-/// How a drain continues when a full page comes without a next link.
-#[derive(Debug, Clone, Copy)]
-enum Continue {
-    /// At or below this creation time (the first query is the same as at-or-below the end).
-    AtOrBelow(chrono::DateTime<chrono::Utc>),
-    /// Strictly below this creation time (after its tie group was paged through).
-    Below(chrono::DateTime<chrono::Utc>),
-    /// Inside the tie group of this creation time, from this `$skip`.
-    Tie(chrono::DateTime<chrono::Utc>, usize),
 }
 
 /// A Graph or MDE alert source for one tenant.
@@ -153,76 +143,126 @@ impl ODataSource {
         if self.flavor == Flavor::Mde {
             u.query_pairs_mut().append_pair("$filter", &filter);
         }
-        let mut g = Getter {
+        let flavor = self.flavor;
+        Getter {
             http: &self.http,
             budget: &mut self.budget,
             deadline,
             policy: self.policy,
             stats: &mut stats.http,
-        };
-        let a = g.get(&u, token, is_json).await?;
-        if a.status.as_u16() == 206 {
-            return Err(FetchError::Partial(
-                a.warning.unwrap_or_else(|| "no Warning header".into()),
-            ));
         }
-        let v: Value = serde_json::from_slice(&a.body)
-            .map_err(|_| FetchError::Malformed("the count is not JSON".into()))?;
-        let n = match self.flavor {
-            Flavor::Graph => v.get("@odata.count").and_then(Value::as_u64),
-            Flavor::Mde => v.as_u64(),
-        };
-        n.ok_or_else(|| FetchError::Malformed("the answer carries no count".into()))
+        .get(&u, token, |body| parse_count(flavor, body))
+        .await
     }
 
-    fn parse_alert(&self, raw: Value) -> Result<SourceAlert, FetchError> {
-        let id = raw
-            .get("id")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty() && s.len() <= 256)
-            .ok_or_else(|| FetchError::Malformed("an alert has no id".into()))?
-            .to_string();
-        let version = raw
-            .get(self.flavor.updated())
-            .and_then(Value::as_str)
-            .and_then(parse_time)
-            .ok_or_else(|| {
-                FetchError::Malformed(format!("alert {id} has no valid {}", self.flavor.updated()))
-            })?;
-        let created = raw
-            .get(self.flavor.created())
-            .and_then(Value::as_str)
-            .and_then(parse_time);
-        Ok(SourceAlert {
-            id,
-            version,
-            created,
-            raw,
+    fn page_url(&self, window: &Window, at: &Position) -> Result<Url, FetchError> {
+        let base_filter = self.window_filter(window);
+        let created = self.flavor.created();
+        Ok(match at {
+            Position::Start => self.list_url(&base_filter),
+            Position::Link(link) => {
+                let next = Url::parse(link)
+                    .map_err(|_| FetchError::Malformed("the next link is not a URL".into()))?;
+                if next.origin() != self.base.origin() {
+                    return Err(FetchError::Malformed(
+                        "the next link points to another host".into(),
+                    ));
+                }
+                next
+            }
+            Position::AtOrBelow(c) => {
+                self.list_url(&format!("{base_filter} and {created} le {}", fmt7(*c)))
+            }
+            Position::Below(c) => {
+                self.list_url(&format!("{base_filter} and {created} lt {}", fmt7(*c)))
+            }
+            Position::Tie(c, skip) => {
+                let mut u = self.list_url(&format!("{base_filter} and {created} eq {}", fmt7(*c)));
+                u.query_pairs_mut().append_pair("$skip", &skip.to_string());
+                u
+            }
         })
     }
 }
 
-fn is_json(body: &[u8]) -> bool {
-    serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok()
+/// A count: Graph's `@odata.count` beside the page, MDE's bare number of `/alerts/$count`.
+fn parse_count(flavor: Flavor, body: &[u8]) -> Result<u64, Unreadable> {
+    #[derive(serde::Deserialize)]
+    struct Counted {
+        #[serde(rename = "@odata.count")]
+        count: u64,
+    }
+    let missing = "the answer carries no count";
+    match flavor {
+        Flavor::Graph => serde_json::from_slice::<Counted>(body).map(|c| c.count),
+        Flavor::Mde => serde_json::from_slice::<u64>(body),
+    }
+    .map_err(|e| Unreadable::of(&e, missing))
 }
 
-/// A page's alerts and its next link.
-fn split_page(body: &[u8]) -> Result<(Vec<Value>, Option<String>), FetchError> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|_| FetchError::Malformed("the page is not JSON".into()))?;
-    let Value::Object(mut m) = v else {
-        return Err(FetchError::Malformed(
-            "the page is not a JSON object".into(),
-        ));
+/// The parts of a page read without building a JSON tree: the alerts stay raw bytes.
+#[derive(serde::Deserialize)]
+struct RawPage<'a> {
+    #[serde(borrow)]
+    value: Vec<&'a RawValue>,
+    #[serde(rename = "@odata.nextLink", default, borrow)]
+    next: Option<Cow<'a, str>>,
+}
+
+/// The fields of an alert the drain needs; every other field is skipped unread.
+#[derive(serde::Deserialize)]
+struct Head<'a> {
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(rename = "lastUpdateDateTime", default, borrow)]
+    graph_updated: Option<Cow<'a, str>>,
+    #[serde(rename = "createdDateTime", default, borrow)]
+    graph_created: Option<Cow<'a, str>>,
+    #[serde(rename = "lastUpdateTime", default, borrow)]
+    mde_updated: Option<Cow<'a, str>>,
+    #[serde(rename = "alertCreationTime", default, borrow)]
+    mde_created: Option<Cow<'a, str>>,
+}
+
+/// Parses a page of `flavor`, keeping each alert's bytes verbatim.
+fn parse_page(flavor: Flavor, body: &[u8], page_size: usize) -> Result<Page, Unreadable> {
+    let page: RawPage = serde_json::from_slice(body)
+        .map_err(|e| Unreadable::of(&e, "the page has no value array"))?;
+    let full = page.value.len() >= page_size;
+    let alerts = page
+        .value
+        .into_iter()
+        .map(|raw| parse_alert(flavor, raw))
+        .collect::<Result<_, _>>()?;
+    Ok(Page {
+        alerts,
+        next_link: page.next.map(Cow::into_owned),
+        full,
+    })
+}
+
+fn parse_alert(flavor: Flavor, raw: &RawValue) -> Result<SourceAlert, Unreadable> {
+    let head: Head = serde_json::from_str(raw.get())
+        .map_err(|e| Unreadable::of(&e, "an alert is not a JSON object"))?;
+    let id = head
+        .id
+        .filter(|s| !s.is_empty() && s.len() <= 256)
+        .ok_or_else(|| Unreadable::Shape("an alert has no id".into()))?
+        .into_owned();
+    let (updated, created) = match flavor {
+        Flavor::Graph => (head.graph_updated, head.graph_created),
+        Flavor::Mde => (head.mde_updated, head.mde_created),
     };
-    let next = m
-        .get("@odata.nextLink")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    match m.remove("value") {
-        Some(Value::Array(items)) => Ok((items, next)),
-        _ => Err(FetchError::Malformed("the page has no value array".into())),
-    }
+    let version = updated.as_deref().and_then(parse_time).ok_or_else(|| {
+        Unreadable::Shape(format!("alert {id} has no valid {}", flavor.updated()))
+    })?;
+    Ok(SourceAlert {
+        record_id: id.clone(),
+        id,
+        version,
+        created: created.as_deref().and_then(parse_time),
+        raw: raw.to_owned(),
+    })
 }
 
 #[async_trait]
@@ -246,114 +286,67 @@ impl AlertSource for ODataSource {
             .map(Some)
     }
 
-    async fn drain(
+    async fn page(
         &mut self,
         token: &AccessToken,
         window: Window,
+        at: &Position,
         deadline: tokio::time::Instant,
-        handler: &mut dyn PageHandler,
         stats: &mut DrainStats,
-    ) -> Result<(), FetchError> {
-        let expected = self.count_window(token, window, deadline, stats).await?;
-        let base_filter = self.window_filter(&window);
-        let mut url = self.list_url(&base_filter);
-        let mut mode = Continue::AtOrBelow(window.until);
-        let mut seen: HashSet<String> = HashSet::new();
-        loop {
-            let answer = {
-                let mut g = Getter {
-                    http: &self.http,
-                    budget: &mut self.budget,
-                    deadline,
-                    policy: self.policy,
-                    stats: &mut stats.http,
+    ) -> Result<Page, FetchError> {
+        let url = self.page_url(&window, at)?;
+        let (flavor, page_size) = (self.flavor, self.page_size);
+        let page = Getter {
+            http: &self.http,
+            budget: &mut self.budget,
+            deadline,
+            policy: self.policy,
+            stats: &mut stats.http,
+        }
+        .get(&url, token, |body| parse_page(flavor, body, page_size))
+        .await?;
+        stats.pages += 1;
+        Ok(page)
+    }
+
+    fn next(
+        &self,
+        at: &Position,
+        page: &Page,
+        fresh: usize,
+        oldest_created: Option<DateTime<Utc>>,
+    ) -> Result<Option<Position>, FetchError> {
+        if let Some(link) = &page.next_link {
+            return Ok(Some(Position::Link(link.clone())));
+        }
+        let created = self.flavor.created();
+        let next = match (at, page.full) {
+            // The tie group is exhausted: continue below it.
+            (Position::Tie(c, _), false) => Position::Below(*c),
+            (_, false) => return Ok(None),
+            (Position::Tie(c, skip), true) => Position::Tie(*c, skip + self.page_size),
+            (_, true) => {
+                let Some(oldest) = oldest_created else {
+                    return Err(FetchError::Malformed(format!("alerts carry no {created}")));
                 };
-                g.get(&url, token, is_json).await?
-            };
-            let (items, next) = split_page(&answer.body)?;
-            let full = items.len() >= self.page_size;
-            let mut fresh = Vec::with_capacity(items.len());
-            let mut oldest_created = None;
-            for raw in items {
-                let a = self.parse_alert(raw)?;
-                if let Some(c) = a.created {
-                    oldest_created =
-                        Some(oldest_created.map_or(c, |o: chrono::DateTime<chrono::Utc>| o.min(c)));
-                }
-                if seen.insert(a.id.clone()) {
-                    fresh.push(a);
+                if fresh == 0 {
+                    // A whole page of alerts sharing `oldest`: page through that tie group.
+                    Position::Tie(oldest, self.page_size)
+                } else {
+                    Position::AtOrBelow(oldest)
                 }
             }
-            stats.pages += 1;
-            stats.alerts += fresh.len() as u64;
-            let fresh_count = fresh.len();
-            handler.page(fresh).await?;
-            if answer.status.as_u16() == 206 {
-                return Err(FetchError::Partial(
-                    answer.warning.unwrap_or_else(|| "no Warning header".into()),
-                ));
-            }
-            if let Some(next) = next {
-                let next = Url::parse(&next)
-                    .map_err(|_| FetchError::Malformed("the next link is not a URL".into()))?;
-                if next.origin() != self.base.origin() {
-                    return Err(FetchError::Malformed(
-                        "the next link points to another host".into(),
-                    ));
-                }
-                url = next;
-                continue;
-            }
-            let created = self.flavor.created();
-            mode = match (mode, full) {
-                // The tie group is exhausted: continue below it.
-                (Continue::Tie(c, _), false) => Continue::Below(c),
-                (_, false) => break,
-                (Continue::Tie(c, skip), true) => Continue::Tie(c, skip + self.page_size),
-                (_, true) => {
-                    let Some(oldest) = oldest_created else {
-                        return Err(FetchError::Malformed(format!("alerts carry no {created}")));
-                    };
-                    if fresh_count == 0 {
-                        // A whole page of alerts sharing `oldest`: page through that tie group.
-                        Continue::Tie(oldest, self.page_size)
-                    } else {
-                        Continue::AtOrBelow(oldest)
-                    }
-                }
-            };
-            url = match mode {
-                Continue::AtOrBelow(c) => {
-                    self.list_url(&format!("{base_filter} and {created} le {}", fmt7(c)))
-                }
-                Continue::Below(c) => {
-                    self.list_url(&format!("{base_filter} and {created} lt {}", fmt7(c)))
-                }
-                Continue::Tie(c, skip) => {
-                    if skip > self.flavor.max_skip() {
-                        return Err(FetchError::Undrainable(format!(
-                            "more than {} alerts share one {created} inside one {}",
-                            self.flavor.max_skip() + self.page_size,
-                            self.flavor.updated()
-                        )));
-                    }
-                    let mut u =
-                        self.list_url(&format!("{base_filter} and {created} eq {}", fmt7(c)));
-                    u.query_pairs_mut().append_pair("$skip", &skip.to_string());
-                    u
-                }
-            };
+        };
+        if let Position::Tie(_, skip) = next
+            && skip > self.flavor.max_skip()
+        {
+            return Err(FetchError::Undrainable(format!(
+                "more than {} alerts share one {created} inside one {}",
+                self.flavor.max_skip() + self.page_size,
+                self.flavor.updated()
+            )));
         }
-        let got = seen.len() as u64;
-        if got < expected {
-            let now = self.count_window(token, window, deadline, stats).await?;
-            if got < now {
-                return Err(FetchError::Transient(format!(
-                    "the window listed {got} alerts but counts {now}; it changed while draining"
-                )));
-            }
-        }
-        Ok(())
+        Ok(Some(next))
     }
 }
 
@@ -362,19 +355,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pages_without_a_value_array_or_json_are_malformed() {
-        assert!(matches!(split_page(b"[]"), Err(FetchError::Malformed(_))));
+    fn pages_are_read_without_reshaping_the_alerts() {
+        let body = br#"{"value":[{"id":"a","lastUpdateDateTime":"2021-05-02T14:19:01.3266667Z",
+            "createdDateTime":"2021-04-27T12:19:27.72Z","title":"x \u00e9","n":[1,2.50,null]}],
+            "@odata.nextLink":"https://x/y"}"#;
+        let page = parse_page(Flavor::Graph, body, 1).expect("ok");
+        assert!(page.full);
+        assert_eq!(page.next_link.as_deref(), Some("https://x/y"));
+        let a = &page.alerts[0];
+        assert_eq!((a.id.as_str(), a.record_id.as_str()), ("a", "a"));
+        assert_eq!(fmt7(a.version), "2021-05-02T14:19:01.3266667Z");
+        assert!(
+            a.raw
+                .get()
+                .contains(r#""title":"x \u00e9","n":[1,2.50,null]"#)
+        );
+        assert!(!parse_page(Flavor::Graph, body, 2).expect("ok").full);
+    }
+
+    #[test]
+    fn pages_without_a_value_array_or_json_are_refused_by_kind() {
         assert!(matches!(
-            split_page(b"{\"value\":3}"),
-            Err(FetchError::Malformed(_))
+            parse_page(Flavor::Graph, b"[]", 10),
+            Err(Unreadable::Shape(_))
         ));
         assert!(matches!(
-            split_page(b"{\"val"),
-            Err(FetchError::Malformed(_))
+            parse_page(Flavor::Graph, b"{\"value\":3}", 10),
+            Err(Unreadable::Shape(_))
         ));
-        let (items, next) =
-            split_page(br#"{"value":[{"id":"a"}],"@odata.nextLink":"https://x/y"}"#).expect("ok");
-        assert_eq!(items.len(), 1);
-        assert_eq!(next.as_deref(), Some("https://x/y"));
+        assert!(matches!(
+            parse_page(Flavor::Graph, b"{\"val", 10),
+            Err(Unreadable::NotJson)
+        ));
+        assert!(matches!(
+            parse_page(Flavor::Mde, br#"{"value":[{"id":"a"}]}"#, 10),
+            Err(Unreadable::Shape(_))
+        ));
+        assert_eq!(parse_count(Flavor::Mde, b"42").ok(), Some(42));
+        assert_eq!(
+            parse_count(Flavor::Graph, br#"{"@odata.count":7,"value":[]}"#).ok(),
+            Some(7)
+        );
     }
 }

@@ -3,19 +3,28 @@
 //! It answers a bare JSON array of every detection whose `LastProcessedTimeUtc` lies in
 //! `[sinceTimeUtc, untilTimeUtc]` (both inclusive), with no paging, so one request drains a
 //! window. The answer is delivered as one batch: it arrives whole, so it is kept whole (a run
-//! stopped half-way through handing it on would have dropped versions it was shown).
+//! stopped half-way through handing it on would have dropped versions it was shown). A record is
+//! keyed by its `FullId`: one alert has several records (one per detection part or IOC), which
+//! may share a `LastProcessedTimeUtc`.
 
 use std::sync::Once;
 
+use std::borrow::Cow;
+use std::collections::HashSet;
+
 use async_trait::async_trait;
-use serde_json::Value;
+use chrono::{DateTime, Utc};
+use serde_json::value::RawValue;
 use url::Url;
 
 use super::{
-    AlertSource, DrainStats, FetchError, PageHandler, SourceAlert, Window, fmt7, parse_time, tick,
+    AlertSource, DrainStats, FetchError, Page, Position, SourceAlert, Window, fmt7, parse_time,
+    tick,
 };
 use crate::domain::AlertApi;
-use crate::microsoft::http::{Getter, RequestBudget, RetryPolicy};
+#[cfg(test)]
+use crate::domain::TenantId;
+use crate::microsoft::http::{Getter, RequestBudget, RetryPolicy, Unreadable};
 use crate::secret::AccessToken;
 
 static DEPRECATION: Once = Once::new();
@@ -50,32 +59,70 @@ impl SiemSource {
             policy,
         }
     }
+}
 
-    fn parse(raw: Value) -> Result<SourceAlert, FetchError> {
-        let id = raw
-            .get("AlertId")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty() && s.len() <= 256)
-            .ok_or_else(|| FetchError::Malformed("a detection has no AlertId".into()))?
-            .to_string();
-        let version = raw
-            .get("LastProcessedTimeUtc")
-            .and_then(Value::as_str)
-            .and_then(parse_time)
-            .ok_or_else(|| {
-                FetchError::Malformed(format!("detection {id} has no valid LastProcessedTimeUtc"))
-            })?;
-        let created = raw
-            .get("AlertTime")
-            .and_then(Value::as_str)
-            .and_then(parse_time);
-        Ok(SourceAlert {
-            id,
-            version,
-            created,
-            raw,
-        })
+/// The fields of a detection the fetch needs; every other field is skipped unread.
+#[derive(serde::Deserialize)]
+struct Head<'a> {
+    #[serde(rename = "AlertId", borrow)]
+    alert_id: Option<Cow<'a, str>>,
+    #[serde(rename = "FullId", default, borrow)]
+    full_id: Option<Cow<'a, str>>,
+    #[serde(rename = "LastProcessedTimeUtc", default, borrow)]
+    processed: Option<Cow<'a, str>>,
+    #[serde(rename = "AlertTime", default, borrow)]
+    alert_time: Option<Cow<'a, str>>,
+}
+
+/// A bare JSON array of detections, each kept verbatim. Records repeated in one answer (same
+/// `FullId` and `LastProcessedTimeUtc`) are kept once.
+fn parse_answer(body: &[u8]) -> Result<Page, Unreadable> {
+    let items: Vec<&RawValue> = serde_json::from_slice(body)
+        .map_err(|e| Unreadable::of(&e, "the answer is not a JSON array"))?;
+    let mut seen = HashSet::new();
+    let mut alerts = Vec::with_capacity(items.len());
+    for raw in items {
+        let a = parse_detection(raw)?;
+        if seen.insert((a.record_id.clone(), a.version)) {
+            alerts.push(a);
+        }
     }
+    Ok(Page {
+        alerts,
+        next_link: None,
+        full: false,
+    })
+}
+
+/// One detection: `AlertId` is the alert, `FullId` the record's unique key (reference §1.6;
+/// several records — `AlertPart`s, IOCs — share one `AlertId`), `LastProcessedTimeUtc` the
+/// version.
+fn parse_detection(raw: &RawValue) -> Result<SourceAlert, Unreadable> {
+    let head: Head = serde_json::from_str(raw.get())
+        .map_err(|e| Unreadable::of(&e, "a detection is not a JSON object"))?;
+    let id = head
+        .alert_id
+        .filter(|s| !s.is_empty() && s.len() <= 256)
+        .ok_or_else(|| Unreadable::Shape("a detection has no AlertId".into()))?
+        .into_owned();
+    let version = head
+        .processed
+        .as_deref()
+        .and_then(parse_time)
+        .ok_or_else(|| {
+            Unreadable::Shape(format!("detection {id} has no valid LastProcessedTimeUtc"))
+        })?;
+    let record_id = head
+        .full_id
+        .filter(|s| !s.is_empty() && s.len() <= 512)
+        .map_or_else(|| id.clone(), Cow::into_owned);
+    Ok(SourceAlert {
+        record_id,
+        id,
+        version,
+        created: head.alert_time.as_deref().and_then(parse_time),
+        raw: raw.to_owned(),
+    })
 }
 
 #[async_trait]
@@ -84,48 +131,82 @@ impl AlertSource for SiemSource {
         AlertApi::Siem
     }
 
-    async fn drain(
+    async fn count(
+        &mut self,
+        _: &AccessToken,
+        _: Window,
+        _: tokio::time::Instant,
+        _: &mut DrainStats,
+    ) -> Result<Option<u64>, FetchError> {
+        Ok(None)
+    }
+
+    /// The whole window in one request: the API has no paging.
+    async fn page(
         &mut self,
         token: &AccessToken,
         window: Window,
+        _: &Position,
         deadline: tokio::time::Instant,
-        handler: &mut dyn PageHandler,
         stats: &mut DrainStats,
-    ) -> Result<(), FetchError> {
+    ) -> Result<Page, FetchError> {
         let mut u = super::join(&self.base, "api/alerts");
         u.query_pairs_mut()
             .append_pair("sinceTimeUtc", &fmt7(window.since))
             .append_pair("untilTimeUtc", &fmt7(window.until - tick()));
-        let answer = Getter {
+        let page = Getter {
             http: &self.http,
             budget: &mut self.budget,
             deadline,
             policy: self.policy,
             stats: &mut stats.http,
         }
-        .get(&u, token, |b| {
-            serde_json::from_slice::<serde::de::IgnoredAny>(b).is_ok()
-        })
+        .get(&u, token, parse_answer)
         .await?;
-        let Value::Array(items) = serde_json::from_slice(&answer.body)
-            .map_err(|_| FetchError::Malformed("the answer is not JSON".into()))?
-        else {
-            return Err(FetchError::Malformed(
-                "the answer is not a JSON array".into(),
-            ));
-        };
-        let mut seen = std::collections::HashSet::new();
-        let mut alerts = Vec::with_capacity(items.len());
-        for raw in items {
-            let a = Self::parse(raw)?;
-            // Several detections may share an AlertId; one version per (id, time) is delivered.
-            if seen.insert((a.id.clone(), a.version)) {
-                alerts.push(a);
-            }
-        }
-        stats.alerts += alerts.len() as u64;
         stats.pages += 1;
-        handler.page(alerts).await?;
-        Ok(())
+        Ok(page)
+    }
+
+    fn next(
+        &self,
+        _: &Position,
+        _: &Page,
+        _: usize,
+        _: Option<DateTime<Utc>>,
+    ) -> Result<Option<Position>, FetchError> {
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_of_one_alert_are_keyed_by_their_full_id() {
+        let body = br#"[
+            {"AlertId":"da1","FullId":"da1:ioc-a","AlertPart":0,"LastProcessedTimeUtc":"2020-09-30T14:11:44.0779765Z","AlertTime":"2020-09-30T14:09:20.35743Z"},
+            {"AlertId":"da1","FullId":"da1:ioc-b","AlertPart":1,"LastProcessedTimeUtc":"2020-09-30T14:11:44.0779765Z","AlertTime":"2020-09-30T14:09:20.35743Z"},
+            {"AlertId":"da1","FullId":"da1:ioc-b","AlertPart":1,"LastProcessedTimeUtc":"2020-09-30T14:11:44.0779765Z","AlertTime":"2020-09-30T14:09:20.35743Z"},
+            {"AlertId":"da2","LastProcessedTimeUtc":"2020-09-30T14:11:44.0779765Z"}
+        ]"#;
+        let page = parse_answer(body).expect("ok");
+        let ids: Vec<_> = page
+            .alerts
+            .iter()
+            .map(|a| (a.id.as_str(), a.record_id.as_str()))
+            .collect();
+        assert_eq!(
+            ids,
+            [("da1", "da1:ioc-a"), ("da1", "da1:ioc-b"), ("da2", "da2")]
+        );
+        let tid = TenantId::parse("11111111-1111-4111-8111-111111111111").expect("tid");
+        assert_eq!(
+            page.alerts[0].legacy_key(&tid).as_deref(),
+            Some("11111111-1111-4111-8111-111111111111:da1:2020-09-30T14:11:44.0779765Z")
+        );
+        assert_eq!(page.alerts[2].legacy_key(&tid), None);
+        assert!(matches!(parse_answer(b"{}"), Err(Unreadable::Shape(_))));
+        assert!(matches!(parse_answer(b"[{"), Err(Unreadable::NotJson)));
     }
 }
