@@ -6,12 +6,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::adapters::aws::{
-    DynamoDbConsentNonces, DynamoDbCursorStore, DynamoDbTenantRegistry, S3AlertSink,
-    SecretsManagerAppSecrets, SecretsManagerTokenStore, SqsWorkQueue, s3_client, sdk_config,
+    DynamoDbConsentNonces, DynamoDbCursorStore, DynamoDbDeliveryIndex, DynamoDbTenantRegistry,
+    S3AlertSink, SecretsManagerAppSecrets, SecretsManagerTokenStore, SqsWorkQueue, s3_client,
+    sdk_config,
 };
 use crate::adapters::local::{
-    FileAlertSink, FileAppSecrets, FileConsentNonces, FileCursorStore, FileTenantRegistry,
-    FileTokenStore,
+    FileAlertSink, FileAppSecrets, FileConsentNonces, FileCursorStore, FileDeliveryIndex,
+    FileTenantRegistry, FileTokenStore,
 };
 use crate::adapters::unconfigured::NotConfigured;
 use crate::clock::{Clock, SystemClock};
@@ -42,7 +43,8 @@ pub fn aws(config: &ServiceConfig, sdk: &aws_config::SdkConfig) -> Deps {
         )),
         nonces: Arc::new(DynamoDbConsentNonces::new(ddb.clone(), &config.table)),
         app: Arc::new(SecretsManagerAppSecrets::new(sm, &config.app_secret_id)),
-        cursors: Arc::new(DynamoDbCursorStore::new(ddb, &config.table)),
+        cursors: Arc::new(DynamoDbCursorStore::new(ddb.clone(), &config.table)),
+        index: Arc::new(DynamoDbDeliveryIndex::new(ddb, &config.table)),
         sink: Arc::new(NotConfigured {
             variable: FetcherConfig::BUCKET_VAR,
         }),
@@ -81,6 +83,7 @@ pub fn local(data_dir: &Path, app_file: &Path, clock: Arc<dyn Clock>, settings: 
         app: Arc::new(FileAppSecrets::at(app_file)),
         cursors: Arc::new(FileCursorStore::new(data_dir)),
         sink: Arc::new(FileAlertSink::new(data_dir)),
+        index: Arc::new(FileDeliveryIndex::new(data_dir)),
         queue: Arc::new(NotConfigured {
             variable: FetcherConfig::QUEUE_URL_VAR,
         }),

@@ -287,8 +287,20 @@ pub struct Tenant {
     pub last_fetch: Option<Outcome>,
     /// Failures in a row (refresh or fetch); reset on success.
     pub consecutive_failures: u32,
+    /// A backfill asked for and not finished yet (its progress is in the cursor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backfill: Option<BackfillRequest>,
     /// Optimistic-concurrency version, bumped on every write.
     pub version: u64,
+}
+
+/// A history range to deliver into the sink as ordinary records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackfillRequest {
+    /// From this update time.
+    pub since: DateTime<Utc>,
+    /// Up to this update time; absent: up to where the regular fetch's coverage starts.
+    pub until: Option<DateTime<Utc>>,
 }
 
 impl Tenant {
@@ -314,6 +326,7 @@ impl Tenant {
             last_refresh: None,
             last_fetch: None,
             consecutive_failures: 0,
+            backfill: None,
             version: 0,
         }
     }

@@ -3,7 +3,7 @@
 //! Manager, DynamoDB); flows are tested through the local ones, adapters at their wire boundary.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::domain::{Tenant, TenantId, TenantTokens};
 use crate::microsoft::alerts::{Position, Window};
@@ -158,6 +158,57 @@ pub struct Cursor {
     /// A checkpoint inside a window: the pages delivered so far are committed (their keys are in
     /// `delivered`), and the next run continues the window here. The watermark stays below it.
     pub progress: Option<Progress>,
+    /// Since when every version delivered under this cursor is in the [`DeliveryIndex`] (set by
+    /// the first commit of this release: a cursor's older deliveries are not indexed).
+    pub indexed_since: Option<DateTime<Utc>>,
+    /// Where the regular fetch's coverage starts: every version updated since then was or will be
+    /// delivered by it. A backfill delivers what lies before.
+    pub covered_since: Option<DateTime<Utc>>,
+    /// The reconciliation sweep in progress, if one is.
+    pub sweep: Option<Job>,
+    /// What the last finished sweep found.
+    pub last_sweep: Option<JobSummary>,
+    /// The backfill in progress, if one is.
+    pub backfill: Option<Job>,
+    /// What the last finished backfill delivered.
+    pub last_backfill: Option<JobSummary>,
+}
+
+/// A job over a past window — a reconciliation sweep or a backfill — that runs in slices under
+/// the tenant's lease, between regular fetches, and resumes where the last slice stopped.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Job {
+    /// The whole window the job covers.
+    pub window: Window,
+    /// Every version of the window updated before this was checked (and delivered if missing).
+    pub done_until: DateTime<Utc>,
+    /// Inside the chunk being drained.
+    pub progress: Option<Progress>,
+    /// When the job started.
+    pub started: DateTime<Utc>,
+    /// Versions listed so far.
+    pub checked: u64,
+    /// Versions delivered so far (for a sweep: the late ones).
+    pub delivered: u64,
+    /// Requests sent so far.
+    pub requests: u64,
+}
+
+/// What a finished job did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JobSummary {
+    /// The window it covered.
+    pub window: Window,
+    /// When it started.
+    pub started: DateTime<Utc>,
+    /// When it finished.
+    pub finished: DateTime<Utc>,
+    /// Versions listed.
+    pub checked: u64,
+    /// Versions delivered (for a sweep: the late ones).
+    pub delivered: u64,
+    /// Requests sent.
+    pub requests: u64,
 }
 
 /// Where the drain of a window stands, as a checkpoint stores it.
@@ -186,6 +237,12 @@ impl Cursor {
             lease: None,
             attempt_date: None,
             progress: None,
+            indexed_since: None,
+            covered_since: None,
+            sweep: None,
+            last_sweep: None,
+            backfill: None,
+            last_backfill: None,
         }
     }
 }
@@ -322,6 +379,32 @@ pub struct AttemptContents {
     pub next_seq: u32,
     /// Dedup keys already delivered, with their version time.
     pub delivered: Vec<(String, DateTime<Utc>)>,
+}
+
+/// What was delivered, per tenant, API and UTC day of the version's update time: a compact set
+/// of 64-bit digests of dedup keys ([`crate::record::digest`]). The reconciliation sweep and
+/// backfill look in it for what is missing; every delivery adds to it before its cursor commit.
+#[async_trait]
+pub trait DeliveryIndex: Send + Sync {
+    /// Adds the digests of each day (idempotent: adding one twice keeps it once).
+    async fn add(
+        &self,
+        tenant: &TenantId,
+        api: crate::domain::AlertApi,
+        days: &[(NaiveDate, Vec<u64>)],
+    ) -> Result<(), StoreError>;
+
+    /// The digests of every day from `from` to `to`, both included.
+    async fn days(
+        &self,
+        tenant: &TenantId,
+        api: crate::domain::AlertApi,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<std::collections::HashSet<u64>, StoreError>;
+
+    /// Deletes the tenant's index (offboarding).
+    async fn delete(&self, tenant: &TenantId) -> Result<(), StoreError>;
 }
 
 /// Where a scheduled dispatch puts one work item per active tenant (DESIGN §3: SQS in AWS).

@@ -27,6 +27,14 @@ pub struct AlertRecord {
     /// (the creation version was never seen): absent otherwise.
     #[serde(default, skip_serializing_if = "is_false")]
     pub first_seen: bool,
+    /// Set on a version the reconciliation sweep found: it became visible after the regular
+    /// fetch had passed its update time. Absent otherwise.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub late: bool,
+    /// For a `late` record: seconds from the version's update time to when we fetched it (the
+    /// delay observed; the version became visible somewhere in between).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_s: Option<i64>,
     /// The API's alert id.
     pub alert_id: String,
     /// The version: the API's update timestamp, normalized to RFC 3339 UTC with 7 fractional digits.
@@ -47,6 +55,8 @@ impl PartialEq for AlertRecord {
             && self.source == other.source
             && self.change == other.change
             && self.first_seen == other.first_seen
+            && self.late == other.late
+            && self.delay_s == other.delay_s
             && self.alert_id == other.alert_id
             && self.alert_version == other.alert_version
             && self.dedup_key == other.dedup_key
@@ -64,6 +74,15 @@ impl AlertRecord {
 
 fn is_false(b: &bool) -> bool {
     !*b
+}
+
+/// The 64-bit digest of a dedup key the delivery index keeps: the first eight bytes of its
+/// SHA-256. A tenant's index holds thousands of keys a day; two distinct keys share a digest with
+/// a probability near 2⁻⁶⁴ per pair.
+pub fn digest(dedup_key: &str) -> u64 {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(dedup_key.as_bytes());
+    u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
 }
 
 /// Whether a record is an alert's creation version or a later one.
@@ -91,16 +110,29 @@ impl Change {
     }
 }
 
-/// Builds the record of `alert`, fetched from `tenant` at `fetched_at`. `first_seen` tells an
-/// `updated` version that is the first of its alert we deliver (ignored for `created`).
+/// What the fetch knows of a version beyond the API's answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Labels {
+    /// An `updated` version that is the first of its alert we deliver (ignored for `created`).
+    pub first_seen: bool,
+    /// Found by the reconciliation sweep.
+    pub late: bool,
+}
+
+/// Builds the record of `alert`, fetched from `tenant` at `fetched_at`.
 pub fn build(
     tenant: &Tenant,
     alert: SourceAlert,
     fetched_at: DateTime<Utc>,
-    first_seen: bool,
+    labels: Labels,
 ) -> AlertRecord {
     let change = Change::of(tenant.alert_api, &alert);
+    let first_seen = labels.first_seen;
     AlertRecord {
+        late: labels.late,
+        delay_s: labels
+            .late
+            .then(|| (fetched_at - alert.version).num_seconds().max(0)),
         schema: SCHEMA.into(),
         tenant_id: tenant.id.clone(),
         tenant_name: tenant.display_name.clone(),

@@ -126,6 +126,8 @@ pub(crate) mod tests {
             source: AlertApi::Graph,
             change: Change::Created,
             first_seen: false,
+            late: false,
+            delay_s: None,
             alert_id: alert_id.into(),
             alert_version: version.into(),
             dedup_key: format!("{tenant}:{alert_id}:{version}"),

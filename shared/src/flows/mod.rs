@@ -7,16 +7,20 @@
 //! | [`onboarding`] | register a tenant, consent links, the consent callback |
 //! | [`refresh`] | keep every tenant's tokens alive |
 //! | [`fetch`] | a tenant's alerts into the sink, exactly once, under its lease |
+//! | [`sweep`] | find versions that became visible after the fetch passed them, deliver them late |
+//! | [`backfill`] | deliver a history range as ordinary records |
 //! | [`range`] | alerts of a time range now, for SOC tooling (no cursor move) |
 //! | [`dispatch`] | which tenants a scheduled round fetches |
 //! | [`status`] | tenant health at a glance |
 
+pub mod backfill;
 pub mod dispatch;
 pub mod fetch;
 pub mod onboarding;
 pub mod range;
 pub mod refresh;
 pub mod status;
+pub mod sweep;
 
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
@@ -29,8 +33,8 @@ use crate::config::{Cloud, Endpoints};
 use crate::domain::{Tenant, TenantId};
 use crate::microsoft::identity::EntraClient;
 use crate::ports::{
-    AlertSink, AppCredentials, AppSecrets, ConsentNonces, CursorStore, StoreError, TenantRegistry,
-    TokenStore, WorkQueue,
+    AlertSink, AppCredentials, AppSecrets, ConsentNonces, CursorStore, DeliveryIndex, StoreError,
+    TenantRegistry, TokenStore, WorkQueue,
 };
 
 /// Knobs of the onboarding and refresh flows.
@@ -100,6 +104,8 @@ pub struct Deps {
     pub cursors: Arc<dyn CursorStore>,
     /// Where alert records go.
     pub sink: Arc<dyn AlertSink>,
+    /// What was delivered, per version day (the sweep and backfill look in it).
+    pub index: Arc<dyn DeliveryIndex>,
     /// Where a scheduled dispatch puts one work item per tenant (AWS: SQS).
     pub queue: Arc<dyn WorkQueue>,
     /// Time.

@@ -9,7 +9,7 @@ use super::fetch::{FetchFlowError, FetchReport, active_tenant, source_for};
 use super::refresh::access_token;
 use crate::domain::TenantId;
 use crate::microsoft::alerts::{DrainStats, FetchError, Window};
-use crate::record::{self, AlertRecord};
+use crate::record::{self, AlertRecord, Labels};
 
 /// Fetches every alert version of `window` now, without touching the cursor (SOC tooling),
 /// sorted by version then id.
@@ -52,7 +52,7 @@ pub async fn fetch_range_observed(
         out.extend(
             alerts
                 .into_iter()
-                .map(|a| record::build(&tenant, a, fetched_at, false)),
+                .map(|a| record::build(&tenant, a, fetched_at, Labels::default())),
         );
     }
     drain

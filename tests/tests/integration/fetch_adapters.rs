@@ -62,6 +62,8 @@ fn record(tenant: &TenantId, alert_id: &str, n: u32) -> AlertRecord {
         source: AlertApi::Graph,
         change: Change::Updated,
         first_seen: false,
+        late: false,
+        delay_s: None,
         alert_id: alert_id.into(),
         dedup_key: format!("{tenant}:{alert_id}:{version}"),
         alert_version: version,

@@ -172,6 +172,29 @@ pub struct Delivery {
 }
 
 impl World {
+    /// One slice of a tenant's sweep, with a minute to run.
+    pub async fn sweep(
+        &self,
+        id: &str,
+    ) -> Result<shared::flows::sweep::Swept, shared::flows::fetch::FetchFlowError> {
+        let opts = shared::flows::fetch::FetchOptions {
+            deadline: tokio::time::Instant::now() + std::time::Duration::from_secs(60),
+            owner: uuid::Uuid::new_v4().to_string(),
+            hooks: &shared::flows::fetch::NoHooks,
+        };
+        shared::flows::sweep::sweep_tenant(&self.services, &tid(id), &opts).await
+    }
+
+    /// The tenant's cursor of `api`.
+    pub async fn cursor(&self, id: &str, api: AlertApi) -> shared::ports::Cursor {
+        self.services
+            .cursors
+            .get(&tid(id), api)
+            .await
+            .expect("cursor store")
+            .expect("a cursor")
+    }
+
     /// One scheduled fetch of a tenant, with a minute to run.
     pub async fn fetch(
         &self,

@@ -18,6 +18,7 @@ mod infra_config;
 mod infra_e2e;
 mod infra_iam;
 mod lambda_world;
+mod late;
 mod no_secrets_in_logs;
 mod onboarding;
 mod refresh;

@@ -27,7 +27,7 @@ use flate2::write::GzEncoder;
 
 use super::{n, s, sdk_err, tenant_pk};
 use crate::domain::{AlertApi, TenantId};
-use crate::ports::{Cursor, CursorStore, Lease, LeaseError, Progress, StoreError};
+use crate::ports::{Cursor, CursorStore, Job, JobSummary, Lease, LeaseError, Progress, StoreError};
 
 /// The largest compressed cursor `record` written: DynamoDB refuses items over 400 KB, and the
 /// keys and other attributes need a little room.
@@ -47,7 +47,8 @@ pub struct CursorTooLarge {
     pub limit: usize,
 }
 
-/// The part of a [`Cursor`] stored compressed in `record`.
+/// The part of a [`Cursor`] stored compressed in `record`: everything but the key, the version,
+/// the lease and the attempt date (attributes of their own, which conditions test).
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct CursorRecord {
     watermark: Option<DateTime<Utc>>,
@@ -55,6 +56,34 @@ struct CursorRecord {
     delivered: BTreeMap<String, DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     progress: Option<Progress>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    indexed_since: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    covered_since: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sweep: Option<Job>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_sweep: Option<JobSummary>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    backfill: Option<Job>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_backfill: Option<JobSummary>,
+}
+
+impl CursorRecord {
+    fn of(c: &Cursor) -> CursorRecord {
+        CursorRecord {
+            watermark: c.watermark,
+            delivered: c.delivered.clone(),
+            progress: c.progress.clone(),
+            indexed_since: c.indexed_since,
+            covered_since: c.covered_since,
+            sweep: c.sweep.clone(),
+            last_sweep: c.last_sweep.clone(),
+            backfill: c.backfill.clone(),
+            last_backfill: c.last_backfill.clone(),
+        }
+    }
 }
 
 fn corrupt(what: String, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
@@ -142,6 +171,12 @@ fn cursor_from(
         watermark: record.watermark,
         delivered: record.delivered,
         progress: record.progress,
+        indexed_since: record.indexed_since,
+        covered_since: record.covered_since,
+        sweep: record.sweep,
+        last_sweep: record.last_sweep,
+        backfill: record.backfill,
+        last_backfill: record.last_backfill,
         version,
         lease,
         attempt_date,
@@ -306,12 +341,7 @@ impl CursorStore for DynamoDbCursorStore {
         if next.lease.as_ref().is_some_and(|l| l.owner != owner) {
             return Err(StoreError::Conflict);
         }
-        let record = encode_record(&CursorRecord {
-            watermark: next.watermark,
-            delivered: next.delivered.clone(),
-            progress: next.progress.clone(),
-        })
-        .inspect_err(|e| {
+        let record = encode_record(&CursorRecord::of(next)).inspect_err(|e| {
             tracing::error!(
                 tenant_id = %next.tenant_id,
                 api = %next.api,
@@ -419,9 +449,9 @@ mod tests {
             .map(|i| (format!("11111111-1111-4111-8111-111111111111:da{i:016}:2026-03-01T09:00:00.0000000Z"), Utc::now()))
             .collect();
         let record = CursorRecord {
-            progress: None,
             watermark: Some(Utc::now()),
             delivered: delivered.clone(),
+            ..CursorRecord::default()
         };
         let bytes = encode_record(&record).expect("fits");
         assert!(bytes.len() < MAX_CURSOR_RECORD_BYTES);
@@ -443,9 +473,8 @@ mod tests {
             })
             .collect();
         let e = encode_record(&CursorRecord {
-            progress: None,
-            watermark: None,
             delivered,
+            ..CursorRecord::default()
         })
         .expect_err("too large");
         let StoreError::Corrupt { source, .. } = e else {

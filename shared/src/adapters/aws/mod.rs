@@ -5,6 +5,7 @@
 //! | `secrets_manager.rs` | `TokenStore`, `AppSecrets` | Secrets Manager (one secret per tenant, DESIGN §5) |
 //! | `dynamodb.rs` | `TenantRegistry`, `ConsentNonces` | DynamoDB (the one table) |
 //! | `cursors.rs` | `CursorStore` | DynamoDB (cursor items beside the tenant item) |
+//! | `index.rs` | `DeliveryIndex` | DynamoDB (digests per version day beside the tenant item) |
 //! | `s3.rs` | `AlertSink` | S3 (NDJSON.gz alert objects, SSE-KMS) |
 //! | `sqs.rs` | `WorkQueue` | SQS (one work item per tenant) |
 //!
@@ -15,15 +16,18 @@
 //! | tenant | `TENANT#{id}` | `META` | `record` (JSON of [`crate::domain::Tenant`]), `version` (N), `status` |
 //! | used nonce | `NONCE#{nonce}` | `NONCE` | `ttl` (N, Unix seconds; the table's TTL attribute) |
 //! | fetch cursor | `TENANT#{id}` | `CURSOR#{api}` | see [`cursors`] |
+//! | delivery index | `TENANT#{id}` | `INDEX#{api}#{day}#{shard}` | see [`index`] |
 
 pub mod cursors;
 pub mod dynamodb;
+pub mod index;
 pub mod s3;
 pub mod secrets_manager;
 pub mod sqs;
 
 pub use cursors::DynamoDbCursorStore;
 pub use dynamodb::{DynamoDbConsentNonces, DynamoDbTenantRegistry};
+pub use index::DynamoDbDeliveryIndex;
 pub use s3::{S3AlertSink, s3_client};
 pub use secrets_manager::{SecretsManagerAppSecrets, SecretsManagerTokenStore};
 pub use sqs::SqsWorkQueue;

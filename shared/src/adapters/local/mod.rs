@@ -6,6 +6,7 @@
 //! {data}/registry/tenants/{tid}.json      tenant records (no secrets)          registry.rs
 //! {data}/registry/nonces/{nonce}.json     used consent nonces, until expiry    registry.rs
 //! {data}/cursors/{tid}/{api}.json         one fetch cursor with its lease      cursors.rs
+//! {data}/index/{tid}/{api}/{day}.bin      digests delivered per version day    index.rs
 //! {data}/alerts/tenant={tid}/date={d}/…   alert objects (NDJSON.gz)            sink.rs
 //! ```
 //!
@@ -15,11 +16,13 @@
 //! `{dir}/.lock`, which also serializes separate processes (the `mssp` CLI beside `mssp serve`).
 
 pub mod cursors;
+pub mod index;
 pub mod registry;
 pub mod secrets;
 pub mod sink;
 
 pub use cursors::FileCursorStore;
+pub use index::FileDeliveryIndex;
 pub use registry::{FileConsentNonces, FileTenantRegistry};
 pub use secrets::{FileAppSecrets, FileTokenStore};
 pub use sink::FileAlertSink;

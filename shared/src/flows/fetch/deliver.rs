@@ -1,21 +1,23 @@
-//! Steps 2 and 3 of a fetch: drain and deduplicate each page, deliver the new versions to the
-//! sink, and commit the cursor once a chunk is complete.
+//! Step 3 of a fetch: deduplicate each page, deliver the new versions to the sink, and hand the
+//! commit what it stores.
 //!
 //! A delivery *attempt* is everything written under one cursor version: its objects are keyed
 //! `…/{api}-{version}-{seq}` ([`BatchId`]), so an attempt interrupted anywhere (a crash, a lost
 //! lease, a deadline) is found again by the next run, which reads the dedup keys back
 //! ([`AlertSink::attempt_contents`]) and numbers its own objects after them: nothing is lost and
-//! nothing is delivered twice.
+//! nothing is delivered twice. What an attempt delivered goes into the delivery index at the
+//! next commit, before the cursor: both writes are idempotent, so a crash between them repeats
+//! the index write and nothing else.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{FetchHooks, FetchReport, HookPoint};
 use crate::domain::Tenant;
 use crate::microsoft::alerts::{FetchError, SourceAlert, Window};
 use crate::ports::{AlertSink, BatchId, Cursor, StoreError};
-use crate::record::{self, Change};
+use crate::record::{self, Change, Labels, digest};
 
 /// What one attempt has delivered so far, and where its next object goes.
 pub struct Attempt {
@@ -24,6 +26,8 @@ pub struct Attempt {
     pub delivered: BTreeMap<String, DateTime<Utc>>,
     /// Alert ids with a delivered version among `delivered` (rebuilt when it is pruned).
     known_ids: HashSet<String>,
+    /// Digests delivered since the last commit, with their version day, for the index.
+    pending: Vec<(NaiveDate, u64)>,
     /// The next object of the attempt.
     pub batch: BatchId,
 }
@@ -36,50 +40,76 @@ impl Attempt {
         cursor: &Cursor,
         now: DateTime<Utc>,
     ) -> Result<Attempt, StoreError> {
-        let mut delivered = cursor.delivered.clone();
-        let mut seq = 0;
+        let mut attempt = Attempt {
+            known_ids: ids_of(&cursor.delivered),
+            delivered: cursor.delivered.clone(),
+            pending: Vec::new(),
+            batch: batch_of(cursor, now),
+        };
         if let Some(date) = &cursor.attempt_date {
             let prior = sink
                 .attempt_contents(&cursor.tenant_id, cursor.api, date, cursor.version)
                 .await?;
-            seq = prior.next_seq;
-            delivered.extend(prior.delivered);
+            attempt.batch.seq = prior.next_seq;
+            for (key, at) in prior.delivered {
+                attempt.note(&key, at);
+                attempt.delivered.insert(key, at);
+            }
         }
-        let mut attempt = Attempt {
-            known_ids: ids_of(&delivered),
-            delivered,
-            batch: batch_of(cursor, now),
-        };
-        attempt.batch.seq = seq;
         Ok(attempt)
     }
 
+    /// Records a delivered key for the index and the first-seen test.
+    fn note(&mut self, key: &str, version: DateTime<Utc>) {
+        if let Some(id) = alert_id_of(key) {
+            self.known_ids.insert(id.to_string());
+        }
+        self.pending.push((version.date_naive(), digest(key)));
+    }
+
+    /// Queues every key in hand for the index: the first commit of a cursor that predates the
+    /// index seeds it with the overlap's keys.
+    pub fn index_all(&mut self) {
+        let keys: Vec<(String, DateTime<Utc>)> = self
+            .delivered
+            .iter()
+            .map(|(k, at)| (k.clone(), *at))
+            .collect();
+        for (key, at) in keys {
+            self.pending.push((at.date_naive(), digest(&key)));
+        }
+    }
+
+    /// The digests to add to the index before the next commit, by day.
+    pub fn pending(&self) -> Vec<(NaiveDate, Vec<u64>)> {
+        let mut days: HashMap<NaiveDate, Vec<u64>> = HashMap::new();
+        for (day, d) in &self.pending {
+            days.entry(*day).or_default().push(*d);
+        }
+        let mut out: Vec<_> = days.into_iter().collect();
+        out.sort_by_key(|(day, _)| *day);
+        out
+    }
+
     /// Moves on to the attempt of `cursor`, the cursor a commit just stored: the delivered keys
-    /// are kept, objects are numbered afresh under the new version.
+    /// are kept, the index is up to date, objects are numbered afresh under the new version.
     pub fn restart(&mut self, cursor: &Cursor, now: DateTime<Utc>) {
+        self.pending.clear();
         self.batch = batch_of(cursor, now);
     }
 
-    /// The cursor to commit once everything below `until` is delivered: the watermark moves
-    /// there (never backwards) and only the keys inside the overlap below it are kept.
-    pub fn progressed(
-        &mut self,
-        cursor: &Cursor,
-        until: DateTime<Utc>,
-        overlap: chrono::Duration,
-    ) -> Cursor {
-        let watermark = cursor.watermark.map_or(until, |w| w.max(until));
-        let keep_from = watermark - overlap;
-        let before = self.delivered.len();
-        self.delivered.retain(|_, at| *at >= keep_from);
-        if self.delivered.len() < before {
-            self.known_ids = ids_of(&self.delivered);
+    /// Puts the delivered keys `next` keeps into it: those inside the overlap below its
+    /// watermark (older ones are in the index).
+    pub fn keep_in(&mut self, next: &mut Cursor, overlap: chrono::Duration) {
+        if let Some(watermark) = next.watermark {
+            let keep_from = watermark - overlap;
+            let before = self.delivered.len();
+            self.delivered.retain(|_, at| *at >= keep_from);
+            if self.delivered.len() < before {
+                self.known_ids = ids_of(&self.delivered);
+            }
         }
-        Cursor {
-            watermark: Some(watermark),
-            delivered: self.delivered.clone(),
-            ..cursor.clone()
-        }
+        next.delivered = self.delivered.clone();
     }
 }
 
@@ -109,7 +139,7 @@ fn alert_id_of(key: &str) -> Option<&str> {
     rest.len().checked_sub(29).map(|end| &rest[..end])
 }
 
-/// Turns the pages of one chunk into records, skipping delivered versions, and writes one object
+/// Turns the pages of a window into records, skipping delivered versions, and writes one object
 /// per page.
 pub struct Deliverer<'a> {
     /// Whose alerts.
@@ -120,16 +150,21 @@ pub struct Deliverer<'a> {
     pub hooks: &'a dyn FetchHooks,
     /// The attempt being written.
     pub attempt: &'a mut Attempt,
+    /// The delivery index of the window's days, for a job over the past (the cursor's keys
+    /// cover only the overlap): delivered versions are skipped, new ones added.
+    pub index: Option<&'a mut HashSet<u64>>,
     /// Where the run's window starts: an alert created inside it has all its versions in hand.
     pub window_start: DateTime<Utc>,
     /// The records' `fetched_at`.
     pub fetched_at: DateTime<Utc>,
+    /// Whether records are late finds (the reconciliation sweep).
+    pub late: bool,
     /// Counts.
     pub report: &'a mut FetchReport,
 }
 
 impl<'a> Deliverer<'a> {
-    /// A deliverer for the chunk `window` of a run whose window starts at `window_start`.
+    /// A deliverer for a run whose window is `window`.
     pub fn new(
         tenant: &'a Tenant,
         sink: &'a dyn AlertSink,
@@ -144,8 +179,10 @@ impl<'a> Deliverer<'a> {
             sink,
             hooks,
             attempt,
+            index: None,
             window_start: window.since,
             fetched_at,
+            late: false,
             report,
         }
     }
@@ -156,27 +193,34 @@ impl<'a> Deliverer<'a> {
         !self.attempt.known_ids.contains(&a.id) && a.created.is_some_and(|c| c >= self.window_start)
     }
 
-    /// Whether `a` was delivered already: by its key, or by the key an earlier release gave it.
+    /// Whether `a` was delivered already: by its key, or by the key an earlier release gave it,
+    /// in the keys in hand or in the index.
     fn delivered(&self, a: &SourceAlert, key: &str) -> bool {
-        let delivered = &self.attempt.delivered;
-        delivered.contains_key(key)
-            || a.legacy_key(&self.tenant.id)
-                .is_some_and(|k| delivered.contains_key(&k))
+        let legacy = a.legacy_key(&self.tenant.id);
+        let keys = std::iter::once(key).chain(legacy.as_deref());
+        keys.into_iter().any(|k| {
+            self.attempt.delivered.contains_key(k)
+                || self.index.as_ref().is_some_and(|i| i.contains(&digest(k)))
+        })
     }
 
-    /// Delivers the alerts of one page not delivered before, as one object.
+    /// Delivers the alerts of one page not delivered before, as one object. Only once the
+    /// object is written are its keys counted as delivered.
     pub async fn deliver(&mut self, alerts: Vec<SourceAlert>) -> Result<(), FetchError> {
         let mut records = Vec::with_capacity(alerts.len());
+        let mut keys = Vec::with_capacity(alerts.len());
         for a in alerts {
             let key = a.dedup_key(&self.tenant.id);
             if self.delivered(&a, &key) {
                 self.report.duplicates_skipped += 1;
                 continue;
             }
-            let first_seen = self.first_seen(&a);
-            self.attempt.known_ids.insert(a.id.clone());
-            self.attempt.delivered.insert(key, a.version);
-            records.push(record::build(self.tenant, a, self.fetched_at, first_seen));
+            let labels = Labels {
+                first_seen: self.first_seen(&a),
+                late: self.late,
+            };
+            keys.push((key, a.version));
+            records.push(record::build(self.tenant, a, self.fetched_at, labels));
         }
         if records.is_empty() {
             return Ok(());
@@ -186,6 +230,13 @@ impl<'a> Deliverer<'a> {
             .await
             .map_err(FetchError::Delivery)?;
         self.attempt.batch.seq += 1;
+        for (key, version) in keys {
+            self.attempt.note(&key, version);
+            if let Some(index) = self.index.as_mut() {
+                index.insert(digest(&key));
+            }
+            self.attempt.delivered.insert(key, version);
+        }
         self.report.count(&records);
         self.hooks
             .at(HookPoint::AfterDelivery)
@@ -201,6 +252,7 @@ impl FetchReport {
                 Change::Created => self.created += 1,
                 Change::Updated => self.updated += 1,
             }
+            self.late += u64::from(r.late);
         }
         self.delivered += records.len() as u64;
     }

@@ -18,24 +18,24 @@
 
 pub mod deliver;
 pub mod drain;
+pub mod job;
+pub mod live;
 pub mod plan;
+pub mod session;
 
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
 use tokio::time::Instant;
 
-use self::deliver::{Attempt, Deliverer};
-use self::drain::Drain;
 use super::Deps;
-use super::refresh::{RefreshError, access_token, refresh_tenant};
+use super::refresh::RefreshError;
 use crate::domain::{AlertApi, Outcome, Tenant, TenantId, TenantStatus};
 use crate::microsoft::alerts::odata::{Flavor, ODataSource};
 use crate::microsoft::alerts::siem::SiemSource;
-use crate::microsoft::alerts::{AlertSource, DrainStats, FetchError, Position, Window};
+use crate::microsoft::alerts::{AlertSource, FetchError};
 use crate::microsoft::http::{RequestBudget, RetryPolicy};
-use crate::ports::{Cursor, Lease, LeaseError, Progress, StoreError};
-use crate::secret::AccessToken;
+use crate::ports::{Cursor, LeaseError, StoreError};
 
 /// Knobs of fetching.
 #[derive(Debug, Clone)]
@@ -66,6 +66,14 @@ pub struct FetchSettings {
     pub http_timeout: StdDuration,
     /// Tenants fetched at once (a local round, or the tenants of one SQS batch).
     pub concurrency: usize,
+    /// How often each tenant is swept for versions that became visible late.
+    pub sweep_interval: Duration,
+    /// How far back a sweep looks (at most the API's retention).
+    pub sweep_horizon: Duration,
+    /// The share of a tenant's request budget a sweep may spend (0 to 1).
+    pub sweep_share: f64,
+    /// How long one slice of a sweep or backfill may hold a tenant.
+    pub job_slice: StdDuration,
 }
 
 impl Default for FetchSettings {
@@ -87,6 +95,10 @@ impl Default for FetchSettings {
             retry: RetryPolicy::default(),
             http_timeout: StdDuration::from_secs(60),
             concurrency: 4,
+            sweep_interval: Duration::hours(6),
+            sweep_horizon: Duration::days(7),
+            sweep_share: 0.2,
+            job_slice: StdDuration::from_secs(60),
         }
     }
 }
@@ -150,6 +162,8 @@ pub struct FetchReport {
     pub created: u64,
     /// Of which `updated`.
     pub updated: u64,
+    /// Of which found late by the reconciliation sweep.
+    pub late: u64,
     /// Versions skipped as already delivered.
     pub duplicates_skipped: u64,
     /// Chunks committed.
@@ -207,7 +221,25 @@ impl FetchFlowError {
 
 /// The source of `tenant`'s API, with its request budget and retry policy.
 pub fn source_for(d: &Deps, tenant: &Tenant) -> Result<Box<dyn AlertSource>, StoreError> {
+    source_with_share(d, tenant, 1.0)
+}
+
+/// The source of `tenant`'s API spending at most `share` of the tenant's request budget (the
+/// reconciliation sweep's).
+pub fn source_with_share(
+    d: &Deps,
+    tenant: &Tenant,
+    share: f64,
+) -> Result<Box<dyn AlertSource>, StoreError> {
     let f = &d.settings.fetch;
+    let budget = |windows: &[(u32, StdDuration)]| {
+        RequestBudget::new(
+            windows
+                .iter()
+                .map(|&(n, per)| (((f64::from(n) * share).floor() as u32).max(1), per))
+                .collect(),
+        )
+    };
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(f.http_timeout)
@@ -220,7 +252,7 @@ pub fn source_for(d: &Deps, tenant: &Tenant) -> Result<Box<dyn AlertSource>, Sto
             Flavor::Graph,
             ep.graph,
             http,
-            RequestBudget::new(f.graph_budget.clone()),
+            budget(&f.graph_budget),
             f.graph_page,
             f.retry,
         )),
@@ -228,14 +260,14 @@ pub fn source_for(d: &Deps, tenant: &Tenant) -> Result<Box<dyn AlertSource>, Sto
             Flavor::Mde,
             ep.mde,
             http,
-            RequestBudget::new(f.mde_budget.clone()),
+            budget(&f.mde_budget),
             f.mde_page,
             f.retry,
         )),
         AlertApi::Siem => Box::new(SiemSource::new(
             ep.siem,
             http,
-            RequestBudget::new(f.siem_budget.clone()),
+            budget(&f.siem_budget),
             f.retry,
         )),
     })
@@ -255,7 +287,7 @@ pub(crate) async fn active_tenant(d: &Deps, id: &TenantId) -> Result<Tenant, Fet
 }
 
 /// Takes the tenant's fetch lease for `opts.owner` (a new attempt when the cursor was committed).
-async fn lease(
+pub(crate) async fn lease(
     d: &Deps,
     tenant: &Tenant,
     opts: &FetchOptions<'_>,
@@ -299,7 +331,7 @@ pub async fn fetch_tenant(
 ) -> Result<FetchReport, FetchFlowError> {
     let tenant = active_tenant(d, id).await?;
     let cursor = lease(d, &tenant, opts).await?;
-    let result = run(d, &tenant, cursor, opts).await;
+    let result = live::run(d, &tenant, cursor, opts).await;
     if matches!(result, Err(FetchFlowError::Interrupted(_))) {
         // A killed process releases nothing; the lease expires by itself.
         return result;
@@ -331,237 +363,5 @@ fn log_result(tenant: &Tenant, result: &Result<FetchReport, FetchFlowError>) {
         Err(e) => {
             tracing::warn!(tenant_id = %id, api = %api, error = %e, "tenant fetch stopped early")
         }
-    }
-}
-
-/// One run, from the lease to the last commit.
-struct Run<'a> {
-    d: &'a Deps,
-    tenant: &'a Tenant,
-    opts: &'a FetchOptions<'a>,
-    now: DateTime<Utc>,
-    cursor: Cursor,
-    window: Window,
-    attempt: Attempt,
-    token: AccessToken,
-    renewed: bool,
-    source: Box<dyn AlertSource>,
-    stats: DrainStats,
-    report: FetchReport,
-}
-
-async fn run(
-    d: &Deps,
-    tenant: &Tenant,
-    cursor: Cursor,
-    opts: &FetchOptions<'_>,
-) -> Result<FetchReport, FetchFlowError> {
-    let now = d.clock.now();
-    let token = access_token(d, &tenant.id).await?;
-    let attempt = Attempt::resume(d.sink.as_ref(), &cursor, now).await?;
-    let mut run = Run {
-        window: plan::window(&cursor, now, &d.settings.fetch),
-        report: FetchReport {
-            tenant_id: tenant.id.to_string(),
-            api: tenant.alert_api.to_string(),
-            watermark_before: cursor.watermark,
-            watermark_after: cursor.watermark,
-            ..FetchReport::default()
-        },
-        source: source_for(d, tenant)?,
-        stats: DrainStats::default(),
-        renewed: false,
-        d,
-        tenant,
-        opts,
-        now,
-        cursor,
-        attempt,
-        token,
-    };
-    if let Some(progress) = run.cursor.progress.clone() {
-        // A checkpoint left a window half drained: finish it first, then what followed it.
-        run.drain_window(Drain::resume(progress), None).await?;
-        run.window = plan::window(&run.cursor, now, &d.settings.fetch);
-    }
-    run.fetch_window().await?;
-    Ok(run.finish())
-}
-
-impl Run<'_> {
-    /// Fetches the run's window. Its first page decides: a page that ends the window completes
-    /// it (one request for an idle tenant); otherwise the window is counted, and drained whole
-    /// or split into chunks of at most `chunk_target` alerts.
-    async fn fetch_window(&mut self) -> Result<(), FetchFlowError> {
-        let mut first = Drain::new(self.window);
-        self.next_page(&mut first).await?;
-        if first.done() {
-            return self.commit(first.window().until, None).await;
-        }
-        let target = self.d.settings.fetch.chunk_target;
-        let counted = self.source.count(
-            &self.token,
-            self.window,
-            self.opts.deadline,
-            &mut self.stats,
-        );
-        let count = counted.await.map_err(|e| self.incomplete(e))?;
-        if count.is_none_or(|n| n <= target) {
-            self.report.chunks_planned = 1;
-            return self.drain_window(first, count).await;
-        }
-        let planned = plan::chunks(
-            self.source.as_mut(),
-            &self.token,
-            self.window,
-            count,
-            target,
-            self.opts.deadline,
-            &mut self.stats,
-        )
-        .await;
-        let chunks = planned.map_err(|e| self.incomplete(e))?;
-        self.report.chunks_planned = chunks.len() as u64;
-        for (chunk, expected) in chunks {
-            self.drain_window(Drain::new(chunk), expected).await?;
-        }
-        Ok(())
-    }
-
-    /// Drains `drain` to the end of its window, delivering page by page and checkpointing every
-    /// `checkpoint_pages` pages and when it stops early; then checks it is complete and commits.
-    async fn drain_window(
-        &mut self,
-        mut drain: Drain,
-        expected: Option<u64>,
-    ) -> Result<(), FetchFlowError> {
-        let every = self.d.settings.fetch.checkpoint_pages.max(1);
-        let mut pages = 0u32;
-        while !drain.done() {
-            let before = drain.progress.clone();
-            if let Err(e) = self.next_page(&mut drain).await {
-                if !matches!(e, FetchFlowError::Interrupted(_)) && drain.progress != before {
-                    self.checkpoint(&drain).await?;
-                }
-                return Err(e);
-            }
-            pages += 1;
-            if !drain.done() && pages.is_multiple_of(every) {
-                self.checkpoint(&drain).await?;
-            }
-        }
-        let checked = drain.check_complete(
-            expected,
-            self.source.as_mut(),
-            &self.token,
-            self.opts.deadline,
-            &mut self.stats,
-        );
-        if let Err(e) = checked.await {
-            // What was delivered stays committed; the window is listed again from its start.
-            self.commit(self.window.since, None).await?;
-            return Err(self.incomplete(e));
-        }
-        self.commit(drain.window().until, None).await
-    }
-
-    /// Reads the drain's next page and delivers its new versions. A 401 renews the token once;
-    /// a stored next link the API refuses starts the window over.
-    async fn next_page(&mut self, drain: &mut Drain) -> Result<(), FetchFlowError> {
-        let deadline = self.opts.deadline;
-        let page = loop {
-            match drain
-                .page(self.source.as_mut(), &self.token, deadline, &mut self.stats)
-                .await
-            {
-                Ok(page) => break page,
-                Err(FetchError::Unauthorized) if !self.renewed => {
-                    // The token may have been revoked or the clocks disagree: renew once, retry.
-                    self.renewed = true;
-                    refresh_tenant(self.d, &self.tenant.id, true).await?;
-                    self.token = access_token(self.d, &self.tenant.id).await?;
-                }
-                Err(FetchError::Rejected { .. } | FetchError::Gone(_))
-                    if matches!(drain.progress.at, Position::Link(_))
-                        && drain.progress.listed > 0 =>
-                {
-                    drain.restart();
-                }
-                Err(e) => return Err(self.incomplete(e)),
-            }
-        };
-        let fresh = drain
-            .take(self.source.as_ref(), page, &mut self.stats)
-            .map_err(|e| self.incomplete(e))?;
-        let mut deliverer = Deliverer::new(
-            self.tenant,
-            self.d.sink.as_ref(),
-            self.opts.hooks,
-            &mut self.attempt,
-            self.window,
-            self.now,
-            &mut self.report,
-        );
-        match deliverer.deliver(fresh).await {
-            Ok(()) => Ok(()),
-            Err(FetchError::Interrupted) => Err(Interrupted.into()),
-            Err(e) => Err(self.incomplete(e)),
-        }
-    }
-
-    /// Commits what was delivered with the drain's position, the watermark where it was.
-    async fn checkpoint(&mut self, drain: &Drain) -> Result<(), FetchFlowError> {
-        let at = self.cursor.watermark.unwrap_or(self.window.since);
-        self.commit(at, Some(drain.progress.clone())).await
-    }
-
-    /// Commits the cursor: the watermark moves up to `until` (never back), with `progress` if a
-    /// window is half drained. The lease is renewed and a new attempt starts under the new
-    /// version.
-    async fn commit(
-        &mut self,
-        until: DateTime<Utc>,
-        progress: Option<Progress>,
-    ) -> Result<(), FetchFlowError> {
-        self.opts.hooks.at(HookPoint::BeforeCommit)?;
-        let fs = &self.d.settings.fetch;
-        let now = self.d.clock.now();
-        let mut next = self.attempt.progressed(&self.cursor, until, fs.overlap);
-        next.progress = progress;
-        next.attempt_date = Some(now.date_naive().to_string());
-        next.lease = Some(Lease {
-            owner: self.opts.owner.clone(),
-            expires_at: now + fs.lease_ttl,
-        });
-        self.cursor = self.d.cursors.commit(&next, &self.opts.owner, now).await?;
-        self.attempt.restart(&self.cursor, now);
-        self.report.chunks_committed += 1;
-        self.report.watermark_after = self.cursor.watermark;
-        self.opts.hooks.at(HookPoint::AfterCommit)?;
-        Ok(())
-    }
-
-    /// The report of a run stopped by `error`: what was complete is committed.
-    fn incomplete(&mut self, error: FetchError) -> FetchFlowError {
-        let mut report = std::mem::take(&mut self.report);
-        report.http = self.stats.http.clone();
-        report.lag_s = self.lag_s();
-        report.stopped = Some(error.to_string());
-        FetchFlowError::Incomplete {
-            report: Box::new(report),
-            error,
-        }
-    }
-
-    fn lag_s(&self) -> i64 {
-        let overlap = self.d.settings.fetch.overlap;
-        let watermark = self.cursor.watermark.unwrap_or(self.window.since + overlap);
-        (self.now - watermark).num_seconds().max(0)
-    }
-
-    fn finish(mut self) -> FetchReport {
-        self.report.http = self.stats.http.clone();
-        self.report.lag_s = self.lag_s();
-        self.report
     }
 }

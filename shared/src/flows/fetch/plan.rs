@@ -4,12 +4,11 @@
 //! first, each drained and committed on its own.
 
 use chrono::{DateTime, Duration, Utc};
-use tokio::time::Instant;
 
-use super::FetchSettings;
-use crate::microsoft::alerts::{AlertSource, DrainStats, FetchError, Window, tick};
+use super::session::Session;
+use super::{FetchFlowError, FetchSettings};
+use crate::microsoft::alerts::{Window, tick};
 use crate::ports::Cursor;
-use crate::secret::AccessToken;
 
 /// The window a run covers: from the overlap below the watermark (or the initial lookback) to
 /// `now`.
@@ -24,20 +23,17 @@ pub fn window(cursor: &Cursor, now: DateTime<Utc>, settings: &FetchSettings) -> 
 /// Splits `window`, which holds `count` alerts, into chunks of at most `target` alerts by
 /// counting halves, oldest first; each chunk comes with its count.
 pub async fn chunks(
-    source: &mut dyn AlertSource,
-    token: &AccessToken,
+    s: &mut Session<'_>,
     window: Window,
     count: Option<u64>,
     target: u64,
-    deadline: Instant,
-    stats: &mut DrainStats,
-) -> Result<Vec<(Window, Option<u64>)>, FetchError> {
+) -> Result<Vec<(Window, Option<u64>)>, FetchFlowError> {
     let mut out = Vec::new();
     let mut todo = vec![(window, count)];
     while let Some((w, n)) = todo.pop() {
         let n = match n {
             Some(n) => Some(n),
-            None => source.count(token, w, deadline, stats).await?,
+            None => s.count(w).await?,
         };
         let splittable = w.until - w.since >= tick() * 2;
         match n {
