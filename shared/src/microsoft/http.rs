@@ -145,9 +145,12 @@ impl Unreadable {
     }
 }
 
-/// A GET with the budget, retries and deadline: 429, 5xx, `206 Partial Content`, transport
-/// errors and bodies that are not JSON are retried, up to `max_attempts`, after `Retry-After` or
-/// an exponential backoff with jitter; 401/403/404/4xx are returned as errors at once.
+/// A GET with the budget, retries and deadline: 429, 5xx, transport errors and bodies that are
+/// not JSON are retried, up to `max_attempts`, after `Retry-After` or an exponential backoff with
+/// jitter; 401/403/404/4xx are returned as errors at once. A `206 Partial Content` answer is
+/// either retried likewise ([`OnPartial::Retry`], for counts) or returned with its `Warning`
+/// ([`OnPartial::Return`], for pages: the alerts it holds are real, and the caller delivers them
+/// before asking again).
 pub struct Getter<'a> {
     /// HTTP client (timeouts set, no redirects).
     pub http: &'a reqwest::Client,
@@ -161,6 +164,24 @@ pub struct Getter<'a> {
     pub stats: &'a mut RequestStats,
 }
 
+/// What [`Getter::get`] does with a `206 Partial Content` answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnPartial {
+    /// Retry it like a 5xx.
+    Retry,
+    /// Parse it and return it, marked partial.
+    Return,
+}
+
+/// A parsed answer, and the `Warning` of a `206 Partial Content` one.
+#[derive(Debug)]
+pub struct Answer<T> {
+    /// The parsed body.
+    pub value: T,
+    /// `Some(warning)` when the answer was partial (206).
+    pub partial: Option<String>,
+}
+
 /// What the HTTP layer saw in a run.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RequestStats {
@@ -168,7 +189,7 @@ pub struct RequestStats {
     pub requests: u64,
     /// 429 answers.
     pub throttled: u64,
-    /// 206 Partial Content answers, retried.
+    /// 206 Partial Content answers.
     pub partial: u64,
     /// 5xx answers, dropped connections, timeouts and unreadable bodies, retried.
     pub retried: u64,
@@ -177,7 +198,7 @@ pub struct RequestStats {
 /// The outcome of one attempt: a parsed answer, or a failure with the wait the server asked for
 /// and whether another attempt may help.
 enum Attempt<T> {
-    Done(T),
+    Done(Answer<T>),
     Retry(Option<Duration>, FetchError),
     Fail(FetchError),
 }
@@ -189,15 +210,19 @@ impl Getter<'_> {
         &mut self,
         url: &Url,
         token: &AccessToken,
+        on_partial: OnPartial,
         parse: impl Fn(&[u8]) -> Result<T, Unreadable>,
-    ) -> Result<T, FetchError> {
+    ) -> Result<Answer<T>, FetchError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             self.budget.acquire(self.deadline).await?;
             self.stats.requests += 1;
-            let (wait, failure) = match self.once(url, token, &parse).await? {
-                Attempt::Done(t) => return Ok(t),
+            let (wait, failure) = match self.once(url, token, on_partial, &parse).await? {
+                Attempt::Done(answer) => {
+                    self.stats.partial += u64::from(answer.partial.is_some());
+                    return Ok(answer);
+                }
                 Attempt::Fail(e) => return Err(e),
                 Attempt::Retry(wait, e) => (wait, e),
             };
@@ -223,6 +248,7 @@ impl Getter<'_> {
         &mut self,
         url: &Url,
         token: &AccessToken,
+        on_partial: OnPartial,
         parse: &impl Fn(&[u8]) -> Result<T, Unreadable>,
     ) -> Result<Attempt<T>, FetchError> {
         let remaining = self.deadline.saturating_duration_since(Instant::now());
@@ -243,10 +269,14 @@ impl Getter<'_> {
         };
         let status = resp.status();
         let wait = retry_after(resp.headers());
+        let partial = (status.as_u16() == 206).then(|| warning(resp.headers()));
         Ok(match status.as_u16() {
-            200 => match resp.bytes().await {
+            206 if on_partial == OnPartial::Retry => {
+                Attempt::Retry(wait, FetchError::Partial(partial.unwrap_or_default()))
+            }
+            200 | 206 => match resp.bytes().await {
                 Ok(body) => match parse(&body) {
-                    Ok(t) => Attempt::Done(t),
+                    Ok(value) => Attempt::Done(Answer { value, partial }),
                     Err(Unreadable::NotJson) => Attempt::Retry(
                         None,
                         FetchError::Transient("the page is not valid JSON".into()),
@@ -255,7 +285,6 @@ impl Getter<'_> {
                 },
                 Err(e) => Attempt::Retry(None, FetchError::Transient(transport(&e))),
             },
-            206 => Attempt::Retry(wait, FetchError::Partial(warning(resp.headers()))),
             429 => Attempt::Retry(wait, FetchError::Throttled),
             401 => Attempt::Fail(FetchError::Unauthorized),
             403 => Attempt::Fail(FetchError::Forbidden(body_snippet(resp).await)),

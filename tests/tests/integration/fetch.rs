@@ -208,9 +208,10 @@ async fn a_partial_answer_never_advances_the_watermark_and_is_recorded() {
         .await;
     w.emu.state().world().faults.replace(FaultPlanSpec {
         seed: 1,
-        rules: vec![fault(NORTHWIND, FaultTarget::Graph, FaultKind::Partial, 2)],
+        rules: vec![fault(NORTHWIND, FaultTarget::Graph, FaultKind::Partial, 3)],
     });
-    // A 206 is retried on its own; here the first page answers 206 to both attempts allowed.
+    // A partial page's alerts are taken and the page asked for again; here the first page is
+    // partial and the count that follows answers 206 to both attempts allowed.
     let mut w2 = w;
     w2.services.settings.fetch.retry.max_attempts = 2;
     let e = w2.fetch(NORTHWIND).await;

@@ -110,6 +110,12 @@ impl World {
         }
     }
 
+    /// The product's clock.
+    pub fn clock_now(&self) -> DateTime<Utc> {
+        use shared::clock::Clock;
+        self.clock.now()
+    }
+
     /// Moves the product's clock and the emulator's together.
     pub fn advance(&self, by: Duration) {
         self.clock.advance(by);

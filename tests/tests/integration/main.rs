@@ -2,6 +2,7 @@
 //! module here, built on the `TestEnv` harness in `tests/src/lib.rs`. Add a module per subject.
 
 mod aws_adapters;
+mod backfill;
 mod browser_consent;
 mod chaos;
 mod cli;
@@ -21,5 +22,7 @@ mod lambda_world;
 mod late;
 mod no_secrets_in_logs;
 mod onboarding;
+mod partial;
 mod refresh;
 mod refresh_lambda;
+mod siem_keys;

@@ -62,13 +62,6 @@ async fn assert_consented(w: &World, id: &str, model: AuthModel, granted: &str) 
     }
 }
 
-impl World {
-    fn clock_now(&self) -> chrono::DateTime<chrono::Utc> {
-        use shared::clock::Clock;
-        self.clock.now()
-    }
-}
-
 #[tokio::test]
 async fn delegated_v1_consent_makes_the_tenant_active_with_tokens_in_the_store_only() {
     let w = World::start().await;

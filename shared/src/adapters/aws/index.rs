@@ -2,36 +2,40 @@
 //!
 //! | pk | sk | attributes |
 //! |---|---|---|
-//! | `TENANT#{id}` | `INDEX#{api}#{YYYY-MM-DD}#{shard:03}` | `d` (binary set of 8-byte digests), `entity` = `index` |
+//! | `TENANT#{id}` | `INDEX#{api}#{YYYY-MM-DD}#{commit}#{part}` | `d` (B: 8-byte digests, packed), `ttl` (N), `entity` = `index` |
 //!
-//! A commit adds its digests with one `UpdateItem … ADD d :set` per day it touches (adding is
-//! idempotent). An item holds at most 400 KB, about 40,000 digests: a day that outgrows its shard
-//! continues in the next one. A sweep reads its whole horizon with one `Query` on the sort-key
-//! range (paged by 1 MB). Cost per tenant: one write unit per day touched per commit while a
-//! day's item is under 1 KB (~100 versions), a few more for busier days.
+//! Each commit writes the digests it adds with one `PutItem` per version day it touches (a day's
+//! digests of one commit are split into parts of at most 40,000, 320 KB, under DynamoDB's 400 KB
+//! item limit). The item's key derives from the digests it holds, so a retried commit writes the
+//! same item again, never a second one. A sweep reads its whole
+//! horizon with one `Query` on the sort-key range (paged by 1 MB). Items expire through the
+//! table's TTL [`RETENTION`] after they are written: longer than a sweep's horizon, or a backfill.
+//!
+//! Cost per tenant: one write per commit that delivered something (per version day it touches;
+//! a write unit per KB, ~125 versions); a sweep's read is a few read units for a quiet tenant.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
-use chrono::NaiveDate;
+use chrono::{NaiveDate, Utc};
 
-use super::{s, sdk_err, tenant_pk};
+use super::{n, s, sdk_err, tenant_pk};
 use crate::domain::{AlertApi, TenantId};
 use crate::ports::{DeliveryIndex, StoreError};
 
-/// The largest number of shards tried for one day before giving up.
-const MAX_SHARDS: u32 = 64;
+/// How long an index item lives after it is written (through the table's TTL attribute).
+pub const RETENTION: chrono::Duration = chrono::Duration::days(30);
+
+/// Digests per item: 320 KB of the 400 KB an item may hold.
+const PART: usize = 40_000;
 
 /// The delivery index in the registry's DynamoDB table.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct DynamoDbDeliveryIndex {
     client: aws_sdk_dynamodb::Client,
     table: String,
-    /// The shard each (tenant, API, day) is written to now: learnt when a shard fills up.
-    shards: Mutex<HashMap<(TenantId, AlertApi, NaiveDate), u32>>,
 }
 
 impl DynamoDbDeliveryIndex {
@@ -40,72 +44,52 @@ impl DynamoDbDeliveryIndex {
         DynamoDbDeliveryIndex {
             client,
             table: table.into(),
-            shards: Mutex::default(),
         }
     }
 
-    fn shard_of(&self, key: &(TenantId, AlertApi, NaiveDate)) -> u32 {
-        let shards = self.shards.lock().unwrap_or_else(|e| e.into_inner());
-        shards.get(key).copied().unwrap_or(0)
-    }
-
-    fn set_shard(&self, key: (TenantId, AlertApi, NaiveDate), shard: u32) {
-        let mut shards = self.shards.lock().unwrap_or_else(|e| e.into_inner());
-        shards.insert(key, shard);
-    }
-
-    /// Adds one day's digests, moving on to the next shard while an item is full.
-    async fn add_day(
+    /// Queries the items of `tenant` whose sort key lies in `from..=to`, with `projection`.
+    async fn items(
         &self,
         tenant: &TenantId,
-        api: AlertApi,
-        day: NaiveDate,
-        digests: &[u64],
-    ) -> Result<(), StoreError> {
-        let unique: HashSet<u64> = digests.iter().copied().collect();
-        let set: Vec<Blob> = unique
-            .into_iter()
-            .map(|d| Blob::new(d.to_be_bytes().to_vec()))
-            .collect();
-        let key = (tenant.clone(), api, day);
-        let mut shard = self.shard_of(&key);
+        from: String,
+        to: String,
+        projection: &str,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
         loop {
-            let r = self
+            let page = self
                 .client
-                .update_item()
+                .query()
                 .table_name(&self.table)
-                .key("pk", tenant_pk(tenant))
-                .key("sk", s(format!("INDEX#{api}#{day}#{shard:03}")))
-                .update_expression("ADD d :set SET entity = :entity")
-                .expression_attribute_values(":set", AttributeValue::Bs(set.clone()))
-                .expression_attribute_values(":entity", s("index"))
+                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+                .expression_attribute_values(":pk", tenant_pk(tenant))
+                .expression_attribute_values(":from", s(from.clone()))
+                .expression_attribute_values(":to", s(to.clone()))
+                .projection_expression(projection)
+                .set_exclusive_start_key(start.take())
                 .send()
-                .await;
-            match r {
-                Ok(_) => return Ok(()),
-                Err(e) => {
-                    let e = e.into_service_error();
-                    let full = e.meta().code() == Some("ValidationException")
-                        && e.meta().message().is_some_and(|m| m.contains("size"));
-                    if !full || shard + 1 >= MAX_SHARDS {
-                        return Err(sdk_err("writing the delivery index", e));
-                    }
-                    shard += 1;
-                    self.set_shard(key.clone(), shard);
-                }
+                .await
+                .map_err(|e| sdk_err("reading the delivery index", e.into_service_error()))?;
+            out.extend(page.items().iter().cloned());
+            match page.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => return Ok(out),
             }
         }
     }
 }
 
-fn digests_of(item: &HashMap<String, AttributeValue>, into: &mut HashSet<u64>) {
-    if let Some(AttributeValue::Bs(set)) = item.get("d") {
-        for b in set {
-            if let Ok(bytes) = <[u8; 8]>::try_from(b.as_ref()) {
-                into.insert(u64::from_be_bytes(bytes));
-            }
-        }
+/// The item key of a day's sorted digests: the SHA-256 of their bytes (hex, 16 digits). The
+/// same set makes the same key, so a retried commit rewrites its item instead of adding one.
+fn commit_key(sorted: &[u64]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for d in sorted {
+        h.update(d.to_be_bytes());
     }
+    let d = h.finalize();
+    d[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[async_trait]
@@ -116,8 +100,30 @@ impl DeliveryIndex for DynamoDbDeliveryIndex {
         api: AlertApi,
         days: &[(NaiveDate, Vec<u64>)],
     ) -> Result<(), StoreError> {
+        let expires = (Utc::now() + RETENTION).timestamp();
         for (day, digests) in days.iter().filter(|(_, d)| !d.is_empty()) {
-            self.add_day(tenant, api, *day, digests).await?;
+            let mut unique: Vec<u64> = digests
+                .iter()
+                .copied()
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect();
+            unique.sort_unstable();
+            let commit = commit_key(&unique);
+            for (part, chunk) in unique.chunks(PART).enumerate() {
+                let bytes: Vec<u8> = chunk.iter().flat_map(|d| d.to_be_bytes()).collect();
+                self.client
+                    .put_item()
+                    .table_name(&self.table)
+                    .item("pk", tenant_pk(tenant))
+                    .item("sk", s(format!("INDEX#{api}#{day}#{commit}#{part:03}")))
+                    .item("d", AttributeValue::B(Blob::new(bytes)))
+                    .item("ttl", n(expires))
+                    .item("entity", s("index"))
+                    .send()
+                    .await
+                    .map_err(|e| sdk_err("writing the delivery index", e.into_service_error()))?;
+            }
         }
         Ok(())
     }
@@ -129,60 +135,52 @@ impl DeliveryIndex for DynamoDbDeliveryIndex {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<HashSet<u64>, StoreError> {
+        let items = self
+            .items(
+                tenant,
+                format!("INDEX#{api}#{from}"),
+                format!("INDEX#{api}#{to}#~"),
+                "d",
+            )
+            .await?;
         let mut out = HashSet::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-                .expression_attribute_values(":pk", tenant_pk(tenant))
-                .expression_attribute_values(":from", s(format!("INDEX#{api}#{from}")))
-                .expression_attribute_values(":to", s(format!("INDEX#{api}#{to}#~")))
-                .projection_expression("d")
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| sdk_err("reading the delivery index", e.into_service_error()))?;
-            for item in page.items() {
-                digests_of(item, &mut out);
-            }
-            match page.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => return Ok(out),
+        for item in &items {
+            if let Some(AttributeValue::B(b)) = item.get("d") {
+                for chunk in b.as_ref().chunks_exact(8) {
+                    let mut d = [0u8; 8];
+                    d.copy_from_slice(chunk);
+                    out.insert(u64::from_be_bytes(d));
+                }
             }
         }
+        Ok(out)
     }
 
     async fn delete(&self, tenant: &TenantId) -> Result<(), StoreError> {
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        loop {
-            let page = self
-                .client
-                .query()
+        let keys = self
+            .items(tenant, "INDEX#".into(), "INDEX#~".into(), "pk, sk")
+            .await?;
+        for key in keys {
+            self.client
+                .delete_item()
                 .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :index)")
-                .expression_attribute_values(":pk", tenant_pk(tenant))
-                .expression_attribute_values(":index", s("INDEX#"))
-                .projection_expression("pk, sk")
-                .set_exclusive_start_key(start.take())
+                .set_key(Some(key))
                 .send()
                 .await
-                .map_err(|e| sdk_err("listing the delivery index", e.into_service_error()))?;
-            for key in page.items() {
-                self.client
-                    .delete_item()
-                    .table_name(&self.table)
-                    .set_key(Some(key.clone()))
-                    .send()
-                    .await
-                    .map_err(|e| sdk_err("deleting the delivery index", e.into_service_error()))?;
-            }
-            match page.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => return Ok(()),
-            }
+                .map_err(|e| sdk_err("deleting the delivery index", e.into_service_error()))?;
         }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_commit_names_its_item_by_what_it_adds() {
+        assert_eq!(commit_key(&[1, 2, 3]), commit_key(&[1, 2, 3]));
+        assert_ne!(commit_key(&[1, 2, 3]), commit_key(&[1, 2, 4]));
+        assert_ne!(commit_key(&[1, 2]), commit_key(&[1, 2, 0]));
     }
 }

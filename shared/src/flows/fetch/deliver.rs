@@ -28,6 +28,8 @@ pub struct Attempt {
     known_ids: HashSet<String>,
     /// Digests delivered since the last commit, with their version day, for the index.
     pending: Vec<(NaiveDate, u64)>,
+    /// Version times of what an interrupted attempt had delivered (read back at the start).
+    pub resumed: Vec<DateTime<Utc>>,
     /// The next object of the attempt.
     pub batch: BatchId,
 }
@@ -44,6 +46,7 @@ impl Attempt {
             known_ids: ids_of(&cursor.delivered),
             delivered: cursor.delivered.clone(),
             pending: Vec::new(),
+            resumed: Vec::new(),
             batch: batch_of(cursor, now),
         };
         if let Some(date) = &cursor.attempt_date {
@@ -53,6 +56,7 @@ impl Attempt {
             attempt.batch.seq = prior.next_seq;
             for (key, at) in prior.delivered {
                 attempt.note(&key, at);
+                attempt.resumed.push(at);
                 attempt.delivered.insert(key, at);
             }
         }

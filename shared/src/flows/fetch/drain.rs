@@ -24,6 +24,8 @@ pub struct Drain {
     done: bool,
     /// Whether the window's first page ended it (nothing to check then).
     one_page: bool,
+    /// Partial answers (206) in a row at the current position, and the last one's warning.
+    partial: (u32, String),
 }
 
 impl Drain {
@@ -44,6 +46,7 @@ impl Drain {
             progress,
             done: false,
             one_page: false,
+            partial: (0, String::new()),
         }
     }
 
@@ -69,8 +72,14 @@ impl Drain {
         source.page(token, p.window, &p.at, deadline, stats).await
     }
 
+    /// Partial answers in a row at the current position, and the last one's `Warning`.
+    pub fn partial_streak(&self) -> (u32, &str) {
+        (self.partial.0, &self.partial.1)
+    }
+
     /// Takes `page`: returns its alerts not listed before in this window, and moves on to where
-    /// the next page starts.
+    /// the next page starts — unless the page is partial (206): its alerts are real and taken,
+    /// and the same page is asked for again.
     pub fn take(
         &mut self,
         source: &dyn AlertSource,
@@ -88,9 +97,14 @@ impl Drain {
             .into_iter()
             .filter(|a| self.seen.insert(a.id.clone()))
             .collect();
-        let next = source.next(&self.progress.at, &page, fresh.len(), oldest)?;
         self.progress.listed += fresh.len() as u64;
         stats.alerts += fresh.len() as u64;
+        if let Some(warning) = page.partial.take() {
+            self.partial = (self.partial.0 + 1, warning);
+            return Ok(fresh);
+        }
+        self.partial.0 = 0;
+        let next = source.next(&self.progress.at, &page, fresh.len(), oldest)?;
         match next {
             Some(at) => {
                 // Only a keyset position repeats alerts of the page it follows: those at its bound.

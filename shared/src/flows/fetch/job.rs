@@ -83,6 +83,11 @@ pub async fn run_slice(
         .cloned()
         .ok_or_else(|| FetchFlowError::Store(crate::ports::StoreError::NotFound))?;
     let requests_before = s.requests();
+    // What a killed slice delivered is read back: it counts as the job's.
+    job.delivered += s.resumed_in(Window {
+        since: job.done_until,
+        until: job.window.until,
+    });
     while job.done_until < job.window.until {
         if Instant::now() >= slice_end {
             job.requests += s.requests() - requests_before;

@@ -82,6 +82,13 @@ impl<'a> Session<'a> {
         self
     }
 
+    /// How many versions an interrupted attempt, read back at the start, had delivered inside
+    /// `window` (a job counts them as its own).
+    pub fn resumed_in(&self, window: Window) -> u64 {
+        let inside = |at: &&DateTime<Utc>| window.since <= **at && **at < window.until;
+        self.attempt.resumed.iter().filter(inside).count() as u64
+    }
+
     /// Requests sent so far.
     pub fn requests(&self) -> u64 {
         self.stats.http.requests
@@ -100,6 +107,7 @@ impl<'a> Session<'a> {
     /// token once; a stored next link the API refuses starts the window over.
     pub async fn page(&mut self, drain: &mut Drain) -> Result<Vec<SourceAlert>, FetchFlowError> {
         let deadline = self.opts.deadline;
+        self.after_partial(drain).await?;
         let page = loop {
             let read = drain.page(self.source.as_mut(), &self.token, deadline, &mut self.stats);
             match read.await {
@@ -122,6 +130,26 @@ impl<'a> Session<'a> {
         drain
             .take(self.source.as_ref(), page, &mut self.stats)
             .map_err(|e| self.incomplete(e))
+    }
+
+    /// Before asking again for a page that came back partial (206): backs off, or fails the window
+    /// once the retry policy's attempts are spent.
+    async fn after_partial(&mut self, drain: &Drain) -> Result<(), FetchFlowError> {
+        let (streak, warning) = drain.partial_streak();
+        if streak == 0 {
+            return Ok(());
+        }
+        let policy = self.d.settings.fetch.retry;
+        if streak >= policy.max_attempts.max(1) {
+            let e = FetchError::Partial(warning.to_string());
+            return Err(self.incomplete(e));
+        }
+        let wait = policy.backoff(streak);
+        if tokio::time::Instant::now() + wait > self.opts.deadline {
+            return Err(self.incomplete(FetchError::Deadline));
+        }
+        tokio::time::sleep(wait).await;
+        Ok(())
     }
 
     /// Delivers `alerts` (of a run over `window`) not delivered before. A job passes the index

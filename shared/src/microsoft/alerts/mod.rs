@@ -85,6 +85,9 @@ pub struct Page {
     pub next_link: Option<String>,
     /// Whether the page is as large as asked: without a next link, more may follow.
     pub full: bool,
+    /// `Some(warning)` for a `206 Partial Content` answer: some provider failed, the alerts it
+    /// holds are real but the page is not whole; it is asked for again.
+    pub partial: Option<String>,
 }
 
 /// Why a drain stopped. Variants are shaped by what the fetch flow does next; none of them

@@ -28,7 +28,7 @@ use super::{
     AlertSource, DrainStats, FetchError, Page, Position, SourceAlert, Window, fmt7, parse_time,
 };
 use crate::domain::AlertApi;
-use crate::microsoft::http::{Getter, RequestBudget, RetryPolicy, Unreadable};
+use crate::microsoft::http::{Getter, OnPartial, RequestBudget, RetryPolicy, Unreadable};
 use crate::secret::AccessToken;
 
 /// Which OData API.
@@ -151,8 +151,11 @@ impl ODataSource {
             policy: self.policy,
             stats: &mut stats.http,
         }
-        .get(&u, token, |body| parse_count(flavor, body))
+        .get(&u, token, OnPartial::Retry, |body| {
+            parse_count(flavor, body)
+        })
         .await
+        .map(|a| a.value)
     }
 
     fn page_url(&self, window: &Window, at: &Position) -> Result<Url, FetchError> {
@@ -238,6 +241,7 @@ fn parse_page(flavor: Flavor, body: &[u8], page_size: usize) -> Result<Page, Unr
         alerts,
         next_link: page.next.map(Cow::into_owned),
         full,
+        partial: None,
     })
 }
 
@@ -296,17 +300,22 @@ impl AlertSource for ODataSource {
     ) -> Result<Page, FetchError> {
         let url = self.page_url(&window, at)?;
         let (flavor, page_size) = (self.flavor, self.page_size);
-        let page = Getter {
+        let answer = Getter {
             http: &self.http,
             budget: &mut self.budget,
             deadline,
             policy: self.policy,
             stats: &mut stats.http,
         }
-        .get(&url, token, |body| parse_page(flavor, body, page_size))
+        .get(&url, token, OnPartial::Return, |body| {
+            parse_page(flavor, body, page_size)
+        })
         .await?;
         stats.pages += 1;
-        Ok(page)
+        Ok(Page {
+            partial: answer.partial,
+            ..answer.value
+        })
     }
 
     fn next(

@@ -24,7 +24,7 @@ use super::{
 use crate::domain::AlertApi;
 #[cfg(test)]
 use crate::domain::TenantId;
-use crate::microsoft::http::{Getter, RequestBudget, RetryPolicy, Unreadable};
+use crate::microsoft::http::{Getter, OnPartial, RequestBudget, RetryPolicy, Unreadable};
 use crate::secret::AccessToken;
 
 static DEPRECATION: Once = Once::new();
@@ -91,6 +91,7 @@ fn parse_answer(body: &[u8]) -> Result<Page, Unreadable> {
         alerts,
         next_link: None,
         full: false,
+        partial: None,
     })
 }
 
@@ -154,17 +155,17 @@ impl AlertSource for SiemSource {
         u.query_pairs_mut()
             .append_pair("sinceTimeUtc", &fmt7(window.since))
             .append_pair("untilTimeUtc", &fmt7(window.until - tick()));
-        let page = Getter {
+        let answer = Getter {
             http: &self.http,
             budget: &mut self.budget,
             deadline,
             policy: self.policy,
             stats: &mut stats.http,
         }
-        .get(&u, token, parse_answer)
+        .get(&u, token, OnPartial::Retry, parse_answer)
         .await?;
         stats.pages += 1;
-        Ok(page)
+        Ok(answer.value)
     }
 
     fn next(
