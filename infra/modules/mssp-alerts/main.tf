@@ -8,6 +8,7 @@
 #   functions.tf  roles (least privilege), log groups, the functions
 #   triggers.tf   schedules, the SQS event source, the consent API
 #   alarms.tf     the alarm topic and alarms
+#   moved.tf      state addresses of earlier versions
 
 data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}

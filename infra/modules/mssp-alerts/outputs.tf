@@ -10,17 +10,17 @@ output "redirect_uri" {
 
 output "alert_fetcher_name" {
   description = "Name of the alert-fetcher function (SOC tooling invokes it directly)."
-  value       = aws_lambda_function.alert_fetcher.function_name
+  value       = aws_lambda_function.function["alert-fetcher"].function_name
 }
 
 output "alert_fetcher_arn" {
   description = "ARN of the alert-fetcher function (grant SOC tooling lambda:InvokeFunction on it)."
-  value       = aws_lambda_function.alert_fetcher.arn
+  value       = aws_lambda_function.function["alert-fetcher"].arn
 }
 
 output "function_names" {
   description = "Function name by crate name."
-  value       = { for k, f in local.functions : k => f.function_name }
+  value       = { for k, f in aws_lambda_function.function : k => f.function_name }
 }
 
 output "alerts_bucket" {

@@ -15,7 +15,7 @@ resource "aws_sqs_queue" "work" {
   name = "${var.name}-work"
   # Lambda's guidance for an SQS event source: at least six times the function's timeout, so
   # a message is not redelivered while a throttled or retried batch is still running.
-  visibility_timeout_seconds        = 6 * var.timeouts.alert_fetcher
+  visibility_timeout_seconds        = 6 * local.function_settings["alert-fetcher"].timeout
   message_retention_seconds         = 86400 # a day: older work is superseded by later dispatches
   kms_master_key_id                 = aws_kms_key.this.arn
   kms_data_key_reuse_period_seconds = 300
