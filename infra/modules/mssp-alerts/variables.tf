@@ -56,11 +56,12 @@ variable "functions" {
     Each function's package and settings, by function name (consent-callback, token-refresh,
     alert-fetcher; every one must be given): `package`, the path of its bootstrap.zip built by
     `cargo lambda build --output-format zip`; optional `memory_size` (MB), `timeout` (seconds)
-    and `reserved_concurrency` (-1: unreserved). Settings left null keep the defaults of
-    functions.tf (local.functions): memory 256/256/512 MB, timeouts 20/300/300 s, reserved
-    concurrency 10/1/20. consent-callback's timeout stays under API Gateway's 30 s integration
-    limit; token-refresh's reservation of 1 runs it one at a time so two runs never race a
-    rotating refresh token.
+    and `reserved_concurrency`. Settings left null keep the defaults of functions.tf
+    (local.function_settings): memory 256/256/512 MB, timeouts 20/300/300 s, and no reserved
+    concurrency — a fresh account's quota is 10 concurrent executions, all of which AWS keeps
+    unreserved, so a reservation fails until the quota is raised (Service Quotas, "Concurrent
+    executions"); then reserve to guarantee capacity or cap a function (0 stops it).
+    consent-callback's timeout stays under API Gateway's 30 s integration limit.
   EOT
   type = map(object({
     package              = string
@@ -79,6 +80,13 @@ variable "functions" {
       for name, f in var.functions : f.timeout == null || try(f.timeout <= (name == "consent-callback" ? 29 : 900), false)
     ])
     error_message = "functions: consent-callback's timeout at most 29 s (API Gateway waits 30 s), the others' at most 900 s."
+  }
+
+  validation {
+    condition = alltrue([
+      for f in var.functions : f.reserved_concurrency == null || try(f.reserved_concurrency >= 0 && floor(f.reserved_concurrency) == f.reserved_concurrency, false)
+    ])
+    error_message = "functions: reserved_concurrency is null (none reserved) or a whole number of executions, 0 or more."
   }
 }
 

@@ -19,6 +19,10 @@
 //! `MSSP_E2E_APPLIED` (the functions' configurations read back) and `MSSP_E2E_PACKAGES` (the
 //! unzipped packages) are set, with `MOTO_URL` the emulator Terraform applied to; a plain
 //! `cargo test` passes it by.
+//!
+//! Before that apply, the plan it applies (`terraform show -json`, `MSSP_E2E_PLAN`) is checked
+//! against a fresh AWS account's concurrency quota: infra/ci/moto.tf leaves every function
+//! setting at the module's defaults, as the root configuration (infra/main.tf) does.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -654,4 +658,105 @@ async fn fetch_every_tenant(d: &Deployment, env: &TestEnv, sdk: &aws_config::Sdk
         messages.len(),
         objects.contents().len()
     );
+}
+
+// --- a fresh account's concurrency quota -------------------------------------------------------
+
+/// Concurrent executions a fresh AWS account may run, all functions together.
+const FRESH_ACCOUNT_QUOTA: i64 = 10;
+/// What AWS keeps unreserved of the quota: a reservation that would leave less fails.
+const UNRESERVED_MINIMUM: i64 = 10;
+
+/// The concurrency a plan reserves, by resource address: each function's
+/// `reserved_concurrent_executions` (-1: none) and each provisioned concurrency configuration,
+/// of every resource the plan keeps or creates.
+fn reserved_concurrency(plan: &Value) -> BTreeMap<String, i64> {
+    let mut reserved = BTreeMap::new();
+    for change in plan["resource_changes"].as_array().into_iter().flatten() {
+        if change["change"]["actions"] == json!(["delete"]) {
+            continue;
+        }
+        let after = &change["change"]["after"];
+        let count = match change["type"].as_str() {
+            Some("aws_lambda_function") => after["reserved_concurrent_executions"].as_i64(),
+            Some("aws_lambda_provisioned_concurrency_config") => {
+                after["provisioned_concurrent_executions"].as_i64()
+            }
+            _ => None,
+        };
+        if let (Some(count), Some(address)) = (count, change["address"].as_str())
+            && count > 0
+        {
+            reserved.insert(address.to_owned(), count);
+        }
+    }
+    reserved
+}
+
+/// Refuses a plan that reserves more than a fresh account can: AWS fails the apply.
+fn check_fits_fresh_account(plan: &Value) -> Result<(), String> {
+    let reserved = reserved_concurrency(plan);
+    let total: i64 = reserved.values().sum();
+    if total > FRESH_ACCOUNT_QUOTA - UNRESERVED_MINIMUM {
+        return Err(format!(
+            "the plan reserves {total} concurrent executions ({reserved:?}); a fresh account's \
+             quota is {FRESH_ACCOUNT_QUOTA} and AWS keeps {UNRESERVED_MINIMUM} unreserved, so \
+             `terraform apply` would fail there"
+        ));
+    }
+    Ok(())
+}
+
+#[test]
+fn infra_e2e_the_plan_applied_fits_a_fresh_accounts_concurrency_quota() {
+    let Some(path) = std::env::var_os("MSSP_E2E_PLAN") else {
+        eprintln!("infra_e2e: MSSP_E2E_PLAN is not set, no plan to check (scripts/test sets it)");
+        return;
+    };
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("MSSP_E2E_PLAN={}: {e}", path.to_string_lossy()));
+    let plan: Value = serde_json::from_str(&text).expect("terraform show -json output");
+    let functions = plan["resource_changes"]
+        .as_array()
+        .expect("resource_changes")
+        .iter()
+        .filter(|c| c["type"] == "aws_lambda_function")
+        .count();
+    assert_eq!(functions, 3, "the plan holds the three functions");
+    check_fits_fresh_account(&plan).unwrap_or_else(|e| panic!("{e}"));
+    eprintln!(
+        "infra_e2e: the plan reserves no concurrency ({functions} functions): it applies on a \
+         fresh account (quota {FRESH_ACCOUNT_QUOTA})"
+    );
+}
+
+#[test]
+fn infra_e2e_the_quota_check_counts_reservations_and_provisioned_concurrency() {
+    let function = |address: &str, actions: Value, reserved: i64| {
+        json!({"address": address, "type": "aws_lambda_function",
+               "change": {"actions": actions, "after": {"reserved_concurrent_executions": reserved}}})
+    };
+    // The module's defaults before issue J: 10 + 1 + 20 reserved.
+    let old_defaults = json!({"resource_changes": [
+        function("f[\"consent-callback\"]", json!(["create"]), 10),
+        function("f[\"token-refresh\"]", json!(["create"]), 1),
+        function("f[\"alert-fetcher\"]", json!(["create"]), 20),
+    ]});
+    assert_eq!(
+        reserved_concurrency(&old_defaults).values().sum::<i64>(),
+        31
+    );
+    assert!(check_fits_fresh_account(&old_defaults).is_err());
+    let unreserved = json!({"resource_changes": [
+        function("f[\"consent-callback\"]", json!(["update"]), -1),
+        function("gone", json!(["delete"]), 5),
+        function("zero", json!(["no-op"]), 0),
+    ]});
+    assert!(reserved_concurrency(&unreserved).is_empty());
+    assert!(check_fits_fresh_account(&unreserved).is_ok());
+    let provisioned = json!({"resource_changes": [{
+        "address": "p", "type": "aws_lambda_provisioned_concurrency_config",
+        "change": {"actions": ["create"], "after": {"provisioned_concurrent_executions": 2}},
+    }]});
+    assert!(check_fits_fresh_account(&provisioned).is_err());
 }
