@@ -34,6 +34,7 @@ module "mssp_alerts" {
   public_base_url     = var.public_base_url
   cloud               = var.cloud
   microsoft_endpoints = var.microsoft_endpoints
+  alert_notifications = var.alert_notifications
   alarm_email         = var.alarm_email
   tags                = var.tags
 }

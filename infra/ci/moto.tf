@@ -70,6 +70,7 @@ module "mssp_alerts" {
   }
   refresh_concurrency = 4
   fetch_concurrency   = 2
+  alert_notifications = true
 
   # A CI run applies once into a fresh emulator and is thrown away.
   table_deletion_protection   = false
@@ -91,5 +92,6 @@ output "outputs" {
     dlq_url          = module.mssp_alerts.dead_letter_queue_url
     kms_key_arn      = module.mssp_alerts.kms_key_arn
     alert_fetcher    = module.mssp_alerts.alert_fetcher_arn
+    notifications    = module.mssp_alerts.alert_notifications_queue_url
   }
 }

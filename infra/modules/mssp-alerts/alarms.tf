@@ -1,5 +1,6 @@
-# Alarms to one encrypted SNS topic: a tenant stuck in the dead-letter queue, any function error,
-# and any tenant that needs re-consent (token-refresh logs "tenant needs re-consent" for each,
+# Alarms to one encrypted SNS topic: a tenant stuck in the dead-letter queue, an alert object the
+# SIEM's reader gave up on (alert_notifications), any function error, and any tenant that needs
+# re-consent (token-refresh logs "tenant needs re-consent" for each,
 # shared/src/flows/refresh.rs; the JSON log line has the message at the top level).
 
 locals {
@@ -41,23 +42,31 @@ resource "aws_sns_topic_subscription" "email" {
 # queue drained, a function stopped failing. Not for re-consent: the count drops back to zero
 # while the tenant still needs re-consent.
 locals {
-  alarms = merge(
+  # A dead-letter queue holding anything: what it means, by alarm name.
+  dead_letters = merge(
     {
       work-dead-letters = {
-        description = "A tenant's work item failed ${var.max_receive_count} times and sits in ${aws_sqs_queue.dead_letters.name}: see the alert-fetcher logs for that tenant, fix, then redrive."
+        queue   = aws_sqs_queue.dead_letters.name
+        meaning = "A tenant's work item failed ${var.max_receive_count} times and sits in ${aws_sqs_queue.dead_letters.name}: see the alert-fetcher logs for that tenant, fix, then redrive."
+      }
+    },
+    {
+      for q in aws_sqs_queue.alert_notification_dead_letters : "alert-notification-dead-letters" => {
+        queue   = q.name
+        meaning = "The notification of an alert object failed ${var.max_receive_count} deliveries to the SIEM's reader and sits in ${q.name}: that object is not in the SIEM. Fix the reader (its S3 input's errors), then redrive."
+      }
+    },
+  )
+
+  alarms = merge(
+    {
+      for k, d in local.dead_letters : k => {
+        description = d.meaning
         namespace   = "AWS/SQS"
         metric      = "ApproximateNumberOfMessagesVisible"
-        dimensions  = { QueueName = aws_sqs_queue.dead_letters.name }
+        dimensions  = { QueueName = d.queue }
         statistic   = "Maximum"
         notify_ok   = true
-      }
-      tenants-needing-reconsent = {
-        description = "A tenant needs re-consent: `mssp tenants` lists it with a fresh consent link to send to the customer's admin."
-        namespace   = local.metric_namespace
-        metric      = aws_cloudwatch_log_metric_filter.reconsent.metric_transformation[0].name
-        dimensions  = null
-        statistic   = "Sum"
-        notify_ok   = false
       }
     },
     {
@@ -68,6 +77,16 @@ locals {
         dimensions  = { FunctionName = f.function_name }
         statistic   = "Sum"
         notify_ok   = true
+      }
+    },
+    {
+      tenants-needing-reconsent = {
+        description = "A tenant needs re-consent: `mssp tenants` lists it with a fresh consent link to send to the customer's admin."
+        namespace   = local.metric_namespace
+        metric      = aws_cloudwatch_log_metric_filter.reconsent.metric_transformation[0].name
+        dimensions  = null
+        statistic   = "Sum"
+        notify_ok   = false
       }
     },
   )

@@ -53,6 +53,16 @@ output "dead_letter_queue_url" {
   value       = aws_sqs_queue.dead_letters.url
 }
 
+output "alert_notifications_queue_url" {
+  description = "URL of the queue notified of every alert object (alert_notifications); null when off. The SIEM's S3 input reads it."
+  value       = one(aws_sqs_queue.alert_notifications[*].url)
+}
+
+output "alert_notifications_queue_arn" {
+  description = "ARN of the queue notified of every alert object (alert_notifications), for the SIEM reader's IAM policy; null when off."
+  value       = one(aws_sqs_queue.alert_notifications[*].arn)
+}
+
 output "kms_key_arn" {
   description = "ARN of the customer managed key."
   value       = aws_kms_key.this.arn

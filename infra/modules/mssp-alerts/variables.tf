@@ -180,9 +180,15 @@ variable "fetch_max_concurrency" {
 }
 
 variable "max_receive_count" {
-  description = "Deliveries of a tenant's work item before it moves to the dead-letter queue."
+  description = "Deliveries of a message (a tenant's work item; an alert notification) before it moves to its queue's dead-letter queue."
   type        = number
   default     = 5
+}
+
+variable "alert_notifications" {
+  description = "An SQS queue (and its dead-letter queue) notified of every alert object the fetcher writes (s3:ObjectCreated:* under alerts/), for the SIEM's S3 input: README, Deploy. Off by default: S3 keeps one notification configuration per bucket, which this takes over."
+  type        = bool
+  default     = false
 }
 
 # --- storage ------------------------------------------------------------------------------------

@@ -9,7 +9,9 @@
 //!    logged in the shape the re-consent metric filter Terraform created matches;
 //! 4. the fetcher's scheduled run dispatches one message per tenant into the created queue, the
 //!    fetcher consumes them as an SQS event, and every tenant's alerts are in the created bucket,
-//!    encrypted with the created key.
+//!    encrypted with the created key;
+//! 5. the bucket notified the alert-notification queue (`alert_notifications`, what a SIEM's S3
+//!    input reads) once per object the fetcher wrote, and only the bucket may send to it.
 //!
 //! One override: consent-callback's `MSSP_PUBLIC_BASE_URL` is the bridge's URL instead of the
 //! API's invoke URL (the emulator redirects the browser to the registered redirect URI, which
@@ -456,7 +458,8 @@ async fn infra_e2e_the_packaged_functions_run_against_what_terraform_applied() {
 
     // --- least privilege: every call made was allowed by the caller's own role ---------------
     recorder(&env, "stop-recording").await;
-    let seen = check_recorded_calls(&d, &recorder(&env, "download-recording").await);
+    let recording = recorder(&env, "download-recording").await;
+    let seen = check_recorded_calls(&d, &recording);
     for function in ["consent-callback", "token-refresh", "alert-fetcher"] {
         assert!(
             seen.contains_key(function),
@@ -487,6 +490,133 @@ async fn infra_e2e_the_packaged_functions_run_against_what_terraform_applied() {
     for (function, calls) in &seen {
         eprintln!("infra_e2e: {function} made {calls:?}, each allowed by its role");
     }
+
+    // --- 5. the SIEM's notification queue --------------------------------------------------------
+    check_alert_notifications(&d, &sdk, &recording).await;
+}
+
+/// The keys of the objects the fetcher wrote (its recorded `s3:PutObject` calls), one per write.
+fn fetcher_writes(d: &Deployment, recording: &str) -> Vec<String> {
+    let arns = Arns::from_arn(d.output("alert_fetcher"));
+    let prefix = format!("arn:{}:s3:::{}/", arns.partition, d.output("alerts_bucket"));
+    let fetcher = access_key("alert-fetcher");
+    let mut keys = Vec::new();
+    for line in recording.lines().filter(|l| !l.trim().is_empty()) {
+        let entry: Value = serde_json::from_str(line).expect("a recorded request");
+        let Some((key, calls)) = calls_of(&entry, &arns) else {
+            continue;
+        };
+        if key != fetcher {
+            continue;
+        }
+        keys.extend(
+            calls
+                .iter()
+                .filter(|c| c.action == "s3:PutObject")
+                .filter_map(|c| c.resource.strip_prefix(&prefix).map(str::to_owned)),
+        );
+    }
+    keys
+}
+
+/// The alert-notification queue holds one S3 `ObjectCreated` event per object the fetcher wrote
+/// (besides S3's test event when the configuration was written), each naming the alerts bucket
+/// and the object; its policy lets only the alerts bucket of this account send, and failures go
+/// to its dead-letter queue.
+async fn check_alert_notifications(d: &Deployment, sdk: &aws_config::SdkConfig, recording: &str) {
+    use aws_sdk_sqs::types::QueueAttributeName;
+
+    let queue = d.output("notifications");
+    let bucket = d.output("alerts_bucket");
+    let arns = Arns::from_arn(d.output("alert_fetcher"));
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(queue)
+        .attribute_names(QueueAttributeName::All)
+        .send()
+        .await
+        .expect("queue attributes")
+        .attributes()
+        .cloned()
+        .unwrap_or_default();
+    let attribute = |name: QueueAttributeName| {
+        attributes
+            .get(&name)
+            .unwrap_or_else(|| panic!("{name:?} of {queue}: {attributes:?}"))
+            .clone()
+    };
+    let policy: Value = serde_json::from_str(&attribute(QueueAttributeName::Policy)).expect("JSON");
+    assert_eq!(
+        policy["Statement"],
+        json!([{
+            "Sid": "AlertsBucketNotifications",
+            "Effect": "Allow",
+            "Principal": {"Service": "s3.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": attribute(QueueAttributeName::QueueArn),
+            "Condition": {
+                "ArnEquals": {"aws:SourceArn": format!("arn:{}:s3:::{bucket}", arns.partition)},
+                "StringEquals": {"aws:SourceAccount": arns.account},
+            },
+        }]),
+        "the notification queue's policy"
+    );
+    let redrive: Value =
+        serde_json::from_str(&attribute(QueueAttributeName::RedrivePolicy)).expect("JSON");
+    assert!(
+        redrive["deadLetterTargetArn"]
+            .as_str()
+            .is_some_and(|a| a.ends_with("-alert-notifications-dlq")),
+        "{redrive}"
+    );
+
+    let mut written = fetcher_writes(d, recording);
+    assert!(!written.is_empty(), "the fetcher wrote objects");
+    // Everything the queue holds: until a receive comes back empty.
+    let bodies: Vec<String> = receive_until(&sqs, queue, |_| false)
+        .await
+        .iter()
+        .map(|m| m.body().unwrap_or_default().to_owned())
+        .collect();
+    let mut notified = Vec::new();
+    let mut test_events = 0;
+    for body in &bodies {
+        let event: Value = serde_json::from_str(body).expect("a JSON notification");
+        if event["Event"] == "s3:TestEvent" {
+            test_events += 1;
+            continue;
+        }
+        for record in event["Records"].as_array().expect("S3 event records") {
+            assert_eq!(record["eventSource"], "aws:s3", "{record}");
+            assert!(
+                record["eventName"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("ObjectCreated:")),
+                "{record}"
+            );
+            assert_eq!(record["s3"]["bucket"]["name"], bucket, "{record}");
+            // Keys in S3 events are URL-encoded as in a form (a space is `+`).
+            let encoded = record["s3"]["object"]["key"].as_str().expect("key");
+            let key = url::form_urlencoded::parse(format!("k={encoded}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .expect("a key");
+            notified.push(key);
+        }
+    }
+    assert!(test_events <= 1, "{bodies:?}");
+    written.sort();
+    notified.sort();
+    assert_eq!(
+        notified, written,
+        "one notification per object the fetcher wrote"
+    );
+    eprintln!(
+        "infra_e2e: the alert-notification queue received {} notifications, one per object the \
+         fetcher wrote, and its policy admits only {bucket}",
+        notified.len()
+    );
 }
 
 /// `{ $.a.b = "text" }` as the JSON pointer `/a/b` and the text.
@@ -505,6 +635,33 @@ fn json_equality_pattern(pattern: &str) -> (String, String) {
         .unwrap_or_else(|| panic!("not a $. selector: {pattern}"));
     let value = value.trim().trim_matches('"').to_owned();
     (format!("/{}", path.replace('.', "/")), value)
+}
+
+/// Receives from `queue` (long polling, ten at a time) until `enough` holds for what arrived, a
+/// receive comes back empty, or 30 s pass. Received messages stay in the queue, hidden for its
+/// visibility timeout.
+async fn receive_until(
+    sqs: &aws_sdk_sqs::Client,
+    queue: &str,
+    enough: impl Fn(&[aws_sdk_sqs::types::Message]) -> bool,
+) -> Vec<aws_sdk_sqs::types::Message> {
+    let mut messages = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !enough(&messages) && tokio::time::Instant::now() < deadline {
+        let page = sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive");
+        if page.messages().is_empty() {
+            break;
+        }
+        messages.extend(page.messages().iter().cloned());
+    }
+    messages
 }
 
 /// The fetcher's part: dispatch on the schedule, then the work items as an SQS event.
@@ -533,19 +690,7 @@ async fn fetch_every_tenant(d: &Deployment, env: &TestEnv, sdk: &aws_config::Sdk
                 .cloned()
         })
         .expect("queue ARN");
-    let mut messages = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while messages.len() < TENANTS.len() && tokio::time::Instant::now() < deadline {
-        let page = sqs
-            .receive_message()
-            .queue_url(queue)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .expect("receive");
-        messages.extend(page.messages().iter().cloned());
-    }
+    let messages = receive_until(&sqs, queue, |m| m.len() >= TENANTS.len()).await;
     let dispatched: BTreeSet<String> = messages
         .iter()
         .map(|m| {
