@@ -15,25 +15,26 @@ locals {
   repository_root = "${path.root}/.."
   # Relative package paths are relative to the repository root (where cargo writes target/).
   packages = {
-    for name, path in {
-      consent_callback = var.consent_callback_zip
-      token_refresh    = var.token_refresh_zip
-      alert_fetcher    = var.alert_fetcher_zip
-    } : name => startswith(path, "/") ? path : "${local.repository_root}/${path}"
+    consent-callback = var.consent_callback_zip
+    token-refresh    = var.token_refresh_zip
+    alert-fetcher    = var.alert_fetcher_zip
   }
 }
 
 module "mssp_alerts" {
   source = "./modules/mssp-alerts"
 
-  name                 = var.name
-  architecture         = var.architecture
-  consent_callback_zip = local.packages.consent_callback
-  token_refresh_zip    = local.packages.token_refresh
-  alert_fetcher_zip    = local.packages.alert_fetcher
-  public_base_url      = var.public_base_url
-  cloud                = var.cloud
-  microsoft_endpoints  = var.microsoft_endpoints
-  alarm_email          = var.alarm_email
-  tags                 = var.tags
+  name         = var.name
+  architecture = var.architecture
+  functions = {
+    for name, path in local.packages : name => {
+      package = startswith(path, "/") ? path : "${local.repository_root}/${path}"
+    }
+  }
+  public_base_url     = var.public_base_url
+  cloud               = var.cloud
+  microsoft_endpoints = var.microsoft_endpoints
+  alert_notifications = var.alert_notifications
+  alarm_email         = var.alarm_email
+  tags                = var.tags
 }

@@ -38,6 +38,16 @@ output "queue_url" {
   value       = module.mssp_alerts.queue_url
 }
 
+output "alert_notifications_queue_url" {
+  description = "URL of the queue notified of every alert object, for the SIEM's S3 input (null unless alert_notifications)."
+  value       = module.mssp_alerts.alert_notifications_queue_url
+}
+
+output "alert_notifications_queue_arn" {
+  description = "ARN of that queue, for the SIEM reader's IAM policy (null unless alert_notifications)."
+  value       = module.mssp_alerts.alert_notifications_queue_arn
+}
+
 output "secrets_prefix" {
   description = "Secrets Manager name prefix (the CLI's MSSP_SECRETS_PREFIX with --backend aws)."
   value       = module.mssp_alerts.secrets_prefix

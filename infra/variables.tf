@@ -57,6 +57,12 @@ variable "microsoft_endpoints" {
   default = {}
 }
 
+variable "alert_notifications" {
+  description = "An SQS queue notified of every alert object, for the SIEM's S3 input (README, Deploy). Off: no queue, the bucket's notifications stay free."
+  type        = bool
+  default     = false
+}
+
 variable "alarm_email" {
   description = "Email address subscribed to the alarm topic. Null: none."
   type        = string

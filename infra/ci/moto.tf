@@ -1,17 +1,7 @@
 # CI only: the module applied against the AWS emulator (moto server) by scripts/test, then run by
 # tests/tests/integration/infra_e2e.rs. Credentials come from the environment (AWS_ACCESS_KEY_ID
 # and AWS_SECRET_ACCESS_KEY set to moto's dummies by scripts/test); nothing here reaches AWS.
-
-terraform {
-  required_version = ">= 1.5"
-
-  required_providers {
-    aws = {
-      source  = "hashicorp/aws"
-      version = "5.100.0"
-    }
-  }
-}
+# versions.tf is a link to the root's: CI applies with the provider version production pins.
 
 variable "moto_url" {
   description = "Base URL of the moto server, e.g. http://127.0.0.1:5000."
@@ -62,11 +52,13 @@ provider "aws" {
 module "mssp_alerts" {
   source = "../modules/mssp-alerts"
 
-  name                 = var.name
-  architecture         = "x86_64"
-  consent_callback_zip = "${var.packages}/consent-callback/bootstrap.zip"
-  token_refresh_zip    = "${var.packages}/token-refresh/bootstrap.zip"
-  alert_fetcher_zip    = "${var.packages}/alert-fetcher/bootstrap.zip"
+  name         = var.name
+  architecture = "x86_64"
+  functions = {
+    for name in ["consent-callback", "token-refresh", "alert-fetcher"] : name => {
+      package = "${var.packages}/${name}/bootstrap.zip"
+    }
+  }
 
   # Every optional setting is given, so the E2E test sees each variable set from Terraform.
   cloud = "commercial"
@@ -78,6 +70,7 @@ module "mssp_alerts" {
   }
   refresh_concurrency = 4
   fetch_concurrency   = 2
+  alert_notifications = true
 
   # A CI run applies once into a fresh emulator and is thrown away.
   table_deletion_protection   = false
@@ -99,5 +92,6 @@ output "outputs" {
     dlq_url          = module.mssp_alerts.dead_letter_queue_url
     kms_key_arn      = module.mssp_alerts.kms_key_arn
     alert_fetcher    = module.mssp_alerts.alert_fetcher_arn
+    notifications    = module.mssp_alerts.alert_notifications_queue_url
   }
 }

@@ -21,6 +21,23 @@ locals {
     sqs            = "sqs.${local.region}.amazonaws.com"
   }
 
+  # The key, only through the services that hold each function's data (kms:ViaService): the
+  # statement every role's policy ends with.
+  key_via = {
+    consent-callback = [local.kms_via.secretsmanager, local.kms_via.dynamodb]
+    token-refresh    = [local.kms_via.secretsmanager, local.kms_via.dynamodb]
+    alert-fetcher    = [local.kms_via.secretsmanager, local.kms_via.dynamodb, local.kms_via.s3, local.kms_via.sqs]
+  }
+  key_statements = {
+    for k, via in local.key_via : k => [{
+      Sid       = "KeyThroughItsServices"
+      Effect    = "Allow"
+      Action    = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+      Resource  = aws_kms_key.this.arn
+      Condition = { StringEquals = { "kms:ViaService" = via } }
+    }]
+  }
+
   # Statements every function has: its own log streams, and the app secret (every flow reads
   # the app registration's credentials).
   common_statements = {
@@ -57,13 +74,6 @@ locals {
         Action   = ["dynamodb:GetItem", "dynamodb:PutItem"]
         Resource = aws_dynamodb_table.state.arn
       },
-      {
-        Sid       = "KeyThroughSecretsManagerAndDynamoDB"
-        Effect    = "Allow"
-        Action    = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
-        Resource  = aws_kms_key.this.arn
-        Condition = { StringEquals = { "kms:ViaService" = [local.kms_via.secretsmanager, local.kms_via.dynamodb] } }
-      },
     ]
     token-refresh = [
       {
@@ -80,13 +90,6 @@ locals {
         Effect   = "Allow"
         Action   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan"]
         Resource = aws_dynamodb_table.state.arn
-      },
-      {
-        Sid       = "KeyThroughSecretsManagerAndDynamoDB"
-        Effect    = "Allow"
-        Action    = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
-        Resource  = aws_kms_key.this.arn
-        Condition = { StringEquals = { "kms:ViaService" = [local.kms_via.secretsmanager, local.kms_via.dynamodb] } }
       },
     ]
     alert-fetcher = [
@@ -133,15 +136,6 @@ locals {
         Action   = ["sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
         Resource = aws_sqs_queue.work.arn
       },
-      {
-        Sid      = "KeyThroughItsServices"
-        Effect   = "Allow"
-        Action   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
-        Resource = aws_kms_key.this.arn
-        Condition = { StringEquals = { "kms:ViaService" = [
-          local.kms_via.secretsmanager, local.kms_via.dynamodb, local.kms_via.s3, local.kms_via.sqs,
-        ] } }
-      },
     ]
   }
 }
@@ -172,8 +166,10 @@ resource "aws_iam_role_policy" "function" {
   role = aws_iam_role.function[each.key].id
 
   policy = jsonencode({
-    Version   = "2012-10-17"
-    Statement = concat(local.common_statements[each.key], local.function_statements[each.key])
+    Version = "2012-10-17"
+    Statement = concat(
+      local.common_statements[each.key], local.function_statements[each.key], local.key_statements[each.key],
+    )
   })
 }
 
@@ -203,97 +199,69 @@ resource "aws_cloudwatch_log_group" "function" {
   tags              = local.tags
 }
 
-resource "aws_lambda_function" "consent_callback" {
-  #checkov:skip=CKV_AWS_116:Invoked synchronously by API Gateway only: the browser gets the answer, and an asynchronous dead-letter queue would never receive anything.
-  #checkov:skip=CKV_AWS_117:Reaches only Microsoft's public endpoints and regional AWS APIs; no VPC resource to reach, and a VPC would add NAT gateways for no isolation gain.
-  #checkov:skip=CKV_AWS_272:Packages are built by cargo lambda in the operator's pipeline and deployed by this module; no AWS Signer profile is part of this deployment.
-  function_name                  = local.function_names["consent-callback"]
-  description                    = "mssp-alerts: consent link and OAuth callback behind API Gateway"
-  role                           = aws_iam_role.function["consent-callback"].arn
-  runtime                        = "provided.al2023"
-  handler                        = "bootstrap"
-  architectures                  = [var.architecture]
-  filename                       = var.consent_callback_zip
-  source_code_hash               = filebase64sha256(var.consent_callback_zip)
-  memory_size                    = var.memory_size.consent_callback
-  timeout                        = var.timeouts.consent_callback
-  reserved_concurrent_executions = var.reserved_concurrency.consent_callback
-  kms_key_arn                    = aws_kms_key.this.arn
-
-  environment {
-    variables = local.service_environment
-  }
-
-  tracing_config {
-    mode = var.tracing_mode
-  }
-
-  tags       = local.tags
-  depends_on = [aws_cloudwatch_log_group.function, aws_iam_role_policy.function]
-}
-
-resource "aws_lambda_function" "token_refresh" {
-  #checkov:skip=CKV_AWS_116:Invoked by its schedule: a failed run carries no payload worth replaying (the next scheduled run redoes all the work), and every failure raises the Errors alarm.
-  #checkov:skip=CKV_AWS_117:Reaches only Microsoft's public endpoints and regional AWS APIs; no VPC resource to reach, and a VPC would add NAT gateways for no isolation gain.
-  #checkov:skip=CKV_AWS_272:Packages are built by cargo lambda in the operator's pipeline and deployed by this module; no AWS Signer profile is part of this deployment.
-  function_name                  = local.function_names["token-refresh"]
-  description                    = "mssp-alerts: keeps every active tenant's tokens alive"
-  role                           = aws_iam_role.function["token-refresh"].arn
-  runtime                        = "provided.al2023"
-  handler                        = "bootstrap"
-  architectures                  = [var.architecture]
-  filename                       = var.token_refresh_zip
-  source_code_hash               = filebase64sha256(var.token_refresh_zip)
-  memory_size                    = var.memory_size.token_refresh
-  timeout                        = var.timeouts.token_refresh
-  reserved_concurrent_executions = var.reserved_concurrency.token_refresh
-  kms_key_arn                    = aws_kms_key.this.arn
-
-  environment {
-    variables = local.service_environment
-  }
-
-  tracing_config {
-    mode = var.tracing_mode
-  }
-
-  tags       = local.tags
-  depends_on = [aws_cloudwatch_log_group.function, aws_iam_role_policy.function]
-}
-
-resource "aws_lambda_function" "alert_fetcher" {
-  #checkov:skip=CKV_AWS_116:Work items fail over to the work queue's own dead-letter queue (redrive policy); the scheduled dispatch carries no payload worth replaying, and every failure raises the Errors alarm.
-  #checkov:skip=CKV_AWS_117:Reaches only Microsoft's public endpoints and regional AWS APIs; no VPC resource to reach, and a VPC would add NAT gateways for no isolation gain.
-  #checkov:skip=CKV_AWS_272:Packages are built by cargo lambda in the operator's pipeline and deployed by this module; no AWS Signer profile is part of this deployment.
-  function_name                  = local.function_names["alert-fetcher"]
-  description                    = "mssp-alerts: dispatches and fetches every tenant's alerts into S3; direct invoke for SOC tooling"
-  role                           = aws_iam_role.function["alert-fetcher"].arn
-  runtime                        = "provided.al2023"
-  handler                        = "bootstrap"
-  architectures                  = [var.architecture]
-  filename                       = var.alert_fetcher_zip
-  source_code_hash               = filebase64sha256(var.alert_fetcher_zip)
-  memory_size                    = var.memory_size.alert_fetcher
-  timeout                        = var.timeouts.alert_fetcher
-  reserved_concurrent_executions = var.reserved_concurrency.alert_fetcher
-  kms_key_arn                    = aws_kms_key.this.arn
-
-  environment {
-    variables = merge(local.service_environment, local.fetcher_environment)
-  }
-
-  tracing_config {
-    mode = var.tracing_mode
-  }
-
-  tags       = local.tags
-  depends_on = [aws_cloudwatch_log_group.function, aws_iam_role_policy.function]
-}
-
+# What sets each function apart; everything else is one shape (aws_lambda_function.function).
+# The environments are the maps of main.tf (tests/tests/integration/infra_config.rs reads them
+# from here).
 locals {
   functions = {
-    consent-callback = aws_lambda_function.consent_callback
-    token-refresh    = aws_lambda_function.token_refresh
-    alert-fetcher    = aws_lambda_function.alert_fetcher
+    consent-callback = {
+      description = "mssp-alerts: consent link and OAuth callback behind API Gateway"
+      environment = local.service_environment
+    }
+    token-refresh = {
+      description = "mssp-alerts: keeps every active tenant's tokens alive"
+      environment = local.service_environment
+    }
+    alert-fetcher = {
+      description = "mssp-alerts: dispatches and fetches every tenant's alerts into S3; direct invoke for SOC tooling"
+      environment = merge(local.service_environment, local.fetcher_environment)
+    }
   }
+
+  # The settings of var.functions over these defaults: a field left null keeps its default.
+  # (Apart from the environments: the work queue's visibility timeout follows the fetcher's.)
+  # No reserved concurrency by default: a fresh account's quota is 10 concurrent executions and
+  # AWS keeps 10 unreserved, so any reservation fails `terraform apply` there.
+  function_settings = {
+    for name, defaults in {
+      consent-callback = { memory_size = 256, timeout = 20, reserved_concurrency = null }
+      token-refresh    = { memory_size = 256, timeout = 300, reserved_concurrency = null }
+      alert-fetcher    = { memory_size = 512, timeout = 300, reserved_concurrency = null }
+    } :
+    name => merge(defaults, {
+      for field, value in var.functions[name] : field => value if value != null && field != "package"
+    })
+  }
+}
+
+resource "aws_lambda_function" "function" {
+  #checkov:skip=CKV_AWS_116:No invocation carries a payload a dead-letter queue could replay: API Gateway invokes consent-callback synchronously (the browser gets the answer); the schedules of token-refresh and of the fetcher's dispatch redo all the work on their next run; the fetcher's work items fail over to the work queue's own dead-letter queue (redrive policy). Every failure raises the function's Errors alarm.
+  #checkov:skip=CKV_AWS_115:No concurrency is reserved by default (the expression hides it from checkov): a fresh account's quota is 10 concurrent executions and AWS keeps 10 unreserved, so any reservation fails the apply there; var.functions sets one per function once the quota allows. Bursts stay bounded without it: the SQS event source's maximum_concurrency caps the fetcher's work, the API stage's throttling the consent endpoint, and the schedules start token-refresh and the dispatch once per period.
+  #checkov:skip=CKV_AWS_117:Reaches only Microsoft's public endpoints and regional AWS APIs; no VPC resource to reach, and a VPC would add NAT gateways for no isolation gain.
+  #checkov:skip=CKV_AWS_272:Packages are built by cargo lambda in the operator's pipeline and deployed by this module; no AWS Signer profile is part of this deployment.
+  for_each = local.functions
+
+  function_name                  = local.function_names[each.key]
+  description                    = each.value.description
+  role                           = aws_iam_role.function[each.key].arn
+  runtime                        = "provided.al2023"
+  handler                        = "bootstrap"
+  architectures                  = [var.architecture]
+  filename                       = var.functions[each.key].package
+  source_code_hash               = filebase64sha256(var.functions[each.key].package)
+  memory_size                    = local.function_settings[each.key].memory_size
+  timeout                        = local.function_settings[each.key].timeout
+  reserved_concurrent_executions = local.function_settings[each.key].reserved_concurrency
+  kms_key_arn                    = aws_kms_key.this.arn
+
+  environment {
+    variables = each.value.environment
+  }
+
+  tracing_config {
+    mode = var.tracing_mode
+  }
+
+  tags       = local.tags
+  depends_on = [aws_cloudwatch_log_group.function, aws_iam_role_policy.function]
 }

@@ -1,7 +1,7 @@
 # One customer managed key for the product's data at rest: tenant secrets and the app secret,
-# the table, alert objects, the queues, the log groups and the alarm topic. The functions get
-# its use through their roles (functions.tf); services that write on their own behalf (CloudWatch
-# Logs, CloudWatch alarms publishing to the encrypted topic) get it here.
+# the table, alert objects, the work queues, the log groups and the alarm topic. The functions
+# get its use through their roles (functions.tf); services that write on their own behalf
+# (CloudWatch Logs, CloudWatch alarms publishing to the encrypted topic) get it here.
 
 resource "aws_kms_key" "this" {
   description             = "${var.name}: tenant tokens, tenant records, alerts, queues, logs"

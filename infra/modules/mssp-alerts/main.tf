@@ -4,10 +4,12 @@
 #   main.tf       names, ARNs, and each function's environment
 #   kms.tf        the customer managed key encrypting everything below, and its policy
 #   storage.tf    the app secret, the DynamoDB table, the alerts bucket
-#   queue.tf      the per-tenant work queue and its dead-letter queue
+#   queue.tf      the per-tenant work queue and its dead-letter queue; the optional queue the
+#                 bucket notifies of alert objects (for the SIEM)
 #   functions.tf  roles (least privilege), log groups, the functions
 #   triggers.tf   schedules, the SQS event source, the consent API
 #   alarms.tf     the alarm topic and alarms
+#   moved.tf      state addresses of earlier versions
 
 data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}

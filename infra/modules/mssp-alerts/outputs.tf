@@ -10,17 +10,17 @@ output "redirect_uri" {
 
 output "alert_fetcher_name" {
   description = "Name of the alert-fetcher function (SOC tooling invokes it directly)."
-  value       = aws_lambda_function.alert_fetcher.function_name
+  value       = aws_lambda_function.function["alert-fetcher"].function_name
 }
 
 output "alert_fetcher_arn" {
   description = "ARN of the alert-fetcher function (grant SOC tooling lambda:InvokeFunction on it)."
-  value       = aws_lambda_function.alert_fetcher.arn
+  value       = aws_lambda_function.function["alert-fetcher"].arn
 }
 
 output "function_names" {
   description = "Function name by crate name."
-  value       = { for k, f in local.functions : k => f.function_name }
+  value       = { for k, f in aws_lambda_function.function : k => f.function_name }
 }
 
 output "alerts_bucket" {
@@ -51,6 +51,16 @@ output "queue_url" {
 output "dead_letter_queue_url" {
   description = "URL of the work queue's dead-letter queue."
   value       = aws_sqs_queue.dead_letters.url
+}
+
+output "alert_notifications_queue_url" {
+  description = "URL of the queue notified of every alert object (alert_notifications); null when off. The SIEM's S3 input reads it."
+  value       = one(aws_sqs_queue.alert_notifications[*].url)
+}
+
+output "alert_notifications_queue_arn" {
+  description = "ARN of the queue notified of every alert object (alert_notifications), for the SIEM reader's IAM policy; null when off."
+  value       = one(aws_sqs_queue.alert_notifications[*].arn)
 }
 
 output "kms_key_arn" {

@@ -54,7 +54,7 @@ resource "aws_dynamodb_table" "state" {
 resource "aws_s3_bucket" "alerts" {
   #checkov:skip=CKV_AWS_18:Server access logs would need a second bucket with its own lifecycle; reads and writes of alert objects are audited with CloudTrail S3 data events, which the account's organization trail owns.
   #checkov:skip=CKV_AWS_144:Single-region product: cross-region replication (a second bucket, a replication role and key) is the operator's disaster-recovery choice, and the SIEM keeps its own copy of every alert.
-  #checkov:skip=CKV2_AWS_62:Event notifications belong to the SIEM's integration (S3 -> SQS/EventBridge of the SIEM's choosing), not to this module.
+  #checkov:skip=CKV2_AWS_62:Event notifications are opt-in (alert_notifications, queue.tf): S3 keeps one notification configuration per bucket, and an MSSP whose SIEM already picks up the objects another way (its own queue, EventBridge) must not have it taken over by default.
   bucket = local.bucket_name
   tags   = local.tags
 }

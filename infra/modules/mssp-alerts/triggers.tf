@@ -23,7 +23,7 @@ resource "aws_cloudwatch_event_target" "schedule" {
   for_each = local.schedules
 
   rule = aws_cloudwatch_event_rule.schedule[each.key].name
-  arn  = local.functions[each.key].arn
+  arn  = aws_lambda_function.function[each.key].arn
 }
 
 resource "aws_lambda_permission" "schedule" {
@@ -31,7 +31,7 @@ resource "aws_lambda_permission" "schedule" {
 
   statement_id  = "AllowSchedule"
   action        = "lambda:InvokeFunction"
-  function_name = local.functions[each.key].function_name
+  function_name = aws_lambda_function.function[each.key].function_name
   principal     = "events.amazonaws.com"
   source_arn    = aws_cloudwatch_event_rule.schedule[each.key].arn
 }
@@ -40,7 +40,7 @@ resource "aws_lambda_permission" "schedule" {
 
 resource "aws_lambda_event_source_mapping" "work" {
   event_source_arn        = aws_sqs_queue.work.arn
-  function_name           = aws_lambda_function.alert_fetcher.arn
+  function_name           = aws_lambda_function.function["alert-fetcher"].arn
   batch_size              = var.fetch_batch_size
   function_response_types = ["ReportBatchItemFailures"]
 
@@ -67,7 +67,7 @@ resource "aws_apigatewayv2_api" "consent" {
 resource "aws_apigatewayv2_integration" "consent" {
   api_id                 = aws_apigatewayv2_api.consent.id
   integration_type       = "AWS_PROXY"
-  integration_uri        = aws_lambda_function.consent_callback.invoke_arn
+  integration_uri        = aws_lambda_function.function["consent-callback"].invoke_arn
   payload_format_version = "2.0"
   timeout_milliseconds   = 30000
 }
@@ -121,7 +121,7 @@ resource "aws_apigatewayv2_stage" "consent" {
 resource "aws_lambda_permission" "api" {
   statement_id  = "AllowConsentApi"
   action        = "lambda:InvokeFunction"
-  function_name = aws_lambda_function.consent_callback.function_name
+  function_name = aws_lambda_function.function["consent-callback"].function_name
   principal     = "apigateway.amazonaws.com"
   source_arn    = "${aws_apigatewayv2_api.consent.execution_arn}/*/GET/consent/*"
 }

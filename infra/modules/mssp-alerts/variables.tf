@@ -38,7 +38,7 @@ variable "tags" {
   default     = {}
 }
 
-# --- function packages --------------------------------------------------------------------------
+# --- functions: packages and settings -----------------------------------------------------------
 
 variable "architecture" {
   description = "Instruction set of the function packages: arm64 (cargo lambda build --arm64) or x86_64 (--x86-64)."
@@ -51,22 +51,57 @@ variable "architecture" {
   }
 }
 
-variable "consent_callback_zip" {
-  description = "Path of the consent-callback package built by `cargo lambda build --output-format zip`."
-  type        = string
+variable "functions" {
+  description = <<-EOT
+    Each function's package and settings, by function name (consent-callback, token-refresh,
+    alert-fetcher; every one must be given): `package`, the path of its bootstrap.zip built by
+    `cargo lambda build --output-format zip`; optional `memory_size` (MB), `timeout` (seconds)
+    and `reserved_concurrency`. Settings left null keep the defaults of functions.tf
+    (local.function_settings): memory 256/256/512 MB, timeouts 20/300/300 s, and no reserved
+    concurrency — a fresh account's quota is 10 concurrent executions, all of which AWS keeps
+    unreserved, so a reservation fails until the quota is raised (Service Quotas, "Concurrent
+    executions"); then reserve to guarantee capacity or cap a function (0 stops it).
+    consent-callback's timeout stays under API Gateway's 30 s integration limit.
+  EOT
+  type = map(object({
+    package              = string
+    memory_size          = optional(number)
+    timeout              = optional(number)
+    reserved_concurrency = optional(number)
+  }))
+
+  validation {
+    condition     = toset(keys(var.functions)) == toset(["consent-callback", "token-refresh", "alert-fetcher"])
+    error_message = "functions: exactly consent-callback, token-refresh and alert-fetcher."
+  }
+
+  validation {
+    condition = alltrue([
+      for name, f in var.functions : f.timeout == null || try(f.timeout <= (name == "consent-callback" ? 29 : 900), false)
+    ])
+    error_message = "functions: consent-callback's timeout at most 29 s (API Gateway waits 30 s), the others' at most 900 s."
+  }
+
+  validation {
+    condition = alltrue([
+      for f in var.functions : f.reserved_concurrency == null || try(f.reserved_concurrency >= 0 && floor(f.reserved_concurrency) == f.reserved_concurrency, false)
+    ])
+    error_message = "functions: reserved_concurrency is null (none reserved) or a whole number of executions, 0 or more."
+  }
 }
 
-variable "token_refresh_zip" {
-  description = "Path of the token-refresh package built by `cargo lambda build --output-format zip`."
+variable "tracing_mode" {
+  description = "X-Ray tracing of the functions: PassThrough or Active (Active adds the X-Ray write permissions)."
   type        = string
+  default     = "PassThrough"
+
+  validation {
+    condition     = contains(["PassThrough", "Active"], var.tracing_mode)
+    error_message = "tracing_mode: PassThrough or Active."
+  }
 }
 
-variable "alert_fetcher_zip" {
-  description = "Path of the alert-fetcher package built by `cargo lambda build --output-format zip`."
-  type        = string
-}
-
-# --- function settings --------------------------------------------------------------------------
+# --- function environment -----------------------------------------------------------------------
 
 variable "public_base_url" {
   description = "Public base URL of the consent endpoint when the API is served under a custom domain. Null: the API's own invoke URL."
@@ -113,52 +148,6 @@ variable "fetch_concurrency" {
   default     = null
 }
 
-variable "memory_size" {
-  description = "Memory (MB) of each function."
-  type = object({
-    consent_callback = optional(number, 256)
-    token_refresh    = optional(number, 256)
-    alert_fetcher    = optional(number, 512)
-  })
-  default = {}
-}
-
-variable "timeouts" {
-  description = "Timeout (seconds) of each function. consent-callback stays under API Gateway's 30 s integration limit."
-  type = object({
-    consent_callback = optional(number, 20)
-    token_refresh    = optional(number, 300)
-    alert_fetcher    = optional(number, 300)
-  })
-  default = {}
-
-  validation {
-    condition     = var.timeouts.consent_callback <= 29 && var.timeouts.token_refresh <= 900 && var.timeouts.alert_fetcher <= 900
-    error_message = "timeouts: consent_callback at most 29 s (API Gateway waits 30 s), the others at most 900 s."
-  }
-}
-
-variable "reserved_concurrency" {
-  description = "Reserved concurrency of each function (-1: unreserved). token-refresh runs one at a time so two runs never race a rotating refresh token."
-  type = object({
-    consent_callback = optional(number, 10)
-    token_refresh    = optional(number, 1)
-    alert_fetcher    = optional(number, 20)
-  })
-  default = {}
-}
-
-variable "tracing_mode" {
-  description = "X-Ray tracing of the functions: PassThrough or Active (Active adds the X-Ray write permissions)."
-  type        = string
-  default     = "PassThrough"
-
-  validation {
-    condition     = contains(["PassThrough", "Active"], var.tracing_mode)
-    error_message = "tracing_mode: PassThrough or Active."
-  }
-}
-
 # --- schedules and queue ------------------------------------------------------------------------
 
 variable "fetch_schedule" {
@@ -191,9 +180,15 @@ variable "fetch_max_concurrency" {
 }
 
 variable "max_receive_count" {
-  description = "Deliveries of a tenant's work item before it moves to the dead-letter queue."
+  description = "Deliveries of a message (a tenant's work item; an alert notification) before it moves to its queue's dead-letter queue."
   type        = number
   default     = 5
+}
+
+variable "alert_notifications" {
+  description = "An SQS queue (and its dead-letter queue) notified of every alert object the fetcher writes (s3:ObjectCreated:* under alerts/), for the SIEM's S3 input: README, Deploy. Off by default: S3 keeps one notification configuration per bucket, which this takes over."
+  type        = bool
+  default     = false
 }
 
 # --- storage ------------------------------------------------------------------------------------

@@ -3,9 +3,12 @@
 //! leaves no variable of the `Config` out of reach.
 //!
 //! The module's source (`infra/modules/mssp-alerts/*.tf`) is read with a small HCL reader that
-//! knows the shapes the module uses for environments: object literals, `merge(...)` of them,
-//! `local.<name>` references, and `{ for k, v in {...} : k => v if ... }` filters, whose keys are
-//! "set when given". Any other shape fails the test, so the module stays checkable.
+//! knows the shapes the module uses: one `aws_lambda_function` resource whose `for_each` map (an
+//! object literal, or `local.<name>` of one) holds each function's entry, its `environment`
+//! block reading `each.value.<field>` of the entry; and for environments, object literals,
+//! `merge(...)` of them, `local.<name>` references, and `{ for k, v in {...} : k => v if ... }`
+//! filters, whose keys are "set when given". Any other shape fails the test, so the module stays
+//! checkable.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -275,31 +278,104 @@ impl Module {
         Module { blocks, locals }
     }
 
-    fn resource(&self, kind: &str, name: &str) -> Option<&Block> {
-        self.blocks
+    /// The one `aws_lambda_function` resource: every function has the same shape, the
+    /// `for_each` map holds what sets each apart.
+    fn lambda(&self) -> Result<&Block, String> {
+        let all: Vec<&Block> = self
+            .blocks
             .iter()
-            .find(|b| b.kind == "resource" && b.labels == [kind, name])
+            .filter(|b| {
+                b.kind == "resource" && b.labels.first().is_some_and(|l| l == "aws_lambda_function")
+            })
+            .collect();
+        match all.as_slice() {
+            [one] => Ok(one),
+            _ => Err(format!(
+                "expected one aws_lambda_function resource with for_each over the functions, found {}",
+                all.len()
+            )),
+        }
+    }
+
+    /// Function name → its entry (expression tokens) in the function resource's `for_each` map.
+    fn functions(&self) -> Result<BTreeMap<String, Vec<Tok>>, String> {
+        let for_each = self
+            .lambda()?
+            .body
+            .attrs
+            .get("for_each")
+            .ok_or("the aws_lambda_function resource has no for_each")?;
+        self.object(for_each, 0)
+    }
+
+    /// The value of `local.<name>` when `expr` is that reference, `None` for any other expression.
+    fn local_value(&self, expr: &[Tok]) -> Result<Option<&[Tok]>, String> {
+        let [Tok::Word(w)] = trim_newlines(expr) else {
+            return Ok(None);
+        };
+        let Some(name) = w.strip_prefix("local.") else {
+            return Ok(None);
+        };
+        let value = self
+            .locals
+            .get(name)
+            .ok_or_else(|| format!("no local {name}"))?;
+        Ok(Some(value))
+    }
+
+    /// The items (key → value tokens) of the object literal `expr`, through `local.<name>`.
+    fn object(&self, expr: &[Tok], depth: usize) -> Result<BTreeMap<String, Vec<Tok>>, String> {
+        if depth > 16 {
+            return Err("locals nested too deeply".into());
+        }
+        if let Some(value) = self.local_value(expr)? {
+            return self.object(value, depth + 1);
+        }
+        match trim_newlines(expr) {
+            [Tok::Op(open), inner @ .., Tok::Op(close)]
+                if open == "{"
+                    && close == "}"
+                    && !matches!(trim_newlines(inner).first(), Some(Tok::Word(w)) if w == "for") =>
+            {
+                object_items(inner)
+            }
+            other => Err(format!(
+                "expected an object literal or local.NAME (the functions' map): {other:?}"
+            )),
+        }
     }
 
     /// Variable name → set always (`true`) or only when given (`false`), of the `environment`
-    /// block of the `aws_lambda_function` resource `name`.
+    /// block of the function resource for the function `name`: the block's `variables`,
+    /// `each.value.<field>` read from the function's entry in the `for_each` map.
     fn function_environment(&self, name: &str) -> Result<BTreeMap<String, bool>, String> {
-        let f = self
-            .resource("aws_lambda_function", name)
-            .ok_or_else(|| format!("no aws_lambda_function.{name}"))?;
-        let env = f
+        let entry = self
+            .functions()?
+            .remove(name)
+            .ok_or_else(|| format!("no function {name} in the function resource's for_each map"))?;
+        let env = self
+            .lambda()?
             .body
             .blocks
             .iter()
             .find(|b| b.kind == "environment")
-            .ok_or_else(|| format!("aws_lambda_function.{name} has no environment block"))?;
+            .ok_or("the aws_lambda_function resource has no environment block")?;
         let vars = env
             .body
             .attrs
             .get("variables")
             .ok_or("environment without variables")?;
+        let vars = match trim_newlines(vars) {
+            [Tok::Word(w)] if w.starts_with("each.value.") => {
+                let field = &w["each.value.".len()..];
+                self.object(&entry, 0)?
+                    .remove(field)
+                    .ok_or_else(|| format!("function {name} has no {field}"))?
+            }
+            other => other.to_vec(),
+        };
         let mut out = BTreeMap::new();
-        self.keys(vars, true, &mut out, 0)?;
+        self.keys(&vars, true, &mut out, 0)?;
         Ok(out)
     }
 
@@ -314,16 +390,10 @@ impl Module {
         if depth > 16 {
             return Err("locals nested too deeply".into());
         }
-        let expr = trim_newlines(expr);
-        match expr {
-            [Tok::Word(w)] if w.starts_with("local.") => {
-                let name = &w["local.".len()..];
-                let value = self
-                    .locals
-                    .get(name)
-                    .ok_or_else(|| format!("no local {name}"))?;
-                self.keys(value, always, out, depth + 1)
-            }
+        if let Some(value) = self.local_value(expr)? {
+            return self.keys(value, always, out, depth + 1);
+        }
+        match trim_newlines(expr) {
             [Tok::Word(f), Tok::Op(open), inner @ .., Tok::Op(close)]
                 if f == "merge" && open == "(" && close == ")" =>
             {
@@ -350,16 +420,7 @@ impl Module {
                         .is_some_and(|p| p.iter().any(|t| *t == Tok::Word("if".into())));
                     self.keys(collection, always && !filtered, out, depth + 1)
                 } else {
-                    for item in split_items(inner) {
-                        match item {
-                            [Tok::Word(k) | Tok::Str(k), Tok::Op(eq), ..]
-                                if eq == "=" || eq == ":" =>
-                            {
-                                out.insert(k.clone(), always);
-                            }
-                            other => return Err(format!("unsupported object item {other:?}")),
-                        }
-                    }
+                    out.extend(object_items(inner)?.into_keys().map(|k| (k, always)));
                     Ok(())
                 }
             }
@@ -368,6 +429,20 @@ impl Module {
             )),
         }
     }
+}
+
+/// Key → value tokens of the items of an object literal's body (`inner`, between the braces).
+fn object_items(inner: &[Tok]) -> Result<BTreeMap<String, Vec<Tok>>, String> {
+    let mut items = BTreeMap::new();
+    for item in split_items(inner) {
+        match item {
+            [Tok::Word(k) | Tok::Str(k), Tok::Op(eq), value @ ..] if eq == "=" || eq == ":" => {
+                items.insert(k.clone(), value.to_vec());
+            }
+            other => return Err(format!("unsupported object item {other:?}")),
+        }
+    }
+    Ok(items)
 }
 
 fn trim_newlines(toks: &[Tok]) -> &[Tok] {
@@ -382,8 +457,8 @@ fn trim_newlines(toks: &[Tok]) -> &[Tok] {
     &toks[start..end]
 }
 
-/// Splits `toks` at the top-level (bracket depth 0) occurrences of the operator `sep`.
-fn split_top<'a>(toks: &'a [Tok], sep: &str) -> Vec<&'a [Tok]> {
+/// Splits `toks` at the top-level (bracket depth 0) tokens `is_separator` accepts.
+fn split_depth0(toks: &[Tok], is_separator: impl Fn(&Tok) -> bool) -> Vec<&[Tok]> {
     let mut parts = Vec::new();
     let mut depth = 0usize;
     let mut start = 0;
@@ -392,7 +467,7 @@ fn split_top<'a>(toks: &'a [Tok], sep: &str) -> Vec<&'a [Tok]> {
             depth += 1;
         } else if is_close(t) {
             depth = depth.saturating_sub(1);
-        } else if depth == 0 && op(Some(t), sep) {
+        } else if depth == 0 && is_separator(t) {
             parts.push(&toks[start..i]);
             start = i + 1;
         }
@@ -401,23 +476,14 @@ fn split_top<'a>(toks: &'a [Tok], sep: &str) -> Vec<&'a [Tok]> {
     parts
 }
 
+/// Splits `toks` at the top-level occurrences of the operator `sep`.
+fn split_top<'a>(toks: &'a [Tok], sep: &str) -> Vec<&'a [Tok]> {
+    split_depth0(toks, |t| op(Some(t), sep))
+}
+
 /// The items of an object literal's body: separated by newlines or commas at depth 0.
 fn split_items(toks: &[Tok]) -> Vec<&[Tok]> {
-    let mut items = Vec::new();
-    let mut depth = 0usize;
-    let mut start = 0;
-    for (i, t) in toks.iter().enumerate() {
-        if is_open(t) {
-            depth += 1;
-        } else if is_close(t) {
-            depth = depth.saturating_sub(1);
-        } else if depth == 0 && (*t == Tok::Newline || op(Some(t), ",")) {
-            items.push(&toks[start..i]);
-            start = i + 1;
-        }
-    }
-    items.push(&toks[start..]);
-    items
+    split_depth0(toks, |t| *t == Tok::Newline || op(Some(t), ","))
         .into_iter()
         .map(trim_newlines)
         .filter(|i| !i.is_empty())
@@ -450,8 +516,8 @@ fn env_of<'a>(vars: impl IntoIterator<Item = &'a str>) -> Env {
     vars.into_iter().map(|v| (v, placeholder(v))).collect()
 }
 
-/// Checks the environment of `resource` against the `variables` its function's `Config` reads
-/// and its `from_env`.
+/// Checks the environment Terraform gives the function `resource` against the `variables` its
+/// `Config` reads and its `from_env`.
 fn check_function(
     resource: &str,
     variables: &[&str],
@@ -508,7 +574,7 @@ fn service_config(env: &Env) -> Result<(), ConfigError> {
 #[test]
 fn terraform_gives_consent_callback_exactly_the_service_configuration() {
     check_function(
-        "consent_callback",
+        "consent-callback",
         &ServiceConfig::VARIABLES,
         service_config,
     );
@@ -516,14 +582,32 @@ fn terraform_gives_consent_callback_exactly_the_service_configuration() {
 
 #[test]
 fn terraform_gives_token_refresh_exactly_the_service_configuration() {
-    check_function("token_refresh", &ServiceConfig::VARIABLES, service_config);
+    check_function("token-refresh", &ServiceConfig::VARIABLES, service_config);
 }
 
 #[test]
 fn terraform_gives_alert_fetcher_exactly_the_fetcher_configuration() {
-    check_function("alert_fetcher", &FetcherConfig::variables(), |env| {
+    check_function("alert-fetcher", &FetcherConfig::variables(), |env| {
         FetcherConfig::from_env(env).map(|_| ())
     });
+}
+
+#[test]
+fn terraform_defines_exactly_the_workspace_functions() {
+    // Crate = folder = binary = Terraform function name (STYLE.md habit 1).
+    let dir = tests::workspace_root().join("functions");
+    let crates: BTreeSet<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(Result::ok)
+        .filter(|e| e.path().join("Cargo.toml").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let functions: BTreeSet<String> = module()
+        .functions()
+        .unwrap_or_else(|e| panic!("the functions' map: {e}"))
+        .into_keys()
+        .collect();
+    assert_eq!(functions, crates);
 }
 
 #[test]
@@ -535,21 +619,31 @@ locals {
     C = var.c == null ? null : tostring(var.c)
     "D" = jsonencode({ E = 1 })
   } : k => v if v != null }
-}
-resource "aws_lambda_function" "f" {
-  environment {
-    variables = merge(local.base, local.opt, {
-      F = <<EOT
+  fns = {
+    f = {
+      description = "f: { not an object }"
+      environment = merge(local.base, local.opt, {
+        F = <<EOT
   text { with braces
 EOT
-    })
+      })
+    }
+    g-h = { environment = local.base }
+  }
+}
+resource "aws_lambda_function" "all" {
+  for_each = local.fns
+  environment {
+    variables = each.value.environment
   }
 }
 "#;
-    let toks = tokenize(src).expect("tokens");
-    let mut i = 0;
-    let body = parse_body(&toks, &mut i).expect("parse");
-    let m = Module::from_blocks(body.blocks);
+    let parse = |src: &str| {
+        let toks = tokenize(src).expect("tokens");
+        let mut i = 0;
+        Module::from_blocks(parse_body(&toks, &mut i).expect("parse").blocks)
+    };
+    let m = parse(src);
     let env = m.function_environment("f").expect("environment");
     let expected: BTreeMap<String, bool> = [
         ("A", true),
@@ -562,5 +656,13 @@ EOT
     .map(|(k, a)| (k.to_owned(), a))
     .collect();
     assert_eq!(env, expected);
+    let names: Vec<String> = m.functions().expect("functions").into_keys().collect();
+    assert_eq!(names, ["f", "g-h"]);
+    assert_eq!(m.function_environment("g-h").expect("environment").len(), 2);
     assert!(m.function_environment("g").is_err());
+    // A second function resource, or one without for_each, is not the checkable shape.
+    let two = format!("{src}\nresource \"aws_lambda_function\" \"other\" {{\n}}\n");
+    assert!(parse(&two).function_environment("f").is_err());
+    let no_for_each = src.replace("for_each = local.fns", "");
+    assert!(parse(&no_for_each).function_environment("f").is_err());
 }

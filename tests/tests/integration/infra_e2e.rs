@@ -9,7 +9,9 @@
 //!    logged in the shape the re-consent metric filter Terraform created matches;
 //! 4. the fetcher's scheduled run dispatches one message per tenant into the created queue, the
 //!    fetcher consumes them as an SQS event, and every tenant's alerts are in the created bucket,
-//!    encrypted with the created key.
+//!    encrypted with the created key;
+//! 5. the bucket notified the alert-notification queue (`alert_notifications`, what a SIEM's S3
+//!    input reads) once per object the fetcher wrote, and only the bucket may send to it.
 //!
 //! One override: consent-callback's `MSSP_PUBLIC_BASE_URL` is the bridge's URL instead of the
 //! API's invoke URL (the emulator redirects the browser to the registered redirect URI, which
@@ -19,6 +21,10 @@
 //! `MSSP_E2E_APPLIED` (the functions' configurations read back) and `MSSP_E2E_PACKAGES` (the
 //! unzipped packages) are set, with `MOTO_URL` the emulator Terraform applied to; a plain
 //! `cargo test` passes it by.
+//!
+//! Before that apply, the plan it applies (`terraform show -json`, `MSSP_E2E_PLAN`) is checked
+//! against a fresh AWS account's concurrency quota: infra/ci/moto.tf leaves every function
+//! setting at the module's defaults, as the root configuration (infra/main.tf) does.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -453,7 +459,8 @@ async fn infra_e2e_the_packaged_functions_run_against_what_terraform_applied() {
 
     // --- least privilege: every call made was allowed by the caller's own role ---------------
     recorder(&env, "stop-recording").await;
-    let seen = check_recorded_calls(&d, &recorder(&env, "download-recording").await);
+    let recording = recorder(&env, "download-recording").await;
+    let seen = check_recorded_calls(&d, &recording);
     for function in ["consent-callback", "token-refresh", "alert-fetcher"] {
         assert!(
             seen.contains_key(function),
@@ -484,6 +491,133 @@ async fn infra_e2e_the_packaged_functions_run_against_what_terraform_applied() {
     for (function, calls) in &seen {
         eprintln!("infra_e2e: {function} made {calls:?}, each allowed by its role");
     }
+
+    // --- 5. the SIEM's notification queue --------------------------------------------------------
+    check_alert_notifications(&d, &sdk, &recording).await;
+}
+
+/// The keys of the objects the fetcher wrote (its recorded `s3:PutObject` calls), one per write.
+fn fetcher_writes(d: &Deployment, recording: &str) -> Vec<String> {
+    let arns = Arns::from_arn(d.output("alert_fetcher"));
+    let prefix = format!("arn:{}:s3:::{}/", arns.partition, d.output("alerts_bucket"));
+    let fetcher = access_key("alert-fetcher");
+    let mut keys = Vec::new();
+    for line in recording.lines().filter(|l| !l.trim().is_empty()) {
+        let entry: Value = serde_json::from_str(line).expect("a recorded request");
+        let Some((key, calls)) = calls_of(&entry, &arns) else {
+            continue;
+        };
+        if key != fetcher {
+            continue;
+        }
+        keys.extend(
+            calls
+                .iter()
+                .filter(|c| c.action == "s3:PutObject")
+                .filter_map(|c| c.resource.strip_prefix(&prefix).map(str::to_owned)),
+        );
+    }
+    keys
+}
+
+/// The alert-notification queue holds one S3 `ObjectCreated` event per object the fetcher wrote
+/// (besides S3's test event when the configuration was written), each naming the alerts bucket
+/// and the object; its policy lets only the alerts bucket of this account send, and failures go
+/// to its dead-letter queue.
+async fn check_alert_notifications(d: &Deployment, sdk: &aws_config::SdkConfig, recording: &str) {
+    use aws_sdk_sqs::types::QueueAttributeName;
+
+    let queue = d.output("notifications");
+    let bucket = d.output("alerts_bucket");
+    let arns = Arns::from_arn(d.output("alert_fetcher"));
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(queue)
+        .attribute_names(QueueAttributeName::All)
+        .send()
+        .await
+        .expect("queue attributes")
+        .attributes()
+        .cloned()
+        .unwrap_or_default();
+    let attribute = |name: QueueAttributeName| {
+        attributes
+            .get(&name)
+            .unwrap_or_else(|| panic!("{name:?} of {queue}: {attributes:?}"))
+            .clone()
+    };
+    let policy: Value = serde_json::from_str(&attribute(QueueAttributeName::Policy)).expect("JSON");
+    assert_eq!(
+        policy["Statement"],
+        json!([{
+            "Sid": "AlertsBucketNotifications",
+            "Effect": "Allow",
+            "Principal": {"Service": "s3.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": attribute(QueueAttributeName::QueueArn),
+            "Condition": {
+                "ArnEquals": {"aws:SourceArn": format!("arn:{}:s3:::{bucket}", arns.partition)},
+                "StringEquals": {"aws:SourceAccount": arns.account},
+            },
+        }]),
+        "the notification queue's policy"
+    );
+    let redrive: Value =
+        serde_json::from_str(&attribute(QueueAttributeName::RedrivePolicy)).expect("JSON");
+    assert!(
+        redrive["deadLetterTargetArn"]
+            .as_str()
+            .is_some_and(|a| a.ends_with("-alert-notifications-dlq")),
+        "{redrive}"
+    );
+
+    let mut written = fetcher_writes(d, recording);
+    assert!(!written.is_empty(), "the fetcher wrote objects");
+    // Everything the queue holds: until a receive comes back empty.
+    let bodies: Vec<String> = receive_until(&sqs, queue, |_| false)
+        .await
+        .iter()
+        .map(|m| m.body().unwrap_or_default().to_owned())
+        .collect();
+    let mut notified = Vec::new();
+    let mut test_events = 0;
+    for body in &bodies {
+        let event: Value = serde_json::from_str(body).expect("a JSON notification");
+        if event["Event"] == "s3:TestEvent" {
+            test_events += 1;
+            continue;
+        }
+        for record in event["Records"].as_array().expect("S3 event records") {
+            assert_eq!(record["eventSource"], "aws:s3", "{record}");
+            assert!(
+                record["eventName"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("ObjectCreated:")),
+                "{record}"
+            );
+            assert_eq!(record["s3"]["bucket"]["name"], bucket, "{record}");
+            // Keys in S3 events are URL-encoded as in a form (a space is `+`).
+            let encoded = record["s3"]["object"]["key"].as_str().expect("key");
+            let key = url::form_urlencoded::parse(format!("k={encoded}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .expect("a key");
+            notified.push(key);
+        }
+    }
+    assert!(test_events <= 1, "{bodies:?}");
+    written.sort();
+    notified.sort();
+    assert_eq!(
+        notified, written,
+        "one notification per object the fetcher wrote"
+    );
+    eprintln!(
+        "infra_e2e: the alert-notification queue received {} notifications, one per object the \
+         fetcher wrote, and its policy admits only {bucket}",
+        notified.len()
+    );
 }
 
 /// `{ $.a.b = "text" }` as the JSON pointer `/a/b` and the text.
@@ -502,6 +636,33 @@ fn json_equality_pattern(pattern: &str) -> (String, String) {
         .unwrap_or_else(|| panic!("not a $. selector: {pattern}"));
     let value = value.trim().trim_matches('"').to_owned();
     (format!("/{}", path.replace('.', "/")), value)
+}
+
+/// Receives from `queue` (long polling, ten at a time) until `enough` holds for what arrived, a
+/// receive comes back empty, or 30 s pass. Received messages stay in the queue, hidden for its
+/// visibility timeout.
+async fn receive_until(
+    sqs: &aws_sdk_sqs::Client,
+    queue: &str,
+    enough: impl Fn(&[aws_sdk_sqs::types::Message]) -> bool,
+) -> Vec<aws_sdk_sqs::types::Message> {
+    let mut messages = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !enough(&messages) && tokio::time::Instant::now() < deadline {
+        let page = sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive");
+        if page.messages().is_empty() {
+            break;
+        }
+        messages.extend(page.messages().iter().cloned());
+    }
+    messages
 }
 
 /// The fetcher's part: dispatch on the schedule, then the work items as an SQS event.
@@ -530,19 +691,7 @@ async fn fetch_every_tenant(d: &Deployment, env: &TestEnv, sdk: &aws_config::Sdk
                 .cloned()
         })
         .expect("queue ARN");
-    let mut messages = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while messages.len() < TENANTS.len() && tokio::time::Instant::now() < deadline {
-        let page = sqs
-            .receive_message()
-            .queue_url(queue)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .expect("receive");
-        messages.extend(page.messages().iter().cloned());
-    }
+    let messages = receive_until(&sqs, queue, |m| m.len() >= TENANTS.len()).await;
     let dispatched: BTreeSet<String> = messages
         .iter()
         .map(|m| {
@@ -655,4 +804,105 @@ async fn fetch_every_tenant(d: &Deployment, env: &TestEnv, sdk: &aws_config::Sdk
         messages.len(),
         objects.contents().len()
     );
+}
+
+// --- a fresh account's concurrency quota -------------------------------------------------------
+
+/// Concurrent executions a fresh AWS account may run, all functions together.
+const FRESH_ACCOUNT_QUOTA: i64 = 10;
+/// What AWS keeps unreserved of the quota: a reservation that would leave less fails.
+const UNRESERVED_MINIMUM: i64 = 10;
+
+/// The concurrency a plan reserves, by resource address: each function's
+/// `reserved_concurrent_executions` (-1: none) and each provisioned concurrency configuration,
+/// of every resource the plan keeps or creates.
+fn reserved_concurrency(plan: &Value) -> BTreeMap<String, i64> {
+    let mut reserved = BTreeMap::new();
+    for change in plan["resource_changes"].as_array().into_iter().flatten() {
+        if change["change"]["actions"] == json!(["delete"]) {
+            continue;
+        }
+        let after = &change["change"]["after"];
+        let count = match change["type"].as_str() {
+            Some("aws_lambda_function") => after["reserved_concurrent_executions"].as_i64(),
+            Some("aws_lambda_provisioned_concurrency_config") => {
+                after["provisioned_concurrent_executions"].as_i64()
+            }
+            _ => None,
+        };
+        if let (Some(count), Some(address)) = (count, change["address"].as_str())
+            && count > 0
+        {
+            reserved.insert(address.to_owned(), count);
+        }
+    }
+    reserved
+}
+
+/// Refuses a plan that reserves more than a fresh account can: AWS fails the apply.
+fn check_fits_fresh_account(plan: &Value) -> Result<(), String> {
+    let reserved = reserved_concurrency(plan);
+    let total: i64 = reserved.values().sum();
+    if total > FRESH_ACCOUNT_QUOTA - UNRESERVED_MINIMUM {
+        return Err(format!(
+            "the plan reserves {total} concurrent executions ({reserved:?}); a fresh account's \
+             quota is {FRESH_ACCOUNT_QUOTA} and AWS keeps {UNRESERVED_MINIMUM} unreserved, so \
+             `terraform apply` would fail there"
+        ));
+    }
+    Ok(())
+}
+
+#[test]
+fn infra_e2e_the_plan_applied_fits_a_fresh_accounts_concurrency_quota() {
+    let Some(path) = std::env::var_os("MSSP_E2E_PLAN") else {
+        eprintln!("infra_e2e: MSSP_E2E_PLAN is not set, no plan to check (scripts/test sets it)");
+        return;
+    };
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("MSSP_E2E_PLAN={}: {e}", path.to_string_lossy()));
+    let plan: Value = serde_json::from_str(&text).expect("terraform show -json output");
+    let functions = plan["resource_changes"]
+        .as_array()
+        .expect("resource_changes")
+        .iter()
+        .filter(|c| c["type"] == "aws_lambda_function")
+        .count();
+    assert_eq!(functions, 3, "the plan holds the three functions");
+    check_fits_fresh_account(&plan).unwrap_or_else(|e| panic!("{e}"));
+    eprintln!(
+        "infra_e2e: the plan reserves no concurrency ({functions} functions): it applies on a \
+         fresh account (quota {FRESH_ACCOUNT_QUOTA})"
+    );
+}
+
+#[test]
+fn infra_e2e_the_quota_check_counts_reservations_and_provisioned_concurrency() {
+    let function = |address: &str, actions: Value, reserved: i64| {
+        json!({"address": address, "type": "aws_lambda_function",
+               "change": {"actions": actions, "after": {"reserved_concurrent_executions": reserved}}})
+    };
+    // The module's defaults before issue J: 10 + 1 + 20 reserved.
+    let old_defaults = json!({"resource_changes": [
+        function("f[\"consent-callback\"]", json!(["create"]), 10),
+        function("f[\"token-refresh\"]", json!(["create"]), 1),
+        function("f[\"alert-fetcher\"]", json!(["create"]), 20),
+    ]});
+    assert_eq!(
+        reserved_concurrency(&old_defaults).values().sum::<i64>(),
+        31
+    );
+    assert!(check_fits_fresh_account(&old_defaults).is_err());
+    let unreserved = json!({"resource_changes": [
+        function("f[\"consent-callback\"]", json!(["update"]), -1),
+        function("gone", json!(["delete"]), 5),
+        function("zero", json!(["no-op"]), 0),
+    ]});
+    assert!(reserved_concurrency(&unreserved).is_empty());
+    assert!(check_fits_fresh_account(&unreserved).is_ok());
+    let provisioned = json!({"resource_changes": [{
+        "address": "p", "type": "aws_lambda_provisioned_concurrency_config",
+        "change": {"actions": ["create"], "after": {"provisioned_concurrent_executions": 2}},
+    }]});
+    assert!(check_fits_fresh_account(&provisioned).is_err());
 }
