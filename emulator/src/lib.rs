@@ -104,8 +104,8 @@ fn load(scenario: &Scenario) -> anyhow::Result<(EmuClock, World)> {
 pub fn router(state: Arc<EmuState>) -> axum::Router {
     axum::Router::new()
         .nest("/login", identity::router())
-        .nest("/graph", graph::router())
-        .nest("/mde", mde::router())
+        .nest("/graph", wire::catch_all(graph::serve))
+        .nest("/mde", wire::catch_all(mde::serve))
         .nest("/siem", siem::router())
         .nest("/_emulator", control::router())
         .with_state(state)

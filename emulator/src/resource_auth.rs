@@ -287,6 +287,20 @@ pub struct Admitted {
     pub fault: Option<Fault>,
 }
 
+impl Admitted {
+    /// The kind of the fault that will spoil the answer, if any.
+    pub fn fault_kind(&self) -> Option<FaultKind> {
+        self.fault.as_ref().map(|f| f.kind)
+    }
+
+    /// What serving needs: the caller's tenant, the time of the answer and the kind of the fault
+    /// that will spoil it.
+    pub fn into_parts(self) -> (String, DateTime<Utc>, Option<FaultKind>) {
+        let kind = self.fault_kind();
+        (self.caller.tenant_id, self.now, kind)
+    }
+}
+
 /// Why a request is answered without data.
 #[derive(Debug, Clone)]
 pub enum Stop {

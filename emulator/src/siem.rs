@@ -26,7 +26,7 @@ use std::time::Duration as StdDuration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
@@ -40,7 +40,7 @@ use crate::odata::{parse_timestamp, query_pairs};
 use crate::resource_auth::{AuthFailure, Stop, admit, signed_claims};
 use crate::scenario::Api;
 use crate::throttle::whole_seconds_retry_after;
-use crate::wire::json_response;
+use crate::wire::ApiRequest;
 use crate::world::Tenant;
 
 /// Routes of this API, nested under its prefix.
@@ -215,20 +215,15 @@ fn switched_off(state: &EmuState, headers: &HeaderMap) -> bool {
         .is_some_and(|t| !t.switches.siem_enabled)
 }
 
-async fn serve(
-    State(state): State<Arc<EmuState>>,
-    Path(path): Path<String>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Response {
-    if !is_alerts_path(&path) {
+async fn serve(State(state): State<Arc<EmuState>>, req: ApiRequest) -> Response {
+    if !is_alerts_path(&req.path) {
         return empty(StatusCode::NOT_FOUND);
     }
-    if switched_off(&state, &headers) {
+    if switched_off(&state, &req.headers) {
         state.world().count_request(Api::Siem.name());
         return empty(StatusCode::NOT_FOUND);
     }
-    let admitted = match admit(&state, &headers, Api::Siem).await {
+    let admitted = match admit(&state, &req.headers, Api::Siem).await {
         Ok(a) => a,
         Err(Stop::Auth(failure)) => return failure.respond(Api::Siem, state.now()),
         Err(Stop::Throttled { wait, .. }) => return throttled(wait),
@@ -240,11 +235,11 @@ async fn serve(
         Err(Stop::Fault { fault, .. }) => return empty(fault.status),
     };
     let now = admitted.now;
-    let fault = admitted.fault.map(|f| f.kind);
+    let fault = admitted.fault_kind();
     if fault == Some(FaultKind::Partial) {
         return empty(StatusCode::INTERNAL_SERVER_ERROR);
     }
-    let Some(params) = parse_params(&query_pairs(raw.as_deref())) else {
+    let Some(params) = parse_params(&query_pairs(req.query.as_deref())) else {
         return empty(StatusCode::BAD_REQUEST);
     };
     let records = {
@@ -266,13 +261,7 @@ async fn serve(
             .map(|(a, i)| a.siem_json(&a.versions[*i]))
             .collect(),
     );
-    match fault {
-        Some(FaultKind::Malformed) => {
-            faults::malformed(&serde_json::to_vec(&body).unwrap_or_default())
-        }
-        Some(FaultKind::Drop) => faults::dropped(&serde_json::to_vec(&body).unwrap_or_default()),
-        _ => json_response(StatusCode::OK, &body),
-    }
+    faults::serve_json(&body, fault)
 }
 
 #[cfg(test)]
@@ -327,13 +316,17 @@ mod tests {
         assert_eq!(got.limit, Some(20));
         assert_eq!(got.machine_groups, vec!["A".to_string(), "B".to_string()]);
         assert!(got.since.is_some());
-        assert!(p("ago=PT10M").is_some());
-        assert!(p("ago=PT10M&sinceTimeUtc=2016-09-12").is_none());
-        assert!(p("limit=-1").is_none());
-        assert!(p("limit=x").is_none());
-        assert!(p("sinceTimeUtc=nope").is_none());
-        assert!(p("ago=10 minutes").is_none());
-        assert!(p("DeviceCreatedMachineTags=x&CloudCreatedMachineTags=y").is_some());
+        for (raw, valid) in [
+            ("ago=PT10M", true),
+            ("ago=PT10M&sinceTimeUtc=2016-09-12", false),
+            ("limit=-1", false),
+            ("limit=x", false),
+            ("sinceTimeUtc=nope", false),
+            ("ago=10 minutes", false),
+            ("DeviceCreatedMachineTags=x&CloudCreatedMachineTags=y", true),
+        ] {
+            assert_eq!(p(raw).is_some(), valid, "{raw}");
+        }
     }
 
     #[test]

@@ -32,7 +32,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::Path;
 use axum::extract::rejection::PathRejection;
-use axum::routing::{get, post};
+use axum::routing::post;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
@@ -44,7 +44,7 @@ use crate::EmuState;
 use crate::scenario::Api;
 use crate::world::World;
 
-use authorize::{AuthCode, Pending};
+use authorize::{AuthCode, Endpoint, Pending};
 use token::RefreshToken;
 
 /// Authorization codes, refresh tokens and pending sign-ins.
@@ -74,24 +74,24 @@ impl IdentityState {
 pub fn router() -> Router<Arc<EmuState>> {
     Router::new()
         .route("/_decide", post(authorize::decide))
-        .route("/{tenant}/oauth2/authorize", get(authorize::authorize_v1))
+        .route(
+            "/{tenant}/oauth2/authorize",
+            authorize::handler(Endpoint::SignIn(Version::V1)),
+        )
         .route(
             "/{tenant}/oauth2/v2.0/authorize",
-            get(authorize::authorize_v2),
+            authorize::handler(Endpoint::SignIn(Version::V2)),
         )
-        .route("/{tenant}/adminconsent", get(authorize::admin_consent_v1))
+        .route(
+            "/{tenant}/adminconsent",
+            authorize::handler(Endpoint::AdminConsent(Version::V1)),
+        )
         .route(
             "/{tenant}/v2.0/adminconsent",
-            get(authorize::admin_consent_v2),
+            authorize::handler(Endpoint::AdminConsent(Version::V2)),
         )
-        .route(
-            "/{tenant}/oauth2/token",
-            post(token::token_v1).get(token::not_post),
-        )
-        .route(
-            "/{tenant}/oauth2/v2.0/token",
-            post(token::token_v2).get(token::not_post),
-        )
+        .route("/{tenant}/oauth2/token", token::handler(Version::V1))
+        .route("/{tenant}/oauth2/v2.0/token", token::handler(Version::V2))
 }
 
 /// Which generation of the endpoints a request came to: v1 (`resource=`, string numbers, `appid`)

@@ -46,6 +46,11 @@ async fn start(tenants: Vec<Value>, settings: Value) -> Result<RunningEmulator> 
     emulator::start(scenario).await
 }
 
+/// An emulator serving tenant `X` with `count` alerts, one a minute, and default settings.
+async fn start_x(count: usize) -> Result<RunningEmulator> {
+    start(vec![tenant(X, count, "1m")], json!({})).await
+}
+
 /// An app-only token of `APP` for `tenant` and `api`, valid for an hour from the emulated now.
 fn token(emu: &RunningEmulator, tenant: &str, api: Api, roles: &[&str]) -> String {
     let now = emu.state().now().timestamp();
@@ -102,6 +107,21 @@ async fn get_json(url: &str, token: &str, query: &[(&str, &str)]) -> Result<(Sta
     Ok((status, body))
 }
 
+/// Spends a budget of `budget` requests (each must answer 200), then answers the next request.
+async fn past_the_budget(url: &str, token: &str, budget: usize) -> Result<reqwest::Response> {
+    for i in 0..budget {
+        let r = get(url, token, &[("$top", "1")]).await?;
+        assert_eq!(r.status(), StatusCode::OK, "request {}", i + 1);
+    }
+    get(url, token, &[("$top", "1")]).await
+}
+
+/// The status and `error.code` of an answer.
+async fn error_of(url: &str, token: &str, query: &[(&str, &str)]) -> Result<(StatusCode, Value)> {
+    let (status, body) = get_json(url, token, query).await?;
+    Ok((status, body["error"]["code"].clone()))
+}
+
 fn ids(page: &Value) -> Vec<String> {
     page["value"]
         .as_array()
@@ -140,7 +160,7 @@ async fn drain(first: &str, token: &str, query: &[(&str, &str)]) -> Result<(Vec<
 
 #[tokio::test]
 async fn graph_next_links_drain_every_alert_exactly_once() -> Result<()> {
-    let emu = start(vec![tenant(X, 2500, "1m")], json!({})).await?;
+    let emu = start_x(2500).await?;
     let tok = token(&emu, X, Api::Graph, GRAPH_ROLE);
 
     let (all, pages) = drain(&graph_url(&emu), &tok, &[]).await?;
@@ -209,7 +229,7 @@ async fn graph_next_link_switches_suppress_the_link() -> Result<()> {
 
 #[tokio::test]
 async fn graph_accepts_skip_500_and_refuses_skip_501() -> Result<()> {
-    let emu = start(vec![tenant(X, 520, "1m")], json!({})).await?;
+    let emu = start_x(520).await?;
     let tok = token(&emu, X, Api::Graph, GRAPH_ROLE);
 
     let (status, page) =
@@ -217,15 +237,14 @@ async fn graph_accepts_skip_500_and_refuses_skip_501() -> Result<()> {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(ids(&page).len(), 10);
 
-    let (status, body) = get_json(&graph_url(&emu), &tok, &[("$skip", "501")]).await?;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(body["error"]["code"], "BadRequest");
+    let refused = error_of(&graph_url(&emu), &tok, &[("$skip", "501")]).await?;
+    assert_eq!(refused, (StatusCode::BAD_REQUEST, json!("BadRequest")));
     Ok(())
 }
 
 #[tokio::test]
 async fn graph_clamps_top_5000_to_1000() -> Result<()> {
-    let emu = start(vec![tenant(X, 1200, "1m")], json!({})).await?;
+    let emu = start_x(1200).await?;
     let tok = token(&emu, X, Api::Graph, GRAPH_ROLE);
 
     let (status, page) = get_json(&graph_url(&emu), &tok, &[("$top", "5000")]).await?;
@@ -238,7 +257,7 @@ async fn graph_clamps_top_5000_to_1000() -> Result<()> {
 
 #[tokio::test]
 async fn graph_refuses_a_filter_on_investigation_state() -> Result<()> {
-    let emu = start(vec![tenant(X, 3, "1m")], json!({})).await?;
+    let emu = start_x(3).await?;
     let tok = token(&emu, X, Api::Graph, GRAPH_ROLE);
 
     let (status, body) = get_json(
@@ -264,11 +283,7 @@ async fn the_151st_graph_request_in_a_minute_is_throttled_with_a_fractional_retr
 
     for tenant_id in [X, Y] {
         let tok = token(&emu, tenant_id, Api::Graph, GRAPH_ROLE);
-        for i in 0..150 {
-            let r = get(&graph_url(&emu), &tok, &[("$top", "1")]).await?;
-            assert_eq!(r.status(), StatusCode::OK, "request {}", i + 1);
-        }
-        let r = get(&graph_url(&emu), &tok, &[("$top", "1")]).await?;
+        let r = past_the_budget(&graph_url(&emu), &tok, 150).await?;
         assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
         let retry_after = r
             .headers()
@@ -305,22 +320,17 @@ async fn mde_gives_a_next_link_only_without_top() -> Result<()> {
     assert_eq!((all.len(), pages), (12, 3));
     assert_eq!(all.iter().collect::<BTreeSet<_>>().len(), 12);
 
-    let (status, body) = get_json(&mde_url(&emu), &tok, &[("$top", "6")]).await?;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(body["error"]["code"], "ODataError");
+    let refused = error_of(&mde_url(&emu), &tok, &[("$top", "6")]).await?;
+    assert_eq!(refused, (StatusCode::BAD_REQUEST, json!("ODataError")));
     Ok(())
 }
 
 #[tokio::test]
 async fn the_101st_mde_request_in_a_minute_is_throttled_with_whole_seconds() -> Result<()> {
-    let emu = start(vec![tenant(X, 3, "1m")], json!({})).await?;
+    let emu = start_x(3).await?;
     let tok = token(&emu, X, Api::Mde, MDE_ROLE);
 
-    for i in 0..100 {
-        let r = get(&mde_url(&emu), &tok, &[("$top", "1")]).await?;
-        assert_eq!(r.status(), StatusCode::OK, "request {}", i + 1);
-    }
-    let r = get(&mde_url(&emu), &tok, &[("$top", "1")]).await?;
+    let r = past_the_budget(&mde_url(&emu), &tok, 100).await?;
 
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     let retry_after: u32 = r
@@ -391,7 +401,7 @@ async fn siem_switched_off_answers_404_with_an_empty_body() -> Result<()> {
 
 #[tokio::test]
 async fn a_partial_fault_answers_206_with_the_warning_header() -> Result<()> {
-    let emu = start(vec![tenant(X, 10, "1m")], json!({})).await?;
+    let emu = start_x(10).await?;
     set_faults(
         &emu,
         json!([{ "api": "graph", "kind": "partial", "count": 1 }]),
@@ -445,7 +455,7 @@ async fn a_token_for_one_tenant_sees_none_of_another_tenants_alerts() -> Result<
 
 #[tokio::test]
 async fn a_token_without_the_permission_gets_403_with_the_documented_body() -> Result<()> {
-    let emu = start(vec![tenant(X, 3, "1m")], json!({})).await?;
+    let emu = start_x(3).await?;
 
     let (status, body) = get_json(
         &graph_url(&emu),
@@ -461,15 +471,14 @@ async fn a_token_without_the_permission_gets_403_with_the_documented_body() -> R
     );
     assert!(body["error"]["innerError"]["request-id"].is_string());
 
-    let (status, body) = get_json(&mde_url(&emu), &token(&emu, X, Api::Mde, &[]), &[]).await?;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_eq!(body["error"]["code"], "Forbidden");
+    let refused = error_of(&mde_url(&emu), &token(&emu, X, Api::Mde, &[]), &[]).await?;
+    assert_eq!(refused, (StatusCode::FORBIDDEN, json!("Forbidden")));
     Ok(())
 }
 
 #[tokio::test]
 async fn an_expired_token_gets_401() -> Result<()> {
-    let emu = start(vec![tenant(X, 3, "1m")], json!({})).await?;
+    let emu = start_x(3).await?;
     let now = emu.state().now().timestamp();
     let expired = sign(
         &emu,
@@ -557,7 +566,7 @@ async fn an_alert_appears_only_after_its_delay_and_the_ground_truth_follows_its_
 
 #[tokio::test]
 async fn malformed_and_dropped_answers_fail_to_parse_as_json() -> Result<()> {
-    let emu = start(vec![tenant(X, 50, "1m")], json!({})).await?;
+    let emu = start_x(50).await?;
     let tok = token(&emu, X, Api::Graph, GRAPH_ROLE);
 
     for kind in ["malformed", "drop"] {
