@@ -1,6 +1,12 @@
 //! The alert model: one underlying alert with a list of versions, served by all three APIs in
 //! their own shapes (Graph `alerts_v2` per reference §3.3, MDE per §2.5, SIEM per §1.6, mapped
 //! per §1.9). An alert's *current* version at time `t` is its last version visible at `t`.
+//!
+//! A version never becomes visible before the previous version of its alert: a version whose
+//! own delay would make it visible earlier (because the previous one is late) becomes visible
+//! with it, at the same instant. Then the later version is current from that instant on, so the
+//! earlier one is never served: it shows in the ground truth as neither latest nor observed, and
+//! no client can be expected to deliver it.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};

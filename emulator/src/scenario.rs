@@ -1,7 +1,8 @@
 //! Scenarios: the data files that describe a Microsoft cloud for the emulator — the MSSP's app
 //! registrations (with secrets and their expiry), customer tenants with users, consents already
 //! granted, switches that reproduce reported API quirks, and alert streams in which alerts are
-//! created, later updated, and become visible only after a per-alert delay.
+//! created, later updated, and become visible only after a per-alert delay — for a seeded
+//! fraction of versions (`late_fraction`), hours late.
 //!
 //! Times are either absolute RFC 3339 (`2026-01-01T00:00:00Z`) or relative to the scenario's clock
 //! start: `+5m`, `-3d`, `0s`. Durations are a sequence of number+unit: `500ms`, `30s`, `5m`, `2h`,
@@ -323,7 +324,17 @@ pub struct GenerateSpec {
     pub update_at: Option<String>,
     /// Status set by the update.
     pub update_status: String,
-    /// Seed of the generator (titles, severities, ids, jitter).
+    /// Fraction (0..=1) of the generated versions (creation and update versions alike) that are
+    /// *late*: visible `late_min..=late_max` (seeded, uniform) after their update time instead of
+    /// `visible_after` + jitter. Microsoft documents no upper bound on this delay; connected
+    /// products (Defender for Identity, Cloud Apps, Office 365) surface alerts hours late. A late
+    /// version also holds back the later versions of its alert (see [`crate::model::Alert`]).
+    pub late_fraction: f64,
+    /// Shortest delay of a late version.
+    pub late_min: String,
+    /// Longest delay of a late version.
+    pub late_max: String,
+    /// Seed of the generator (titles, severities, ids, jitter, lateness).
     pub seed: u64,
 }
 
@@ -339,6 +350,9 @@ impl Default for GenerateSpec {
             update_after: "1h".into(),
             update_at: None,
             update_status: "inProgress".into(),
+            late_fraction: 0.0,
+            late_min: "2h".into(),
+            late_max: "6h".into(),
             seed: 1,
         }
     }

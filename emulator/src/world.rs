@@ -162,7 +162,13 @@ pub struct TruthVersion {
     pub observed: bool,
     /// `latest || observed`: a complete client must have delivered it.
     pub exposed: bool,
+    /// It became visible more than [`LATE_AFTER`] after its update time (a late version, or one
+    /// held back by an earlier late version of its alert).
+    pub late: bool,
 }
+
+/// How long after its update time a version must wait to count as late in the ground truth.
+pub const LATE_AFTER: Duration = Duration::hours(1);
 
 /// Ground truth for one tenant: every alert version made visible so far.
 #[derive(Debug, Clone, Serialize)]
@@ -425,6 +431,51 @@ pub fn alert_from_spec(
     Ok(a)
 }
 
+/// Draws which generated versions are late and by how much (`generate[].late_*`), from its own
+/// seeded source, so that turning lateness on changes nothing else a stream draws.
+struct Lateness {
+    rng: StdRng,
+    fraction: f64,
+    min: Duration,
+    max: Duration,
+}
+
+impl Lateness {
+    fn new(tenant_id: &str, g: &GenerateSpec) -> Result<Lateness, ScenarioError> {
+        if !(0.0..=1.0).contains(&g.late_fraction) {
+            return Err(ScenarioError::Invalid(format!(
+                "generate.late_fraction must lie in 0..=1, not {}",
+                g.late_fraction
+            )));
+        }
+        let min = duration_of("generate.late_min", &g.late_min)?;
+        let max = duration_of("generate.late_max", &g.late_max)?;
+        if max < min || min < Duration::zero() {
+            return Err(ScenarioError::Invalid(
+                "generate.late_min must not be negative nor exceed late_max".into(),
+            ));
+        }
+        let salt = tenant_id
+            .bytes()
+            .fold(0x4c41_5445u64, |h, b| mix(h ^ u64::from(b)));
+        Ok(Lateness {
+            rng: StdRng::seed_from_u64(mix(g.seed) ^ salt),
+            fraction: g.late_fraction,
+            min,
+            max,
+        })
+    }
+
+    /// When a version updated at `updated` becomes visible: late, or at `normal`.
+    fn visible_at(&mut self, updated: DateTime<Utc>, normal: DateTime<Utc>) -> DateTime<Utc> {
+        if self.fraction <= 0.0 || !self.rng.random_bool(self.fraction) {
+            return normal;
+        }
+        let span = (self.max - self.min).num_milliseconds();
+        updated + self.min + Duration::milliseconds(self.rng.random_range(0..=span))
+    }
+}
+
 fn generate(
     tenant_id: &str,
     g: &GenerateSpec,
@@ -441,6 +492,7 @@ fn generate(
         None => None,
     };
     let mut rng = StdRng::seed_from_u64(g.seed ^ mix(tenant_id.len() as u64));
+    let mut late = Lateness::new(tenant_id, g)?;
     let mut seen = HashSet::new();
     for i in 0..g.count {
         let created = to_ticks(start + every * i32::try_from(i).unwrap_or(i32::MAX));
@@ -459,10 +511,11 @@ fn generate(
                 Duration::zero()
             }
         };
+        let normal = created + delay + jit(&mut rng);
         let v0 = next_version(
             &a,
             created,
-            created + delay + jit(&mut rng),
+            late.visible_at(created, normal),
             &UpdateSpec {
                 status: Some("new".into()),
                 ..UpdateSpec::default()
@@ -471,10 +524,11 @@ fn generate(
         push_version(&mut a, v0);
         if g.update_fraction > 0.0 && rng.random_bool(g.update_fraction.clamp(0.0, 1.0)) {
             let at = update_at.unwrap_or(created + update_after);
+            let normal = at + delay + jit(&mut rng);
             let v = next_version(
                 &a,
                 at,
-                at + delay + jit(&mut rng),
+                late.visible_at(at, normal),
                 &UpdateSpec {
                     status: Some(g.update_status.clone()),
                     assigned_to: Some("analyst@mssp.example".into()),
@@ -608,6 +662,7 @@ impl World {
                     latest,
                     observed: v.observed,
                     exposed: latest || v.observed,
+                    late: v.visible_at - v.updated > LATE_AFTER,
                 });
             }
         }
@@ -659,5 +714,100 @@ mod tests {
         assert_eq!(a.current(epoch + Duration::minutes(66)), Some(1));
         a.versions[0].observed = true;
         assert_eq!(a.versions.len(), 2);
+    }
+
+    fn stream(late_fraction: f64) -> Vec<Alert> {
+        let g = GenerateSpec {
+            count: 400,
+            start: "-1d".into(),
+            every: "3m".into(),
+            visible_after: "2m".into(),
+            visible_jitter: "1m".into(),
+            update_fraction: 0.5,
+            update_after: "30m".into(),
+            late_fraction,
+            late_min: "2h".into(),
+            late_max: "5h".into(),
+            seed: 9,
+            ..GenerateSpec::default()
+        };
+        let mut out = Vec::new();
+        generate("tid", &g, t("2026-01-01T00:00:00Z"), &mut out).expect("valid");
+        out
+    }
+
+    #[test]
+    fn late_versions_are_a_seeded_fraction_and_never_overtake_earlier_ones() {
+        let punctual = stream(0.0);
+        let late = stream(0.25);
+        let versions: usize = late.iter().map(|a| a.versions.len()).sum();
+        let mut own_late = 0;
+        for (a, p) in late.iter().zip(&punctual) {
+            // Lateness draws from its own source: the same alerts and updates either way.
+            assert_eq!(a.id, p.id);
+            assert_eq!(a.versions.len(), p.versions.len());
+            for (i, v) in a.versions.iter().enumerate() {
+                assert_eq!(v.updated, p.versions[i].updated);
+                let delay = v.visible_at - v.updated;
+                if delay >= Duration::hours(2) && delay <= Duration::hours(5) {
+                    own_late += 1;
+                }
+                if i > 0 {
+                    assert!(v.visible_at >= a.versions[i - 1].visible_at, "{}", a.id);
+                }
+            }
+        }
+        // 25% of about 600 versions, give or take the seeded draw.
+        assert!((100..=200).contains(&own_late), "{own_late} of {versions}");
+        assert!(punctual.iter().flat_map(|a| &a.versions).all(|v| {
+            let d = v.visible_at - v.updated;
+            d >= Duration::minutes(2) && d <= Duration::minutes(3)
+        }));
+        assert_eq!(stream(0.25).len(), late.len());
+        assert!(
+            stream(0.25).iter().zip(&late).all(|(a, b)| a
+                .versions
+                .iter()
+                .zip(&b.versions)
+                .all(|(x, y)| x.visible_at == y.visible_at)),
+            "seeded"
+        );
+    }
+
+    #[test]
+    fn a_late_fraction_outside_zero_to_one_is_refused() {
+        let g = GenerateSpec {
+            count: 1,
+            late_fraction: 1.5,
+            ..GenerateSpec::default()
+        };
+        let mut out = Vec::new();
+        assert!(generate("tid", &g, t("2026-01-01T00:00:00Z"), &mut out).is_err());
+    }
+
+    #[test]
+    fn the_truth_counts_versions_visible_over_an_hour_after_their_update_as_late() {
+        let epoch = t("2026-01-01T00:00:00Z");
+        let scenario: Scenario = serde_json::from_value(serde_json::json!({
+            "tenants": [{ "id": "tid", "alerts": [
+                { "id": "a", "created": "-10h", "visible_after": "61m",
+                  "updates": [{ "at": "-9h55m", "visible_after": "1m" }] },
+                { "id": "b", "created": "-10h", "visible_after": "1h" }
+            ]}]
+        }))
+        .expect("valid");
+        let w = World::from_scenario(&scenario, epoch).expect("valid");
+        let truth = w.truth("tid", epoch).expect("tenant");
+        let late: Vec<(&str, bool, bool)> = truth
+            .versions
+            .iter()
+            .map(|v| (v.alert_id.as_str(), v.late, v.latest))
+            .collect();
+        // a's update waits for its late first version (visible at -8h59m, 56 minutes after
+        // the update): not late itself, and the first version is never current.
+        assert_eq!(
+            late,
+            vec![("a", true, false), ("a", false, true), ("b", false, true)]
+        );
     }
 }
