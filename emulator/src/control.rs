@@ -17,7 +17,7 @@
 //! | `POST /apps/{client_id}/expire-secret` | | every secret of the app expires now |
 //! | `POST /tenants/{tid}/alerts` | `[alert spec]`, times relative to now | adds alerts |
 //! | `POST /tenants/{tid}/alerts/{id}/updates` | update spec, `at` relative to now (default now) | a new version |
-//! | `GET /truth/{tid}` | | every alert version visible so far (`alert_id`, `version`, `visible_at`), flagged `latest`/`observed`/`exposed`/`late` (visible over an hour after its update) |
+//! | `GET /truth/{tid}` | | every alert version visible so far (`alert_id`, `version`, `visible_at`), flagged `latest`/`observed`/`exposed`/`late` (visible over an hour after its update), with the `siem_full_ids` of its SIEM records |
 
 use std::sync::Arc;
 

@@ -278,6 +278,9 @@ pub struct AlertSpec {
     pub status: Option<String>,
     /// Initial owner.
     pub assigned_to: Option<String>,
+    /// How many records (`AlertPart` 0..parts) the SIEM API serves each version as, one per
+    /// IOC (default 1).
+    pub parts: Option<usize>,
     /// Later updates, in time order.
     pub updates: Vec<UpdateSpec>,
 }
@@ -334,6 +337,10 @@ pub struct GenerateSpec {
     pub late_min: String,
     /// Longest delay of a late version.
     pub late_max: String,
+    /// Each alert is served by the SIEM API as a seeded 1..=`siem_parts_max` records, one per
+    /// IOC (`AlertPart` 0.., distinct `IocUniqueId`, `FullId` = `{AlertId}:{IocUniqueId}`).
+    /// Graph and MDE serve one alert regardless.
+    pub siem_parts_max: usize,
     /// Seed of the generator (titles, severities, ids, jitter, lateness).
     pub seed: u64,
 }
@@ -353,6 +360,7 @@ impl Default for GenerateSpec {
             late_fraction: 0.0,
             late_min: "2h".into(),
             late_max: "6h".into(),
+            siem_parts_max: 1,
             seed: 1,
         }
     }

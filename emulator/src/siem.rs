@@ -15,8 +15,11 @@
 //! - The range applies to `LastProcessedTimeUtc` (the version's update time), **both bounds
 //!   inclusive**: `sinceTimeUtc ≤ t ≤ untilTimeUtc`. Default: the last two hours up to now.
 //!   `sinceTimeUtc` together with `ago` is refused (400), since the two name the lower bound.
-//! - One record per alert, its version visible now; a bare JSON array, oldest
-//!   `LastProcessedTimeUtc` first.
+//! - Each alert's version visible now, as one record per IOC (§1.5 "raw form", §1.6): `siem_parts`
+//!   records with the same `AlertId` and `LastProcessedTimeUtc`, `AlertPart` 0.., distinct
+//!   `IocUniqueId`, `FullId` = `{AlertId}:{IocUniqueId}` (stable across versions); one record by
+//!   default. A bare JSON array, oldest `LastProcessedTimeUtc` first, then by `AlertId` and
+//!   `AlertPart`. `limit` counts records.
 //! - No rate limit is documented. The `throttle` fault answers 429 with a whole-seconds
 //!   `Retry-After` (undocumented for this API); `server_error` answers its status; `partial` (no
 //!   206 is documented here) answers 500; `malformed` and `drop` spoil the real answer.
@@ -160,10 +163,14 @@ fn parse_params(pairs: &[(String, String)]) -> Option<Params> {
     Some(p)
 }
 
-/// The records the parameters select at `now`, oldest `LastProcessedTimeUtc` first, as copies of
-/// the alerts with the index of the version served (so the JSON is built after the world lock is
-/// released). `None` when the window cannot be computed (a bound outside the calendar).
-fn select(tenant: &Tenant, p: &Params, now: DateTime<Utc>) -> Option<Vec<(Alert, usize)>> {
+/// One record to serve: a copy of the alert (so the JSON is built after the world lock is
+/// released), the index of the version served and the record's `AlertPart`.
+type Record = (Alert, usize, usize);
+
+/// The records the parameters select at `now`, oldest `LastProcessedTimeUtc` first (then by
+/// alert id and `AlertPart`). `None` when the window cannot be computed (a bound outside the
+/// calendar).
+fn select(tenant: &Tenant, p: &Params, now: DateTime<Utc>) -> Option<Vec<Record>> {
     let since = match (p.since, p.ago) {
         (Some(s), _) => s,
         (None, Some(ago)) => now.checked_sub_signed(ago)?,
@@ -185,12 +192,20 @@ fn select(tenant: &Tenant, p: &Params, now: DateTime<Utc>) -> Option<Vec<(Alert,
     rows.sort_by(|(a, i), (b, j)| {
         (a.versions[*i].updated, &a.id).cmp(&(b.versions[*j].updated, &b.id))
     });
-    if let Some(limit) = p.limit {
-        // "Most recent alerts will be retrieved based on the number defined" (§1.5).
-        let drop = rows.len().saturating_sub(limit);
-        rows.drain(..drop);
-    }
-    Some(rows.into_iter().map(|(a, i)| (a.clone(), i)).collect())
+    let parts: Vec<(&Alert, usize, usize)> = rows
+        .into_iter()
+        .flat_map(|(a, i)| (0..a.siem_parts.max(1)).map(move |part| (a, i, part)))
+        .collect();
+    // "Most recent alerts will be retrieved based on the number defined" (§1.5): the limit
+    // counts records, as the answer is "an array of alert objects" (**UNCONFIRMED** for
+    // multi-part alerts), so it may keep only the last parts of the oldest alert kept.
+    let skip = p.limit.map_or(0, |limit| parts.len().saturating_sub(limit));
+    Some(
+        parts[skip..]
+            .iter()
+            .map(|(a, i, part)| ((*a).clone(), *i, *part))
+            .collect(),
+    )
 }
 
 fn throttled(wait: StdDuration) -> Response {
@@ -251,14 +266,14 @@ async fn serve(State(state): State<Arc<EmuState>>, req: ApiRequest) -> Response 
             return empty(StatusCode::BAD_REQUEST);
         };
         if fault.is_none() {
-            tenant.observe_served(records.iter().map(|(a, _)| a.id.as_str()), now);
+            tenant.observe_served(records.iter().map(|(a, _, _)| a.id.as_str()), now);
         }
         records
     };
     let body = Json::Array(
         records
             .iter()
-            .map(|(a, i)| a.siem_json(&a.versions[*i]))
+            .map(|(a, i, part)| a.siem_record(&a.versions[*i], *part))
             .collect(),
     );
     faults::serve_json(&body, fault)

@@ -165,6 +165,9 @@ pub struct TruthVersion {
     /// It became visible more than [`LATE_AFTER`] after its update time (a late version, or one
     /// held back by an earlier late version of its alert).
     pub late: bool,
+    /// The `FullId` of each record the SIEM API serves this version as (`AlertPart` order); the
+    /// same for every version of the alert.
+    pub siem_full_ids: Vec<String>,
 }
 
 /// How long after its update time a version must wait to count as late in the ground truth.
@@ -322,6 +325,7 @@ pub fn synth_alert(
             mix(r ^ 5),
             (r >> 5) as u32
         ),
+        siem_parts: 1,
         versions: Vec::new(),
     }
 }
@@ -412,6 +416,15 @@ pub fn alert_from_spec(
     if let Some(d) = &spec.device {
         a.device.dns_name = d.clone();
     }
+    a.siem_parts = match spec.parts {
+        Some(0) => {
+            return Err(ScenarioError::Invalid(
+                "alerts[].parts must be at least 1".into(),
+            ));
+        }
+        Some(n) => n,
+        None => 1,
+    };
     let first = UpdateSpec {
         status: Some(spec.status.clone().unwrap_or_else(|| "new".into())),
         assigned_to: spec.assigned_to.clone(),
@@ -493,11 +506,17 @@ fn generate(
     };
     let mut rng = StdRng::seed_from_u64(g.seed ^ mix(tenant_id.len() as u64));
     let mut late = Lateness::new(tenant_id, g)?;
+    if g.siem_parts_max == 0 {
+        return Err(ScenarioError::Invalid(
+            "generate.siem_parts_max must be at least 1".into(),
+        ));
+    }
     let mut seen = HashSet::new();
     for i in 0..g.count {
         let created = to_ticks(start + every * i32::try_from(i).unwrap_or(i32::MAX));
         let seed = mix(g.seed.wrapping_mul(1_000_003) ^ i as u64);
         let mut a = synth_alert(tenant_id, seed, None, created);
+        a.siem_parts = 1 + (mix(seed ^ 0x5041_5254) % g.siem_parts_max as u64) as usize;
         let mut n = 0u32;
         while !seen.insert(a.id.clone()) {
             n += 1;
@@ -650,6 +669,7 @@ impl World {
         let mut versions = Vec::new();
         for a in &t.alerts {
             let current = a.current(now);
+            let full_ids = a.siem_full_ids();
             for (i, v) in a.versions.iter().enumerate() {
                 if v.visible_at > now {
                     break;
@@ -663,6 +683,7 @@ impl World {
                     observed: v.observed,
                     exposed: latest || v.observed,
                     late: v.visible_at - v.updated > LATE_AFTER,
+                    siem_full_ids: full_ids.clone(),
                 });
             }
         }

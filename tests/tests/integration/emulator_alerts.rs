@@ -387,6 +387,77 @@ async fn siem_without_parameters_returns_exactly_the_last_two_hours() -> Result<
 }
 
 #[tokio::test]
+async fn siem_serves_each_version_as_one_record_per_ioc_and_the_truth_lists_their_full_ids()
+-> Result<()> {
+    let emu = start(
+        vec![json!({
+            "id": X, "siem_apps": [APP],
+            "generate": [{ "count": 30, "start": "-60m", "every": "2m", "siem_parts_max": 3,
+                           "update_fraction": 0.5, "update_after": "10m", "seed": 5 }]
+        })],
+        json!({}),
+    )
+    .await?;
+    let (_, siem) = get_json(&siem_url(&emu), &token(&emu, X, Api::Siem, &[]), &[]).await?;
+    let (_, graph) = get_json(
+        &graph_url(&emu),
+        &token(&emu, X, Api::Graph, GRAPH_ROLE),
+        &[],
+    )
+    .await?;
+
+    let records = siem.as_array().context("a bare array")?;
+    let alerts: BTreeSet<&str> = records
+        .iter()
+        .filter_map(|r| r["AlertId"].as_str())
+        .collect();
+    assert_eq!(alerts.len(), 30);
+    assert!(records.len() > 40, "most alerts have several parts");
+    assert_eq!(ids(&graph).len(), 30, "Graph serves one alert per alert");
+    let served: BTreeSet<(String, String)> = records
+        .iter()
+        .map(|r| {
+            let full_id = r["FullId"].as_str().unwrap_or_default().to_string();
+            let ioc = r["IocUniqueId"].as_str().unwrap_or_default();
+            assert_eq!(
+                full_id,
+                format!("{}:{ioc}", r["AlertId"].as_str().unwrap_or_default())
+            );
+            (
+                full_id,
+                r["LastProcessedTimeUtc"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(served.len(), records.len(), "each (FullId, version) once");
+
+    let truth: Value = reqwest::get(format!("{}/truth/{X}", emu.urls().control))
+        .await?
+        .json()
+        .await?;
+    let versions = truth["versions"].as_array().context("versions")?;
+    let expected: BTreeSet<(String, String)> = versions
+        .iter()
+        .filter(|v| v["latest"] == true)
+        .flat_map(|v| {
+            let version = v["version"].as_str().unwrap_or_default().to_string();
+            v["siem_full_ids"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f.as_str())
+                .map(move |f| (f.to_string(), version.clone()))
+        })
+        .collect();
+    assert_eq!(served, expected);
+    assert!(versions.iter().all(|v| v["late"] == false));
+    Ok(())
+}
+
+#[tokio::test]
 async fn siem_switched_off_answers_404_with_an_empty_body() -> Result<()> {
     let mut off = tenant(X, 3, "1m");
     off["switches"] = json!({ "siem_enabled": false });
