@@ -40,7 +40,10 @@ async fn main() -> anyhow::Result<()> {
     println!("  authority  {}", u.authority);
     println!("  graph      {}", u.graph);
     println!("  mde        {}", u.mde);
-    println!("  siem       {}", u.siem);
+    println!("  siem       {} (each tenant's own region)", u.siem);
+    println!("  siem-eu    {}", u.siem_eu);
+    println!("  siem-us    {}", u.siem_us);
+    println!("  siem-uk    {}", u.siem_uk);
     println!("  control    {}", u.control);
     println!("  clock      {}", emu.state().now());
     for app in &scenario.apps {

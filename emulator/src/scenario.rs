@@ -69,6 +69,36 @@ impl Api {
     }
 }
 
+/// A region of the legacy SIEM API's exporter, `wdatp-alertexporter-{eu,us,uk}` (reference
+/// §1.4). A tenant's alerts are served only by its own region's exporter.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Region {
+    /// `wdatp-alertexporter-eu`.
+    Eu,
+    /// `wdatp-alertexporter-us` (the default).
+    #[default]
+    Us,
+    /// `wdatp-alertexporter-uk`.
+    Uk,
+}
+
+impl Region {
+    /// Every region, in a fixed order.
+    pub const ALL: [Region; 3] = [Region::Eu, Region::Us, Region::Uk];
+
+    /// The lowercase name used in scenarios and URL prefixes (`/siem-eu`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Region::Eu => "eu",
+            Region::Us => "us",
+            Region::Uk => "uk",
+        }
+    }
+}
+
 /// A whole scenario.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -197,6 +227,8 @@ pub struct TenantSpec {
     pub consents: Vec<ConsentSpec>,
     /// Apps authorized in the Defender portal's SIEM › MSSP tab (the legacy SIEM API serves only these).
     pub siem_apps: Vec<String>,
+    /// The SIEM exporter region that holds the tenant's alerts (`eu`, `us`, `uk`; default `us`).
+    pub region: Region,
     /// Quirk switches for this tenant's APIs.
     pub switches: Switches,
     /// Hand-written alerts.

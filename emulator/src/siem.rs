@@ -1,4 +1,10 @@
 //! The legacy Defender for Endpoint SIEM API, `GET /api/alerts` (reference §1, §6 items 26–28).
+//!
+//! The exporter is regional (`wdatp-alertexporter-{eu,us,uk}`, §1.4): `/siem-eu`, `/siem-us` and
+//! `/siem-uk` serve a tenant's alerts only when it is the tenant's `region`; another region's
+//! exporter authenticates the request as usual and answers 200 `[]` (counted, nothing marked
+//! observed), which is how a client can tell it reads the wrong region. `/siem` answers as the
+//! tenant's own region.
 //! The path is case-insensitive with an optional trailing slash, and the singular `/api/alert` of
 //! the doc's C# sample is accepted too (§1.4).
 //!
@@ -32,7 +38,6 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use axum::routing::get;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::Value as Json;
 
@@ -41,14 +46,15 @@ use crate::faults::{self, FaultKind};
 use crate::model::Alert;
 use crate::odata::{parse_timestamp, query_pairs};
 use crate::resource_auth::{AuthFailure, Stop, admit, signed_claims};
-use crate::scenario::Api;
+use crate::scenario::{Api, Region};
 use crate::throttle::whole_seconds_retry_after;
-use crate::wire::ApiRequest;
+use crate::wire::{ApiRequest, catch_all};
 use crate::world::Tenant;
 
-/// Routes of this API, nested under its prefix.
-pub fn router() -> Router<Arc<EmuState>> {
-    Router::new().route("/{*path}", get(serve))
+/// Routes of one exporter, nested under its prefix: `Some(region)` is that region's exporter
+/// (`/siem-eu` …), `None` the exporter of each tenant's own region (`/siem`).
+pub fn router(exporter: Option<Region>) -> Router<Arc<EmuState>> {
+    catch_all(move |state: State<Arc<EmuState>>, req: ApiRequest| serve(state, req, exporter))
 }
 
 /// How far back the API looks when neither `sinceTimeUtc` nor `ago` is given (§1.5).
@@ -230,7 +236,11 @@ fn switched_off(state: &EmuState, headers: &HeaderMap) -> bool {
         .is_some_and(|t| !t.switches.siem_enabled)
 }
 
-async fn serve(State(state): State<Arc<EmuState>>, req: ApiRequest) -> Response {
+async fn serve(
+    State(state): State<Arc<EmuState>>,
+    req: ApiRequest,
+    exporter: Option<Region>,
+) -> Response {
     if !is_alerts_path(&req.path) {
         return empty(StatusCode::NOT_FOUND);
     }
@@ -262,9 +272,13 @@ async fn serve(State(state): State<Arc<EmuState>>, req: ApiRequest) -> Response 
         let Some(tenant) = world.tenants.get_mut(&admitted.caller.tenant_id) else {
             return AuthFailure::UnknownTenant.respond(Api::Siem, now);
         };
-        let Some(records) = select(tenant, &params, now) else {
+        let Some(mut records) = select(tenant, &params, now) else {
             return empty(StatusCode::BAD_REQUEST);
         };
+        if exporter.is_some_and(|r| r != tenant.region) {
+            // Another region's exporter holds nothing of this tenant.
+            records.clear();
+        }
         if fault.is_none() {
             tenant.observe_served(records.iter().map(|(a, _, _)| a.id.as_str()), now);
         }

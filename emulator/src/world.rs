@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use crate::model::{Alert, AlertVersion, Comment, Device, fmt7};
 use crate::scenario::{
-    AlertSpec, Api, GenerateSpec, PermissionSpec, Scenario, ScenarioError, Settings, Switches,
-    UpdateSpec, parse_duration, parse_time,
+    AlertSpec, Api, GenerateSpec, PermissionSpec, Region, Scenario, ScenarioError, Settings,
+    Switches, UpdateSpec, parse_duration, parse_time,
 };
 
 /// An app registration.
@@ -106,6 +106,8 @@ pub struct Tenant {
     pub consents: BTreeMap<String, Grant>,
     /// Apps authorized for the SIEM API.
     pub siem_apps: BTreeSet<String>,
+    /// The SIEM exporter region that serves the tenant's alerts.
+    pub region: Region,
     /// Quirk switches.
     pub switches: Switches,
     /// Alerts, newest created first (ties by id), the order the list APIs serve.
@@ -633,6 +635,7 @@ impl World {
                     .map(|c| (c.client_id.clone(), Grant::from_spec(&c.granted)))
                     .collect(),
                 siem_apps: t.siem_apps.iter().cloned().collect(),
+                region: t.region,
                 switches: t.switches.clone(),
                 alerts,
             };

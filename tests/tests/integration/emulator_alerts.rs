@@ -458,6 +458,59 @@ async fn siem_serves_each_version_as_one_record_per_ioc_and_the_truth_lists_thei
 }
 
 #[tokio::test]
+async fn another_regions_siem_exporter_answers_an_empty_array_and_observes_nothing() -> Result<()> {
+    let mut eu = tenant(X, 5, "1m");
+    eu["region"] = json!("eu");
+    let emu = start(vec![eu, tenant(Y, 4, "1m")], json!({})).await?;
+    let urls = emu.urls();
+    let records = |body: &Value| body.as_array().map_or(0, Vec::len);
+    let read = |base: &url::Url, tenant: &str| {
+        let url = format!("{base}/api/alerts");
+        let tok = token(&emu, tenant, Api::Siem, &[]);
+        async move { get_json(&url, &tok, &[]).await }
+    };
+    let observed = |tenant: &str| -> Result<usize> {
+        let state = emu.state();
+        let truth = state.world().truth(tenant, state.now()).context("tenant")?;
+        Ok(truth.versions.iter().filter(|v| v.observed).count())
+    };
+
+    for wrong in [&urls.siem_us, &urls.siem_uk] {
+        let (status, body) = read(wrong, X).await?;
+        assert_eq!((status, body), (StatusCode::OK, json!([])), "{wrong}");
+    }
+    let (status, body) = read(&urls.siem_eu, Y).await?;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!([])),
+        "Y is in the US"
+    );
+    assert_eq!(
+        (observed(X)?, observed(Y)?),
+        (0, 0),
+        "nothing served, nothing observed"
+    );
+    assert_eq!(emu.state().world().requests.get("siem"), Some(&3));
+
+    let (_, own) = read(&urls.siem_eu, X).await?;
+    assert_eq!(records(&own), 5);
+    let (_, default) = read(&urls.siem, X).await?;
+    assert_eq!(default, own, "/siem answers as the tenant's own region");
+    let (_, us) = read(urls.siem_of(emulator::scenario::Region::Us), Y).await?;
+    assert_eq!(records(&us), 4);
+    assert_eq!((observed(X)?, observed(Y)?), (5, 4));
+
+    let forged = token(&emu, X, Api::Graph, GRAPH_ROLE);
+    let r = get(&format!("{}/api/alerts", urls.siem_uk), &forged, &[]).await?;
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "authenticated as usual"
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn siem_switched_off_answers_404_with_an_empty_body() -> Result<()> {
     let mut off = tenant(X, 3, "1m");
     off["switches"] = json!({ "siem_enabled": false });
