@@ -11,7 +11,7 @@
 //! | `GET /faults`, `PUT /faults`, `DELETE /faults` | `{"seed":1,"rules":[…]}` | fault plan |
 //! | `GET /stats` | | requests per API, faults served per kind |
 //! | `PATCH /settings` | partial settings | e.g. `{"auto_approve":true}` |
-//! | `PATCH /tenants/{tid}/switches` | partial switches | e.g. `{"graph_next_link":false}` |
+//! | `PATCH /tenants/{tid}/switches` | partial switches | e.g. `{"graph_next_link":false}`, `{"issue_tid":"<other tenant id>"}` (tokens minted for `tid` carry the other `tid`; `null` undoes it) |
 //! | `GET /tenants/{tid}/consents` | | grants per app |
 //! | `POST /tenants/{tid}/users/{upn}/revoke` | | revokes the user's refresh tokens |
 //! | `POST /apps/{client_id}/expire-secret` | | every secret of the app expires now |

@@ -273,6 +273,10 @@ pub struct Switches {
     pub graph_retry_after: bool,
     /// The legacy SIEM API is on (off: it answers 404 everywhere, as if retired).
     pub siem_enabled: bool,
+    /// Tokens minted for this tenant carry this tenant id in `tid` (and `iss`) instead of the
+    /// tenant's own, as a misconfigured proxy or a guest setup would answer. Resource APIs serve
+    /// the `tid` tenant, so a client must check `tid` against the tenant it asked for.
+    pub issue_tid: Option<String>,
 }
 
 impl Default for Switches {
@@ -282,6 +286,7 @@ impl Default for Switches {
             graph_next_link_max_offset: None,
             graph_retry_after: true,
             siem_enabled: true,
+            issue_tid: None,
         }
     }
 }

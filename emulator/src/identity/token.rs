@@ -627,7 +627,7 @@ impl TokenRequest<'_> {
         let id_token = (self.version == Version::V1).then(|| {
             id_token_v1(
                 &app.client_id,
-                &chain.tenant_id,
+                &issued_tid(world, &chain.tenant_id),
                 &user.oid,
                 &user.upn,
                 &user.name,
@@ -645,8 +645,9 @@ impl TokenRequest<'_> {
         ))
     }
 
-    /// Signs an access token; returns it and its lifetime in seconds (random within the
-    /// scenario's bounds, reference §4.9).
+    /// Signs an access token for `tenant_id`; returns it and its lifetime in seconds (random
+    /// within the scenario's bounds, reference §4.9). The token's `tid` and `iss` name the
+    /// tenant's `issue_tid` switch instead, when set.
     fn access_token(
         &self,
         world: &mut World,
@@ -655,6 +656,7 @@ impl TokenRequest<'_> {
         api: Api,
         subject: Subject,
     ) -> (String, i64) {
+        let tenant_id = &issued_tid(world, tenant_id);
         let (lo, hi) = (
             world.settings.access_token_min_secs,
             world.settings.access_token_max_secs,
@@ -737,6 +739,16 @@ impl TokenRequest<'_> {
         }
         Value::Object(m)
     }
+}
+
+/// The `tid` written into tokens minted for `tenant_id`: its `issue_tid` switch (a misconfigured
+/// proxy or a guest setup answering with another tenant's tokens), else the tenant itself.
+fn issued_tid(world: &World, tenant_id: &str) -> String {
+    world
+        .tenants
+        .get(tenant_id)
+        .and_then(|t| t.switches.issue_tid.clone())
+        .unwrap_or_else(|| tenant_id.to_string())
 }
 
 /// The v1 `id_token`: unsigned (`alg: none`, empty signature), reference §4.4.

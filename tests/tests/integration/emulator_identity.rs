@@ -1209,6 +1209,50 @@ async fn v1_authorize_with_prompt_admin_consent_needs_an_admin_and_grants_the_ap
 }
 
 #[tokio::test]
+async fn the_issue_tid_switch_mints_tokens_carrying_another_tenants_tid() {
+    let login = Login::start(true).await;
+    let switches = format!("{}/tenants/{FABRIKAM}/switches", login.emu.urls().control);
+    let patch = |value: Value| {
+        let request = login
+            .http
+            .patch(&switches)
+            .json(&json!({ "issue_tid": value }));
+        async move { request.send().await.expect("answer").status() }
+    };
+    let scope = format!("{GRAPH}/.default");
+    assert_eq!(patch(json!(NORTHWIND)).await, StatusCode::OK);
+    let proxied = login.client_credentials_v2(FABRIKAM, &scope, SECRET).await;
+    assert_eq!(proxied.status, StatusCode::OK, "{:?}", proxied.body);
+    let claims = proxied.claims();
+    assert_eq!(claims["tid"], NORTHWIND);
+    assert_eq!(
+        claims["iss"],
+        format!(
+            "{}/{NORTHWIND}/v2.0",
+            login.emu.urls().authority.as_str().trim_end_matches('/')
+        )
+    );
+    assert_eq!(
+        claims["roles"],
+        json!(["SecurityAlert.Read.All"]),
+        "Fabrikam's grant"
+    );
+
+    let v1 = login
+        .v1_grant(FABRIKAM, "client_credentials", &[("resource", MDE)])
+        .await;
+    assert_eq!(v1.claims()["tid"], NORTHWIND);
+    assert_eq!(
+        v1.claims()["iss"],
+        format!("https://sts.windows.net/{NORTHWIND}/")
+    );
+
+    assert_eq!(patch(Value::Null).await, StatusCode::OK);
+    let own = login.client_credentials_v2(FABRIKAM, &scope, SECRET).await;
+    assert_eq!(own.claims()["tid"], FABRIKAM);
+}
+
+#[tokio::test]
 async fn tenants_are_found_by_verified_domain_and_undecodable_segments_get_90002() {
     let login = Login::start(true).await;
     let by_domain = login
