@@ -22,6 +22,7 @@
 pub mod clock;
 pub mod control;
 pub mod faults;
+pub mod fleet;
 pub mod graph;
 pub mod identity;
 pub mod jwt;
@@ -102,9 +103,10 @@ fn load(scenario: &Scenario) -> anyhow::Result<(EmuClock, World)> {
     Ok((EmuClock::new(start, scenario.clock.frozen), world))
 }
 
-/// The emulator's HTTP routes over `state`.
+/// The emulator's HTTP routes over `state`. Every Microsoft endpoint (not the control API) waits
+/// the `latency_ms` setting first.
 pub fn router(state: Arc<EmuState>) -> axum::Router {
-    axum::Router::new()
+    let microsoft = axum::Router::new()
         .nest("/login", identity::router())
         .nest("/graph", wire::catch_all(graph::serve))
         .nest("/mde", wire::catch_all(mde::serve))
@@ -112,6 +114,11 @@ pub fn router(state: Arc<EmuState>) -> axum::Router {
         .nest("/siem-eu", siem::router(Some(Region::Eu)))
         .nest("/siem-us", siem::router(Some(Region::Us)))
         .nest("/siem-uk", siem::router(Some(Region::Uk)))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            wire::latency,
+        ));
+    microsoft
         .nest("/_emulator", control::router())
         .with_state(state)
 }

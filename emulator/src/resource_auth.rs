@@ -24,6 +24,7 @@ use crate::jwt::{self, Claims, JwtError};
 use crate::scenario::Api;
 use crate::throttle::Limit;
 use crate::wire::{graph_error, mde_error};
+use crate::world::Endpoint;
 
 /// Graph permissions that allow listing alerts, application or delegated (§3.1).
 pub const GRAPH_PERMISSIONS: &[&str] = &["SecurityAlert.Read.All", "SecurityAlert.ReadWrite.All"];
@@ -235,6 +236,21 @@ pub fn authorize(
     now: DateTime<Utc>,
 ) -> Result<Caller, AuthFailure> {
     let claims = signed_claims(state, headers)?;
+    // The tenant the token names, counted whatever the answer.
+    let tenant = {
+        let mut world = state.world();
+        let tenant = world.tenant_by_id(&claims.tid).map(|t| {
+            let allowed = t
+                .siem_apps
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(claims.client_id()));
+            (t.id.clone(), allowed)
+        });
+        if let Some((id, _)) = &tenant {
+            world.count_tenant_request(id, Endpoint::Alerts(api));
+        }
+        tenant
+    };
     let t = now.timestamp();
     if claims.exp <= t || claims.nbf > t {
         return Err(AuthFailure::Lifetime);
@@ -246,24 +262,7 @@ pub fn authorize(
     {
         return Err(AuthFailure::Audience);
     }
-    let (tenant_id, siem_allowed) = {
-        let world = state.world();
-        let tenant = world
-            .tenants
-            .get(&claims.tid)
-            .or_else(|| {
-                world
-                    .tenants
-                    .values()
-                    .find(|t| t.id.eq_ignore_ascii_case(&claims.tid))
-            })
-            .ok_or(AuthFailure::UnknownTenant)?;
-        let allowed = tenant
-            .siem_apps
-            .iter()
-            .any(|a| a.eq_ignore_ascii_case(claims.client_id()));
-        (tenant.id.clone(), allowed)
-    };
+    let (tenant_id, siem_allowed) = tenant.ok_or(AuthFailure::UnknownTenant)?;
     check_permission(api, &claims)?;
     if api == Api::Siem && !siem_allowed {
         return Err(AuthFailure::SiemAppNotAuthorized);

@@ -154,6 +154,10 @@ pub struct Settings {
     pub graph_max_skip: usize,
     /// Defender for Endpoint page size and largest `$top` (10,000).
     pub mde_max_page: usize,
+    /// Real-time delay, in milliseconds, added to every request of the identity platform and the
+    /// three alert APIs before it is handled (0: none), as a network and service round trip
+    /// would; per-tenant latency is a fault rule instead.
+    pub latency_ms: u64,
 }
 
 impl Default for Settings {
@@ -171,6 +175,7 @@ impl Default for Settings {
             graph_max_top: 1000,
             graph_max_skip: 500,
             mde_max_page: 10_000,
+            latency_ms: 0,
         }
     }
 }

@@ -230,9 +230,7 @@ fn switched_off(state: &EmuState, headers: &HeaderMap) -> bool {
     };
     let world = state.world();
     world
-        .tenants
-        .values()
-        .find(|t| t.id.eq_ignore_ascii_case(&claims.tid))
+        .tenant_by_id(&claims.tid)
         .is_some_and(|t| !t.switches.siem_enabled)
 }
 

@@ -5,16 +5,27 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{FromRequestParts, Path};
+use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::handler::Handler;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::EmuState;
+
+/// Waits the `latency_ms` setting (real time, without holding the world lock), then handles the
+/// request.
+pub async fn latency(State(state): State<Arc<EmuState>>, request: Request, next: Next) -> Response {
+    let ms = state.world().settings.latency_ms;
+    if ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
+    next.run(request).await
+}
 
 /// The routes of an alert API: `handler` serves every path under the API's prefix.
 pub fn catch_all<H, T>(handler: H) -> Router<Arc<EmuState>>

@@ -1,7 +1,7 @@
 //! The emulated world: apps, tenants, users, consents, alerts, and the state every endpoint
 //! shares. One `World` lives behind a mutex in [`crate::EmuState`]; handlers lock it briefly.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 use rand::rngs::StdRng;
@@ -207,6 +207,69 @@ pub struct World {
     pub rng: StdRng,
     /// Requests served, by API.
     pub requests: BTreeMap<String, u64>,
+    /// Requests per tenant (see [`TenantRequests`]).
+    pub tenant_requests: HashMap<String, TenantRequests>,
+    /// Tenant ids by their lowercase id and by lowercase verified domain, so that resolving a
+    /// tenant costs the same in a world of three tenants or of ten thousand.
+    index: TenantIndex,
+}
+
+/// Requests one tenant made, per Microsoft endpoint family: alert API requests are counted for
+/// the tenant their token's `tid` names (whatever the answer), identity requests for the tenant
+/// their URL names (`common`, `organizations` and `consumers` count under that name).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct TenantRequests {
+    /// Graph `alerts_v2`.
+    pub graph: u64,
+    /// Defender for Endpoint `/api/alerts`.
+    pub mde: u64,
+    /// The legacy SIEM API (any region's exporter).
+    pub siem: u64,
+    /// Token endpoint (v1 and v2).
+    pub token: u64,
+    /// Authorize and admin-consent endpoints and the sign-in page's decisions.
+    pub authorize: u64,
+}
+
+/// Which counter of [`TenantRequests`] a request adds to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// An alert API.
+    Alerts(Api),
+    /// The token endpoint.
+    Token,
+    /// The authorize and admin-consent endpoints.
+    Authorize,
+}
+
+#[derive(Debug, Default)]
+struct TenantIndex {
+    ids: HashMap<String, String>,
+    domains: HashMap<String, String>,
+    /// Lowercase UPN → the user's tenant id.
+    upns: HashMap<String, String>,
+}
+
+impl TenantIndex {
+    fn of(tenants: &BTreeMap<String, Tenant>) -> TenantIndex {
+        let mut index = TenantIndex::default();
+        for t in tenants.values() {
+            index.ids.insert(t.id.to_ascii_lowercase(), t.id.clone());
+            for d in &t.domains {
+                index
+                    .domains
+                    .entry(d.to_ascii_lowercase())
+                    .or_insert_with(|| t.id.clone());
+            }
+            for u in &t.users {
+                index
+                    .upns
+                    .entry(u.upn.to_ascii_lowercase())
+                    .or_insert_with(|| t.id.clone());
+            }
+        }
+        index
+    }
 }
 
 fn time_of(field: &str, s: &str, base: DateTime<Utc>) -> Result<DateTime<Utc>, ScenarioError> {
@@ -558,6 +621,7 @@ fn generate(
             );
             push_version(&mut a, v);
         }
+        a.versions.shrink_to_fit();
         out.push(a);
     }
     Ok(())
@@ -646,24 +710,57 @@ impl World {
             epoch,
             settings: s.settings.clone(),
             apps,
-            tenants,
             identity: Default::default(),
             faults: Default::default(),
             throttle: Default::default(),
             rng: StdRng::seed_from_u64(mix(epoch.timestamp() as u64)),
             requests: BTreeMap::new(),
+            tenant_requests: HashMap::new(),
+            index: TenantIndex::of(&tenants),
+            tenants,
         })
     }
 
-    /// Resolves a tenant named in a URL path: its id (any case) or a verified domain.
+    /// Resolves a tenant named in a URL path: its id (any case) or a verified domain. Tenants,
+    /// their domains and users are indexed when the scenario loads; tenants inserted into
+    /// `tenants` later are found by their exact id only.
     pub fn resolve_tenant(&self, name: &str) -> Option<&Tenant> {
-        let lower = name.to_ascii_lowercase();
-        self.tenants.get(&lower).or_else(|| {
-            self.tenants.values().find(|t| {
-                t.id.eq_ignore_ascii_case(name)
-                    || t.domains.iter().any(|d| d.eq_ignore_ascii_case(name))
-            })
+        self.tenant_by_id(name).or_else(|| {
+            let id = self.index.domains.get(&name.to_ascii_lowercase())?;
+            self.tenants.get(id)
         })
+    }
+
+    /// The tenant with id `id`, in any case (a token's `tid`).
+    pub fn tenant_by_id(&self, id: &str) -> Option<&Tenant> {
+        self.tenants.get(id).or_else(|| {
+            let id = self.index.ids.get(&id.to_ascii_lowercase())?;
+            self.tenants.get(id)
+        })
+    }
+
+    /// The id of the tenant that has a user `upn` (any case).
+    pub fn tenant_of_user(&self, upn: &str) -> Option<&str> {
+        self.index
+            .upns
+            .get(&upn.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+
+    /// Counts a request of `tenant` (an id or an alias such as `common`) to `endpoint`.
+    pub fn count_tenant_request(&mut self, tenant: &str, endpoint: Endpoint) {
+        let counts = match self.tenant_requests.get_mut(tenant) {
+            Some(c) => c,
+            None => self.tenant_requests.entry(tenant.to_string()).or_default(),
+        };
+        let counter = match endpoint {
+            Endpoint::Alerts(Api::Graph) => &mut counts.graph,
+            Endpoint::Alerts(Api::Mde) => &mut counts.mde,
+            Endpoint::Alerts(Api::Siem) => &mut counts.siem,
+            Endpoint::Token => &mut counts.token,
+            Endpoint::Authorize => &mut counts.authorize,
+        };
+        *counter += 1;
     }
 
     /// Ground truth for a tenant at `now`.
@@ -700,7 +797,12 @@ impl World {
 
     /// Counts a request for the stats.
     pub fn count_request(&mut self, api: &str) {
-        *self.requests.entry(api.to_string()).or_default() += 1;
+        match self.requests.get_mut(api) {
+            Some(n) => *n += 1,
+            None => {
+                self.requests.insert(api.to_string(), 1);
+            }
+        }
     }
 }
 

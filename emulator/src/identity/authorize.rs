@@ -28,7 +28,7 @@ use super::{
 };
 use crate::EmuState;
 use crate::scenario::PermissionSpec;
-use crate::world::{App, World};
+use crate::world::{App, Endpoint as Counted, Tenant, User, World};
 
 /// How long a sign-in page stays answerable.
 const PENDING_LIFETIME_MINS: i64 = 60;
@@ -312,6 +312,7 @@ fn begin_in(
     let Some(tenant) = TenantPath::resolve(world, tenant_name) else {
         return Answer::Failure(errors::invalid_tenant(tenant_name));
     };
+    world.count_tenant_request(tenant.counted_as(), Counted::Authorize);
     let Some(client_id) = p.get("client_id") else {
         return Answer::Failure(errors::missing_param("client_id"));
     };
@@ -370,9 +371,13 @@ fn begin_in(
     }
     let request_id = random_b64(&mut world.rng, 24);
     let html = consent_page(world, &pending, &request_id, action);
-    let ids = &mut world.identity.pending;
-    ids.retain(|_, p| now - p.created < Duration::minutes(PENDING_LIFETIME_MINS));
-    ids.insert(request_id, pending);
+    let identity = &mut world.identity;
+    super::purge(
+        &mut identity.pending,
+        &mut identity.pending_purge_at,
+        |_, p| now - p.created < Duration::minutes(PENDING_LIFETIME_MINS),
+    );
+    identity.pending.insert(request_id, pending);
     Answer::Page(html)
 }
 
@@ -493,43 +498,65 @@ impl Account {
     }
 }
 
-/// Every account the page offers: the tenant's users, or everyone's for `common`.
-fn candidates(world: &World, tenant: &TenantPath) -> Vec<Account> {
-    world
-        .tenants
-        .values()
-        .filter(|t| tenant.admits(&t.id))
-        .flat_map(|t| {
-            t.users.iter().map(move |u| Account {
-                tenant_id: t.id.clone(),
-                oid: u.oid.clone(),
-                upn: u.upn.clone(),
-                admin: u.admin,
-                label: format!("{} ({})", u.name, u.upn),
-            })
-        })
-        .collect()
+impl Account {
+    fn of(t: &Tenant, u: &User) -> Account {
+        Account {
+            tenant_id: t.id.clone(),
+            oid: u.oid.clone(),
+            upn: u.upn.clone(),
+            admin: u.admin,
+            label: format!("{} ({})", u.name, u.upn),
+        }
+    }
+}
+
+/// Every account the page offers, lazily: the tenant's users, or everyone's for `common` (only
+/// that page costs in proportion to the number of tenants).
+fn candidates<'a>(world: &'a World, tenant: &TenantPath) -> impl Iterator<Item = Account> + 'a {
+    let tenants: Box<dyn Iterator<Item = &'a Tenant> + 'a> = match tenant.id() {
+        Some(id) => Box::new(world.tenants.get(id).into_iter()),
+        None => Box::new(world.tenants.values()),
+    };
+    tenants.flat_map(|t| t.users.iter().map(move |u| Account::of(t, u)))
+}
+
+/// The account of user `upn` (any case) who may sign in through the path.
+fn account_by_upn(world: &World, tenant: &TenantPath, upn: &str) -> Option<Account> {
+    let tenant_id = match tenant.id() {
+        Some(id) => id,
+        None => world.tenant_of_user(upn)?,
+    };
+    let t = world.tenants.get(tenant_id)?;
+    t.users
+        .iter()
+        .find(|u| u.upn.eq_ignore_ascii_case(upn))
+        .map(|u| Account::of(t, u))
 }
 
 /// With `auto_approve`: the `login_hint` user, else the first admin, else the first user.
 fn auto_user(world: &World, pending: &Pending) -> Option<Who> {
-    let all = candidates(world, &pending.tenant);
     let hinted = pending
         .login_hint
         .as_deref()
-        .and_then(|h| all.iter().find(|a| a.upn.eq_ignore_ascii_case(h)));
+        .and_then(|h| account_by_upn(world, &pending.tenant, h));
     hinted
-        .or_else(|| all.iter().find(|a| a.admin))
-        .or_else(|| all.first())
-        .cloned()
+        .or_else(|| candidates(world, &pending.tenant).find(|a| a.admin))
+        .or_else(|| candidates(world, &pending.tenant).next())
         .map(Account::who)
 }
 
 /// The account chosen on the page: `tenant:oid` (the option values) or a UPN.
 fn chosen_user(world: &World, tenant: &TenantPath, choice: &str) -> Option<Who> {
-    candidates(world, tenant)
-        .into_iter()
-        .find(|a| a.value() == choice || a.upn.eq_ignore_ascii_case(choice))
+    let by_value = choice.split_once(':').and_then(|(tenant_id, oid)| {
+        let t = world
+            .tenants
+            .get(tenant_id)
+            .filter(|t| tenant.admits(&t.id))?;
+        let u = t.users.iter().find(|u| u.oid == oid)?;
+        Some(Account::of(t, u))
+    });
+    by_value
+        .or_else(|| account_by_upn(world, tenant, choice))
         .map(Account::who)
 }
 
@@ -547,7 +574,6 @@ fn consent_page(world: &World, pending: &Pending, request_id: &str, action: &str
         None => "your organization".to_string(),
     };
     let users = candidates(world, &pending.tenant)
-        .into_iter()
         .map(|a| {
             let mut label = a.label.clone();
             if a.admin {
@@ -595,6 +621,7 @@ fn decide_in(world: &mut World, p: &Params, now: DateTime<Utc>) -> Answer {
     else {
         return Answer::Failure(errors::malformed_grant());
     };
+    world.count_tenant_request(pending.tenant.counted_as(), Counted::Authorize);
     if !accepted {
         return declined(&pending, now);
     }
@@ -700,10 +727,10 @@ fn accept(world: &mut World, pending: Pending, who: Who, now: DateTime<Utc>) -> 
         Flow::SignIn(s) => {
             let code = format!("AwABAAAA{}", random_b64(&mut world.rng, 96));
             let keep = Duration::seconds(world.settings.auth_code_lifetime_secs) * 2;
-            world
-                .identity
-                .codes
-                .retain(|_, c| now - c.chain.auth_time < keep);
+            let identity = &mut world.identity;
+            super::purge(&mut identity.codes, &mut identity.codes_purge_at, |_, c| {
+                now - c.chain.auth_time < keep
+            });
             world.identity.codes.insert(
                 code.clone(),
                 AuthCode {

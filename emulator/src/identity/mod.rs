@@ -56,6 +56,24 @@ pub struct IdentityState {
     codes: HashMap<String, AuthCode>,
     /// Refresh tokens, by token. Used ones stay valid (Microsoft does not revoke them).
     refresh_tokens: HashMap<String, RefreshToken>,
+    /// Size of `pending` at which stale sign-ins are next dropped.
+    pending_purge_at: usize,
+    /// Size of `codes` at which expired codes are next dropped.
+    codes_purge_at: usize,
+}
+
+/// Drops the entries of `map` that `keep` refuses, once the map has reached `*next` entries, and
+/// sets `*next` to twice what is left: purging costs O(1) per insertion on average, however many
+/// entries live (instead of a scan of every entry at each insertion).
+fn purge<V>(
+    map: &mut HashMap<String, V>,
+    next: &mut usize,
+    keep: impl FnMut(&String, &mut V) -> bool,
+) {
+    if map.len() >= *next {
+        map.retain(keep);
+        *next = (map.len() * 2).max(64);
+    }
 }
 
 impl IdentityState {
@@ -128,6 +146,15 @@ impl TenantPath {
         match self {
             TenantPath::Any(_) => None,
             TenantPath::One(id) => Some(id),
+        }
+    }
+
+    /// The name the request statistics count the path's requests under: the tenant id, or the
+    /// alias.
+    fn counted_as(&self) -> &str {
+        match self {
+            TenantPath::Any(alias) => alias,
+            TenantPath::One(id) => id,
         }
     }
 

@@ -31,7 +31,7 @@ use crate::faults::{self, Fault, FaultKind, FaultTarget};
 use crate::jwt::{self, Claims};
 use crate::scenario::Api;
 use crate::wire::json_response;
-use crate::world::{App, World};
+use crate::world::{App, Endpoint as Counted, World};
 
 /// A refresh token. Each tracks its own last use; using one issues a new one and leaves the old
 /// one valid (reference §4.6).
@@ -112,11 +112,14 @@ async fn token(
     let drawn = {
         let mut world = state.world();
         world.count_request("identity");
-        let tenant_id =
-            TenantPath::resolve(&world, &tenant).and_then(|t| t.id().map(str::to_string));
-        world
-            .faults
-            .draw(FaultTarget::Identity, tenant_id.as_deref())
+        let path = TenantPath::resolve(&world, &tenant);
+        if let Some(p) = &path {
+            world.count_tenant_request(p.counted_as(), Counted::Token);
+        }
+        world.faults.draw(
+            FaultTarget::Identity,
+            path.as_ref().and_then(TenantPath::id),
+        )
     };
     if !drawn.delay.is_zero() {
         tokio::time::sleep(drawn.delay).await;
