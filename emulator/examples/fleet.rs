@@ -28,6 +28,9 @@ use serde_json::Value;
 
 const START: &str = "2026-01-01T00:00:00Z";
 const IN_FLIGHT: usize = 8;
+const GRAPH_DEFAULT: &str = "https://graph.microsoft.com/.default";
+const SIEM: &str = "https://graph.windows.net";
+const MDE_OFFLINE: &str = "https://api.securitycenter.microsoft.com/Alert.Read offline_access";
 
 /// Nanoseconds the server's threads have run.
 fn server_cpu_ns() -> u64 {
@@ -52,7 +55,12 @@ fn server_cpu_ns() -> u64 {
 
 /// `VmRSS` and `VmHWM` of this process, in MiB.
 fn memory_mib() -> (f64, f64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    memory_of("self")
+}
+
+/// `VmRSS` and `VmHWM` of process `pid` (`self` for this one), in MiB.
+fn memory_of(pid: &str) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
         status
             .lines()
@@ -112,9 +120,29 @@ impl Driver {
         Ok(code.context("a code")?.1.into_owned())
     }
 
+    /// A token request of the app for tenant `i`: `grant` (the grant type and its parameters) on
+    /// the v1 endpoint with `resource`, else on the v2 endpoint.
+    async fn token(
+        &self,
+        i: usize,
+        grant: &[(&str, &str)],
+        resource: Option<&str>,
+    ) -> Result<Value> {
+        let mut form = vec![("client_id", APP), ("client_secret", SECRET)];
+        form.extend_from_slice(grant);
+        let path = match resource {
+            Some(r) => {
+                form.push(("resource", r));
+                "oauth2/token"
+            }
+            None => "oauth2/v2.0/token",
+        };
+        self.form(self.tenant_url(i, path), &form).await
+    }
+
     /// Consents where needed and gets the tenant's first token.
     async fn onboard(&self, i: usize) -> Result<Session> {
-        let body = match fleet::model(i) {
+        let (authorize, asked, resource) = match fleet::model(i) {
             Model::Application => {
                 if !fleet::consented(i) {
                     let url = url::Url::parse_with_params(
@@ -122,81 +150,44 @@ impl Driver {
                         &[
                             ("client_id", APP),
                             ("redirect_uri", REDIRECT),
-                            ("scope", "https://graph.microsoft.com/.default"),
+                            ("scope", GRAPH_DEFAULT),
                         ],
                     )?;
                     self.http.get(url).send().await?;
                 }
-                self.client_credentials(i).await?
+                return Ok(session(i, &self.client_credentials(i).await?));
             }
-            Model::DelegatedV1 => {
-                let resource = "https://graph.windows.net";
-                let code = self
-                    .code(i, "oauth2/authorize", &[("resource", resource)])
-                    .await?;
-                let form = [
-                    ("grant_type", "authorization_code"),
-                    ("client_id", APP),
-                    ("client_secret", SECRET),
-                    ("code", code.as_str()),
-                    ("redirect_uri", REDIRECT),
-                    ("resource", resource),
-                ];
-                self.form(self.tenant_url(i, "oauth2/token"), &form).await?
-            }
-            Model::DelegatedV2 => {
-                let scope = "https://api.securitycenter.microsoft.com/Alert.Read offline_access";
-                let code = self
-                    .code(i, "oauth2/v2.0/authorize", &[("scope", scope)])
-                    .await?;
-                let form = [
-                    ("grant_type", "authorization_code"),
-                    ("client_id", APP),
-                    ("client_secret", SECRET),
-                    ("code", code.as_str()),
-                    ("redirect_uri", REDIRECT),
-                ];
-                self.form(self.tenant_url(i, "oauth2/v2.0/token"), &form)
-                    .await?
-            }
+            Model::DelegatedV1 => ("oauth2/authorize", ("resource", SIEM), Some(SIEM)),
+            Model::DelegatedV2 => ("oauth2/v2.0/authorize", ("scope", MDE_OFFLINE), None),
         };
-        Ok(session(i, &body))
+        let code = self.code(i, authorize, &[asked]).await?;
+        let grant = [
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+        ];
+        Ok(session(i, &self.token(i, &grant, resource).await?))
     }
 
     async fn client_credentials(&self, i: usize) -> Result<Value> {
-        let form = [
+        let grant = [
             ("grant_type", "client_credentials"),
-            ("client_id", APP),
-            ("client_secret", SECRET),
-            ("scope", "https://graph.microsoft.com/.default"),
+            ("scope", GRAPH_DEFAULT),
         ];
-        self.form(self.tenant_url(i, "oauth2/v2.0/token"), &form)
-            .await
+        self.token(i, &grant, None).await
     }
 
     /// A new token: client credentials again, or the refresh token.
     async fn renew(&self, s: &Session) -> Result<Session> {
         let i = s.index;
         let body = match (fleet::model(i), &s.refresh_token) {
-            (Model::DelegatedV1, Some(rt)) => {
-                let form = [
+            (Model::DelegatedV1 | Model::DelegatedV2, Some(rt)) => {
+                let grant = [
                     ("grant_type", "refresh_token"),
-                    ("client_id", APP),
-                    ("client_secret", SECRET),
-                    ("refresh_token", rt.as_str()),
-                    ("resource", "https://graph.windows.net"),
-                ];
-                self.form(self.tenant_url(i, "oauth2/token"), &form).await?
-            }
-            (Model::DelegatedV2, Some(rt)) => {
-                let form = [
-                    ("grant_type", "refresh_token"),
-                    ("client_id", APP),
-                    ("client_secret", SECRET),
                     ("refresh_token", rt.as_str()),
                 ];
-                self.form(self.tenant_url(i, "oauth2/v2.0/token"), &form)
-                    .await?
+                let resource = (fleet::model(i) == Model::DelegatedV1).then_some(SIEM);
+                self.token(i, &grant, resource).await?
             }
             _ => self.client_credentials(i).await?,
         };
@@ -299,16 +290,7 @@ fn in_the_binary(json: &str) -> Result<Option<(f64, f64, f64)>> {
         }
     }
     let ready = started.elapsed().as_secs_f64();
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()))?;
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
-    };
-    let memory = (field("VmRSS:"), field("VmHWM:"));
+    let memory = memory_of(&child.id().to_string());
     child.kill()?;
     child.wait()?;
     std::fs::remove_file(&file)?;

@@ -15,6 +15,10 @@
 //! | legacy SIEM API, one region's exporter (`wdatp-alertexporter-{eu,us,uk}`) | `http://127.0.0.1:PORT/siem-eu`, `/siem-us`, `/siem-uk` |
 //! | control API | `http://127.0.0.1:PORT/_emulator` |
 //!
+//! Every request to a Microsoft endpoint (not the control API) first waits the `latency_ms`
+//! setting. Tenants are indexed at load, so a request costs the same in a world of three tenants
+//! or of ten thousand ([`fleet`] builds such a world).
+//!
 //! Wire behaviour follows `reference/microsoft-apis.md` (§6 lists the behaviours reproduced).
 #![warn(missing_docs)]
 #![recursion_limit = "256"]

@@ -62,6 +62,22 @@ pub struct AlertVersion {
     pub observed: bool,
 }
 
+impl AlertVersion {
+    /// An alert's first version: `new`, unassigned, unclassified, no comments, not yet observed.
+    pub fn first(updated: DateTime<Utc>, visible_at: DateTime<Utc>) -> AlertVersion {
+        AlertVersion {
+            updated,
+            visible_at,
+            status: "new".into(),
+            assigned_to: None,
+            classification: None,
+            determination: None,
+            comments: Vec::new(),
+            observed: false,
+        }
+    }
+}
+
 /// An alert and its versions, oldest first.
 #[derive(Debug, Clone)]
 pub struct Alert {
@@ -412,16 +428,7 @@ mod tests {
             .expect("valid")
             .with_timezone(&Utc);
         let mut a = crate::world::synth_alert("tid", 7, Some("da1_2".into()), t);
-        let v = AlertVersion {
-            updated: t,
-            visible_at: t,
-            status: "new".into(),
-            assigned_to: None,
-            classification: None,
-            determination: None,
-            comments: Vec::new(),
-            observed: false,
-        };
+        let v = AlertVersion::first(t, t);
         let single = a.siem_record(&v, 0);
         assert_eq!(a.siem_full_ids(), vec![format!("da1_2:{}", a.sha1)]);
         assert_eq!(single["IocUniqueId"], a.sha1.as_str());

@@ -415,16 +415,11 @@ pub fn next_version(
     visible_at: DateTime<Utc>,
     u: &UpdateSpec,
 ) -> AlertVersion {
-    let mut v = alert.versions.last().cloned().unwrap_or(AlertVersion {
-        updated,
-        visible_at,
-        status: "new".into(),
-        assigned_to: None,
-        classification: None,
-        determination: None,
-        comments: Vec::new(),
-        observed: false,
-    });
+    let mut v = alert
+        .versions
+        .last()
+        .cloned()
+        .unwrap_or_else(|| AlertVersion::first(updated, visible_at));
     v.updated = to_ticks(updated);
     v.visible_at = visible_at;
     v.observed = false;

@@ -22,6 +22,12 @@ async fn start() -> (RunningEmulator, reqwest::Client) {
     (emu, http)
 }
 
+/// The JSON body of the answer to `request`.
+async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    let r = request.send().await.expect("answer");
+    r.json().await.expect("json")
+}
+
 /// An application token for fleet tenant `tenant` (an id or a domain) and `scope`.
 async fn app_token(
     emu: &RunningEmulator,
@@ -42,7 +48,8 @@ async fn app_token(
         .send()
         .await
         .expect("answer");
-    (r.status(), r.json().await.expect("json"))
+    let status = r.status();
+    (status, r.json().await.expect("json"))
 }
 
 #[tokio::test]
@@ -58,15 +65,8 @@ async fn every_tenant_of_a_fleet_is_served_and_counted_on_its_own() {
     let (status, by_id) = app_token(&emu, &http, &fleet::tenant_id(last).to_uppercase()).await;
     assert_eq!(status, StatusCode::OK, "{by_id}");
     let token = by_id["access_token"].as_str().expect("a token");
-    let page: Value = http
-        .get(format!("{}/v1.0/security/alerts_v2", emu.urls().graph))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("answer")
-        .json()
-        .await
-        .expect("json");
+    let graph = format!("{}/v1.0/security/alerts_v2", emu.urls().graph);
+    let page = json_of(http.get(graph).bearer_auth(token)).await;
     let alerts = page["value"].as_array().expect("a page");
     assert!(!alerts.is_empty());
     assert!(
@@ -81,14 +81,7 @@ async fn every_tenant_of_a_fleet_is_served_and_counted_on_its_own() {
         "client credentials need a tenant"
     );
 
-    let stats: Value = http
-        .get(format!("{}/stats/tenants", emu.urls().control))
-        .send()
-        .await
-        .expect("answer")
-        .json()
-        .await
-        .expect("json");
+    let stats = json_of(http.get(format!("{}/stats/tenants", emu.urls().control))).await;
     let tenants = stats["tenants"].as_object().expect("an object");
     assert_eq!(
         tenants[&fleet::tenant_id(last)],
@@ -96,14 +89,7 @@ async fn every_tenant_of_a_fleet_is_served_and_counted_on_its_own() {
     );
     assert_eq!(tenants["common"]["token"], 1);
     assert_eq!(tenants.len(), 2, "only tenants that made requests");
-    let totals: Value = http
-        .get(format!("{}/stats", emu.urls().control))
-        .send()
-        .await
-        .expect("answer")
-        .json()
-        .await
-        .expect("json");
+    let totals = json_of(http.get(format!("{}/stats", emu.urls().control))).await;
     assert_eq!(totals["tenants_with_requests"], 2);
     assert_eq!(totals["requests"]["identity"], 3);
 }
@@ -159,15 +145,8 @@ async fn delegated_fleet_tenants_sign_in_through_their_own_tenant_and_onboard_la
 #[tokio::test]
 async fn the_latency_setting_delays_microsoft_endpoints_but_not_the_control_api() {
     let (emu, http) = start().await;
-    let patched: Value = http
-        .patch(format!("{}/settings", emu.urls().control))
-        .json(&json!({ "latency_ms": 600 }))
-        .send()
-        .await
-        .expect("answer")
-        .json()
-        .await
-        .expect("json");
+    let settings = format!("{}/settings", emu.urls().control);
+    let patched = json_of(http.patch(settings).json(&json!({ "latency_ms": 600 }))).await;
     assert_eq!(patched["latency_ms"], 600);
 
     // A client that gives up after 100 ms never sees a delayed endpoint answer.
