@@ -9,15 +9,16 @@
 //! | `GET /clock` | | `{"now","frozen"}` |
 //! | `POST /clock` | `{"advance":"90d"}`, `{"set":"2026-…Z"}`, `{"freeze":true}` | moves the clock |
 //! | `GET /faults`, `PUT /faults`, `DELETE /faults` | `{"seed":1,"rules":[…]}` | fault plan |
-//! | `GET /stats` | | requests per API, faults served per kind |
-//! | `PATCH /settings` | partial settings | e.g. `{"auto_approve":true}` |
-//! | `PATCH /tenants/{tid}/switches` | partial switches | e.g. `{"graph_next_link":false}` |
+//! | `GET /stats` | | requests per API, faults served per kind, how many tenants made requests |
+//! | `GET /stats/tenants` | | requests per tenant: `{"tenants":{"<tid>":{"graph","mde","siem","token","authorize"}}}` (alert APIs by the token's `tid`, identity by the URL's tenant; `common` & co. under their name) |
+//! | `PATCH /settings` | partial settings | e.g. `{"auto_approve":true}`, `{"latency_ms":50}` (every Microsoft request waits 50 ms) |
+//! | `PATCH /tenants/{tid}/switches` | partial switches | e.g. `{"graph_next_link":false}`, `{"issue_tid":"<other tenant id>"}` (tokens minted for `tid` carry the other `tid`; `null` undoes it) |
 //! | `GET /tenants/{tid}/consents` | | grants per app |
 //! | `POST /tenants/{tid}/users/{upn}/revoke` | | revokes the user's refresh tokens |
 //! | `POST /apps/{client_id}/expire-secret` | | every secret of the app expires now |
 //! | `POST /tenants/{tid}/alerts` | `[alert spec]`, times relative to now | adds alerts |
 //! | `POST /tenants/{tid}/alerts/{id}/updates` | update spec, `at` relative to now (default now) | a new version |
-//! | `GET /truth/{tid}` | | every alert version visible so far, flagged latest/observed/exposed |
+//! | `GET /truth/{tid}` | | every alert version visible so far (`alert_id`, `version`, `visible_at`), flagged `latest`/`observed`/`exposed`/`late` (visible over an hour after its update), with the `siem_full_ids` of its SIEM records |
 
 use std::sync::Arc;
 
@@ -46,6 +47,7 @@ pub fn router() -> Router<Arc<EmuState>> {
             get(get_faults).put(put_faults).delete(delete_faults),
         )
         .route("/stats", get(get_stats))
+        .route("/stats/tenants", get(get_tenant_stats))
         .route("/settings", axum::routing::patch(patch_settings))
         .route(
             "/tenants/{tid}/switches",
@@ -149,7 +151,17 @@ async fn delete_faults(State(s): State<Arc<EmuState>>) -> Response {
 
 async fn get_stats(State(s): State<Arc<EmuState>>) -> Json<Value> {
     let w = s.world();
-    Json(json!({"requests": w.requests, "faults_served": w.faults.served()}))
+    Json(json!({
+        "requests": w.requests,
+        "faults_served": w.faults.served(),
+        "tenants_with_requests": w.tenant_requests.len(),
+    }))
+}
+
+async fn get_tenant_stats(State(s): State<Arc<EmuState>>) -> Json<Value> {
+    let w = s.world();
+    let sorted: std::collections::BTreeMap<_, _> = w.tenant_requests.iter().collect();
+    Json(json!({ "tenants": sorted }))
 }
 
 async fn patch_settings(State(s): State<Arc<EmuState>>, Json(p): Json<Value>) -> Response {

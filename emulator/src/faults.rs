@@ -215,6 +215,17 @@ impl FaultPlan {
     }
 }
 
+/// A finished JSON body as the 200 answer, spoiled as the drawn fault says: `malformed` cuts it
+/// off ([`malformed`]), `drop` resets the connection midway ([`dropped`]); other kinds (handled
+/// before the body is built) and none serve it whole.
+pub fn serve_json(body: &serde_json::Value, fault: Option<FaultKind>) -> Response {
+    match fault {
+        Some(FaultKind::Malformed) => malformed(&serde_json::to_vec(body).unwrap_or_default()),
+        Some(FaultKind::Drop) => dropped(&serde_json::to_vec(body).unwrap_or_default()),
+        _ => crate::wire::json_response(StatusCode::OK, body),
+    }
+}
+
 /// A 200 answer whose JSON body is cut off in the middle.
 pub fn malformed(full_body: &[u8]) -> Response {
     let cut = (full_body.len() / 2).max(1).min(full_body.len());

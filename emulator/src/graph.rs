@@ -19,11 +19,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
@@ -39,13 +37,8 @@ use crate::odata::{
 use crate::resource_auth::{AuthFailure, Stop, admit};
 use crate::scenario::{Api, Settings};
 use crate::throttle::graph_retry_after;
-use crate::wire::{graph_error, json_response};
+use crate::wire::{ApiRequest, graph_error, json_response};
 use crate::world::Tenant;
-
-/// Routes of this API, nested under its prefix.
-pub fn router() -> Router<Arc<EmuState>> {
-    Router::new().route("/{*path}", get(serve))
-}
 
 /// The filterable properties of `alerts_v2` (§3.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -392,13 +385,9 @@ fn resolve_path(path: &str) -> Result<&str, String> {
     }
 }
 
-async fn serve(
-    State(state): State<Arc<EmuState>>,
-    Path(path): Path<String>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Response {
-    let version = match resolve_path(&path) {
+/// Serves `GET {version}/security/alerts_v2` and answers 400 for any other path.
+pub async fn serve(State(state): State<Arc<EmuState>>, req: ApiRequest) -> Response {
+    let version = match resolve_path(&req.path) {
         Ok(v) => v.to_ascii_lowercase(),
         Err(segment) => {
             return graph_error(
@@ -409,18 +398,20 @@ async fn serve(
             );
         }
     };
-    let admitted = match admit(&state, &headers, Api::Graph).await {
+    let admitted = match admit(&state, &req.headers, Api::Graph).await {
         Ok(a) => a,
         Err(stop) => return refuse(&state, stop),
     };
-    let now = admitted.now;
-    let tenant_id = admitted.caller.tenant_id;
-    let include_unknown = wants_unknown_enum_members(&headers);
-    let fault = admitted.fault.map(|f| f.kind);
+    let (tenant_id, now, fault) = admitted.into_parts();
+    let include_unknown = wants_unknown_enum_members(&req.headers);
 
     let (page, q, switches) = {
         let mut world = state.world();
-        let q = match parse_query(query_pairs(raw.as_deref()), &world.settings, &tenant_id) {
+        let q = match parse_query(
+            query_pairs(req.query.as_deref()),
+            &world.settings,
+            &tenant_id,
+        ) {
             Ok(q) => q,
             Err(e) => return graph_error(StatusCode::BAD_REQUEST, "BadRequest", &e.0, now),
         };
@@ -479,27 +470,21 @@ async fn serve(
         let link = format!(
             "{}/{}?{}",
             state.urls.graph.as_str().trim_end_matches('/'),
-            path.trim_matches('/'),
+            req.path.trim_matches('/'),
             encode_query(&pairs)
         );
         body.insert("@odata.nextLink".into(), json!(link));
     }
     let body = Json::Object(body);
-    match fault {
-        Some(FaultKind::Malformed) => {
-            faults::malformed(&serde_json::to_vec(&body).unwrap_or_default())
-        }
-        Some(FaultKind::Drop) => faults::dropped(&serde_json::to_vec(&body).unwrap_or_default()),
-        Some(FaultKind::Partial) => {
-            let mut r = json_response(StatusCode::PARTIAL_CONTENT, &body);
-            r.headers_mut().insert(
-                header::WARNING,
-                HeaderValue::from_static("199 - \"Microsoft/Microsoft Defender XDR/504/10000\""),
-            );
-            r
-        }
-        _ => json_response(StatusCode::OK, &body),
+    if partial {
+        let mut r = json_response(StatusCode::PARTIAL_CONTENT, &body);
+        r.headers_mut().insert(
+            header::WARNING,
+            HeaderValue::from_static("199 - \"Microsoft/Microsoft Defender XDR/504/10000\""),
+        );
+        return r;
     }
+    faults::serve_json(&body, fault)
 }
 
 #[cfg(test)]

@@ -11,8 +11,13 @@
 //! | authority (login.microsoftonline.com) | `http://127.0.0.1:PORT/login` |
 //! | Microsoft Graph | `http://127.0.0.1:PORT/graph` |
 //! | Defender for Endpoint API | `http://127.0.0.1:PORT/mde` |
-//! | legacy SIEM API | `http://127.0.0.1:PORT/siem` |
+//! | legacy SIEM API, as each tenant's own region | `http://127.0.0.1:PORT/siem` |
+//! | legacy SIEM API, one region's exporter (`wdatp-alertexporter-{eu,us,uk}`) | `http://127.0.0.1:PORT/siem-eu`, `/siem-us`, `/siem-uk` |
 //! | control API | `http://127.0.0.1:PORT/_emulator` |
+//!
+//! Every request to a Microsoft endpoint (not the control API) first waits the `latency_ms`
+//! setting. Tenants are indexed at load, so a request costs the same in a world of three tenants
+//! or of ten thousand ([`fleet`] builds such a world).
 //!
 //! Wire behaviour follows `reference/microsoft-apis.md` (§6 lists the behaviours reproduced).
 #![warn(missing_docs)]
@@ -21,6 +26,7 @@
 pub mod clock;
 pub mod control;
 pub mod faults;
+pub mod fleet;
 pub mod graph;
 pub mod identity;
 pub mod jwt;
@@ -38,6 +44,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
+use scenario::Region;
 pub use scenario::Scenario;
 use url::Url;
 
@@ -100,13 +107,22 @@ fn load(scenario: &Scenario) -> anyhow::Result<(EmuClock, World)> {
     Ok((EmuClock::new(start, scenario.clock.frozen), world))
 }
 
-/// The emulator's HTTP routes over `state`.
+/// The emulator's HTTP routes over `state`. Every Microsoft endpoint (not the control API) waits
+/// the `latency_ms` setting first.
 pub fn router(state: Arc<EmuState>) -> axum::Router {
-    axum::Router::new()
+    let microsoft = axum::Router::new()
         .nest("/login", identity::router())
-        .nest("/graph", graph::router())
-        .nest("/mde", mde::router())
-        .nest("/siem", siem::router())
+        .nest("/graph", wire::catch_all(graph::serve))
+        .nest("/mde", wire::catch_all(mde::serve))
+        .nest("/siem", siem::router(None))
+        .nest("/siem-eu", siem::router(Some(Region::Eu)))
+        .nest("/siem-us", siem::router(Some(Region::Us)))
+        .nest("/siem-uk", siem::router(Some(Region::Uk)))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            wire::latency,
+        ));
+    microsoft
         .nest("/_emulator", control::router())
         .with_state(state)
 }
@@ -120,13 +136,28 @@ pub struct Urls {
     pub graph: Url,
     /// Defender for Endpoint API: `{mde}/api/alerts`.
     pub mde: Url,
-    /// Legacy SIEM API: `{siem}/api/alerts`.
+    /// Legacy SIEM API, answering as each tenant's own region: `{siem}/api/alerts`.
     pub siem: Url,
+    /// The SIEM exporter of the EU region (`wdatp-alertexporter-eu`).
+    pub siem_eu: Url,
+    /// The SIEM exporter of the US region (`wdatp-alertexporter-us`).
+    pub siem_us: Url,
+    /// The SIEM exporter of the UK region (`wdatp-alertexporter-uk`).
+    pub siem_uk: Url,
     /// The emulator's control API.
     pub control: Url,
 }
 
 impl Urls {
+    /// The SIEM exporter of `region`.
+    pub fn siem_of(&self, region: Region) -> &Url {
+        match region {
+            Region::Eu => &self.siem_eu,
+            Region::Us => &self.siem_us,
+            Region::Uk => &self.siem_uk,
+        }
+    }
+
     fn new(base: &Url) -> Self {
         let join = |p: &str| {
             let mut u = base.clone();
@@ -138,6 +169,9 @@ impl Urls {
             graph: join("/graph"),
             mde: join("/mde"),
             siem: join("/siem"),
+            siem_eu: join("/siem-eu"),
+            siem_us: join("/siem-us"),
+            siem_uk: join("/siem-uk"),
             control: join("/_emulator"),
         }
     }

@@ -28,32 +28,48 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let args = Args::parse();
     let scenario = emulator::Scenario::from_json_file(&args.scenario)?;
-    let emu = emulator::start_on(([127, 0, 0, 1], args.port).into(), scenario.clone()).await?;
+    let description = scenario.description.clone();
+    let apps: Vec<(String, String)> = scenario
+        .apps
+        .iter()
+        .map(|a| (a.client_id.clone(), a.name.clone()))
+        .collect();
+    // The scenario is not kept beside the world it becomes (a fleet's is large).
+    let emu = emulator::start_on(([127, 0, 0, 1], args.port).into(), scenario).await?;
     let u = emu.urls();
     println!(
         "Microsoft cloud emulator serving {}",
         args.scenario.display()
     );
-    if !scenario.description.is_empty() {
-        println!("  {}", scenario.description);
+    if !description.is_empty() {
+        println!("  {description}");
     }
     println!("  authority  {}", u.authority);
     println!("  graph      {}", u.graph);
     println!("  mde        {}", u.mde);
-    println!("  siem       {}", u.siem);
+    println!("  siem       {} (each tenant's own region)", u.siem);
+    println!("  siem-eu    {}", u.siem_eu);
+    println!("  siem-us    {}", u.siem_us);
+    println!("  siem-uk    {}", u.siem_uk);
     println!("  control    {}", u.control);
     println!("  clock      {}", emu.state().now());
-    for app in &scenario.apps {
-        println!("  app        {} ({})", app.client_id, app.name);
+    for (client_id, name) in &apps {
+        println!("  app        {client_id} ({name})");
     }
-    for t in &scenario.tenants {
-        let alerts = emu
-            .state()
-            .world()
-            .tenants
-            .get(&t.id)
-            .map_or(0, |x| x.alerts.len());
-        println!("  tenant     {} {} ({alerts} alerts)", t.id, t.name);
+    // A fleet scenario has thousands: the first few, then a count.
+    const LISTED: usize = 20;
+    {
+        let world = emu.state().world();
+        for t in world.tenants.values().take(LISTED) {
+            let alerts = t.alerts.len();
+            println!("  tenant     {} {} ({alerts} alerts)", t.id, t.name);
+        }
+        if world.tenants.len() > LISTED {
+            println!(
+                "  …          and {} more tenants",
+                world.tenants.len() - LISTED
+            );
+        }
     }
     println!("Press Ctrl-C to stop.");
     tokio::signal::ctrl_c().await?;

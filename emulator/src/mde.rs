@@ -19,11 +19,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use chrono::{DateTime, Utc};
 use serde_json::{Value as Json, json};
 
@@ -36,13 +34,8 @@ use crate::odata::{
 use crate::resource_auth::{AuthFailure, Stop, admit};
 use crate::scenario::{Api, Settings};
 use crate::throttle::whole_seconds_retry_after;
-use crate::wire::{json_response, mde_error};
+use crate::wire::{ApiRequest, mde_error};
 use crate::world::Tenant;
-
-/// Routes of this API, nested under its prefix.
-pub fn router() -> Router<Arc<EmuState>> {
-    Router::new().route("/{*path}", get(serve))
-}
 
 /// The filterable properties of an MDE alert (§2.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -306,44 +299,30 @@ fn refuse(stop: Stop, now: DateTime<Utc>) -> Response {
     }
 }
 
-/// Serves a finished JSON body, spoiled as the drawn fault says.
-fn finish(body: &Json, fault: Option<FaultKind>) -> Response {
-    match fault {
-        Some(FaultKind::Malformed) => {
-            faults::malformed(&serde_json::to_vec(body).unwrap_or_default())
-        }
-        Some(FaultKind::Drop) => faults::dropped(&serde_json::to_vec(body).unwrap_or_default()),
-        _ => json_response(StatusCode::OK, body),
-    }
-}
-
-async fn serve(
-    State(state): State<Arc<EmuState>>,
-    Path(path): Path<String>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Response {
-    let Some(target) = resolve_path(&path) else {
+/// Serves `GET api/alerts`, `api/alerts/$count` and `api/alerts/{id}`; 404 elsewhere.
+pub async fn serve(State(state): State<Arc<EmuState>>, req: ApiRequest) -> Response {
+    let Some(target) = resolve_path(&req.path) else {
         return mde_error(
             StatusCode::NOT_FOUND,
             "NotFound",
-            &format!("No resource was found that matches the request URI '/{path}'."),
+            &format!(
+                "No resource was found that matches the request URI '/{}'.",
+                req.path
+            ),
         );
     };
-    let admitted = match admit(&state, &headers, Api::Mde).await {
+    let admitted = match admit(&state, &req.headers, Api::Mde).await {
         Ok(a) => a,
         Err(stop) => return refuse(stop, state.now()),
     };
-    let now = admitted.now;
-    let tenant_id = admitted.caller.tenant_id;
-    let fault = admitted.fault.map(|f| f.kind);
+    let (tenant_id, now, fault) = admitted.into_parts();
     if fault == Some(FaultKind::Partial) {
         return server_error(StatusCode::INTERNAL_SERVER_ERROR);
     }
     let mde_base = state.urls.mde.as_str().trim_end_matches('/').to_string();
 
     let mut world = state.world();
-    let q = match parse_query(query_pairs(raw.as_deref()), &world.settings, &target) {
+    let q = match parse_query(query_pairs(req.query.as_deref()), &world.settings, &target) {
         Ok(q) => q,
         Err(e) => return mde_error(StatusCode::BAD_REQUEST, "ODataError", &e.0),
     };
@@ -387,7 +366,7 @@ async fn serve(
                 "@odata.context".into(),
                 json!(format!("{mde_base}/api/$metadata#Alerts/$entity")),
             );
-            finish(&Json::Object(alert), fault)
+            faults::serve_json(&Json::Object(alert), fault)
         }
         Target::List => {
             let (page, next) = build_page(tenant, &q, now, &settings);
@@ -416,12 +395,12 @@ async fn serve(
                     "@odata.nextLink".into(),
                     json!(format!(
                         "{mde_base}/{}?{}",
-                        path.trim_matches('/'),
+                        req.path.trim_matches('/'),
                         encode_query(&pairs)
                     )),
                 );
             }
-            finish(&Json::Object(body), fault)
+            faults::serve_json(&Json::Object(body), fault)
         }
     }
 }

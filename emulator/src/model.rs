@@ -1,9 +1,18 @@
 //! The alert model: one underlying alert with a list of versions, served by all three APIs in
 //! their own shapes (Graph `alerts_v2` per reference §3.3, MDE per §2.5, SIEM per §1.6, mapped
 //! per §1.9). An alert's *current* version at time `t` is its last version visible at `t`.
+//!
+//! A version never becomes visible before the previous version of its alert: a version whose
+//! own delay would make it visible earlier (because the previous one is late) becomes visible
+//! with it, at the same instant. Then the later version is current from that instant on, so the
+//! earlier one is never served: it shows in the ground truth as neither latest nor observed, and
+//! no client can be expected to deliver it.
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 /// Graph `serviceSource` values that are evolvable enum members, returned only with
 /// `Prefer: include-unknown-enum-members` (reference §3.2, §6 item 23).
@@ -53,6 +62,22 @@ pub struct AlertVersion {
     pub observed: bool,
 }
 
+impl AlertVersion {
+    /// An alert's first version: `new`, unassigned, unclassified, no comments, not yet observed.
+    pub fn first(updated: DateTime<Utc>, visible_at: DateTime<Utc>) -> AlertVersion {
+        AlertVersion {
+            updated,
+            visible_at,
+            status: "new".into(),
+            assigned_to: None,
+            classification: None,
+            determination: None,
+            comments: Vec::new(),
+            observed: false,
+        }
+    }
+}
+
 /// An alert and its versions, oldest first.
 #[derive(Debug, Clone)]
 pub struct Alert {
@@ -84,6 +109,8 @@ pub struct Alert {
     pub user: (String, String),
     /// The SHA-1 of the file evidence.
     pub sha1: String,
+    /// How many records (`AlertPart` 0..n) the SIEM API serves each version as (at least 1).
+    pub siem_parts: usize,
     /// Versions, oldest first.
     pub versions: Vec<AlertVersion>,
 }
@@ -246,8 +273,74 @@ impl Alert {
         })
     }
 
-    /// The legacy SIEM API representation (flat detection record) of version `v`.
-    pub fn siem_json(&self, v: &AlertVersion) -> Value {
+    /// The SIEM records' `FullId`s, `AlertPart` order: `{AlertId}:{IocUniqueId}`, the same for
+    /// every version.
+    pub fn siem_full_ids(&self) -> Vec<String> {
+        (0..self.siem_parts.max(1))
+            .map(|part| format!("{}:{}", self.id, self.siem_ioc(part).unique_id))
+            .collect()
+    }
+
+    /// The indicator that record `part` carries. Part 0 is the file evidence (the record every
+    /// alert has, `IocUniqueId` = its SHA-1); further parts carry, in turn, a remote IP, a URL and
+    /// another file, each with a `IocUniqueId` of 32 hashed bytes in base64 like the documented
+    /// sample's. The SIEM API splits a detection with several IOCs into one record per IOC with a
+    /// running `AlertPart` counter, and `FullId` is "unique … for each combination of IOC and
+    /// Alert ID" (the WDATP alert API fields page); what `IocName`/`IocValue` hold is not
+    /// documented, so the emulator names the IOC field and repeats its value.
+    fn siem_ioc(&self, part: usize) -> SiemIoc {
+        if part == 0 {
+            return SiemIoc {
+                unique_id: self.sha1.clone(),
+                ..SiemIoc::default()
+            };
+        }
+        let digest = Sha256::digest(format!("{}:{part}", self.id).as_bytes());
+        let h = u64::from_be_bytes(digest[..8].try_into().unwrap_or_default());
+        let mut ioc = SiemIoc {
+            unique_id: STANDARD.encode(digest),
+            ..SiemIoc::default()
+        };
+        match part % 3 {
+            1 => {
+                ioc.ip = format!("203.0.113.{}", 1 + h % 254);
+                ioc.name = "IpAddress";
+                ioc.value = ioc.ip.clone();
+            }
+            2 => {
+                ioc.url = format!(
+                    "http://cdn-{:06x}.contoso-update.example/stage{part}.bin",
+                    h & 0xff_ffff
+                );
+                ioc.name = "Url";
+                ioc.value = ioc.url.clone();
+            }
+            _ => {
+                ioc.file = (
+                    format!("stage{part}.dll"),
+                    format!("C:\\ProgramData\\{:08x}", h >> 32),
+                    digest[8..28].iter().map(|b| format!("{b:02x}")).collect(),
+                );
+                ioc.name = "Sha1";
+                ioc.value = ioc.file.2.clone();
+            }
+        }
+        ioc
+    }
+
+    /// The legacy SIEM API record (a flat detection record) `part` of version `v`; parts
+    /// `0..siem_parts` exist.
+    pub fn siem_record(&self, v: &AlertVersion, part: usize) -> Value {
+        let ioc = self.siem_ioc(part);
+        let (file_name, file_path, sha1) = if part == 0 {
+            (
+                "payload.exe".to_string(),
+                "C:\\Users\\Public".to_string(),
+                self.sha1.clone(),
+            )
+        } else {
+            ioc.file.clone()
+        };
         let host = self.device.dns_name.split('.').next().unwrap_or_default();
         let domain = self
             .device
@@ -264,15 +357,15 @@ impl Alert {
             "AlertId": self.id,
             "Actor": "",
             "LinkToWDATP": format!("https://securitycenter.windows.com/alert/{}", self.id),
-            "IocName": "", "IocValue": "", "CreatorIocName": "", "CreatorIocValue": "",
-            "Sha1": self.sha1,
-            "FileName": "payload.exe",
-            "FilePath": "C:\\Users\\Public",
-            "IpAddress": "", "Url": "",
+            "IocName": ioc.name, "IocValue": ioc.value, "CreatorIocName": "", "CreatorIocValue": "",
+            "Sha1": sha1,
+            "FileName": file_name,
+            "FilePath": file_path,
+            "IpAddress": ioc.ip, "Url": ioc.url,
             "IoaDefinitionId": self.detector_id,
             "UserName": self.user.0,
-            "AlertPart": 0,
-            "FullId": format!("{}:{}", self.id, self.sha1),
+            "AlertPart": part,
+            "FullId": format!("{}:{}", self.id, ioc.unique_id),
             "LastProcessedTimeUtc": fmt7(v.updated),
             "ThreatCategory": "", "ThreatFamily": "", "ThreatName": "",
             "RemediationAction": "", "RemediationIsSuccess": null,
@@ -284,7 +377,7 @@ impl Alert {
             "MachineDomain": domain,
             "MachineName": host,
             "InternalIPv4List": "", "InternalIPv6List": "",
-            "FileHash": self.sha1,
+            "FileHash": sha1,
             "DeviceID": self.device.machine_id,
             "MachineGroup": self.device.rbac_group,
             "Description": self.description,
@@ -295,9 +388,21 @@ impl Alert {
             "LinkToMTP": format!("https://security.microsoft.com/alert/{}", self.id),
             "IncidentLinkToMTP": format!("https://security.microsoft.com/incidents/byalert?alertId={}&source=SIEM", self.id),
             "ExternalId": self.sha1.to_ascii_uppercase(),
-            "IocUniqueId": self.sha1
+            "IocUniqueId": ioc.unique_id
         })
     }
+}
+
+/// The indicator one SIEM record carries (empty strings where it has none).
+#[derive(Debug, Clone, Default)]
+struct SiemIoc {
+    unique_id: String,
+    name: &'static str,
+    value: String,
+    ip: String,
+    url: String,
+    /// File name, path and SHA-1.
+    file: (String, String, String),
 }
 
 #[cfg(test)]
@@ -315,5 +420,47 @@ mod tests {
             .expect("valid")
             .with_timezone(&Utc);
         assert_eq!(fmt_trimmed(whole), "2020-07-20T10:53:50Z");
+    }
+
+    #[test]
+    fn siem_parts_share_the_alert_and_differ_in_their_ioc() {
+        let t = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .expect("valid")
+            .with_timezone(&Utc);
+        let mut a = crate::world::synth_alert("tid", 7, Some("da1_2".into()), t);
+        let v = AlertVersion::first(t, t);
+        let single = a.siem_record(&v, 0);
+        assert_eq!(a.siem_full_ids(), vec![format!("da1_2:{}", a.sha1)]);
+        assert_eq!(single["IocUniqueId"], a.sha1.as_str());
+
+        a.siem_parts = 4;
+        let records: Vec<Value> = (0..4).map(|p| a.siem_record(&v, p)).collect();
+        assert_eq!(records[0], single, "part 0 is the one-part record");
+        let full_ids = a.siem_full_ids();
+        for (part, r) in records.iter().enumerate() {
+            assert_eq!(r["AlertId"], "da1_2");
+            assert_eq!(r["AlertPart"], part);
+            assert_eq!(r["LastProcessedTimeUtc"], single["LastProcessedTimeUtc"]);
+            let ioc = r["IocUniqueId"].as_str().expect("string");
+            assert_eq!(r["FullId"], format!("da1_2:{ioc}"));
+            assert_eq!(r["FullId"], full_ids[part].as_str());
+        }
+        let iocs: std::collections::BTreeSet<&str> = records
+            .iter()
+            .filter_map(|r| r["IocUniqueId"].as_str())
+            .collect();
+        assert_eq!(iocs.len(), 4);
+        assert_eq!(records[1]["IocName"], "IpAddress");
+        assert_eq!(records[1]["IpAddress"], records[1]["IocValue"]);
+        assert_eq!(records[1]["FileName"], "");
+        assert_eq!(records[2]["IocName"], "Url");
+        assert!(
+            records[2]["Url"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("http://"))
+        );
+        assert_eq!(records[3]["IocName"], "Sha1");
+        assert_eq!(records[3]["Sha1"].as_str().map(str::len), Some(40));
+        assert_eq!(records[1]["IocUniqueId"].as_str().map(str::len), Some(44));
     }
 }

@@ -367,28 +367,31 @@ impl Parser<'_> {
     }
 
     fn or(&mut self, depth: usize) -> Result<Filter, ODataError> {
-        let mut parts = vec![self.and(depth)?];
-        while self.is_word("or") {
-            self.at += 1;
-            parts.push(self.and(depth)?);
-        }
-        Ok(if parts.len() == 1 {
-            parts.remove(0)
-        } else {
-            Filter::Any(parts)
-        })
+        self.joined(depth, "or", Self::and, Filter::Any)
     }
 
     fn and(&mut self, depth: usize) -> Result<Filter, ODataError> {
-        let mut parts = vec![self.term(depth)?];
-        while self.is_word("and") {
+        self.joined(depth, "and", Self::term, Filter::All)
+    }
+
+    /// One or more operands read by `operand`, joined by the operator `word` into `join` (a
+    /// single operand stands alone).
+    fn joined(
+        &mut self,
+        depth: usize,
+        word: &str,
+        operand: fn(&mut Self, usize) -> Result<Filter, ODataError>,
+        join: fn(Vec<Filter>) -> Filter,
+    ) -> Result<Filter, ODataError> {
+        let mut parts = vec![operand(self, depth)?];
+        while self.is_word(word) {
             self.at += 1;
-            parts.push(self.term(depth)?);
+            parts.push(operand(self, depth)?);
         }
         Ok(if parts.len() == 1 {
             parts.remove(0)
         } else {
-            Filter::All(parts)
+            join(parts)
         })
     }
 

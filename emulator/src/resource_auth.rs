@@ -24,6 +24,7 @@ use crate::jwt::{self, Claims, JwtError};
 use crate::scenario::Api;
 use crate::throttle::Limit;
 use crate::wire::{graph_error, mde_error};
+use crate::world::Endpoint;
 
 /// Graph permissions that allow listing alerts, application or delegated (§3.1).
 pub const GRAPH_PERMISSIONS: &[&str] = &["SecurityAlert.Read.All", "SecurityAlert.ReadWrite.All"];
@@ -235,6 +236,21 @@ pub fn authorize(
     now: DateTime<Utc>,
 ) -> Result<Caller, AuthFailure> {
     let claims = signed_claims(state, headers)?;
+    // The tenant the token names, counted whatever the answer.
+    let tenant = {
+        let mut world = state.world();
+        let tenant = world.tenant_by_id(&claims.tid).map(|t| {
+            let allowed = t
+                .siem_apps
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(claims.client_id()));
+            (t.id.clone(), allowed)
+        });
+        if let Some((id, _)) = &tenant {
+            world.count_tenant_request(id, Endpoint::Alerts(api));
+        }
+        tenant
+    };
     let t = now.timestamp();
     if claims.exp <= t || claims.nbf > t {
         return Err(AuthFailure::Lifetime);
@@ -246,24 +262,7 @@ pub fn authorize(
     {
         return Err(AuthFailure::Audience);
     }
-    let (tenant_id, siem_allowed) = {
-        let world = state.world();
-        let tenant = world
-            .tenants
-            .get(&claims.tid)
-            .or_else(|| {
-                world
-                    .tenants
-                    .values()
-                    .find(|t| t.id.eq_ignore_ascii_case(&claims.tid))
-            })
-            .ok_or(AuthFailure::UnknownTenant)?;
-        let allowed = tenant
-            .siem_apps
-            .iter()
-            .any(|a| a.eq_ignore_ascii_case(claims.client_id()));
-        (tenant.id.clone(), allowed)
-    };
+    let (tenant_id, siem_allowed) = tenant.ok_or(AuthFailure::UnknownTenant)?;
     check_permission(api, &claims)?;
     if api == Api::Siem && !siem_allowed {
         return Err(AuthFailure::SiemAppNotAuthorized);
@@ -285,6 +284,20 @@ pub struct Admitted {
     pub now: DateTime<Utc>,
     /// A fault that needs the real answer first (`malformed`, `drop`, `partial`).
     pub fault: Option<Fault>,
+}
+
+impl Admitted {
+    /// The kind of the fault that will spoil the answer, if any.
+    pub fn fault_kind(&self) -> Option<FaultKind> {
+        self.fault.as_ref().map(|f| f.kind)
+    }
+
+    /// What serving needs: the caller's tenant, the time of the answer and the kind of the fault
+    /// that will spoil it.
+    pub fn into_parts(self) -> (String, DateTime<Utc>, Option<FaultKind>) {
+        let kind = self.fault_kind();
+        (self.caller.tenant_id, self.now, kind)
+    }
 }
 
 /// Why a request is answered without data.

@@ -1,7 +1,8 @@
 //! Scenarios: the data files that describe a Microsoft cloud for the emulator — the MSSP's app
 //! registrations (with secrets and their expiry), customer tenants with users, consents already
 //! granted, switches that reproduce reported API quirks, and alert streams in which alerts are
-//! created, later updated, and become visible only after a per-alert delay.
+//! created, later updated, and become visible only after a per-alert delay — for a seeded
+//! fraction of versions (`late_fraction`), hours late.
 //!
 //! Times are either absolute RFC 3339 (`2026-01-01T00:00:00Z`) or relative to the scenario's clock
 //! start: `+5m`, `-3d`, `0s`. Durations are a sequence of number+unit: `500ms`, `30s`, `5m`, `2h`,
@@ -68,6 +69,36 @@ impl Api {
     }
 }
 
+/// A region of the legacy SIEM API's exporter, `wdatp-alertexporter-{eu,us,uk}` (reference
+/// §1.4). A tenant's alerts are served only by its own region's exporter.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Region {
+    /// `wdatp-alertexporter-eu`.
+    Eu,
+    /// `wdatp-alertexporter-us` (the default).
+    #[default]
+    Us,
+    /// `wdatp-alertexporter-uk`.
+    Uk,
+}
+
+impl Region {
+    /// Every region, in a fixed order.
+    pub const ALL: [Region; 3] = [Region::Eu, Region::Us, Region::Uk];
+
+    /// The lowercase name used in scenarios and URL prefixes (`/siem-eu`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Region::Eu => "eu",
+            Region::Us => "us",
+            Region::Uk => "uk",
+        }
+    }
+}
+
 /// A whole scenario.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -123,6 +154,10 @@ pub struct Settings {
     pub graph_max_skip: usize,
     /// Defender for Endpoint page size and largest `$top` (10,000).
     pub mde_max_page: usize,
+    /// Real-time delay, in milliseconds, added to every request of the identity platform and the
+    /// three alert APIs before it is handled (0: none), as a network and service round trip
+    /// would; per-tenant latency is a fault rule instead.
+    pub latency_ms: u64,
 }
 
 impl Default for Settings {
@@ -140,6 +175,7 @@ impl Default for Settings {
             graph_max_top: 1000,
             graph_max_skip: 500,
             mde_max_page: 10_000,
+            latency_ms: 0,
         }
     }
 }
@@ -196,6 +232,8 @@ pub struct TenantSpec {
     pub consents: Vec<ConsentSpec>,
     /// Apps authorized in the Defender portal's SIEM › MSSP tab (the legacy SIEM API serves only these).
     pub siem_apps: Vec<String>,
+    /// The SIEM exporter region that holds the tenant's alerts (`eu`, `us`, `uk`; default `us`).
+    pub region: Region,
     /// Quirk switches for this tenant's APIs.
     pub switches: Switches,
     /// Hand-written alerts.
@@ -240,6 +278,10 @@ pub struct Switches {
     pub graph_retry_after: bool,
     /// The legacy SIEM API is on (off: it answers 404 everywhere, as if retired).
     pub siem_enabled: bool,
+    /// Tokens minted for this tenant carry this tenant id in `tid` (and `iss`) instead of the
+    /// tenant's own, as a misconfigured proxy or a guest setup would answer. Resource APIs serve
+    /// the `tid` tenant, so a client must check `tid` against the tenant it asked for.
+    pub issue_tid: Option<String>,
 }
 
 impl Default for Switches {
@@ -249,6 +291,7 @@ impl Default for Switches {
             graph_next_link_max_offset: None,
             graph_retry_after: true,
             siem_enabled: true,
+            issue_tid: None,
         }
     }
 }
@@ -277,6 +320,9 @@ pub struct AlertSpec {
     pub status: Option<String>,
     /// Initial owner.
     pub assigned_to: Option<String>,
+    /// How many records (`AlertPart` 0..parts) the SIEM API serves each version as, one per
+    /// IOC (default 1).
+    pub parts: Option<usize>,
     /// Later updates, in time order.
     pub updates: Vec<UpdateSpec>,
 }
@@ -323,7 +369,21 @@ pub struct GenerateSpec {
     pub update_at: Option<String>,
     /// Status set by the update.
     pub update_status: String,
-    /// Seed of the generator (titles, severities, ids, jitter).
+    /// Fraction (0..=1) of the generated versions (creation and update versions alike) that are
+    /// *late*: visible `late_min..=late_max` (seeded, uniform) after their update time instead of
+    /// `visible_after` + jitter. Microsoft documents no upper bound on this delay; connected
+    /// products (Defender for Identity, Cloud Apps, Office 365) surface alerts hours late. A late
+    /// version also holds back the later versions of its alert (see [`crate::model::Alert`]).
+    pub late_fraction: f64,
+    /// Shortest delay of a late version.
+    pub late_min: String,
+    /// Longest delay of a late version.
+    pub late_max: String,
+    /// Each alert is served by the SIEM API as a seeded 1..=`siem_parts_max` records, one per
+    /// IOC (`AlertPart` 0.., distinct `IocUniqueId`, `FullId` = `{AlertId}:{IocUniqueId}`).
+    /// Graph and MDE serve one alert regardless.
+    pub siem_parts_max: usize,
+    /// Seed of the generator (titles, severities, ids, jitter, lateness).
     pub seed: u64,
 }
 
@@ -339,6 +399,10 @@ impl Default for GenerateSpec {
             update_after: "1h".into(),
             update_at: None,
             update_status: "inProgress".into(),
+            late_fraction: 0.0,
+            late_min: "2h".into(),
+            late_max: "6h".into(),
+            siem_parts_max: 1,
             seed: 1,
         }
     }

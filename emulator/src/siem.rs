@@ -1,4 +1,10 @@
 //! The legacy Defender for Endpoint SIEM API, `GET /api/alerts` (reference §1, §6 items 26–28).
+//!
+//! The exporter is regional (`wdatp-alertexporter-{eu,us,uk}`, §1.4): `/siem-eu`, `/siem-us` and
+//! `/siem-uk` serve a tenant's alerts only when it is the tenant's `region`; another region's
+//! exporter authenticates the request as usual and answers 200 `[]` (counted, nothing marked
+//! observed), which is how a client can tell it reads the wrong region. `/siem` answers as the
+//! tenant's own region.
 //! The path is case-insensitive with an optional trailing slash, and the singular `/api/alert` of
 //! the doc's C# sample is accepted too (§1.4).
 //!
@@ -15,8 +21,11 @@
 //! - The range applies to `LastProcessedTimeUtc` (the version's update time), **both bounds
 //!   inclusive**: `sinceTimeUtc ≤ t ≤ untilTimeUtc`. Default: the last two hours up to now.
 //!   `sinceTimeUtc` together with `ago` is refused (400), since the two name the lower bound.
-//! - One record per alert, its version visible now; a bare JSON array, oldest
-//!   `LastProcessedTimeUtc` first.
+//! - Each alert's version visible now, as one record per IOC (§1.5 "raw form", §1.6): `siem_parts`
+//!   records with the same `AlertId` and `LastProcessedTimeUtc`, `AlertPart` 0.., distinct
+//!   `IocUniqueId`, `FullId` = `{AlertId}:{IocUniqueId}` (stable across versions); one record by
+//!   default. A bare JSON array, oldest `LastProcessedTimeUtc` first, then by `AlertId` and
+//!   `AlertPart`. `limit` counts records.
 //! - No rate limit is documented. The `throttle` fault answers 429 with a whole-seconds
 //!   `Retry-After` (undocumented for this API); `server_error` answers its status; `partial` (no
 //!   206 is documented here) answers 500; `malformed` and `drop` spoil the real answer.
@@ -26,10 +35,9 @@ use std::time::Duration as StdDuration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use axum::routing::get;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::Value as Json;
 
@@ -38,14 +46,15 @@ use crate::faults::{self, FaultKind};
 use crate::model::Alert;
 use crate::odata::{parse_timestamp, query_pairs};
 use crate::resource_auth::{AuthFailure, Stop, admit, signed_claims};
-use crate::scenario::Api;
+use crate::scenario::{Api, Region};
 use crate::throttle::whole_seconds_retry_after;
-use crate::wire::json_response;
+use crate::wire::{ApiRequest, catch_all};
 use crate::world::Tenant;
 
-/// Routes of this API, nested under its prefix.
-pub fn router() -> Router<Arc<EmuState>> {
-    Router::new().route("/{*path}", get(serve))
+/// Routes of one exporter, nested under its prefix: `Some(region)` is that region's exporter
+/// (`/siem-eu` …), `None` the exporter of each tenant's own region (`/siem`).
+pub fn router(exporter: Option<Region>) -> Router<Arc<EmuState>> {
+    catch_all(move |state: State<Arc<EmuState>>, req: ApiRequest| serve(state, req, exporter))
 }
 
 /// How far back the API looks when neither `sinceTimeUtc` nor `ago` is given (§1.5).
@@ -160,10 +169,14 @@ fn parse_params(pairs: &[(String, String)]) -> Option<Params> {
     Some(p)
 }
 
-/// The records the parameters select at `now`, oldest `LastProcessedTimeUtc` first, as copies of
-/// the alerts with the index of the version served (so the JSON is built after the world lock is
-/// released). `None` when the window cannot be computed (a bound outside the calendar).
-fn select(tenant: &Tenant, p: &Params, now: DateTime<Utc>) -> Option<Vec<(Alert, usize)>> {
+/// One record to serve: a copy of the alert (so the JSON is built after the world lock is
+/// released), the index of the version served and the record's `AlertPart`.
+type Record = (Alert, usize, usize);
+
+/// The records the parameters select at `now`, oldest `LastProcessedTimeUtc` first (then by
+/// alert id and `AlertPart`). `None` when the window cannot be computed (a bound outside the
+/// calendar).
+fn select(tenant: &Tenant, p: &Params, now: DateTime<Utc>) -> Option<Vec<Record>> {
     let since = match (p.since, p.ago) {
         (Some(s), _) => s,
         (None, Some(ago)) => now.checked_sub_signed(ago)?,
@@ -185,12 +198,20 @@ fn select(tenant: &Tenant, p: &Params, now: DateTime<Utc>) -> Option<Vec<(Alert,
     rows.sort_by(|(a, i), (b, j)| {
         (a.versions[*i].updated, &a.id).cmp(&(b.versions[*j].updated, &b.id))
     });
-    if let Some(limit) = p.limit {
-        // "Most recent alerts will be retrieved based on the number defined" (§1.5).
-        let drop = rows.len().saturating_sub(limit);
-        rows.drain(..drop);
-    }
-    Some(rows.into_iter().map(|(a, i)| (a.clone(), i)).collect())
+    let parts: Vec<(&Alert, usize, usize)> = rows
+        .into_iter()
+        .flat_map(|(a, i)| (0..a.siem_parts.max(1)).map(move |part| (a, i, part)))
+        .collect();
+    // "Most recent alerts will be retrieved based on the number defined" (§1.5): the limit
+    // counts records, as the answer is "an array of alert objects" (**UNCONFIRMED** for
+    // multi-part alerts), so it may keep only the last parts of the oldest alert kept.
+    let skip = p.limit.map_or(0, |limit| parts.len().saturating_sub(limit));
+    Some(
+        parts[skip..]
+            .iter()
+            .map(|(a, i, part)| ((*a).clone(), *i, *part))
+            .collect(),
+    )
 }
 
 fn throttled(wait: StdDuration) -> Response {
@@ -209,26 +230,23 @@ fn switched_off(state: &EmuState, headers: &HeaderMap) -> bool {
     };
     let world = state.world();
     world
-        .tenants
-        .values()
-        .find(|t| t.id.eq_ignore_ascii_case(&claims.tid))
+        .tenant_by_id(&claims.tid)
         .is_some_and(|t| !t.switches.siem_enabled)
 }
 
 async fn serve(
     State(state): State<Arc<EmuState>>,
-    Path(path): Path<String>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
+    req: ApiRequest,
+    exporter: Option<Region>,
 ) -> Response {
-    if !is_alerts_path(&path) {
+    if !is_alerts_path(&req.path) {
         return empty(StatusCode::NOT_FOUND);
     }
-    if switched_off(&state, &headers) {
+    if switched_off(&state, &req.headers) {
         state.world().count_request(Api::Siem.name());
         return empty(StatusCode::NOT_FOUND);
     }
-    let admitted = match admit(&state, &headers, Api::Siem).await {
+    let admitted = match admit(&state, &req.headers, Api::Siem).await {
         Ok(a) => a,
         Err(Stop::Auth(failure)) => return failure.respond(Api::Siem, state.now()),
         Err(Stop::Throttled { wait, .. }) => return throttled(wait),
@@ -240,11 +258,11 @@ async fn serve(
         Err(Stop::Fault { fault, .. }) => return empty(fault.status),
     };
     let now = admitted.now;
-    let fault = admitted.fault.map(|f| f.kind);
+    let fault = admitted.fault_kind();
     if fault == Some(FaultKind::Partial) {
         return empty(StatusCode::INTERNAL_SERVER_ERROR);
     }
-    let Some(params) = parse_params(&query_pairs(raw.as_deref())) else {
+    let Some(params) = parse_params(&query_pairs(req.query.as_deref())) else {
         return empty(StatusCode::BAD_REQUEST);
     };
     let records = {
@@ -252,27 +270,25 @@ async fn serve(
         let Some(tenant) = world.tenants.get_mut(&admitted.caller.tenant_id) else {
             return AuthFailure::UnknownTenant.respond(Api::Siem, now);
         };
-        let Some(records) = select(tenant, &params, now) else {
+        let Some(mut records) = select(tenant, &params, now) else {
             return empty(StatusCode::BAD_REQUEST);
         };
+        if exporter.is_some_and(|r| r != tenant.region) {
+            // Another region's exporter holds nothing of this tenant.
+            records.clear();
+        }
         if fault.is_none() {
-            tenant.observe_served(records.iter().map(|(a, _)| a.id.as_str()), now);
+            tenant.observe_served(records.iter().map(|(a, _, _)| a.id.as_str()), now);
         }
         records
     };
     let body = Json::Array(
         records
             .iter()
-            .map(|(a, i)| a.siem_json(&a.versions[*i]))
+            .map(|(a, i, part)| a.siem_record(&a.versions[*i], *part))
             .collect(),
     );
-    match fault {
-        Some(FaultKind::Malformed) => {
-            faults::malformed(&serde_json::to_vec(&body).unwrap_or_default())
-        }
-        Some(FaultKind::Drop) => faults::dropped(&serde_json::to_vec(&body).unwrap_or_default()),
-        _ => json_response(StatusCode::OK, &body),
-    }
+    faults::serve_json(&body, fault)
 }
 
 #[cfg(test)]
@@ -327,13 +343,17 @@ mod tests {
         assert_eq!(got.limit, Some(20));
         assert_eq!(got.machine_groups, vec!["A".to_string(), "B".to_string()]);
         assert!(got.since.is_some());
-        assert!(p("ago=PT10M").is_some());
-        assert!(p("ago=PT10M&sinceTimeUtc=2016-09-12").is_none());
-        assert!(p("limit=-1").is_none());
-        assert!(p("limit=x").is_none());
-        assert!(p("sinceTimeUtc=nope").is_none());
-        assert!(p("ago=10 minutes").is_none());
-        assert!(p("DeviceCreatedMachineTags=x&CloudCreatedMachineTags=y").is_some());
+        for (raw, valid) in [
+            ("ago=PT10M", true),
+            ("ago=PT10M&sinceTimeUtc=2016-09-12", false),
+            ("limit=-1", false),
+            ("limit=x", false),
+            ("sinceTimeUtc=nope", false),
+            ("ago=10 minutes", false),
+            ("DeviceCreatedMachineTags=x&CloudCreatedMachineTags=y", true),
+        ] {
+            assert_eq!(p(raw).is_some(), valid, "{raw}");
+        }
     }
 
     #[test]

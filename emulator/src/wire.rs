@@ -1,9 +1,65 @@
-//! Microsoft's error bodies, exactly as documented, for every emulated service.
+//! Microsoft's error bodies, exactly as documented, for every emulated service, and what the
+//! alert APIs' handlers read from a request.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::handler::Handler;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use chrono::{DateTime, Utc};
 use serde_json::json;
+
+use crate::EmuState;
+
+/// Waits the `latency_ms` setting (real time, without holding the world lock), then handles the
+/// request.
+pub async fn latency(State(state): State<Arc<EmuState>>, request: Request, next: Next) -> Response {
+    let ms = state.world().settings.latency_ms;
+    if ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
+    next.run(request).await
+}
+
+/// The routes of an alert API: `handler` serves every path under the API's prefix.
+pub fn catch_all<H, T>(handler: H) -> Router<Arc<EmuState>>
+where
+    H: Handler<T, Arc<EmuState>>,
+    T: 'static,
+{
+    Router::new().route("/{*path}", get(handler))
+}
+
+/// A request to one of the alert APIs, each served by one catch-all route (`/{*path}`): the path
+/// below the API's prefix (percent-decoded), the headers and the raw query string.
+#[derive(Debug)]
+pub struct ApiRequest {
+    /// The path below the API's prefix, without the leading `/`.
+    pub path: String,
+    /// The request headers (the bearer token, `Prefer`).
+    pub headers: HeaderMap,
+    /// The raw query string, if any.
+    pub query: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ApiRequest {
+    type Rejection = PathRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(path) = Path::<String>::from_request_parts(parts, state).await?;
+        Ok(ApiRequest {
+            path,
+            headers: parts.headers.clone(),
+            query: parts.uri.query().map(str::to_string),
+        })
+    }
+}
 
 /// An identity-platform error (reference §4.10, §6 item 8): `error`, `error_description` with the
 /// `AADSTSnnnnn: ` prefix and `\r\n` Trace ID / Correlation ID / Timestamp lines, `error_codes`,

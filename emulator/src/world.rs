@@ -1,7 +1,7 @@
 //! The emulated world: apps, tenants, users, consents, alerts, and the state every endpoint
 //! shares. One `World` lives behind a mutex in [`crate::EmuState`]; handlers lock it briefly.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 use rand::rngs::StdRng;
@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use crate::model::{Alert, AlertVersion, Comment, Device, fmt7};
 use crate::scenario::{
-    AlertSpec, Api, GenerateSpec, PermissionSpec, Scenario, ScenarioError, Settings, Switches,
-    UpdateSpec, parse_duration, parse_time,
+    AlertSpec, Api, GenerateSpec, PermissionSpec, Region, Scenario, ScenarioError, Settings,
+    Switches, UpdateSpec, parse_duration, parse_time,
 };
 
 /// An app registration.
@@ -106,6 +106,8 @@ pub struct Tenant {
     pub consents: BTreeMap<String, Grant>,
     /// Apps authorized for the SIEM API.
     pub siem_apps: BTreeSet<String>,
+    /// The SIEM exporter region that serves the tenant's alerts.
+    pub region: Region,
     /// Quirk switches.
     pub switches: Switches,
     /// Alerts, newest created first (ties by id), the order the list APIs serve.
@@ -162,7 +164,16 @@ pub struct TruthVersion {
     pub observed: bool,
     /// `latest || observed`: a complete client must have delivered it.
     pub exposed: bool,
+    /// It became visible more than [`LATE_AFTER`] after its update time (a late version, or one
+    /// held back by an earlier late version of its alert).
+    pub late: bool,
+    /// The `FullId` of each record the SIEM API serves this version as (`AlertPart` order); the
+    /// same for every version of the alert.
+    pub siem_full_ids: Vec<String>,
 }
+
+/// How long after its update time a version must wait to count as late in the ground truth.
+pub const LATE_AFTER: Duration = Duration::hours(1);
 
 /// Ground truth for one tenant: every alert version made visible so far.
 #[derive(Debug, Clone, Serialize)]
@@ -196,6 +207,69 @@ pub struct World {
     pub rng: StdRng,
     /// Requests served, by API.
     pub requests: BTreeMap<String, u64>,
+    /// Requests per tenant (see [`TenantRequests`]).
+    pub tenant_requests: HashMap<String, TenantRequests>,
+    /// Tenant ids by their lowercase id and by lowercase verified domain, so that resolving a
+    /// tenant costs the same in a world of three tenants or of ten thousand.
+    index: TenantIndex,
+}
+
+/// Requests one tenant made, per Microsoft endpoint family: alert API requests are counted for
+/// the tenant their token's `tid` names (whatever the answer), identity requests for the tenant
+/// their URL names (`common`, `organizations` and `consumers` count under that name).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct TenantRequests {
+    /// Graph `alerts_v2`.
+    pub graph: u64,
+    /// Defender for Endpoint `/api/alerts`.
+    pub mde: u64,
+    /// The legacy SIEM API (any region's exporter).
+    pub siem: u64,
+    /// Token endpoint (v1 and v2).
+    pub token: u64,
+    /// Authorize and admin-consent endpoints and the sign-in page's decisions.
+    pub authorize: u64,
+}
+
+/// Which counter of [`TenantRequests`] a request adds to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// An alert API.
+    Alerts(Api),
+    /// The token endpoint.
+    Token,
+    /// The authorize and admin-consent endpoints.
+    Authorize,
+}
+
+#[derive(Debug, Default)]
+struct TenantIndex {
+    ids: HashMap<String, String>,
+    domains: HashMap<String, String>,
+    /// Lowercase UPN → the user's tenant id.
+    upns: HashMap<String, String>,
+}
+
+impl TenantIndex {
+    fn of(tenants: &BTreeMap<String, Tenant>) -> TenantIndex {
+        let mut index = TenantIndex::default();
+        for t in tenants.values() {
+            index.ids.insert(t.id.to_ascii_lowercase(), t.id.clone());
+            for d in &t.domains {
+                index
+                    .domains
+                    .entry(d.to_ascii_lowercase())
+                    .or_insert_with(|| t.id.clone());
+            }
+            for u in &t.users {
+                index
+                    .upns
+                    .entry(u.upn.to_ascii_lowercase())
+                    .or_insert_with(|| t.id.clone());
+            }
+        }
+        index
+    }
 }
 
 fn time_of(field: &str, s: &str, base: DateTime<Utc>) -> Result<DateTime<Utc>, ScenarioError> {
@@ -316,6 +390,7 @@ pub fn synth_alert(
             mix(r ^ 5),
             (r >> 5) as u32
         ),
+        siem_parts: 1,
         versions: Vec::new(),
     }
 }
@@ -340,16 +415,11 @@ pub fn next_version(
     visible_at: DateTime<Utc>,
     u: &UpdateSpec,
 ) -> AlertVersion {
-    let mut v = alert.versions.last().cloned().unwrap_or(AlertVersion {
-        updated,
-        visible_at,
-        status: "new".into(),
-        assigned_to: None,
-        classification: None,
-        determination: None,
-        comments: Vec::new(),
-        observed: false,
-    });
+    let mut v = alert
+        .versions
+        .last()
+        .cloned()
+        .unwrap_or_else(|| AlertVersion::first(updated, visible_at));
     v.updated = to_ticks(updated);
     v.visible_at = visible_at;
     v.observed = false;
@@ -406,6 +476,15 @@ pub fn alert_from_spec(
     if let Some(d) = &spec.device {
         a.device.dns_name = d.clone();
     }
+    a.siem_parts = match spec.parts {
+        Some(0) => {
+            return Err(ScenarioError::Invalid(
+                "alerts[].parts must be at least 1".into(),
+            ));
+        }
+        Some(n) => n,
+        None => 1,
+    };
     let first = UpdateSpec {
         status: Some(spec.status.clone().unwrap_or_else(|| "new".into())),
         assigned_to: spec.assigned_to.clone(),
@@ -425,6 +504,51 @@ pub fn alert_from_spec(
     Ok(a)
 }
 
+/// Draws which generated versions are late and by how much (`generate[].late_*`), from its own
+/// seeded source, so that turning lateness on changes nothing else a stream draws.
+struct Lateness {
+    rng: StdRng,
+    fraction: f64,
+    min: Duration,
+    max: Duration,
+}
+
+impl Lateness {
+    fn new(tenant_id: &str, g: &GenerateSpec) -> Result<Lateness, ScenarioError> {
+        if !(0.0..=1.0).contains(&g.late_fraction) {
+            return Err(ScenarioError::Invalid(format!(
+                "generate.late_fraction must lie in 0..=1, not {}",
+                g.late_fraction
+            )));
+        }
+        let min = duration_of("generate.late_min", &g.late_min)?;
+        let max = duration_of("generate.late_max", &g.late_max)?;
+        if max < min || min < Duration::zero() {
+            return Err(ScenarioError::Invalid(
+                "generate.late_min must not be negative nor exceed late_max".into(),
+            ));
+        }
+        let salt = tenant_id
+            .bytes()
+            .fold(0x4c41_5445u64, |h, b| mix(h ^ u64::from(b)));
+        Ok(Lateness {
+            rng: StdRng::seed_from_u64(mix(g.seed) ^ salt),
+            fraction: g.late_fraction,
+            min,
+            max,
+        })
+    }
+
+    /// When a version updated at `updated` becomes visible: late, or at `normal`.
+    fn visible_at(&mut self, updated: DateTime<Utc>, normal: DateTime<Utc>) -> DateTime<Utc> {
+        if self.fraction <= 0.0 || !self.rng.random_bool(self.fraction) {
+            return normal;
+        }
+        let span = (self.max - self.min).num_milliseconds();
+        updated + self.min + Duration::milliseconds(self.rng.random_range(0..=span))
+    }
+}
+
 fn generate(
     tenant_id: &str,
     g: &GenerateSpec,
@@ -441,11 +565,18 @@ fn generate(
         None => None,
     };
     let mut rng = StdRng::seed_from_u64(g.seed ^ mix(tenant_id.len() as u64));
+    let mut late = Lateness::new(tenant_id, g)?;
+    if g.siem_parts_max == 0 {
+        return Err(ScenarioError::Invalid(
+            "generate.siem_parts_max must be at least 1".into(),
+        ));
+    }
     let mut seen = HashSet::new();
     for i in 0..g.count {
         let created = to_ticks(start + every * i32::try_from(i).unwrap_or(i32::MAX));
         let seed = mix(g.seed.wrapping_mul(1_000_003) ^ i as u64);
         let mut a = synth_alert(tenant_id, seed, None, created);
+        a.siem_parts = 1 + (mix(seed ^ 0x5041_5254) % g.siem_parts_max as u64) as usize;
         let mut n = 0u32;
         while !seen.insert(a.id.clone()) {
             n += 1;
@@ -459,10 +590,11 @@ fn generate(
                 Duration::zero()
             }
         };
+        let normal = created + delay + jit(&mut rng);
         let v0 = next_version(
             &a,
             created,
-            created + delay + jit(&mut rng),
+            late.visible_at(created, normal),
             &UpdateSpec {
                 status: Some("new".into()),
                 ..UpdateSpec::default()
@@ -471,10 +603,11 @@ fn generate(
         push_version(&mut a, v0);
         if g.update_fraction > 0.0 && rng.random_bool(g.update_fraction.clamp(0.0, 1.0)) {
             let at = update_at.unwrap_or(created + update_after);
+            let normal = at + delay + jit(&mut rng);
             let v = next_version(
                 &a,
                 at,
-                at + delay + jit(&mut rng),
+                late.visible_at(at, normal),
                 &UpdateSpec {
                     status: Some(g.update_status.clone()),
                     assigned_to: Some("analyst@mssp.example".into()),
@@ -483,6 +616,7 @@ fn generate(
             );
             push_version(&mut a, v);
         }
+        a.versions.shrink_to_fit();
         out.push(a);
     }
     Ok(())
@@ -560,6 +694,7 @@ impl World {
                     .map(|c| (c.client_id.clone(), Grant::from_spec(&c.granted)))
                     .collect(),
                 siem_apps: t.siem_apps.iter().cloned().collect(),
+                region: t.region,
                 switches: t.switches.clone(),
                 alerts,
             };
@@ -570,24 +705,57 @@ impl World {
             epoch,
             settings: s.settings.clone(),
             apps,
-            tenants,
             identity: Default::default(),
             faults: Default::default(),
             throttle: Default::default(),
             rng: StdRng::seed_from_u64(mix(epoch.timestamp() as u64)),
             requests: BTreeMap::new(),
+            tenant_requests: HashMap::new(),
+            index: TenantIndex::of(&tenants),
+            tenants,
         })
     }
 
-    /// Resolves a tenant named in a URL path: its id (any case) or a verified domain.
+    /// Resolves a tenant named in a URL path: its id (any case) or a verified domain. Tenants,
+    /// their domains and users are indexed when the scenario loads; tenants inserted into
+    /// `tenants` later are found by their exact id only.
     pub fn resolve_tenant(&self, name: &str) -> Option<&Tenant> {
-        let lower = name.to_ascii_lowercase();
-        self.tenants.get(&lower).or_else(|| {
-            self.tenants.values().find(|t| {
-                t.id.eq_ignore_ascii_case(name)
-                    || t.domains.iter().any(|d| d.eq_ignore_ascii_case(name))
-            })
+        self.tenant_by_id(name).or_else(|| {
+            let id = self.index.domains.get(&name.to_ascii_lowercase())?;
+            self.tenants.get(id)
         })
+    }
+
+    /// The tenant with id `id`, in any case (a token's `tid`).
+    pub fn tenant_by_id(&self, id: &str) -> Option<&Tenant> {
+        self.tenants.get(id).or_else(|| {
+            let id = self.index.ids.get(&id.to_ascii_lowercase())?;
+            self.tenants.get(id)
+        })
+    }
+
+    /// The id of the tenant that has a user `upn` (any case).
+    pub fn tenant_of_user(&self, upn: &str) -> Option<&str> {
+        self.index
+            .upns
+            .get(&upn.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+
+    /// Counts a request of `tenant` (an id or an alias such as `common`) to `endpoint`.
+    pub fn count_tenant_request(&mut self, tenant: &str, endpoint: Endpoint) {
+        let counts = match self.tenant_requests.get_mut(tenant) {
+            Some(c) => c,
+            None => self.tenant_requests.entry(tenant.to_string()).or_default(),
+        };
+        let counter = match endpoint {
+            Endpoint::Alerts(Api::Graph) => &mut counts.graph,
+            Endpoint::Alerts(Api::Mde) => &mut counts.mde,
+            Endpoint::Alerts(Api::Siem) => &mut counts.siem,
+            Endpoint::Token => &mut counts.token,
+            Endpoint::Authorize => &mut counts.authorize,
+        };
+        *counter += 1;
     }
 
     /// Ground truth for a tenant at `now`.
@@ -596,6 +764,7 @@ impl World {
         let mut versions = Vec::new();
         for a in &t.alerts {
             let current = a.current(now);
+            let full_ids = a.siem_full_ids();
             for (i, v) in a.versions.iter().enumerate() {
                 if v.visible_at > now {
                     break;
@@ -608,6 +777,8 @@ impl World {
                     latest,
                     observed: v.observed,
                     exposed: latest || v.observed,
+                    late: v.visible_at - v.updated > LATE_AFTER,
+                    siem_full_ids: full_ids.clone(),
                 });
             }
         }
@@ -621,7 +792,12 @@ impl World {
 
     /// Counts a request for the stats.
     pub fn count_request(&mut self, api: &str) {
-        *self.requests.entry(api.to_string()).or_default() += 1;
+        match self.requests.get_mut(api) {
+            Some(n) => *n += 1,
+            None => {
+                self.requests.insert(api.to_string(), 1);
+            }
+        }
     }
 }
 
@@ -659,5 +835,100 @@ mod tests {
         assert_eq!(a.current(epoch + Duration::minutes(66)), Some(1));
         a.versions[0].observed = true;
         assert_eq!(a.versions.len(), 2);
+    }
+
+    fn stream(late_fraction: f64) -> Vec<Alert> {
+        let g = GenerateSpec {
+            count: 400,
+            start: "-1d".into(),
+            every: "3m".into(),
+            visible_after: "2m".into(),
+            visible_jitter: "1m".into(),
+            update_fraction: 0.5,
+            update_after: "30m".into(),
+            late_fraction,
+            late_min: "2h".into(),
+            late_max: "5h".into(),
+            seed: 9,
+            ..GenerateSpec::default()
+        };
+        let mut out = Vec::new();
+        generate("tid", &g, t("2026-01-01T00:00:00Z"), &mut out).expect("valid");
+        out
+    }
+
+    #[test]
+    fn late_versions_are_a_seeded_fraction_and_never_overtake_earlier_ones() {
+        let punctual = stream(0.0);
+        let late = stream(0.25);
+        let versions: usize = late.iter().map(|a| a.versions.len()).sum();
+        let mut own_late = 0;
+        for (a, p) in late.iter().zip(&punctual) {
+            // Lateness draws from its own source: the same alerts and updates either way.
+            assert_eq!(a.id, p.id);
+            assert_eq!(a.versions.len(), p.versions.len());
+            for (i, v) in a.versions.iter().enumerate() {
+                assert_eq!(v.updated, p.versions[i].updated);
+                let delay = v.visible_at - v.updated;
+                if delay >= Duration::hours(2) && delay <= Duration::hours(5) {
+                    own_late += 1;
+                }
+                if i > 0 {
+                    assert!(v.visible_at >= a.versions[i - 1].visible_at, "{}", a.id);
+                }
+            }
+        }
+        // 25% of about 600 versions, give or take the seeded draw.
+        assert!((100..=200).contains(&own_late), "{own_late} of {versions}");
+        assert!(punctual.iter().flat_map(|a| &a.versions).all(|v| {
+            let d = v.visible_at - v.updated;
+            d >= Duration::minutes(2) && d <= Duration::minutes(3)
+        }));
+        assert_eq!(stream(0.25).len(), late.len());
+        assert!(
+            stream(0.25).iter().zip(&late).all(|(a, b)| a
+                .versions
+                .iter()
+                .zip(&b.versions)
+                .all(|(x, y)| x.visible_at == y.visible_at)),
+            "seeded"
+        );
+    }
+
+    #[test]
+    fn a_late_fraction_outside_zero_to_one_is_refused() {
+        let g = GenerateSpec {
+            count: 1,
+            late_fraction: 1.5,
+            ..GenerateSpec::default()
+        };
+        let mut out = Vec::new();
+        assert!(generate("tid", &g, t("2026-01-01T00:00:00Z"), &mut out).is_err());
+    }
+
+    #[test]
+    fn the_truth_counts_versions_visible_over_an_hour_after_their_update_as_late() {
+        let epoch = t("2026-01-01T00:00:00Z");
+        let scenario: Scenario = serde_json::from_value(serde_json::json!({
+            "tenants": [{ "id": "tid", "alerts": [
+                { "id": "a", "created": "-10h", "visible_after": "61m",
+                  "updates": [{ "at": "-9h55m", "visible_after": "1m" }] },
+                { "id": "b", "created": "-10h", "visible_after": "1h" }
+            ]}]
+        }))
+        .expect("valid");
+        let w = World::from_scenario(&scenario, epoch).expect("valid");
+        let truth = w.truth("tid", epoch).expect("tenant");
+        let late: Vec<(&str, bool, bool)> = truth
+            .versions
+            .iter()
+            .map(|v| (v.alert_id.as_str(), v.late, v.latest))
+            .collect();
+        // a's update waits for its late first version (visible at -8h59m, 56 minutes after
+        // the update): not late itself, and the first version is never current.
+        assert_eq!(
+            late,
+            vec![("a", true, false), ("a", false, true), ("b", false, true)]
+        );
     }
 }

@@ -13,6 +13,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
+use axum::routing::{MethodRouter, get};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
@@ -21,12 +22,13 @@ use sha2::{Digest, Sha256};
 use super::errors::{self, AadError};
 use super::pages::{self, ConsentView, UserOption};
 use super::scopes::{self, Ask, ResourceScopes, ScopeError, ScopeRequest};
+use super::token::Chain;
 use super::{
     Params, TenantPath, Version, dotnet_url_encode, random_b64, random_guid, tenant_segment,
 };
 use crate::EmuState;
 use crate::scenario::PermissionSpec;
-use crate::world::{App, World};
+use crate::world::{App, Endpoint as Counted, Tenant, User, World};
 
 /// How long a sign-in page stays answerable.
 const PENDING_LIFETIME_MINS: i64 = 60;
@@ -56,22 +58,16 @@ impl Pkce {
 pub(super) struct AuthCode {
     /// The app it was issued to.
     pub client_id: String,
-    /// The signed-in user's home tenant.
-    pub tenant_id: String,
-    /// The signed-in user.
-    pub user_oid: String,
-    /// When the user accepted.
-    pub issued: DateTime<Utc>,
-    /// The user's revocation mark (`tokens_revoked_at`) at sign-in.
-    pub revocation_seen: Option<DateTime<Utc>>,
+    /// The chain it starts: the signed-in user, their home tenant, when they accepted (the
+    /// code's issue time) and whether `offline_access` was asked for (v2 issues refresh tokens
+    /// only then).
+    pub chain: Chain,
     /// The redirect URI the code was sent to.
     pub redirect_uri: String,
     /// Whether the authorize request named it (then the token request must repeat it).
     pub redirect_uri_sent: bool,
     /// What the authorize request asked for (v1: its `resource`, if any).
     pub resources: Vec<ResourceScopes>,
-    /// `offline_access` was asked for (v2 issues refresh tokens only then).
-    pub offline_access: bool,
     /// The PKCE challenge, if any.
     pub pkce: Option<Pkce>,
     /// Redeemed already (AADSTS54005 on reuse).
@@ -248,64 +244,21 @@ impl Answer {
 
 /// Which interactive endpoint a request came to.
 #[derive(Debug, Clone, Copy)]
-enum Endpoint {
+pub(super) enum Endpoint {
+    /// `/{tenant}/oauth2/authorize` (v1) or `/{tenant}/oauth2/v2.0/authorize` (v2).
     SignIn(Version),
+    /// `/{tenant}/adminconsent` (v1) or `/{tenant}/v2.0/adminconsent` (v2).
     AdminConsent(Version),
 }
 
-/// `GET /{tenant}/oauth2/authorize`.
-pub(super) async fn authorize_v1(
-    State(state): State<Arc<EmuState>>,
-    tenant: Result<Path<String>, PathRejection>,
-    RawQuery(query): RawQuery,
-) -> Response {
-    begin(
-        &state,
-        &tenant_segment(tenant),
-        query,
-        Endpoint::SignIn(Version::V1),
-    )
-}
-
-/// `GET /{tenant}/oauth2/v2.0/authorize`.
-pub(super) async fn authorize_v2(
-    State(state): State<Arc<EmuState>>,
-    tenant: Result<Path<String>, PathRejection>,
-    RawQuery(query): RawQuery,
-) -> Response {
-    begin(
-        &state,
-        &tenant_segment(tenant),
-        query,
-        Endpoint::SignIn(Version::V2),
-    )
-}
-
-/// `GET /{tenant}/adminconsent`.
-pub(super) async fn admin_consent_v1(
-    State(state): State<Arc<EmuState>>,
-    tenant: Result<Path<String>, PathRejection>,
-    RawQuery(query): RawQuery,
-) -> Response {
-    begin(
-        &state,
-        &tenant_segment(tenant),
-        query,
-        Endpoint::AdminConsent(Version::V1),
-    )
-}
-
-/// `GET /{tenant}/v2.0/adminconsent`.
-pub(super) async fn admin_consent_v2(
-    State(state): State<Arc<EmuState>>,
-    tenant: Result<Path<String>, PathRejection>,
-    RawQuery(query): RawQuery,
-) -> Response {
-    begin(
-        &state,
-        &tenant_segment(tenant),
-        query,
-        Endpoint::AdminConsent(Version::V2),
+/// The `GET` handler of `endpoint`.
+pub(super) fn handler(endpoint: Endpoint) -> MethodRouter<Arc<EmuState>> {
+    get(
+        move |State(state): State<Arc<EmuState>>,
+              tenant: Result<Path<String>, PathRejection>,
+              RawQuery(query): RawQuery| async move {
+            begin(&state, &tenant_segment(tenant), query, endpoint)
+        },
     )
 }
 
@@ -359,6 +312,7 @@ fn begin_in(
     let Some(tenant) = TenantPath::resolve(world, tenant_name) else {
         return Answer::Failure(errors::invalid_tenant(tenant_name));
     };
+    world.count_tenant_request(tenant.counted_as(), Counted::Authorize);
     let Some(client_id) = p.get("client_id") else {
         return Answer::Failure(errors::missing_param("client_id"));
     };
@@ -417,9 +371,13 @@ fn begin_in(
     }
     let request_id = random_b64(&mut world.rng, 24);
     let html = consent_page(world, &pending, &request_id, action);
-    let ids = &mut world.identity.pending;
-    ids.retain(|_, p| now - p.created < Duration::minutes(PENDING_LIFETIME_MINS));
-    ids.insert(request_id, pending);
+    let identity = &mut world.identity;
+    super::purge(
+        &mut identity.pending,
+        &mut identity.pending_purge_at,
+        |_, p| now - p.created < Duration::minutes(PENDING_LIFETIME_MINS),
+    );
+    identity.pending.insert(request_id, pending);
     Answer::Page(html)
 }
 
@@ -447,13 +405,7 @@ fn sign_in(version: Version, p: &Params, tenant_name: &str) -> Result<Flow, AadE
             if p.get("resource").is_some() {
                 return Err(errors::resource_not_supported());
             }
-            let scope = p
-                .get("scope")
-                .ok_or_else(|| errors::missing_param("scope"))?;
-            let req = parse_scope(scope, tenant_name)?;
-            if req.resources.is_empty() {
-                return Err(errors::invalid_scope(scope));
-            }
+            let (_, req) = required_scope(p, tenant_name)?;
             let offline = req.offline_access();
             (req.resources, offline)
         }
@@ -492,17 +444,26 @@ fn admin_consent(version: Version, p: &Params, tenant_name: &str) -> Result<Flow
     let scope = match version {
         Version::V1 => None,
         Version::V2 => {
-            let scope = p
-                .get("scope")
-                .ok_or_else(|| errors::missing_param("scope"))?;
-            let req = parse_scope(scope, tenant_name)?;
-            if req.resources.is_empty() {
-                return Err(errors::invalid_scope(scope));
-            }
+            let (scope, req) = required_scope(p, tenant_name)?;
             Some((scope.to_string(), req.resources))
         }
     };
     Ok(Flow::AdminConsent { version, scope })
+}
+
+/// A v2 request's `scope`, as given and parsed; it must name at least one resource.
+fn required_scope<'a>(
+    p: &'a Params,
+    tenant_name: &str,
+) -> Result<(&'a str, ScopeRequest), AadError> {
+    let scope = p
+        .get("scope")
+        .ok_or_else(|| errors::missing_param("scope"))?;
+    let req = parse_scope(scope, tenant_name)?;
+    if req.resources.is_empty() {
+        return Err(errors::invalid_scope(scope));
+    }
+    Ok((scope, req))
 }
 
 fn parse_scope(scope: &str, tenant_name: &str) -> Result<ScopeRequest, AadError> {
@@ -537,43 +498,65 @@ impl Account {
     }
 }
 
-/// Every account the page offers: the tenant's users, or everyone's for `common`.
-fn candidates(world: &World, tenant: &TenantPath) -> Vec<Account> {
-    world
-        .tenants
-        .values()
-        .filter(|t| tenant.admits(&t.id))
-        .flat_map(|t| {
-            t.users.iter().map(move |u| Account {
-                tenant_id: t.id.clone(),
-                oid: u.oid.clone(),
-                upn: u.upn.clone(),
-                admin: u.admin,
-                label: format!("{} ({})", u.name, u.upn),
-            })
-        })
-        .collect()
+impl Account {
+    fn of(t: &Tenant, u: &User) -> Account {
+        Account {
+            tenant_id: t.id.clone(),
+            oid: u.oid.clone(),
+            upn: u.upn.clone(),
+            admin: u.admin,
+            label: format!("{} ({})", u.name, u.upn),
+        }
+    }
+}
+
+/// Every account the page offers, lazily: the tenant's users, or everyone's for `common` (only
+/// that page costs in proportion to the number of tenants).
+fn candidates<'a>(world: &'a World, tenant: &TenantPath) -> impl Iterator<Item = Account> + 'a {
+    let tenants: Box<dyn Iterator<Item = &'a Tenant> + 'a> = match tenant.id() {
+        Some(id) => Box::new(world.tenants.get(id).into_iter()),
+        None => Box::new(world.tenants.values()),
+    };
+    tenants.flat_map(|t| t.users.iter().map(move |u| Account::of(t, u)))
+}
+
+/// The account of user `upn` (any case) who may sign in through the path.
+fn account_by_upn(world: &World, tenant: &TenantPath, upn: &str) -> Option<Account> {
+    let tenant_id = match tenant.id() {
+        Some(id) => id,
+        None => world.tenant_of_user(upn)?,
+    };
+    let t = world.tenants.get(tenant_id)?;
+    t.users
+        .iter()
+        .find(|u| u.upn.eq_ignore_ascii_case(upn))
+        .map(|u| Account::of(t, u))
 }
 
 /// With `auto_approve`: the `login_hint` user, else the first admin, else the first user.
 fn auto_user(world: &World, pending: &Pending) -> Option<Who> {
-    let all = candidates(world, &pending.tenant);
     let hinted = pending
         .login_hint
         .as_deref()
-        .and_then(|h| all.iter().find(|a| a.upn.eq_ignore_ascii_case(h)));
+        .and_then(|h| account_by_upn(world, &pending.tenant, h));
     hinted
-        .or_else(|| all.iter().find(|a| a.admin))
-        .or_else(|| all.first())
-        .cloned()
+        .or_else(|| candidates(world, &pending.tenant).find(|a| a.admin))
+        .or_else(|| candidates(world, &pending.tenant).next())
         .map(Account::who)
 }
 
 /// The account chosen on the page: `tenant:oid` (the option values) or a UPN.
 fn chosen_user(world: &World, tenant: &TenantPath, choice: &str) -> Option<Who> {
-    candidates(world, tenant)
-        .into_iter()
-        .find(|a| a.value() == choice || a.upn.eq_ignore_ascii_case(choice))
+    let by_value = choice.split_once(':').and_then(|(tenant_id, oid)| {
+        let t = world
+            .tenants
+            .get(tenant_id)
+            .filter(|t| tenant.admits(&t.id))?;
+        let u = t.users.iter().find(|u| u.oid == oid)?;
+        Some(Account::of(t, u))
+    });
+    by_value
+        .or_else(|| account_by_upn(world, tenant, choice))
         .map(Account::who)
 }
 
@@ -591,7 +574,6 @@ fn consent_page(world: &World, pending: &Pending, request_id: &str, action: &str
         None => "your organization".to_string(),
     };
     let users = candidates(world, &pending.tenant)
-        .into_iter()
         .map(|a| {
             let mut label = a.label.clone();
             if a.admin {
@@ -639,6 +621,7 @@ fn decide_in(world: &mut World, p: &Params, now: DateTime<Utc>) -> Answer {
     else {
         return Answer::Failure(errors::malformed_grant());
     };
+    world.count_tenant_request(pending.tenant.counted_as(), Counted::Authorize);
     if !accepted {
         return declined(&pending, now);
     }
@@ -651,16 +634,15 @@ fn decide_in(world: &mut World, p: &Params, now: DateTime<Utc>) -> Answer {
 
 /// The app's answer when the user pressed Cancel.
 fn declined(pending: &Pending, now: DateTime<Utc>) -> Answer {
-    let reply = &pending.reply;
     match &pending.flow {
         Flow::SignIn(_) => {
             let e = errors::user_declined();
-            reply.error(&e, e.headline())
+            refused(pending, &e, e.headline())
         }
         Flow::AdminConsent {
             version: Version::V1,
             ..
-        } => reply.with(vec![
+        } => pending.reply.with(vec![
             ("error", "permission_denied".into()),
             ("error_description", "The admin canceled the request".into()),
         ]),
@@ -669,41 +651,44 @@ fn declined(pending: &Pending, now: DateTime<Utc>) -> Answer {
             ..
         } => {
             let e = errors::admin_declined();
-            reply.with(vec![
-                ("admin_consent", "True".into()),
-                ("error", e.error.into()),
-                ("error_description", e.traced(now)),
-            ])
+            refused(pending, &e, e.traced(now))
         }
     }
 }
 
-/// The app's answer when someone who is not an administrator accepted an admin-only request.
+/// The app's answer when someone who is not an administrator accepted an admin-only request:
+/// AADSTS90094 under the `error` each endpoint uses; only v1 admin consent sends the bare headline.
 fn not_admin(pending: &Pending, now: DateTime<Utc>) -> Answer {
-    let reply = &pending.reply;
-    match &pending.flow {
-        Flow::SignIn(_) => {
-            let e = errors::admin_required("access_denied");
-            reply.error(&e, e.traced(now))
-        }
+    let (error, traced) = match &pending.flow {
+        Flow::SignIn(_) => ("access_denied", true),
         Flow::AdminConsent {
             version: Version::V1,
             ..
-        } => {
-            let e = errors::admin_required("permission_denied");
-            reply.error(&e, e.headline())
-        }
+        } => ("permission_denied", false),
         Flow::AdminConsent {
             version: Version::V2,
             ..
-        } => {
-            let e = errors::admin_required("consent_required");
-            reply.with(vec![
-                ("admin_consent", "True".into()),
-                ("error", e.error.into()),
-                ("error_description", e.traced(now)),
-            ])
-        }
+        } => ("consent_required", true),
+    };
+    let e = errors::admin_required(error);
+    let description = if traced { e.traced(now) } else { e.headline() };
+    refused(pending, &e, description)
+}
+
+/// An error redirect: `error`, `error_description`, `state`; v2 admin consent puts
+/// `admin_consent=True` first (reference §4.7).
+fn refused(pending: &Pending, e: &AadError, description: String) -> Answer {
+    let reply = &pending.reply;
+    match &pending.flow {
+        Flow::AdminConsent {
+            version: Version::V2,
+            ..
+        } => reply.with(vec![
+            ("admin_consent", "True".into()),
+            ("error", e.error.into()),
+            ("error_description", description),
+        ]),
+        _ => reply.error(e, description),
     }
 }
 
@@ -742,19 +727,24 @@ fn accept(world: &mut World, pending: Pending, who: Who, now: DateTime<Utc>) -> 
         Flow::SignIn(s) => {
             let code = format!("AwABAAAA{}", random_b64(&mut world.rng, 96));
             let keep = Duration::seconds(world.settings.auth_code_lifetime_secs) * 2;
-            world.identity.codes.retain(|_, c| now - c.issued < keep);
+            let identity = &mut world.identity;
+            super::purge(&mut identity.codes, &mut identity.codes_purge_at, |_, c| {
+                now - c.chain.auth_time < keep
+            });
             world.identity.codes.insert(
                 code.clone(),
                 AuthCode {
                     client_id: pending.client_id.clone(),
-                    tenant_id,
-                    user_oid: oid,
-                    issued: now,
-                    revocation_seen: user.tokens_revoked_at,
+                    chain: Chain {
+                        tenant_id,
+                        user_oid: oid,
+                        auth_time: now,
+                        revocation_seen: user.tokens_revoked_at,
+                        offline_access: s.offline_access,
+                    },
                     redirect_uri: reply.uri.clone(),
                     redirect_uri_sent: s.redirect_uri_sent,
                     resources: s.resources,
-                    offline_access: s.offline_access,
                     pkce: s.pkce,
                     redeemed: false,
                 },

@@ -32,7 +32,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::Path;
 use axum::extract::rejection::PathRejection;
-use axum::routing::{get, post};
+use axum::routing::post;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
@@ -44,7 +44,7 @@ use crate::EmuState;
 use crate::scenario::Api;
 use crate::world::World;
 
-use authorize::{AuthCode, Pending};
+use authorize::{AuthCode, Endpoint, Pending};
 use token::RefreshToken;
 
 /// Authorization codes, refresh tokens and pending sign-ins.
@@ -56,6 +56,24 @@ pub struct IdentityState {
     codes: HashMap<String, AuthCode>,
     /// Refresh tokens, by token. Used ones stay valid (Microsoft does not revoke them).
     refresh_tokens: HashMap<String, RefreshToken>,
+    /// Size of `pending` at which stale sign-ins are next dropped.
+    pending_purge_at: usize,
+    /// Size of `codes` at which expired codes are next dropped.
+    codes_purge_at: usize,
+}
+
+/// Drops the entries of `map` that `keep` refuses, once the map has reached `*next` entries, and
+/// sets `*next` to twice what is left: purging costs O(1) per insertion on average, however many
+/// entries live (instead of a scan of every entry at each insertion).
+fn purge<V>(
+    map: &mut HashMap<String, V>,
+    next: &mut usize,
+    keep: impl FnMut(&String, &mut V) -> bool,
+) {
+    if map.len() >= *next {
+        map.retain(keep);
+        *next = (map.len() * 2).max(64);
+    }
 }
 
 impl IdentityState {
@@ -74,24 +92,24 @@ impl IdentityState {
 pub fn router() -> Router<Arc<EmuState>> {
     Router::new()
         .route("/_decide", post(authorize::decide))
-        .route("/{tenant}/oauth2/authorize", get(authorize::authorize_v1))
+        .route(
+            "/{tenant}/oauth2/authorize",
+            authorize::handler(Endpoint::SignIn(Version::V1)),
+        )
         .route(
             "/{tenant}/oauth2/v2.0/authorize",
-            get(authorize::authorize_v2),
+            authorize::handler(Endpoint::SignIn(Version::V2)),
         )
-        .route("/{tenant}/adminconsent", get(authorize::admin_consent_v1))
+        .route(
+            "/{tenant}/adminconsent",
+            authorize::handler(Endpoint::AdminConsent(Version::V1)),
+        )
         .route(
             "/{tenant}/v2.0/adminconsent",
-            get(authorize::admin_consent_v2),
+            authorize::handler(Endpoint::AdminConsent(Version::V2)),
         )
-        .route(
-            "/{tenant}/oauth2/token",
-            post(token::token_v1).get(token::not_post),
-        )
-        .route(
-            "/{tenant}/oauth2/v2.0/token",
-            post(token::token_v2).get(token::not_post),
-        )
+        .route("/{tenant}/oauth2/token", token::handler(Version::V1))
+        .route("/{tenant}/oauth2/v2.0/token", token::handler(Version::V2))
 }
 
 /// Which generation of the endpoints a request came to: v1 (`resource=`, string numbers, `appid`)
@@ -128,6 +146,15 @@ impl TenantPath {
         match self {
             TenantPath::Any(_) => None,
             TenantPath::One(id) => Some(id),
+        }
+    }
+
+    /// The name the request statistics count the path's requests under: the tenant id, or the
+    /// alias.
+    fn counted_as(&self) -> &str {
+        match self {
+            TenantPath::Any(alias) => alias,
+            TenantPath::One(id) => id,
         }
     }
 

@@ -5,6 +5,7 @@
 //!
 //! v1 answers carry the numbers as strings (`"expires_in": "3599"`), v2 as integers.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -12,6 +13,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
+use axum::routing::{MethodRouter, post};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use chrono::{DateTime, Duration, Utc};
@@ -29,28 +31,21 @@ use crate::faults::{self, Fault, FaultKind, FaultTarget};
 use crate::jwt::{self, Claims};
 use crate::scenario::Api;
 use crate::wire::json_response;
-use crate::world::{App, World};
+use crate::world::{App, Endpoint as Counted, World};
 
 /// A refresh token. Each tracks its own last use; using one issues a new one and leaves the old
 /// one valid (reference §4.6).
 #[derive(Debug, Clone)]
 pub(super) struct RefreshToken {
     client_id: String,
-    /// The user's home tenant.
-    tenant_id: String,
-    user_oid: String,
-    /// When the user signed in (start of the chain).
-    auth_time: DateTime<Utc>,
-    /// The user's revocation mark at sign-in.
-    revocation_seen: Option<DateTime<Utc>>,
+    /// The chain it continues.
+    chain: Chain,
     /// When this token was issued.
     issued: DateTime<Utc>,
     /// Last redemption of this token (its issue time until then).
     last_used: DateTime<Utc>,
     /// The resource of the last access token of the chain: the default target.
     resource: Target,
-    /// The chain asked for `offline_access` (always true for v1 chains).
-    offline_access: bool,
 }
 
 /// The resource an access token is for, and its App ID URI as the client wrote it.
@@ -91,28 +86,19 @@ impl GrantType {
 /// A body standing in for a token answer when a fault cuts it short.
 const CUT_BODY: &[u8] = br#"{"token_type":"Bearer","expires_in":3599,"ext_expires_in":3599,"access_token":"eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiIsImtpZCI6ImVtdWxhdG9yIn0.eyJhdWQiOiJodHRwczovL2dyYXBoLm1pY3Jvc29mdC5jb20ifQ.c2lnbmF0dXJl"}"#;
 
-/// `POST /{tenant}/oauth2/token`.
-pub(super) async fn token_v1(
-    State(state): State<Arc<EmuState>>,
-    tenant: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    token(state, Version::V1, tenant_segment(tenant), headers, body).await
-}
-
-/// `POST /{tenant}/oauth2/v2.0/token`.
-pub(super) async fn token_v2(
-    State(state): State<Arc<EmuState>>,
-    tenant: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    token(state, Version::V2, tenant_segment(tenant), headers, body).await
+/// The handler of the token endpoint of `version`: `POST` serves, `GET` is refused.
+pub(super) fn handler(version: Version) -> MethodRouter<Arc<EmuState>> {
+    post(
+        move |State(state): State<Arc<EmuState>>,
+              tenant: Result<Path<String>, PathRejection>,
+              headers: HeaderMap,
+              body: Bytes| token(state, version, tenant_segment(tenant), headers, body),
+    )
+    .get(not_post)
 }
 
 /// `GET` on a token endpoint (AADSTS900561).
-pub(super) async fn not_post(State(state): State<Arc<EmuState>>) -> Response {
+async fn not_post(State(state): State<Arc<EmuState>>) -> Response {
     no_store(errors::post_only("GET").response(state.now()))
 }
 
@@ -126,11 +112,14 @@ async fn token(
     let drawn = {
         let mut world = state.world();
         world.count_request("identity");
-        let tenant_id =
-            TenantPath::resolve(&world, &tenant).and_then(|t| t.id().map(str::to_string));
-        world
-            .faults
-            .draw(FaultTarget::Identity, tenant_id.as_deref())
+        let path = TenantPath::resolve(&world, &tenant);
+        if let Some(p) = &path {
+            world.count_tenant_request(p.counted_as(), Counted::Token);
+        }
+        world.faults.draw(
+            FaultTarget::Identity,
+            path.as_ref().and_then(TenantPath::id),
+        )
     };
     if !drawn.delay.is_zero() {
         tokio::time::sleep(drawn.delay).await;
@@ -249,6 +238,21 @@ fn authenticate(
     }
 }
 
+/// The grant (authorization code or refresh token) `value` names among `grants`, if it was issued
+/// to `app`: AADSTS9002313 when unknown, AADSTS70000 when another client's.
+fn own_grant<T: Clone>(
+    grants: &HashMap<String, T>,
+    value: &str,
+    app: &App,
+    client_of: impl Fn(&T) -> &String,
+) -> Result<T, AadError> {
+    let grant = grants.get(value).ok_or_else(errors::malformed_grant)?;
+    if *client_of(grant) != app.client_id {
+        return Err(errors::grant_of_other_client());
+    }
+    Ok(grant.clone())
+}
+
 /// Who an access token is for.
 struct Subject {
     oid: String,
@@ -258,13 +262,30 @@ struct Subject {
     scp: Option<String>,
 }
 
-/// What the user's side of a delegated token chain is.
-struct Chain {
-    tenant_id: String,
-    user_oid: String,
-    auth_time: DateTime<Utc>,
-    revocation_seen: Option<DateTime<Utc>>,
-    offline_access: bool,
+/// The user's side of a delegated token chain: who signed in where and when. An authorization
+/// code starts a chain; every refresh token redeemed from it carries it on.
+#[derive(Debug, Clone)]
+pub(super) struct Chain {
+    /// The user's home tenant.
+    pub tenant_id: String,
+    /// The signed-in user.
+    pub user_oid: String,
+    /// When the user signed in (accepted the sign-in page).
+    pub auth_time: DateTime<Utc>,
+    /// The user's revocation mark (`tokens_revoked_at`) at sign-in.
+    pub revocation_seen: Option<DateTime<Utc>>,
+    /// The chain asked for `offline_access` (always true for v1 chains).
+    pub offline_access: bool,
+}
+
+impl Chain {
+    /// The chain as a token request continues it: asking for `offline_access` now keeps it.
+    fn continued(&self, asked_offline: bool) -> Chain {
+        Chain {
+            offline_access: self.offline_access || asked_offline,
+            ..self.clone()
+        }
+    }
 }
 
 /// Whether revoking the user's tokens at `revoked` ends `chain` (AADSTS50173): the revocation
@@ -274,6 +295,9 @@ struct Chain {
 fn revoked_since_sign_in(revoked: DateTime<Utc>, chain: &Chain) -> bool {
     revoked >= chain.auth_time && chain.revocation_seen != Some(revoked)
 }
+
+/// A token endpoint's success body, or the error it answers.
+type Issued = Result<Value, AadError>;
 
 /// One token request, with everything the grants need besides the world.
 struct TokenRequest<'a> {
@@ -336,30 +360,19 @@ impl TokenRequest<'_> {
     }
 
     /// `grant_type=authorization_code`.
-    fn redeem_code(
-        &self,
-        world: &mut World,
-        app: &App,
-        tenant: &TenantPath,
-    ) -> Result<Value, AadError> {
+    fn redeem_code(&self, world: &mut World, app: &App, tenant: &TenantPath) -> Issued {
         let p = self.params;
         let code_value = p.get("code").ok_or_else(|| errors::missing_param("code"))?;
-        let code = world
-            .identity
-            .codes
-            .get(code_value)
-            .cloned()
-            .ok_or_else(errors::malformed_grant)?;
-        if code.client_id != app.client_id {
-            return Err(errors::grant_of_other_client());
-        }
-        if !tenant.admits(&code.tenant_id) {
+        let code = own_grant(&world.identity.codes, code_value, app, |c| &c.client_id)?;
+        if !tenant.admits(&code.chain.tenant_id) {
             return Err(errors::code_for_other_tenant());
         }
         if code.redeemed {
             return Err(errors::code_redeemed());
         }
-        if self.now - code.issued > Duration::seconds(world.settings.auth_code_lifetime_secs) {
+        if self.now - code.chain.auth_time
+            > Duration::seconds(world.settings.auth_code_lifetime_secs)
+        {
             return Err(errors::code_expired());
         }
         match p.get("redirect_uri") {
@@ -401,14 +414,8 @@ impl TokenRequest<'_> {
                 }
             }
         };
-        let chain = Chain {
-            tenant_id: code.tenant_id.clone(),
-            user_oid: code.user_oid.clone(),
-            auth_time: code.issued,
-            revocation_seen: code.revocation_seen,
-            offline_access: code.offline_access || asked_offline,
-        };
-        let body = self.issue_delegated(world, app, &chain, target)?;
+        let body =
+            self.issue_delegated(world, app, &code.chain.continued(asked_offline), target)?;
         if let Some(c) = world.identity.codes.get_mut(code_value) {
             c.redeemed = true;
         }
@@ -416,25 +423,12 @@ impl TokenRequest<'_> {
     }
 
     /// `grant_type=refresh_token`.
-    fn refresh(
-        &self,
-        world: &mut World,
-        app: &App,
-        tenant: &TenantPath,
-    ) -> Result<Value, AadError> {
+    fn refresh(&self, world: &mut World, app: &App, tenant: &TenantPath) -> Issued {
         let p = self.params;
         let value = p
             .get("refresh_token")
             .ok_or_else(|| errors::missing_param("refresh_token"))?;
-        let rt = world
-            .identity
-            .refresh_tokens
-            .get(value)
-            .cloned()
-            .ok_or_else(errors::malformed_grant)?;
-        if rt.client_id != app.client_id {
-            return Err(errors::grant_of_other_client());
-        }
+        let rt = own_grant(&world.identity.refresh_tokens, value, app, |t| &t.client_id)?;
         let max_days = world.settings.refresh_token_max_inactive_days;
         if self.now - rt.last_used > Duration::days(max_days) {
             return Err(errors::refresh_inactive(
@@ -443,14 +437,14 @@ impl TokenRequest<'_> {
             ));
         }
         if let Some(id) = tenant.id()
-            && id != rt.tenant_id
+            && id != rt.chain.tenant_id
         {
             // Refresh tokens work in any tenant where the user has an account; emulated users
             // have one only in their home tenant.
             let upn = world
                 .tenants
-                .get(&rt.tenant_id)
-                .and_then(|t| t.users.iter().find(|u| u.oid == rt.user_oid))
+                .get(&rt.chain.tenant_id)
+                .and_then(|t| t.users.iter().find(|u| u.oid == rt.chain.user_oid))
                 .map(|u| u.upn.clone())
                 .unwrap_or_default();
             let name = world
@@ -460,7 +454,7 @@ impl TokenRequest<'_> {
                 .unwrap_or_default();
             return Err(errors::user_not_in_tenant(
                 &upn,
-                &rt.tenant_id,
+                &rt.chain.tenant_id,
                 &name,
                 &app.client_id,
                 &app.name,
@@ -476,14 +470,7 @@ impl TokenRequest<'_> {
                 (asked.unwrap_or_else(|| rt.resource.clone()), offline)
             }
         };
-        let chain = Chain {
-            tenant_id: rt.tenant_id.clone(),
-            user_oid: rt.user_oid.clone(),
-            auth_time: rt.auth_time,
-            revocation_seen: rt.revocation_seen,
-            offline_access: rt.offline_access || asked_offline,
-        };
-        let body = self.issue_delegated(world, app, &chain, target)?;
+        let body = self.issue_delegated(world, app, &rt.chain.continued(asked_offline), target)?;
         if let Some(used) = world.identity.refresh_tokens.get_mut(value) {
             used.last_used = self.now;
         }
@@ -491,12 +478,7 @@ impl TokenRequest<'_> {
     }
 
     /// `grant_type=client_credentials` (reference §4.8).
-    fn client_credentials(
-        &self,
-        world: &mut World,
-        app: &App,
-        tenant: &TenantPath,
-    ) -> Result<Value, AadError> {
+    fn client_credentials(&self, world: &mut World, app: &App, tenant: &TenantPath) -> Issued {
         let tenant_id = tenant
             .id()
             .ok_or_else(errors::client_credentials_over_alias)?;
@@ -626,14 +608,10 @@ impl TokenRequest<'_> {
                 value.clone(),
                 RefreshToken {
                     client_id: app.client_id.clone(),
-                    tenant_id: chain.tenant_id.clone(),
-                    user_oid: user.oid.clone(),
-                    auth_time: chain.auth_time,
-                    revocation_seen: chain.revocation_seen,
+                    chain: chain.clone(),
                     issued: self.now,
                     last_used: self.now,
                     resource: target.clone(),
-                    offline_access: chain.offline_access,
                 },
             );
             value
@@ -652,7 +630,7 @@ impl TokenRequest<'_> {
         let id_token = (self.version == Version::V1).then(|| {
             id_token_v1(
                 &app.client_id,
-                &chain.tenant_id,
+                &issued_tid(world, &chain.tenant_id),
                 &user.oid,
                 &user.upn,
                 &user.name,
@@ -670,8 +648,9 @@ impl TokenRequest<'_> {
         ))
     }
 
-    /// Signs an access token; returns it and its lifetime in seconds (random within the
-    /// scenario's bounds, reference §4.9).
+    /// Signs an access token for `tenant_id`; returns it and its lifetime in seconds (random
+    /// within the scenario's bounds, reference §4.9). The token's `tid` and `iss` name the
+    /// tenant's `issue_tid` switch instead, when set.
     fn access_token(
         &self,
         world: &mut World,
@@ -680,6 +659,7 @@ impl TokenRequest<'_> {
         api: Api,
         subject: Subject,
     ) -> (String, i64) {
+        let tenant_id = &issued_tid(world, tenant_id);
         let (lo, hi) = (
             world.settings.access_token_min_secs,
             world.settings.access_token_max_secs,
@@ -762,6 +742,16 @@ impl TokenRequest<'_> {
         }
         Value::Object(m)
     }
+}
+
+/// The `tid` written into tokens minted for `tenant_id`: its `issue_tid` switch (a misconfigured
+/// proxy or a guest setup answering with another tenant's tokens), else the tenant itself.
+fn issued_tid(world: &World, tenant_id: &str) -> String {
+    world
+        .tenants
+        .get(tenant_id)
+        .and_then(|t| t.switches.issue_tid.clone())
+        .unwrap_or_else(|| tenant_id.to_string())
 }
 
 /// The v1 `id_token`: unsigned (`alg: none`, empty signature), reference §4.4.

@@ -46,6 +46,11 @@ async fn start(tenants: Vec<Value>, settings: Value) -> Result<RunningEmulator> 
     emulator::start(scenario).await
 }
 
+/// An emulator serving tenant `X` with `count` alerts, one a minute, and default settings.
+async fn start_x(count: usize) -> Result<RunningEmulator> {
+    start(vec![tenant(X, count, "1m")], json!({})).await
+}
+
 /// An app-only token of `APP` for `tenant` and `api`, valid for an hour from the emulated now.
 fn token(emu: &RunningEmulator, tenant: &str, api: Api, roles: &[&str]) -> String {
     let now = emu.state().now().timestamp();
@@ -102,6 +107,21 @@ async fn get_json(url: &str, token: &str, query: &[(&str, &str)]) -> Result<(Sta
     Ok((status, body))
 }
 
+/// Spends a budget of `budget` requests (each must answer 200), then answers the next request.
+async fn past_the_budget(url: &str, token: &str, budget: usize) -> Result<reqwest::Response> {
+    for i in 0..budget {
+        let r = get(url, token, &[("$top", "1")]).await?;
+        assert_eq!(r.status(), StatusCode::OK, "request {}", i + 1);
+    }
+    get(url, token, &[("$top", "1")]).await
+}
+
+/// The status and `error.code` of an answer.
+async fn error_of(url: &str, token: &str, query: &[(&str, &str)]) -> Result<(StatusCode, Value)> {
+    let (status, body) = get_json(url, token, query).await?;
+    Ok((status, body["error"]["code"].clone()))
+}
+
 fn ids(page: &Value) -> Vec<String> {
     page["value"]
         .as_array()
@@ -140,7 +160,7 @@ async fn drain(first: &str, token: &str, query: &[(&str, &str)]) -> Result<(Vec<
 
 #[tokio::test]
 async fn graph_next_links_drain_every_alert_exactly_once() -> Result<()> {
-    let emu = start(vec![tenant(X, 2500, "1m")], json!({})).await?;
+    let emu = start_x(2500).await?;
     let tok = token(&emu, X, Api::Graph, GRAPH_ROLE);
 
     let (all, pages) = drain(&graph_url(&emu), &tok, &[]).await?;
@@ -209,7 +229,7 @@ async fn graph_next_link_switches_suppress_the_link() -> Result<()> {
 
 #[tokio::test]
 async fn graph_accepts_skip_500_and_refuses_skip_501() -> Result<()> {
-    let emu = start(vec![tenant(X, 520, "1m")], json!({})).await?;
+    let emu = start_x(520).await?;
     let tok = token(&emu, X, Api::Graph, GRAPH_ROLE);
 
     let (status, page) =
@@ -217,15 +237,14 @@ async fn graph_accepts_skip_500_and_refuses_skip_501() -> Result<()> {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(ids(&page).len(), 10);
 
-    let (status, body) = get_json(&graph_url(&emu), &tok, &[("$skip", "501")]).await?;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(body["error"]["code"], "BadRequest");
+    let refused = error_of(&graph_url(&emu), &tok, &[("$skip", "501")]).await?;
+    assert_eq!(refused, (StatusCode::BAD_REQUEST, json!("BadRequest")));
     Ok(())
 }
 
 #[tokio::test]
 async fn graph_clamps_top_5000_to_1000() -> Result<()> {
-    let emu = start(vec![tenant(X, 1200, "1m")], json!({})).await?;
+    let emu = start_x(1200).await?;
     let tok = token(&emu, X, Api::Graph, GRAPH_ROLE);
 
     let (status, page) = get_json(&graph_url(&emu), &tok, &[("$top", "5000")]).await?;
@@ -238,7 +257,7 @@ async fn graph_clamps_top_5000_to_1000() -> Result<()> {
 
 #[tokio::test]
 async fn graph_refuses_a_filter_on_investigation_state() -> Result<()> {
-    let emu = start(vec![tenant(X, 3, "1m")], json!({})).await?;
+    let emu = start_x(3).await?;
     let tok = token(&emu, X, Api::Graph, GRAPH_ROLE);
 
     let (status, body) = get_json(
@@ -264,11 +283,7 @@ async fn the_151st_graph_request_in_a_minute_is_throttled_with_a_fractional_retr
 
     for tenant_id in [X, Y] {
         let tok = token(&emu, tenant_id, Api::Graph, GRAPH_ROLE);
-        for i in 0..150 {
-            let r = get(&graph_url(&emu), &tok, &[("$top", "1")]).await?;
-            assert_eq!(r.status(), StatusCode::OK, "request {}", i + 1);
-        }
-        let r = get(&graph_url(&emu), &tok, &[("$top", "1")]).await?;
+        let r = past_the_budget(&graph_url(&emu), &tok, 150).await?;
         assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
         let retry_after = r
             .headers()
@@ -305,22 +320,17 @@ async fn mde_gives_a_next_link_only_without_top() -> Result<()> {
     assert_eq!((all.len(), pages), (12, 3));
     assert_eq!(all.iter().collect::<BTreeSet<_>>().len(), 12);
 
-    let (status, body) = get_json(&mde_url(&emu), &tok, &[("$top", "6")]).await?;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(body["error"]["code"], "ODataError");
+    let refused = error_of(&mde_url(&emu), &tok, &[("$top", "6")]).await?;
+    assert_eq!(refused, (StatusCode::BAD_REQUEST, json!("ODataError")));
     Ok(())
 }
 
 #[tokio::test]
 async fn the_101st_mde_request_in_a_minute_is_throttled_with_whole_seconds() -> Result<()> {
-    let emu = start(vec![tenant(X, 3, "1m")], json!({})).await?;
+    let emu = start_x(3).await?;
     let tok = token(&emu, X, Api::Mde, MDE_ROLE);
 
-    for i in 0..100 {
-        let r = get(&mde_url(&emu), &tok, &[("$top", "1")]).await?;
-        assert_eq!(r.status(), StatusCode::OK, "request {}", i + 1);
-    }
-    let r = get(&mde_url(&emu), &tok, &[("$top", "1")]).await?;
+    let r = past_the_budget(&mde_url(&emu), &tok, 100).await?;
 
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     let retry_after: u32 = r
@@ -377,6 +387,130 @@ async fn siem_without_parameters_returns_exactly_the_last_two_hours() -> Result<
 }
 
 #[tokio::test]
+async fn siem_serves_each_version_as_one_record_per_ioc_and_the_truth_lists_their_full_ids()
+-> Result<()> {
+    let emu = start(
+        vec![json!({
+            "id": X, "siem_apps": [APP],
+            "generate": [{ "count": 30, "start": "-60m", "every": "2m", "siem_parts_max": 3,
+                           "update_fraction": 0.5, "update_after": "10m", "seed": 5 }]
+        })],
+        json!({}),
+    )
+    .await?;
+    let (_, siem) = get_json(&siem_url(&emu), &token(&emu, X, Api::Siem, &[]), &[]).await?;
+    let (_, graph) = get_json(
+        &graph_url(&emu),
+        &token(&emu, X, Api::Graph, GRAPH_ROLE),
+        &[],
+    )
+    .await?;
+
+    let records = siem.as_array().context("a bare array")?;
+    let alerts: BTreeSet<&str> = records
+        .iter()
+        .filter_map(|r| r["AlertId"].as_str())
+        .collect();
+    assert_eq!(alerts.len(), 30);
+    assert!(records.len() > 40, "most alerts have several parts");
+    assert_eq!(ids(&graph).len(), 30, "Graph serves one alert per alert");
+    let served: BTreeSet<(String, String)> = records
+        .iter()
+        .map(|r| {
+            let full_id = r["FullId"].as_str().unwrap_or_default().to_string();
+            let ioc = r["IocUniqueId"].as_str().unwrap_or_default();
+            assert_eq!(
+                full_id,
+                format!("{}:{ioc}", r["AlertId"].as_str().unwrap_or_default())
+            );
+            (
+                full_id,
+                r["LastProcessedTimeUtc"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(served.len(), records.len(), "each (FullId, version) once");
+
+    let truth: Value = reqwest::get(format!("{}/truth/{X}", emu.urls().control))
+        .await?
+        .json()
+        .await?;
+    let versions = truth["versions"].as_array().context("versions")?;
+    let expected: BTreeSet<(String, String)> = versions
+        .iter()
+        .filter(|v| v["latest"] == true)
+        .flat_map(|v| {
+            let version = v["version"].as_str().unwrap_or_default().to_string();
+            v["siem_full_ids"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f.as_str())
+                .map(move |f| (f.to_string(), version.clone()))
+        })
+        .collect();
+    assert_eq!(served, expected);
+    assert!(versions.iter().all(|v| v["late"] == false));
+    Ok(())
+}
+
+#[tokio::test]
+async fn another_regions_siem_exporter_answers_an_empty_array_and_observes_nothing() -> Result<()> {
+    let mut eu = tenant(X, 5, "1m");
+    eu["region"] = json!("eu");
+    let emu = start(vec![eu, tenant(Y, 4, "1m")], json!({})).await?;
+    let urls = emu.urls();
+    let records = |body: &Value| body.as_array().map_or(0, Vec::len);
+    let read = |base: &url::Url, tenant: &str| {
+        let url = format!("{base}/api/alerts");
+        let tok = token(&emu, tenant, Api::Siem, &[]);
+        async move { get_json(&url, &tok, &[]).await }
+    };
+    let observed = |tenant: &str| -> Result<usize> {
+        let state = emu.state();
+        let truth = state.world().truth(tenant, state.now()).context("tenant")?;
+        Ok(truth.versions.iter().filter(|v| v.observed).count())
+    };
+
+    for wrong in [&urls.siem_us, &urls.siem_uk] {
+        let (status, body) = read(wrong, X).await?;
+        assert_eq!((status, body), (StatusCode::OK, json!([])), "{wrong}");
+    }
+    let (status, body) = read(&urls.siem_eu, Y).await?;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!([])),
+        "Y is in the US"
+    );
+    assert_eq!(
+        (observed(X)?, observed(Y)?),
+        (0, 0),
+        "nothing served, nothing observed"
+    );
+    assert_eq!(emu.state().world().requests.get("siem"), Some(&3));
+
+    let (_, own) = read(&urls.siem_eu, X).await?;
+    assert_eq!(records(&own), 5);
+    let (_, default) = read(&urls.siem, X).await?;
+    assert_eq!(default, own, "/siem answers as the tenant's own region");
+    let (_, us) = read(urls.siem_of(emulator::scenario::Region::Us), Y).await?;
+    assert_eq!(records(&us), 4);
+    assert_eq!((observed(X)?, observed(Y)?), (5, 4));
+
+    let forged = token(&emu, X, Api::Graph, GRAPH_ROLE);
+    let r = get(&format!("{}/api/alerts", urls.siem_uk), &forged, &[]).await?;
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "authenticated as usual"
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn siem_switched_off_answers_404_with_an_empty_body() -> Result<()> {
     let mut off = tenant(X, 3, "1m");
     off["switches"] = json!({ "siem_enabled": false });
@@ -391,7 +525,7 @@ async fn siem_switched_off_answers_404_with_an_empty_body() -> Result<()> {
 
 #[tokio::test]
 async fn a_partial_fault_answers_206_with_the_warning_header() -> Result<()> {
-    let emu = start(vec![tenant(X, 10, "1m")], json!({})).await?;
+    let emu = start_x(10).await?;
     set_faults(
         &emu,
         json!([{ "api": "graph", "kind": "partial", "count": 1 }]),
@@ -445,7 +579,7 @@ async fn a_token_for_one_tenant_sees_none_of_another_tenants_alerts() -> Result<
 
 #[tokio::test]
 async fn a_token_without_the_permission_gets_403_with_the_documented_body() -> Result<()> {
-    let emu = start(vec![tenant(X, 3, "1m")], json!({})).await?;
+    let emu = start_x(3).await?;
 
     let (status, body) = get_json(
         &graph_url(&emu),
@@ -461,15 +595,14 @@ async fn a_token_without_the_permission_gets_403_with_the_documented_body() -> R
     );
     assert!(body["error"]["innerError"]["request-id"].is_string());
 
-    let (status, body) = get_json(&mde_url(&emu), &token(&emu, X, Api::Mde, &[]), &[]).await?;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_eq!(body["error"]["code"], "Forbidden");
+    let refused = error_of(&mde_url(&emu), &token(&emu, X, Api::Mde, &[]), &[]).await?;
+    assert_eq!(refused, (StatusCode::FORBIDDEN, json!("Forbidden")));
     Ok(())
 }
 
 #[tokio::test]
 async fn an_expired_token_gets_401() -> Result<()> {
-    let emu = start(vec![tenant(X, 3, "1m")], json!({})).await?;
+    let emu = start_x(3).await?;
     let now = emu.state().now().timestamp();
     let expired = sign(
         &emu,
@@ -557,7 +690,7 @@ async fn an_alert_appears_only_after_its_delay_and_the_ground_truth_follows_its_
 
 #[tokio::test]
 async fn malformed_and_dropped_answers_fail_to_parse_as_json() -> Result<()> {
-    let emu = start(vec![tenant(X, 50, "1m")], json!({})).await?;
+    let emu = start_x(50).await?;
     let tok = token(&emu, X, Api::Graph, GRAPH_ROLE);
 
     for kind in ["malformed", "drop"] {

@@ -20,10 +20,14 @@ const EXPIRED_SECRET: &str = "expired-secret-value";
 const REDIRECT: &str = "http://127.0.0.1:8080/consent/callback";
 /// Users consent here interactively; nothing is granted at start.
 const CONTOSO: &str = "11111111-1111-4111-8111-111111111111";
+/// Contoso's administrator and an analyst (no admin role).
+const CONTOSO_ADMIN: &str = "admin@contoso.onmicrosoft.com";
+const ANALYST: &str = "analyst@contoso.onmicrosoft.com";
 /// Admin consent already granted for Graph and MDE.
 const FABRIKAM: &str = "22222222-2222-4222-8222-222222222222";
 /// Never consented.
 const NORTHWIND: &str = "33333333-3333-4333-8333-333333333333";
+const NORTHWIND_ADMIN: &str = "admin@northwind.onmicrosoft.com";
 const START: &str = "2026-03-01T12:00:00Z";
 const GRAPH: &str = "https://graph.microsoft.com";
 const MDE: &str = "https://api.securitycenter.microsoft.com";
@@ -57,8 +61,8 @@ fn scenario(auto_approve: bool) -> Scenario {
             {
                 "id": CONTOSO, "name": "Contoso", "domains": ["contoso.onmicrosoft.com"],
                 "users": [
-                    { "upn": "admin@contoso.onmicrosoft.com", "name": "Contoso Admin", "admin": true },
-                    { "upn": "analyst@contoso.onmicrosoft.com", "name": "Contoso Analyst" }
+                    { "upn": CONTOSO_ADMIN, "name": "Contoso Admin", "admin": true },
+                    { "upn": ANALYST, "name": "Contoso Analyst" }
                 ]
             },
             {
@@ -71,7 +75,7 @@ fn scenario(auto_approve: bool) -> Scenario {
             },
             {
                 "id": NORTHWIND, "name": "Northwind", "domains": ["northwind.onmicrosoft.com"],
-                "users": [ { "upn": "admin@northwind.onmicrosoft.com", "admin": true } ]
+                "users": [ { "upn": NORTHWIND_ADMIN, "admin": true } ]
             }
         ]
     }))
@@ -120,6 +124,14 @@ fn claims_of(jwt: &str) -> Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url")).expect("json")
 }
 
+/// The `Location` of an answer, if any.
+fn location_of(r: &reqwest::Response) -> Option<String> {
+    r.headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
 /// The query parameters of a redirect.
 fn query_of(location: &str) -> HashMap<String, String> {
     Url::parse(location)
@@ -129,6 +141,19 @@ fn query_of(location: &str) -> HashMap<String, String> {
         .collect()
 }
 
+/// A token request's form: `grant_type`, `CLIENT` authenticated with `SECRET`, then `extra`.
+fn with_credentials<'a>(
+    grant_type: &'a str,
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    let credentials = [
+        ("grant_type", grant_type),
+        ("client_id", CLIENT),
+        ("client_secret", SECRET),
+    ];
+    [&credentials[..], extra].concat()
+}
+
 /// The value of the first `attr="…"` after `marker` in `html` (entities left as they are).
 fn attr_after<'a>(html: &'a str, marker: &str, attr: &str) -> &'a str {
     let from = html.find(marker).expect("marker on the page") + marker.len();
@@ -136,6 +161,11 @@ fn attr_after<'a>(html: &'a str, marker: &str, attr: &str) -> &'a str {
     let start = rest.find(&format!("{attr}=\"")).expect("attribute") + attr.len() + 2;
     let end = rest[start..].find('"').expect("closing quote");
     &rest[start..start + end]
+}
+
+/// The opaque request id the sign-in page posts back.
+fn request_of(html: &str) -> &str {
+    attr_after(html, "name=\"request\"", "value")
 }
 
 /// The `value` of the `<option>` whose label starts with `label`.
@@ -194,17 +224,26 @@ impl Login {
             .await
     }
 
+    /// A v1 token request of `CLIENT` with `SECRET` (see [`with_credentials`]).
+    async fn v1_grant(&self, tenant: &str, grant_type: &str, extra: &[(&str, &str)]) -> Answer {
+        self.v1_token(tenant, &with_credentials(grant_type, extra))
+            .await
+    }
+
+    /// A v2 token request of `CLIENT` with `SECRET` (see [`with_credentials`]).
+    async fn v2_grant(&self, tenant: &str, grant_type: &str, extra: &[(&str, &str)]) -> Answer {
+        self.v2_token(tenant, &with_credentials(grant_type, extra))
+            .await
+    }
+
     async fn client_credentials_v2(&self, tenant: &str, scope: &str, secret: &str) -> Answer {
-        self.v2_token(
-            tenant,
-            &[
-                ("grant_type", "client_credentials"),
-                ("client_id", CLIENT),
-                ("client_secret", secret),
-                ("scope", scope),
-            ],
-        )
-        .await
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", CLIENT),
+            ("client_secret", secret),
+            ("scope", scope),
+        ];
+        self.v2_token(tenant, &form).await
     }
 
     /// GETs an interactive endpoint; returns the status, the `Location` if any, and the body.
@@ -215,12 +254,7 @@ impl Login {
     ) -> (StatusCode, Option<String>, String) {
         let url = Url::parse_with_params(&self.url(path), query).expect("url");
         let r = self.http.get(url).send().await.expect("answer");
-        let status = r.status();
-        let location = r
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let (status, location) = (r.status(), location_of(&r));
         (status, location, r.text().await.expect("body"))
     }
 
@@ -238,52 +272,75 @@ impl Login {
             .send()
             .await
             .expect("answer");
-        let location = r
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        (r.status(), location)
+        (r.status(), location_of(&r))
+    }
+
+    /// Answers the sign-in page `html` as `user` pressing `decision` (`accept` or `deny`).
+    async fn decide_on(
+        &self,
+        html: &str,
+        user: &str,
+        decision: &str,
+    ) -> (StatusCode, Option<String>) {
+        self.decide(request_of(html), user, decision).await
+    }
+
+    /// GETs an authorize endpoint (`path`) as `CLIENT` asking for a code sent to `REDIRECT`, with
+    /// `extra` parameters.
+    async fn authorize(
+        &self,
+        path: &str,
+        extra: &[(&str, &str)],
+    ) -> (StatusCode, Option<String>, String) {
+        let client = [
+            ("client_id", CLIENT),
+            ("response_type", "code"),
+            ("redirect_uri", REDIRECT),
+        ];
+        self.get(path, &[&client[..], extra].concat()).await
+    }
+
+    /// GETs an admin-consent endpoint (`path`) as `CLIENT` answering to `REDIRECT`, with `extra`
+    /// parameters.
+    async fn admin_consent(
+        &self,
+        path: &str,
+        extra: &[(&str, &str)],
+    ) -> (StatusCode, Option<String>, String) {
+        let client = [("client_id", CLIENT), ("redirect_uri", REDIRECT)];
+        self.get(path, &[&client[..], extra].concat()).await
+    }
+
+    /// With auto-approve: the query of the redirect an authorize request (see [`Self::authorize`])
+    /// answers with.
+    async fn approved(&self, path: &str, extra: &[(&str, &str)]) -> HashMap<String, String> {
+        let (status, location, body) = self.authorize(path, extra).await;
+        assert_eq!(status, StatusCode::FOUND, "{body}");
+        query_of(&location.expect("a redirect"))
     }
 
     /// With auto-approve: a code for `login_hint` from the v1 authorize endpoint.
     async fn v1_code(&self, resource: &str, user: &str) -> String {
-        let (status, location, body) = self
-            .get(
-                &format!("{CONTOSO}/oauth2/authorize"),
-                &[
-                    ("client_id", CLIENT),
-                    ("response_type", "code"),
-                    ("redirect_uri", REDIRECT),
-                    ("resource", resource),
-                    ("login_hint", user),
-                    ("state", "s1"),
-                ],
-            )
-            .await;
-        assert_eq!(status, StatusCode::FOUND, "{body}");
-        let q = query_of(&location.expect("a redirect"));
+        let path = format!("{CONTOSO}/oauth2/authorize");
+        let extra = [
+            ("resource", resource),
+            ("login_hint", user),
+            ("state", "s1"),
+        ];
+        let q = self.approved(&path, &extra).await;
         q.get("code").expect("a code").clone()
     }
 
-    /// With auto-approve: a code from the v2 authorize endpoint, with PKCE S256.
-    async fn v2_code(&self, tenant: &str, scope: &str, user: &str) -> String {
-        let (status, location, body) = self
-            .get(
-                &format!("{tenant}/oauth2/v2.0/authorize"),
-                &[
-                    ("client_id", CLIENT),
-                    ("response_type", "code"),
-                    ("redirect_uri", REDIRECT),
-                    ("scope", scope),
-                    ("login_hint", user),
-                    ("code_challenge", CHALLENGE),
-                    ("code_challenge_method", "S256"),
-                ],
-            )
-            .await;
-        assert_eq!(status, StatusCode::FOUND, "{body}");
-        let q = query_of(&location.expect("a redirect"));
+    /// With auto-approve: a code for a Contoso user from the v2 authorize endpoint, with PKCE S256.
+    async fn v2_code(&self, scope: &str, user: &str) -> String {
+        let path = format!("{CONTOSO}/oauth2/v2.0/authorize");
+        let extra = [
+            ("scope", scope),
+            ("login_hint", user),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ];
+        let q = self.approved(&path, &extra).await;
         assert!(
             !q.contains_key("session_state"),
             "v2 sends no session_state"
@@ -292,12 +349,10 @@ impl Login {
     }
 
     async fn redeem_v2(&self, code: &str, verifier: &str) -> Answer {
-        self.v2_token(
+        self.v2_grant(
             CONTOSO,
+            "authorization_code",
             &[
-                ("grant_type", "authorization_code"),
-                ("client_id", CLIENT),
-                ("client_secret", SECRET),
                 ("code", code),
                 ("redirect_uri", REDIRECT),
                 ("code_verifier", verifier),
@@ -307,15 +362,10 @@ impl Login {
     }
 
     async fn refresh_v2(&self, refresh_token: &str, scope: &str) -> Answer {
-        self.v2_token(
+        self.v2_grant(
             CONTOSO,
-            &[
-                ("grant_type", "refresh_token"),
-                ("client_id", CLIENT),
-                ("client_secret", SECRET),
-                ("refresh_token", refresh_token),
-                ("scope", scope),
-            ],
+            "refresh_token",
+            &[("refresh_token", refresh_token), ("scope", scope)],
         )
         .await
     }
@@ -323,11 +373,7 @@ impl Login {
     /// A fresh v2 refresh token of the Contoso analyst for MDE.
     async fn analyst_refresh_token(&self) -> String {
         let code = self
-            .v2_code(
-                CONTOSO,
-                &format!("{MDE}/Alert.Read offline_access"),
-                "analyst@contoso.onmicrosoft.com",
-            )
+            .v2_code(&format!("{MDE}/Alert.Read offline_access"), ANALYST)
             .await;
         let t = self.redeem_v2(&code, VERIFIER).await;
         assert_eq!(t.status, StatusCode::OK, "{:?}", t.body);
@@ -350,14 +396,12 @@ fn assert_error(a: &Answer, status: StatusCode, error: &str, code: u64) {
 #[tokio::test]
 async fn v1_answers_carry_numbers_as_strings_and_v2_answers_as_integers() {
     let login = Login::start(true).await;
-    let code = login.v1_code(SIEM, "analyst@contoso.onmicrosoft.com").await;
+    let code = login.v1_code(SIEM, ANALYST).await;
     let v1 = login
-        .v1_token(
+        .v1_grant(
             CONTOSO,
+            "authorization_code",
             &[
-                ("grant_type", "authorization_code"),
-                ("client_id", CLIENT),
-                ("client_secret", SECRET),
                 ("code", &code),
                 ("redirect_uri", REDIRECT),
                 ("resource", SIEM),
@@ -376,10 +420,7 @@ async fn v1_answers_carry_numbers_as_strings_and_v2_answers_as_integers() {
     assert!(v1.str("refresh_token").starts_with("0.A"));
     let id_token = v1.str("id_token");
     assert!(id_token.ends_with('.'), "the v1 id_token is unsigned");
-    assert_eq!(
-        claims_of(id_token)["upn"],
-        "analyst@contoso.onmicrosoft.com"
-    );
+    assert_eq!(claims_of(id_token)["upn"], ANALYST);
     let claims = v1.claims();
     assert_eq!(claims["aud"], SIEM);
     assert_eq!(claims["iss"], format!("https://sts.windows.net/{CONTOSO}/"));
@@ -412,11 +453,7 @@ async fn v1_answers_carry_numbers_as_strings_and_v2_answers_as_integers() {
 async fn an_authorization_code_redeems_once_and_then_fails_with_54005() {
     let login = Login::start(true).await;
     let code = login
-        .v2_code(
-            CONTOSO,
-            &format!("{MDE}/Alert.Read offline_access"),
-            "analyst@contoso.onmicrosoft.com",
-        )
+        .v2_code(&format!("{MDE}/Alert.Read offline_access"), ANALYST)
         .await;
     let first = login.redeem_v2(&code, VERIFIER).await;
     assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
@@ -448,11 +485,7 @@ async fn an_authorization_code_redeems_once_and_then_fails_with_54005() {
 async fn an_authorization_code_expires_after_its_lifetime_with_70008() {
     let login = Login::start(true).await;
     let code = login
-        .v2_code(
-            CONTOSO,
-            &format!("{MDE}/.default"),
-            "admin@contoso.onmicrosoft.com",
-        )
+        .v2_code(&format!("{MDE}/.default"), CONTOSO_ADMIN)
         .await;
     login.emu.state().clock.advance(Duration::minutes(11));
     let late = login.redeem_v2(&code, VERIFIER).await;
@@ -462,27 +495,16 @@ async fn an_authorization_code_expires_after_its_lifetime_with_70008() {
 #[tokio::test]
 async fn a_pkce_verifier_that_does_not_match_the_challenge_is_refused_with_501481() {
     let login = Login::start(true).await;
-    let code = login
-        .v2_code(
-            CONTOSO,
-            &format!("{MDE}/Alert.Read"),
-            "analyst@contoso.onmicrosoft.com",
-        )
-        .await;
+    let code = login.v2_code(&format!("{MDE}/Alert.Read"), ANALYST).await;
     let wrong = login
         .redeem_v2(&code, "ThisIsntTheVerifierButItIs43CharactersLong0")
         .await;
     assert_error(&wrong, StatusCode::BAD_REQUEST, "invalid_grant", 501481);
     let missing = login
-        .v2_token(
+        .v2_grant(
             CONTOSO,
-            &[
-                ("grant_type", "authorization_code"),
-                ("client_id", CLIENT),
-                ("client_secret", SECRET),
-                ("code", &code),
-                ("redirect_uri", REDIRECT),
-            ],
+            "authorization_code",
+            &[("code", &code), ("redirect_uri", REDIRECT)],
         )
         .await;
     assert_error(&missing, StatusCode::BAD_REQUEST, "invalid_grant", 501481);
@@ -498,20 +520,12 @@ async fn a_pkce_verifier_that_does_not_match_the_challenge_is_refused_with_50148
 #[tokio::test]
 async fn a_redirect_uri_differing_from_the_authorize_request_is_refused_with_50011() {
     let login = Login::start(true).await;
-    let code = login
-        .v2_code(
-            CONTOSO,
-            &format!("{MDE}/Alert.Read"),
-            "analyst@contoso.onmicrosoft.com",
-        )
-        .await;
+    let code = login.v2_code(&format!("{MDE}/Alert.Read"), ANALYST).await;
     let other = login
-        .v2_token(
+        .v2_grant(
             CONTOSO,
+            "authorization_code",
             &[
-                ("grant_type", "authorization_code"),
-                ("client_id", CLIENT),
-                ("client_secret", SECRET),
                 ("code", &code),
                 ("redirect_uri", "http://127.0.0.1:8080/consent/callback/"),
                 ("code_verifier", VERIFIER),
@@ -569,15 +583,9 @@ async fn authorize_shows_an_error_page_and_never_redirects_to_an_unregistered_ur
 async fn v2_authorize_with_resource_redirects_with_901002() {
     let login = Login::start(true).await;
     let (status, location, _) = login
-        .get(
+        .authorize(
             &format!("{CONTOSO}/oauth2/v2.0/authorize"),
-            &[
-                ("client_id", CLIENT),
-                ("response_type", "code"),
-                ("redirect_uri", REDIRECT),
-                ("resource", GRAPH),
-                ("state", "st"),
-            ],
+            &[("resource", GRAPH), ("state", "st")],
         )
         .await;
     assert_eq!(status, StatusCode::FOUND);
@@ -601,7 +609,7 @@ async fn refresh_rotates_the_token_and_the_old_one_keeps_working() {
     assert_eq!(again.status, StatusCode::OK, "the old token is not revoked");
     let third = login.refresh_v2(second, &scope).await;
     assert_eq!(third.status, StatusCode::OK);
-    assert_eq!(third.claims()["upn"], "analyst@contoso.onmicrosoft.com");
+    assert_eq!(third.claims()["upn"], ANALYST);
 }
 
 #[tokio::test]
@@ -665,13 +673,7 @@ async fn a_refresh_token_serves_another_consented_resource_but_not_an_unconsente
     )));
 
     // Consent to Graph through a second sign-in, then the first refresh token reaches it.
-    let _ = login
-        .v2_code(
-            CONTOSO,
-            &format!("{GRAPH}/.default"),
-            "analyst@contoso.onmicrosoft.com",
-        )
-        .await;
+    let _ = login.v2_code(&format!("{GRAPH}/.default"), ANALYST).await;
     let graph = login.refresh_v2(&rt, &format!("{GRAPH}/.default")).await;
     assert_eq!(graph.status, StatusCode::OK, "{:?}", graph.body);
     assert_eq!(graph.claims()["aud"], GRAPH);
@@ -679,15 +681,7 @@ async fn a_refresh_token_serves_another_consented_resource_but_not_an_unconsente
 
     // Refresh tokens are bound to the user, who has no account in Fabrikam.
     let elsewhere = login
-        .v2_token(
-            FABRIKAM,
-            &[
-                ("grant_type", "refresh_token"),
-                ("client_id", CLIENT),
-                ("client_secret", SECRET),
-                ("refresh_token", &rt),
-            ],
-        )
+        .v2_grant(FABRIKAM, "refresh_token", &[("refresh_token", &rt)])
         .await;
     assert_error(&elsewhere, StatusCode::BAD_REQUEST, "invalid_grant", 50020);
 }
@@ -714,15 +708,7 @@ async fn client_credentials_over_common_fails_with_9001023() {
         assert_error(&a, StatusCode::BAD_REQUEST, "invalid_request", 9001023);
     }
     let v1 = login
-        .v1_token(
-            "common",
-            &[
-                ("grant_type", "client_credentials"),
-                ("client_id", CLIENT),
-                ("client_secret", SECRET),
-                ("resource", MDE),
-            ],
-        )
+        .v1_grant("common", "client_credentials", &[("resource", MDE)])
         .await;
     assert_error(&v1, StatusCode::BAD_REQUEST, "invalid_request", 9001023);
 }
@@ -752,15 +738,7 @@ async fn client_credentials_scopes_must_name_one_resource_with_dot_default() {
         500011,
     );
     let resource = login
-        .v2_token(
-            FABRIKAM,
-            &[
-                ("grant_type", "client_credentials"),
-                ("client_id", CLIENT),
-                ("client_secret", SECRET),
-                ("resource", GRAPH),
-            ],
-        )
+        .v2_grant(FABRIKAM, "client_credentials", &[("resource", GRAPH)])
         .await;
     assert_error(
         &resource,
@@ -936,12 +914,9 @@ async fn the_sign_in_page_posts_accept_and_redirects_with_code_and_state() {
     let login = Login::start(false).await;
     let state = "a b&c=d/é";
     let (status, location, html) = login
-        .get(
+        .authorize(
             &format!("{CONTOSO}/oauth2/v2.0/authorize"),
             &[
-                ("client_id", CLIENT),
-                ("response_type", "code"),
-                ("redirect_uri", REDIRECT),
                 ("scope", &format!("{MDE}/Alert.Read offline_access")),
                 ("state", state),
                 ("code_challenge", CHALLENGE),
@@ -962,7 +937,7 @@ async fn the_sign_in_page_posts_accept_and_redirects_with_code_and_state() {
         !html.contains("Fabrikam"),
         "only the tenant's users are offered"
     );
-    let request = attr_after(&html, "name=\"request\"", "value");
+    let request = request_of(&html);
     let analyst = option_for(&html, "Contoso Analyst (analyst@contoso.onmicrosoft.com)");
     assert_eq!(
         analyst.split(':').next(),
@@ -981,7 +956,7 @@ async fn the_sign_in_page_posts_accept_and_redirects_with_code_and_state() {
     assert_eq!(q["state"], state, "state is echoed verbatim");
     let token = login.redeem_v2(&q["code"], VERIFIER).await;
     assert_eq!(token.status, StatusCode::OK, "{:?}", token.body);
-    assert_eq!(token.claims()["upn"], "analyst@contoso.onmicrosoft.com");
+    assert_eq!(token.claims()["upn"], ANALYST);
     assert!(!token.str("refresh_token").is_empty());
 
     let (status, _) = login.decide(request, analyst, "accept").await;
@@ -992,10 +967,7 @@ async fn the_sign_in_page_posts_accept_and_redirects_with_code_and_state() {
     );
 
     let consent = login.emu.state().world().tenants[CONTOSO].consents[CLIENT].clone();
-    assert_eq!(
-        consent.consented_by.as_deref(),
-        Some("analyst@contoso.onmicrosoft.com")
-    );
+    assert_eq!(consent.consented_by.as_deref(), Some(ANALYST));
     assert_eq!(consent.at, Some(start_time()));
 }
 
@@ -1003,20 +975,13 @@ async fn the_sign_in_page_posts_accept_and_redirects_with_code_and_state() {
 async fn cancelling_on_the_sign_in_page_redirects_with_access_denied() {
     let login = Login::start(false).await;
     let (_, _, html) = login
-        .get(
+        .authorize(
             &format!("{CONTOSO}/oauth2/authorize"),
-            &[
-                ("client_id", CLIENT),
-                ("response_type", "code"),
-                ("redirect_uri", REDIRECT),
-                ("resource", SIEM),
-                ("state", "xyz"),
-            ],
+            &[("resource", SIEM), ("state", "xyz")],
         )
         .await;
-    let request = attr_after(&html, "name=\"request\"", "value");
     let user = attr_after(&html, "<option", "value");
-    let (status, location) = login.decide(request, user, "deny").await;
+    let (status, location) = login.decide_on(&html, user, "deny").await;
     assert_eq!(status, StatusCode::FOUND);
     let location = location.expect("redirect");
     let q = query_of(&location);
@@ -1039,23 +1004,12 @@ async fn cancelling_on_the_sign_in_page_redirects_with_access_denied() {
 async fn the_common_endpoint_offers_every_tenants_users_and_tokens_are_for_the_users_home_tenant() {
     let login = Login::start(false).await;
     let (status, _, html) = login
-        .get(
-            "common/oauth2/authorize",
-            &[
-                ("client_id", CLIENT),
-                ("response_type", "code"),
-                ("redirect_uri", REDIRECT),
-                ("resource", MDE),
-            ],
-        )
+        .authorize("common/oauth2/authorize", &[("resource", MDE)])
         .await;
     assert_eq!(status, StatusCode::OK);
-    assert!(html.contains("admin@northwind.onmicrosoft.com"));
-    assert!(html.contains("admin@contoso.onmicrosoft.com"));
-    let request = attr_after(&html, "name=\"request\"", "value");
-    let (status, location) = login
-        .decide(request, "admin@northwind.onmicrosoft.com", "accept")
-        .await;
+    assert!(html.contains(NORTHWIND_ADMIN));
+    assert!(html.contains(CONTOSO_ADMIN));
+    let (status, location) = login.decide_on(&html, NORTHWIND_ADMIN, "accept").await;
     assert_eq!(status, StatusCode::FOUND);
     let q = query_of(&location.expect("redirect"));
     assert!(
@@ -1063,15 +1017,10 @@ async fn the_common_endpoint_offers_every_tenants_users_and_tokens_are_for_the_u
         "v1 adds session_state"
     );
     let token = login
-        .v1_token(
+        .v1_grant(
             "common",
-            &[
-                ("grant_type", "authorization_code"),
-                ("client_id", CLIENT),
-                ("client_secret", SECRET),
-                ("code", &q["code"]),
-                ("redirect_uri", REDIRECT),
-            ],
+            "authorization_code",
+            &[("code", &q["code"]), ("redirect_uri", REDIRECT)],
         )
         .await;
     assert_eq!(token.status, StatusCode::OK, "{:?}", token.body);
@@ -1085,21 +1034,11 @@ async fn v1_admin_consent_redirects_with_the_admins_tenant_then_client_credentia
 {
     let login = Login::start(false).await;
     let (status, _, html) = login
-        .get(
-            "common/adminconsent",
-            &[
-                ("client_id", CLIENT),
-                ("redirect_uri", REDIRECT),
-                ("state", "12345"),
-            ],
-        )
+        .admin_consent("common/adminconsent", &[("state", "12345")])
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("id=\"admin-only\""));
-    let request = attr_after(&html, "name=\"request\"", "value");
-    let (status, location) = login
-        .decide(request, "admin@northwind.onmicrosoft.com", "accept")
-        .await;
+    let (status, location) = login.decide_on(&html, NORTHWIND_ADMIN, "accept").await;
     assert_eq!(status, StatusCode::FOUND);
     assert_eq!(
         location.as_deref(),
@@ -1107,15 +1046,7 @@ async fn v1_admin_consent_redirects_with_the_admins_tenant_then_client_credentia
     );
 
     let token = login
-        .v1_token(
-            NORTHWIND,
-            &[
-                ("grant_type", "client_credentials"),
-                ("client_id", CLIENT),
-                ("client_secret", SECRET),
-                ("resource", MDE),
-            ],
-        )
+        .v1_grant(NORTHWIND, "client_credentials", &[("resource", MDE)])
         .await;
     assert_eq!(token.status, StatusCode::OK, "{:?}", token.body);
     assert_eq!(token.body["expires_in"], "3599");
@@ -1134,22 +1065,14 @@ async fn v2_admin_consent_redirects_with_scope_then_the_token_has_the_granted_ro
     let login = Login::start(false).await;
     let scope = format!("{GRAPH}/.default");
     let (status, _, html) = login
-        .get(
+        .admin_consent(
             &format!("{NORTHWIND}/v2.0/adminconsent"),
-            &[
-                ("client_id", CLIENT),
-                ("scope", &scope),
-                ("redirect_uri", REDIRECT),
-                ("state", "st-2"),
-            ],
+            &[("scope", &scope), ("state", "st-2")],
         )
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("SecurityAlert.Read.All (application permission"));
-    let request = attr_after(&html, "name=\"request\"", "value");
-    let (status, location) = login
-        .decide(request, "admin@northwind.onmicrosoft.com", "accept")
-        .await;
+    let (status, location) = login.decide_on(&html, NORTHWIND_ADMIN, "accept").await;
     assert_eq!(status, StatusCode::FOUND);
     let location = location.expect("redirect");
     assert_eq!(
@@ -1184,23 +1107,17 @@ async fn admin_consent_refusals_redirect_as_microsoft_documents() {
     let page = |path: String, scope: Option<&'static str>| {
         let login = &login;
         async move {
-            let mut q = vec![
-                ("client_id", CLIENT),
-                ("redirect_uri", REDIRECT),
-                ("state", "s"),
-            ];
+            let mut q = vec![("state", "s")];
             if let Some(s) = scope {
                 q.push(("scope", s));
             }
-            let (_, _, html) = login.get(&path, &q).await;
-            attr_after(&html, "name=\"request\"", "value").to_string()
+            let (_, _, html) = login.admin_consent(&path, &q).await;
+            request_of(&html).to_string()
         }
     };
 
     let r = page(format!("{CONTOSO}/adminconsent"), None).await;
-    let (_, location) = login
-        .decide(&r, "admin@contoso.onmicrosoft.com", "deny")
-        .await;
+    let (_, location) = login.decide(&r, CONTOSO_ADMIN, "deny").await;
     assert_eq!(
         location.as_deref(),
         Some(
@@ -1216,9 +1133,7 @@ async fn admin_consent_refusals_redirect_as_microsoft_documents() {
         Some("https://graph.microsoft.com/.default"),
     )
     .await;
-    let (_, location) = login
-        .decide(&r, "admin@contoso.onmicrosoft.com", "deny")
-        .await;
+    let (_, location) = login.decide(&r, CONTOSO_ADMIN, "deny").await;
     let location = location.expect("redirect");
     assert!(
         location.starts_with(&format!(
@@ -1229,9 +1144,7 @@ async fn admin_consent_refusals_redirect_as_microsoft_documents() {
     assert!(location.ends_with("&state=s"), "{location}");
 
     let r = page(format!("{CONTOSO}/adminconsent"), None).await;
-    let (_, location) = login
-        .decide(&r, "analyst@contoso.onmicrosoft.com", "accept")
-        .await;
+    let (_, location) = login.decide(&r, ANALYST, "accept").await;
     let q = query_of(&location.expect("redirect"));
     assert_eq!(q["error"], "permission_denied");
     assert!(q["error_description"].starts_with("AADSTS90094: "));
@@ -1272,29 +1185,20 @@ async fn an_injected_throttle_answers_429_with_retry_after_and_90055() {
 async fn v1_authorize_with_prompt_admin_consent_needs_an_admin_and_grants_the_app_roles() {
     let login = Login::start(false).await;
     let query = [
-        ("client_id", CLIENT),
-        ("response_type", "code"),
-        ("redirect_uri", REDIRECT),
         ("resource", MDE),
         ("prompt", "admin_consent"),
         ("state", "p"),
     ];
     let path = format!("{CONTOSO}/oauth2/authorize");
-    let (_, _, html) = login.get(&path, &query).await;
+    let (_, _, html) = login.authorize(&path, &query).await;
     assert!(html.contains("Alert.Read.All (application permission"));
-    let request = attr_after(&html, "name=\"request\"", "value");
-    let (_, location) = login
-        .decide(request, "analyst@contoso.onmicrosoft.com", "accept")
-        .await;
+    let (_, location) = login.decide_on(&html, ANALYST, "accept").await;
     let q = query_of(&location.expect("redirect"));
     assert_eq!(q["error"], "access_denied");
     assert!(q["error_description"].starts_with("AADSTS90094: "));
 
-    let (_, _, html) = login.get(&path, &query).await;
-    let request = attr_after(&html, "name=\"request\"", "value");
-    let (_, location) = login
-        .decide(request, "admin@contoso.onmicrosoft.com", "accept")
-        .await;
+    let (_, _, html) = login.authorize(&path, &query).await;
+    let (_, location) = login.decide_on(&html, CONTOSO_ADMIN, "accept").await;
     let q = query_of(&location.expect("redirect"));
     assert!(q.contains_key("code"));
     let app_only = login
@@ -1302,6 +1206,50 @@ async fn v1_authorize_with_prompt_admin_consent_needs_an_admin_and_grants_the_ap
         .await;
     assert_eq!(app_only.status, StatusCode::OK, "{:?}", app_only.body);
     assert_eq!(app_only.claims()["roles"], json!(["Alert.Read.All"]));
+}
+
+#[tokio::test]
+async fn the_issue_tid_switch_mints_tokens_carrying_another_tenants_tid() {
+    let login = Login::start(true).await;
+    let switches = format!("{}/tenants/{FABRIKAM}/switches", login.emu.urls().control);
+    let patch = |value: Value| {
+        let request = login
+            .http
+            .patch(&switches)
+            .json(&json!({ "issue_tid": value }));
+        async move { request.send().await.expect("answer").status() }
+    };
+    let scope = format!("{GRAPH}/.default");
+    assert_eq!(patch(json!(NORTHWIND)).await, StatusCode::OK);
+    let proxied = login.client_credentials_v2(FABRIKAM, &scope, SECRET).await;
+    assert_eq!(proxied.status, StatusCode::OK, "{:?}", proxied.body);
+    let claims = proxied.claims();
+    assert_eq!(claims["tid"], NORTHWIND);
+    assert_eq!(
+        claims["iss"],
+        format!(
+            "{}/{NORTHWIND}/v2.0",
+            login.emu.urls().authority.as_str().trim_end_matches('/')
+        )
+    );
+    assert_eq!(
+        claims["roles"],
+        json!(["SecurityAlert.Read.All"]),
+        "Fabrikam's grant"
+    );
+
+    let v1 = login
+        .v1_grant(FABRIKAM, "client_credentials", &[("resource", MDE)])
+        .await;
+    assert_eq!(v1.claims()["tid"], NORTHWIND);
+    assert_eq!(
+        v1.claims()["iss"],
+        format!("https://sts.windows.net/{NORTHWIND}/")
+    );
+
+    assert_eq!(patch(Value::Null).await, StatusCode::OK);
+    let own = login.client_credentials_v2(FABRIKAM, &scope, SECRET).await;
+    assert_eq!(own.claims()["tid"], FABRIKAM);
 }
 
 #[tokio::test]

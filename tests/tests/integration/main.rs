@@ -9,6 +9,7 @@ mod cli;
 mod consent_hostile;
 mod consent_lambda;
 mod emulator_alerts;
+mod emulator_fleet;
 mod emulator_identity;
 mod fetch;
 mod fetch_adapters;
