@@ -15,7 +15,6 @@
 //!
 //! The product reads time from the emulator's clock, so both agree on token expiry and windows.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -401,35 +400,22 @@ async fn steps(s: &Deps, backend: &Backend, emu: &Arc<EmuState>) -> Result<Vec<R
         let tid = TenantId::parse(id).map_err(|e| demo_err("tenant id", e))?;
         let tenant = backend.tenant(&tid).await?;
         let records = local.sink.records(Some(&tid))?;
-        let unique: HashSet<&str> = records.iter().map(|r| r.dedup_key.as_str()).collect();
-        // The ground truth is per alert version; a record names its version by alert id.
-        let versions: HashSet<String> = records
-            .iter()
-            .map(|r| format!("{id}:{}:{}", r.alert_id, r.alert_version))
-            .collect();
-        let expected: Vec<String> = emu
-            .world()
-            .truth(id, now)
-            .map(|t| {
-                t.versions
-                    .into_iter()
-                    .filter(|v| v.exposed)
-                    .map(|v| format!("{id}:{}:{}", v.alert_id, v.version))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let truth_api = match tenant.alert_api {
+            AlertApi::Graph => emulator::scenario::Api::Graph,
+            AlertApi::Mde => emulator::scenario::Api::Mde,
+            AlertApi::Siem => emulator::scenario::Api::Siem,
+        };
+        let keys = records.iter().map(|r| r.dedup_key.as_str());
+        let check = emu.world().truth(id, now).map(|t| t.check(truth_api, keys));
         rows.push(Row {
             name: tenant.display_name,
             model,
             api,
             status: tenant.status,
-            missing: expected
-                .iter()
-                .filter(|k| !versions.contains(k.as_str()))
-                .count(),
-            duplicates: records.len() - unique.len(),
+            missing: check.as_ref().map_or(0, |c| c.missing.len()),
+            duplicates: check.as_ref().map_or(0, |c| c.duplicates),
             delivered: records.len(),
-            expected: expected.len(),
+            expected: check.as_ref().map_or(0, |c| c.expected),
             totals: total,
         });
     }

@@ -186,6 +186,63 @@ pub struct Truth {
     pub versions: Vec<TruthVersion>,
 }
 
+impl Truth {
+    /// Every record a complete client of `api` must have delivered, as `(alert id, record id,
+    /// version)`: one per exposed version, or for the SIEM API one per `FullId` of the version
+    /// (the records it serves the version as).
+    pub fn exposed_records(&self, api: Api) -> Vec<(String, String, String)> {
+        let mut out = Vec::new();
+        for v in self.versions.iter().filter(|v| v.exposed) {
+            if api == Api::Siem && !v.siem_full_ids.is_empty() {
+                for full_id in &v.siem_full_ids {
+                    out.push((v.alert_id.clone(), full_id.clone(), v.version.clone()));
+                }
+            } else {
+                out.push((v.alert_id.clone(), v.alert_id.clone(), v.version.clone()));
+            }
+        }
+        out
+    }
+
+    /// Checks the dedup keys a client delivered for this tenant against the truth. Keys are
+    /// `{tenant}:{record id}:{version}` (DESIGN §5).
+    pub fn check<'a>(&self, api: Api, delivered: impl IntoIterator<Item = &'a str>) -> Check {
+        let mut got: Vec<&str> = delivered.into_iter().collect();
+        let records = got.len();
+        got.sort_unstable();
+        got.dedup();
+        let expected: Vec<String> = self
+            .exposed_records(api)
+            .into_iter()
+            .map(|(_, record, version)| format!("{}:{record}:{version}", self.tenant_id))
+            .collect();
+        let missing = expected
+            .iter()
+            .filter(|k| got.binary_search(&k.as_str()).is_err())
+            .cloned()
+            .collect();
+        Check {
+            records,
+            duplicates: records - got.len(),
+            expected: expected.len(),
+            missing,
+        }
+    }
+}
+
+/// A client's deliveries for one tenant against the ground truth ([`Truth::check`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// Records delivered.
+    pub records: usize,
+    /// Records whose key another record has too.
+    pub duplicates: usize,
+    /// Records a complete client must have delivered.
+    pub expected: usize,
+    /// Those of them not delivered.
+    pub missing: Vec<String>,
+}
+
 /// Everything the emulator knows.
 #[derive(Debug)]
 pub struct World {

@@ -1,8 +1,10 @@
 //! The fetch invariant under chaos (DESIGN §6): ten tenants over the three APIs, alerts created,
-//! updated and arriving late while the emulator clock moves on between runs; the emulator serves
-//! 429 storms, 5xx bursts, latency, malformed pages, dropped connections and 206 answers; runs
-//! are killed at random points, including between delivery and cursor commit. At the end the
-//! sink holds every exposed alert version exactly once, and no watermark ever moved backwards.
+//! updated and arriving late — a tenth of the versions 1 to 24 hours late — while the emulator
+//! clock moves on between runs, SIEM alerts of several detection records; the emulator serves
+//! 429 storms, 5xx bursts, latency, malformed pages, dropped connections and 206 answers; fetches
+//! and reconciliation sweeps are killed at random points, including between delivery and cursor
+//! commit. After the final sweep the sink holds every exposed alert version exactly once, every
+//! version the regular fetch cannot have seen is marked late, and no watermark moved backwards.
 //!
 //! Seeded: `MSSP_CHAOS_SEED` replays a run (default 20261130).
 
@@ -16,9 +18,12 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 use shared::domain::{AlertApi, AuthModel};
+use shared::flows::fetch::job::Slice;
 use shared::flows::fetch::{
     FetchFlowError, FetchHooks, FetchOptions, HookPoint, Interrupted, fetch_tenant,
 };
+use shared::flows::sweep::{Swept, sweep_tenant};
+use shared::microsoft::alerts::parse_time;
 
 use crate::fixtures::{APP_ID, World, scenario, tid};
 
@@ -89,12 +94,15 @@ fn chaos_scenario(seed: u64) -> emulator::Scenario {
                     "update_fraction": 0.3, "update_after": "3h", "visible_after": "1m"
                 }))
                 .expect("backlog"),
-                // The live stream of the next ten hours: late arrivals, updates, and bursts that
-                // share one creation second.
+                // The live stream of the next ten hours: arrivals up to 25 minutes late, a tenth
+                // of the versions 1 to 24 hours late, updates, SIEM alerts of up to three
+                // detection records, and bursts that share one creation second.
                 serde_json::from_value(json!({
                     "count": 200, "start": "+0s", "every": "3m", "seed": seed ^ (i as u64 * 97 + 1),
                     "visible_after": "30s", "visible_jitter": "25m",
-                    "update_fraction": 0.5, "update_after": "40m"
+                    "update_fraction": 0.5, "update_after": "40m",
+                    "late_fraction": 0.1, "late_min": "1h", "late_max": "24h",
+                    "siem_parts_max": 3
                 }))
                 .expect("stream"),
                 serde_json::from_value(json!({
@@ -145,6 +153,11 @@ async fn every_exposed_version_arrives_exactly_once_through_faults_and_kills() {
         f.lease_ttl = Duration::minutes(4);
         f.retry.backoff_base = std::time::Duration::from_millis(2);
         f.retry.max_attempts = 4;
+        // The emulator's limits are lifted too: the chaos is in the faults, not the budget.
+        let minute = std::time::Duration::from_secs(60);
+        f.graph_budget = vec![(100_000, minute)];
+        f.mde_budget = vec![(100_000, minute)];
+        f.siem_budget = vec![(100_000, minute)];
     }
     w.services.settings.identity_attempts = 3;
     let ids: Vec<String> = (0..TENANTS).map(tenant_id).collect();
@@ -167,6 +180,7 @@ async fn every_exposed_version_arrives_exactly_once_through_faults_and_kills() {
     let (mut runs, mut complete, mut incomplete, mut busy, mut other) =
         (0u64, 0u64, 0u64, 0u64, 0u64);
     let end_of_stream = w.emu.state().now() + Duration::hours(11);
+    let mut sweep_slices = 0u64;
     let mut round = 0u64;
     while w.emu.state().now() < end_of_stream || killer.kills.load(Ordering::SeqCst) < 50 {
         round += 1;
@@ -184,6 +198,10 @@ async fn every_exposed_version_arrives_exactly_once_through_faults_and_kills() {
                 Err(FetchFlowError::Incomplete { .. }) => incomplete += 1,
                 Err(FetchFlowError::Busy(_)) => busy += 1,
                 Err(_) => other += 1,
+            }
+            // The reconciliation sweep, when due, under the same faults and kills.
+            if let Ok(Swept::Ran(_)) = sweep_tenant(&w.services, &tid(id), &opts).await {
+                sweep_slices += 1;
             }
             let api = api_of(i).1;
             if let Some(wm) = ports
@@ -204,13 +222,15 @@ async fn every_exposed_version_arrives_exactly_once_through_faults_and_kills() {
     let kills = killer.kills.load(Ordering::SeqCst);
     let served: BTreeMap<String, u64> = w.emu.state().world().faults.served().clone();
 
-    // Calm: no faults, no kills; everything still pending becomes visible and is fetched.
+    // Calm: no faults, no kills. An hour at a time for a day and more, every version still
+    // pending becomes visible (the latest ones 24 hours late) and is fetched or swept; then a
+    // final sweep of every tenant.
     w.emu.state().world().faults.replace(FaultPlanSpec {
         seed,
         rules: vec![],
     });
-    w.advance(Duration::hours(3));
-    for round in 0..3 {
+    for round in 0..27 {
+        w.advance(Duration::hours(1));
         for (i, id) in ids.iter().enumerate() {
             let opts = FetchOptions {
                 deadline: tokio::time::Instant::now() + std::time::Duration::from_secs(60),
@@ -220,24 +240,55 @@ async fn every_exposed_version_arrives_exactly_once_through_faults_and_kills() {
             fetch_tenant(&w.services, &tid(id), &opts)
                 .await
                 .expect("a calm run completes");
+            if let Swept::Ran(_) = sweep_tenant(&w.services, &tid(id), &opts)
+                .await
+                .expect("a calm sweep completes")
+            {
+                sweep_slices += 1;
+            }
         }
-        w.advance(Duration::minutes(10));
+    }
+    w.services.settings.fetch.sweep_interval = Duration::zero();
+    for id in &ids {
+        let opts = FetchOptions {
+            deadline: tokio::time::Instant::now() + std::time::Duration::from_secs(60),
+            owner: format!("final-sweep-{id}"),
+            hooks: &shared::flows::fetch::NoHooks,
+        };
+        loop {
+            match sweep_tenant(&w.services, &tid(id), &opts).await {
+                Ok(Swept::Ran(Slice::Continues(_))) => sweep_slices += 1,
+                Ok(_) => break,
+                Err(e) => panic!("the final sweep of {id}: {e}"),
+            }
+        }
     }
 
     let (mut records, mut expected, mut missing, mut duplicates) = (0usize, 0usize, 0usize, 0usize);
+    let mut late = Lateness::default();
     for id in &ids {
         let d = w.delivery(id);
         records += d.records;
         duplicates += d.duplicates;
         expected += d.expected;
         missing += d.missing.len();
+        late.add(&w, id);
     }
     println!(
         "chaos seed {seed}: {runs} runs over {round} rounds ({complete} complete, {incomplete} stopped by faults, \
          {busy} refused by a live lease, {other} other), {kills} interruptions \
          ({} between delivery and commit), faults served {served:?}, {records} records, \
-         {expected} expected, {missing} missing, {duplicates} duplicates, {regressions} watermark regressions",
-        killer.between_delivery_and_commit.load(Ordering::SeqCst)
+         {expected} expected, {missing} missing, {duplicates} duplicates, {regressions} watermark regressions; \
+         {sweep_slices} sweep slices; {} versions visible more than 1 h late, {} of them more than 2 h \
+         ({} of those marked late), {} records marked late, {} of them not late in the ground truth; \
+         {} multi-record SIEM versions",
+        killer.between_delivery_and_commit.load(Ordering::SeqCst),
+        late.truth_late,
+        late.truth_late_beyond_fetch,
+        late.marked_beyond_fetch,
+        late.marked,
+        late.marked_not_late,
+        late.multi_part
     );
     assert!(kills >= 50, "only {kills} interruptions");
     assert!(killer.between_delivery_and_commit.load(Ordering::SeqCst) > 0);
@@ -261,4 +312,66 @@ async fn every_exposed_version_arrives_exactly_once_through_faults_and_kills() {
         expected > TENANTS * 300,
         "the stream was exposed ({expected})"
     );
+    assert!(late.truth_late_beyond_fetch > 0, "no version came late");
+    assert_eq!(
+        late.marked_beyond_fetch, late.truth_late_beyond_fetch,
+        "every version the regular fetch cannot have seen is delivered marked late"
+    );
+    assert_eq!(late.marked_not_late, 0, "a record marked late that was not");
+    assert!(late.multi_part > 0, "no SIEM alert of several records");
+}
+
+/// Late versions in the ground truth against the records marked late.
+#[derive(Default)]
+struct Lateness {
+    /// Exposed versions visible more than an hour after their update time.
+    truth_late: usize,
+    /// Of which visible more than two hours after it: the regular fetch (overlap 1 h, an hour
+    /// between runs in the calm phase, less before) cannot have seen them.
+    truth_late_beyond_fetch: usize,
+    /// Of those, the ones whose records are all marked late.
+    marked_beyond_fetch: usize,
+    /// Records marked late.
+    marked: usize,
+    /// Records marked late whose version is not late in the ground truth.
+    marked_not_late: usize,
+    /// Exposed SIEM versions served as more than one record.
+    multi_part: usize,
+}
+
+impl Lateness {
+    fn add(&mut self, w: &World, id: &str) {
+        let now = w.emu.state().now();
+        let truth = w.emu.state().world().truth(id, now).expect("truth");
+        let records = w.records(id);
+        let mut marks: HashMap<(String, String), Vec<bool>> = HashMap::new();
+        for r in &records {
+            marks
+                .entry((r.alert_id.clone(), r.alert_version.clone()))
+                .or_default()
+                .push(r.late);
+        }
+        for v in truth.versions.iter().filter(|v| v.exposed) {
+            let delay = parse_time(&v.visible_at).expect("t") - parse_time(&v.version).expect("t");
+            let key = (v.alert_id.clone(), v.version.clone());
+            let got = marks.get(&key).cloned().unwrap_or_default();
+            self.multi_part +=
+                usize::from(v.siem_full_ids.len() > 1 && !got.is_empty() && id_is_siem(&records));
+            if v.late {
+                self.truth_late += 1;
+                if delay > Duration::hours(2) {
+                    self.truth_late_beyond_fetch += 1;
+                    self.marked_beyond_fetch +=
+                        usize::from(!got.is_empty() && got.iter().all(|l| *l));
+                }
+            } else {
+                self.marked_not_late += got.iter().filter(|l| **l).count();
+            }
+        }
+        self.marked += records.iter().filter(|r| r.late).count();
+    }
+}
+
+fn id_is_siem(records: &[shared::record::AlertRecord]) -> bool {
+    records.first().is_some_and(|r| r.source == AlertApi::Siem)
 }

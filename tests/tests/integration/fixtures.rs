@@ -165,17 +165,7 @@ fn new_tenant(id: &str, model: AuthModel, api: AlertApi) -> NewTenant {
 pub use tests::local::callback_of;
 
 /// A tenant's records in the sink against the emulator's ground truth.
-#[derive(Debug)]
-pub struct Delivery {
-    /// Records in the sink.
-    pub records: usize,
-    /// Records whose dedup key another record has too.
-    pub duplicates: usize,
-    /// Exposed versions with no record.
-    pub missing: Vec<String>,
-    /// Exposed versions.
-    pub expected: usize,
-}
+pub type Delivery = emulator::world::Check;
 
 impl World {
     /// One slice of a tenant's sweep, with a minute to run.
@@ -221,43 +211,18 @@ impl World {
             .expect("records")
     }
 
-    /// The emulator's ground truth: dedup keys of every version a complete client must have
-    /// delivered (the latest version of every alert, and every version it was shown).
-    pub fn exposed(&self, id: &str) -> Vec<String> {
-        let now = self.emu.state().now();
-        let truth = self.emu.state().world().truth(id, now).expect("tenant");
-        let mut keys: Vec<String> = truth
-            .versions
-            .into_iter()
-            .filter(|v| v.exposed)
-            .map(|v| format!("{id}:{}:{}", v.alert_id, v.version))
-            .collect();
-        keys.sort();
-        keys
-    }
-
-    /// What the sink holds for a tenant against the ground truth.
+    /// What the sink holds for a tenant against the emulator's ground truth (records of the
+    /// tenant's API: one per exposed version, or per `FullId` on the SIEM API).
     pub fn delivery(&self, id: &str) -> Delivery {
         let records = self.records(id);
-        let mut keys: Vec<&str> = records.iter().map(|r| r.dedup_key.as_str()).collect();
-        keys.sort_unstable();
-        keys.dedup();
-        // The ground truth is per alert version; a record names its version by alert id.
-        let versions: std::collections::HashSet<String> = records
-            .iter()
-            .map(|r| format!("{id}:{}:{}", r.alert_id, r.alert_version))
-            .collect();
-        let want = self.exposed(id);
-        Delivery {
-            records: records.len(),
-            duplicates: records.len() - keys.len(),
-            missing: want
-                .iter()
-                .filter(|k| !versions.contains(*k))
-                .cloned()
-                .collect(),
-            expected: want.len(),
-        }
+        let api = match records.first().map(|r| r.source) {
+            Some(AlertApi::Siem) => emulator::scenario::Api::Siem,
+            Some(AlertApi::Mde) => emulator::scenario::Api::Mde,
+            _ => emulator::scenario::Api::Graph,
+        };
+        let now = self.emu.state().now();
+        let truth = self.emu.state().world().truth(id, now).expect("tenant");
+        truth.check(api, records.iter().map(|r| r.dedup_key.as_str()))
     }
 
     /// Asserts the sink holds exactly the exposed versions, each once.

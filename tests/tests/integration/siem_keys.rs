@@ -60,3 +60,32 @@ async fn a_cursor_with_alert_id_keys_migrates_without_delivering_anything_again(
     let migrated = w.cursor(CONTOSO, AlertApi::Siem).await;
     assert!(migrated.indexed_since.is_some(), "the index starts now");
 }
+
+#[tokio::test]
+async fn two_records_of_one_alert_sharing_a_timestamp_are_both_delivered_once() {
+    let w = World::start().await;
+    w.onboard(CONTOSO, AuthModel::DelegatedV1, AlertApi::Siem)
+        .await;
+    let resp = w
+        .http
+        .post(format!("{}/tenants/{CONTOSO}/alerts", w.emu.urls().control))
+        .json(&serde_json::json!([{"id": "da-two-parts", "created": "-10m", "parts": 2, "title": "Two detections"}]))
+        .send()
+        .await
+        .expect("control api");
+    assert!(resp.status().is_success(), "{}", resp.status());
+    w.fetch(CONTOSO).await.expect("fetched");
+    w.fetch(CONTOSO).await.expect("fetched again");
+    let parts: Vec<_> = w
+        .records(CONTOSO)
+        .into_iter()
+        .filter(|r| r.alert_id == "da-two-parts")
+        .collect();
+    assert_eq!(parts.len(), 2, "{parts:?}");
+    assert_eq!(
+        parts[0].alert_version, parts[1].alert_version,
+        "one timestamp"
+    );
+    assert_ne!(parts[0].dedup_key, parts[1].dedup_key);
+    w.assert_exactly_once(CONTOSO);
+}

@@ -18,7 +18,7 @@ use crate::secret::AccessToken;
 pub struct Drain {
     /// Where it stands (stored by checkpoints).
     pub progress: Progress,
-    /// Ids listed by this run (the progress carries only those at the current boundary).
+    /// Record ids listed by this run (the progress carries only those at the current boundary).
     seen: HashSet<String>,
     /// Whether the last page ended the window.
     done: bool,
@@ -91,11 +91,12 @@ impl Drain {
         let boundary: Vec<String> = alerts
             .iter()
             .filter(|a| a.created.is_some() && a.created == oldest)
-            .map(|a| a.id.clone())
+            .map(|a| a.record_id.clone())
             .collect();
+        // By record: one SIEM alert is several records (one per detection part).
         let fresh: Vec<SourceAlert> = alerts
             .into_iter()
-            .filter(|a| self.seen.insert(a.id.clone()))
+            .filter(|a| self.seen.insert(a.record_id.clone()))
             .collect();
         self.progress.listed += fresh.len() as u64;
         stats.alerts += fresh.len() as u64;

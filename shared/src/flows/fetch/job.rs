@@ -14,7 +14,7 @@ use super::FetchFlowError;
 use super::drain::Drain;
 use super::plan;
 use super::session::Session;
-use crate::microsoft::alerts::Window;
+use crate::microsoft::alerts::{FetchError, Window};
 use crate::ports::{Cursor, Job, JobSummary, Progress};
 
 /// Which job.
@@ -111,6 +111,16 @@ pub async fn run_slice(
                 save(s, kind, &so_far(&job, s)).await?;
             }
             Ok(false) => {
+                job.requests += s.requests() - requests_before;
+                save(s, kind, &job).await?;
+                return Ok(Slice::Continues(job));
+            }
+            // The run's deadline (or the budget's next slot past it) ends the slice like its own
+            // end: the job goes on next slice from its checkpoint.
+            Err(FetchFlowError::Incomplete {
+                error: FetchError::Deadline,
+                ..
+            }) => {
                 job.requests += s.requests() - requests_before;
                 save(s, kind, &job).await?;
                 return Ok(Slice::Continues(job));
