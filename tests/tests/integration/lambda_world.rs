@@ -306,19 +306,27 @@ pub fn raw_query(url: &Url) -> String {
     url.query().unwrap_or_default().to_owned()
 }
 
+/// `s` percent-encoded as a form value.
+pub fn enc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
 /// The security headers every consent answer carries.
+pub const SECURITY_HEADERS: [(&str, &str); 5] = [
+    ("cache-control", "no-store"),
+    ("referrer-policy", "no-referrer"),
+    (
+        "content-security-policy",
+        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; \
+         base-uri 'none'; form-action 'none'",
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("content-type", "text/html; charset=utf-8"),
+];
+
+/// Asserts the [`SECURITY_HEADERS`] of an HTTP answer.
 pub fn assert_security_headers(resp: &reqwest::Response, what: &str) {
-    for (name, value) in [
-        ("cache-control", "no-store"),
-        ("referrer-policy", "no-referrer"),
-        (
-            "content-security-policy",
-            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; \
-             base-uri 'none'; form-action 'none'",
-        ),
-        ("x-content-type-options", "nosniff"),
-        ("content-type", "text/html; charset=utf-8"),
-    ] {
+    for (name, value) in SECURITY_HEADERS {
         assert_eq!(
             resp.headers().get(name).and_then(|v| v.to_str().ok()),
             Some(value),

@@ -5,6 +5,7 @@ mod aws_adapters;
 mod browser_consent;
 mod chaos;
 mod cli;
+mod consent_events;
 mod consent_hostile;
 mod consent_lambda;
 mod emulator_alerts;
