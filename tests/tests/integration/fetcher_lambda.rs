@@ -1,6 +1,7 @@
 //! The `alert-fetcher` binary through the Lambda Runtime API: the scheduled event dispatches one
 //! SQS message per active tenant; an SQS batch fetches each tenant into S3 and reports only the
-//! failed messages; direct invokes page a large fetch under 6 MB, fetch now, and answer status.
+//! failed messages (a malformed record fails only its own); direct invokes page a large fetch
+//! under 6 MB, fetch now, and answer status.
 
 use serde_json::{Value, json};
 use shared::adapters::aws::{S3AlertSink, s3_client};
@@ -11,8 +12,8 @@ use crate::lambda_world::FnWorld;
 
 const SCHEDULED: &str = include_str!("../../fixtures/events/eventbridge-scheduled-event.json");
 
-struct Fetcher {
-    w: FnWorld,
+pub(crate) struct Fetcher {
+    pub(crate) w: FnWorld,
     bucket: String,
     queue_url: String,
     sqs: aws_sdk_sqs::Client,
@@ -20,7 +21,7 @@ struct Fetcher {
 }
 
 impl Fetcher {
-    async fn start() -> Fetcher {
+    pub(crate) async fn start() -> Fetcher {
         let w = FnWorld::start(true).await;
         let sdk = w.env.aws_config().await;
         let s3 = s3_client(&sdk);
@@ -56,7 +57,7 @@ impl Fetcher {
         }
     }
 
-    async fn spawn(&self) -> tests::lambda::LambdaProcess {
+    pub(crate) async fn spawn(&self) -> tests::lambda::LambdaProcess {
         let mut env = self.w.lambda_env();
         env.push(("MSSP_BUCKET".into(), self.bucket.clone()));
         env.push(("MSSP_QUEUE_URL".into(), self.queue_url.clone()));
@@ -269,4 +270,83 @@ async fn fetch_now_status_and_unknown_payloads() {
             "lists the accepted shapes"
         );
     }
+}
+
+#[tokio::test]
+async fn a_malformed_sqs_record_fails_only_its_own_message() {
+    let f = Fetcher::start().await;
+    let fetcher = f.spawn().await;
+    let work = |id: &str| format!("{{\"tenant_id\":\"{id}\"}}");
+    let named: Vec<(String, String)> = [
+        ("good-fabrikam", work(FABRIKAM)),
+        ("good-northwind", work(NORTHWIND)),
+        ("body-not-json", "not json".into()),
+        ("body-another-shape", "{\"tenant\": 1}".into()),
+        ("body-not-a-guid", work("contoso")),
+        (
+            "body-extra-field",
+            format!("{{\"tenant_id\":\"{FABRIKAM}\",\"x\":1}}"),
+        ),
+        ("body-1-mb", "x".repeat(1 << 20)),
+        ("body-an-array", "[1,2]".into()),
+    ]
+    .into_iter()
+    .map(|(id, body)| (id.to_owned(), body))
+    .collect();
+    let mut event = sqs_event(&named);
+    let records = event["Records"].as_array_mut().expect("records");
+    let mut truncated = records[0].clone();
+    truncated
+        .as_object_mut()
+        .expect("record")
+        .retain(|k, _| k == "messageId");
+    truncated["messageId"] = json!("truncated-no-body");
+    let mut bad_attributes = records[0].clone();
+    bad_attributes["messageId"] = json!("attributes-a-string");
+    bad_attributes["attributes"] = json!("ApproximateReceiveCount=1");
+    let mut null_body = records[0].clone();
+    null_body["messageId"] = json!("body-null");
+    null_body["body"] = Value::Null;
+    let mut nameless = records[1].clone();
+    nameless
+        .as_object_mut()
+        .expect("record")
+        .remove("messageId");
+    let mut numbered = records[2].clone();
+    numbered["messageId"] = json!(7);
+    records.extend([
+        truncated,
+        bad_attributes,
+        null_body,
+        // Neither can be named in batchItemFailures (an empty itemIdentifier fails the whole
+        // batch): the nameless one is still a work item and fetched, the others are dropped.
+        nameless,
+        numbered,
+        json!("a record that is a string"),
+        json!(null),
+    ]);
+
+    let answer = fetcher.invoke(&event).await.expect("a batch answer");
+    let mut failed: Vec<String> = answer["batchItemFailures"]
+        .as_array()
+        .expect("failures")
+        .iter()
+        .map(|x| x["itemIdentifier"].as_str().expect("id").to_string())
+        .collect();
+    failed.sort();
+    let mut want: Vec<String> = named
+        .iter()
+        .map(|(id, _)| id.clone())
+        .filter(|id| !id.starts_with("good-"))
+        .chain(["truncated-no-body", "attributes-a-string", "body-null"].map(String::from))
+        .collect();
+    want.sort();
+    assert_eq!(failed, want, "{answer}");
+    for id in [FABRIKAM, NORTHWIND] {
+        let records = f.sink.records(Some(&tid(id))).await.expect("records");
+        assert_eq!(records.len(), 5, "{id}: the good messages were processed");
+    }
+    let logs = fetcher.logs();
+    assert!(logs.contains("has no messageId"), "{logs:.2000}");
+    assert!(!logs.contains("panicked"));
 }

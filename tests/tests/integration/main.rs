@@ -19,6 +19,7 @@ mod infra_config;
 mod infra_e2e;
 mod infra_iam;
 mod lambda_world;
+mod malformed_events;
 mod no_secrets_in_logs;
 mod onboarding;
 mod refresh;
