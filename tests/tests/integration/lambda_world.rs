@@ -21,7 +21,7 @@ use tests::lambda::LambdaProcess;
 use url::Url;
 
 use crate::aws_adapters::create_table;
-use crate::fixtures::{APP_ID, APP_SECRET, callback_of, tid};
+use crate::fixtures::{APP_ID, APP_SECRET, CONTOSO, FABRIKAM, NORTHWIND, callback_of, tid};
 
 /// The app's state-signing key, as the operator wrote it into `{prefix}/app`.
 pub const STATE_KEY: &[u8] = b"function-tests-state-key-0123456789abcdef";
@@ -155,6 +155,18 @@ impl FnWorld {
         complete_consent(&self.services, &callback_of(&back))
             .await
             .expect("consent completes")
+    }
+
+    /// Onboards the three active tenants of the fixtures in-process: Contoso (delegated v1,
+    /// SIEM API), Fabrikam (delegated v2, MDE API), Northwind (application, Graph).
+    pub async fn onboard_three(&self) {
+        for (id, model, api) in [
+            (CONTOSO, AuthModel::DelegatedV1, AlertApi::Siem),
+            (FABRIKAM, AuthModel::DelegatedV2, AlertApi::Mde),
+            (NORTHWIND, AuthModel::Application, AlertApi::Graph),
+        ] {
+            self.onboard_in_process(id, model, api).await;
+        }
     }
 
     /// GETs `url` and returns the `Location` it redirects to.
