@@ -8,7 +8,7 @@
 //! | module | responsibility | may use |
 //! |---|---|---|
 //! | [`assemble`] | configuration → [`flows::Deps`] over the AWS or the local adapters | everything below |
-//! | [`lambda`] | Lambda edge helpers: deadlines | — |
+//! | [`lambda`] | Lambda edge helpers: deadlines; payloads read into `aws_lambda_events` types (schedule, SQS records, direct invokes) | `flows::onboarding::sanitize` |
 //! | [`flows`] | use cases: onboarding, refresh, fetch, range, dispatch, status | `ports`, `microsoft`, `consent`, `record`, `domain`, `config`, `clock`, `secret` |
 //! | [`consent`] | signed consent state and links, the consent HTTP handler | `flows::onboarding`, `domain`, `secret` |
 //! | [`adapters`] | the ports over local files (`local/`) and AWS (`aws/`), one file per technology; NDJSON objects | `ports`, `record`, `domain` |

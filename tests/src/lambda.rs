@@ -422,10 +422,26 @@ impl LambdaProcess {
         event: &Value,
         timeout: Duration,
     ) -> Result<Value, LambdaError> {
+        let body = serde_json::to_vec(event).unwrap_or_default();
+        self.invoke_raw(body, timeout).await
+    }
+
+    /// Invokes the function with `payload` as the event's bytes, whatever they are (JSON or not:
+    /// Lambda's Invoke API refuses what is not JSON, the Runtime API passes anything on), with a
+    /// deadline `timeout` from now.
+    ///
+    /// # Errors
+    ///
+    /// As [`LambdaProcess::invoke`].
+    pub async fn invoke_raw(
+        &self,
+        payload: impl Into<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<Value, LambdaError> {
         let (reply, answer) = oneshot::channel();
         let queued = Queued {
             id: uuid::Uuid::new_v4().to_string(),
-            body: serde_json::to_vec(event).unwrap_or_default(),
+            body: payload.into(),
             deadline_ms: now_ms() + timeout.as_millis() as u64,
             reply,
         };

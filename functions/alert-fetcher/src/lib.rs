@@ -2,47 +2,44 @@
 //!
 //! | event | flow | answer |
 //! |---|---|---|
-//! | EventBridge scheduled event | `dispatch`: one SQS message `{"tenant_id"}` per active tenant | `{"dispatched": n, "tenants": […]}` |
-//! | SQS event (`Records[].body` = `{"tenant_id"}`) | `fetch_tenant` per record, bounded concurrency | `{"batchItemFailures": [{"itemIdentifier": messageId}]}` listing only the failed ones |
-//! | `{"action": "fetch", "tenant_id", "since", "until"?, "limit"?, "page_token"?}` | `fetch_range`, no cursor move | `{"tenant_id", "since", "until", "count", "alerts": […], "next_page_token"}`, each answer under 6 MB |
-//! | `{"action": "fetch_now", "tenant_id"}` | `fetch_tenant` now | the fetch report |
-//! | `{"action": "status", "tenant_id"?}` | tenant health | `{"tenant_id"?, "tenants": […]}` |
+//! | `EventBridgeEvent`, the schedule | `dispatch`: one SQS message `{"tenant_id"}` per active tenant | [`Dispatched`]: `{"dispatched": n, "tenants": […]}` |
+//! | SQS event (`Records[].body` = `{"tenant_id"}`) | `fetch_tenant` per record, bounded concurrency | `SqsBatchResponse`: `{"batchItemFailures": [{"itemIdentifier": messageId}]}` listing only the failed ones |
+//! | `{"action": "fetch", "tenant_id", "since", "until"?, "limit"?, "page_token"?}` | `fetch_range`, no cursor move | [`RangePage`]: `{"tenant_id", "since", "until", "count", "alerts": […], "next_page_token"}`, each answer under 6 MB |
+//! | `{"action": "fetch_now", "tenant_id"}` | `fetch_tenant` now | [`FetchedNow`]: `{"tenant_id", "report"}` |
+//! | `{"action": "status", "tenant_id"?}` | tenant health | [`Health`]: `{"tenant_id"?, "tenants": […]}` |
 //!
-//! Every direct answer echoes the tenant. Failures become a `Diagnostic` with a stable
-//! `error_type`.
+//! The payload is told apart by [`shared::lambda::Event`]. The records of an SQS event are read
+//! one by one: a malformed record, or one whose body is no work item, fails only its own message
+//! (a record without a `messageId` cannot be named, and is dropped: an empty `itemIdentifier`
+//! would make Lambda retry the whole batch). Every direct answer echoes the tenant. Failures
+//! become a `Diagnostic` with a stable `error_type`; anything else is an `InvalidEvent` saying
+//! what it is and naming the accepted shapes.
+
+mod range;
 
 use std::time::SystemTime;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, Utc};
+use aws_lambda_events::sqs::SqsBatchResponse;
 use futures::StreamExt;
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use shared::domain::TenantId;
 use shared::flows::Deps;
 use shared::flows::dispatch::dispatch;
-use shared::flows::fetch::{FetchFlowError, FetchOptions, NoHooks, fetch_tenant};
-use shared::flows::range::fetch_range;
+use shared::flows::fetch::{FetchFlowError, FetchOptions, FetchReport, NoHooks, fetch_tenant};
 use shared::flows::refresh::RefreshError;
-use shared::flows::status::status;
-use shared::lambda::{scheduled_event, stop_at};
-use shared::microsoft::alerts::{Window, parse_time};
+use shared::flows::status::{TenantHealth, status};
+use shared::lambda::{Event, SqsRecord, stop_at};
 use shared::ports::{StoreError, WorkItem};
-use shared::record::AlertRecord;
+
+pub use range::{MAX_ANSWER_BYTES, MAX_LIMIT, RangePage};
 
 /// The event shapes this function accepts, quoted in [`HandlerError::InvalidEvent`].
 pub const ACCEPTED: &str = "an EventBridge scheduled event, an SQS event whose bodies are \
      {\"tenant_id\": \"<GUID>\"}, or a direct invoke: {\"action\": \"fetch\", \"tenant_id\", \
      \"since\", \"until\", \"limit\", \"page_token\"}, {\"action\": \"fetch_now\", \"tenant_id\"} \
      or {\"action\": \"status\", \"tenant_id\"?}";
-
-/// A direct answer stays under this many bytes of JSON (Lambda's response limit is 6 MB).
-pub const MAX_ANSWER_BYTES: usize = 5_500_000;
-
-/// Largest `limit` of one `fetch` page.
-pub const MAX_LIMIT: usize = 10_000;
 
 /// Why an invocation failed; [`HandlerError::error_type`] is the stable `errorType`.
 #[derive(Debug, thiserror::Error)]
@@ -90,114 +87,163 @@ impl From<HandlerError> for Diagnostic {
     }
 }
 
-fn invalid(reason: impl Into<String>) -> HandlerError {
+pub(crate) fn invalid(reason: impl Into<String>) -> HandlerError {
     HandlerError::InvalidEvent(reason.into())
+}
+
+pub(crate) fn tenant(s: &str) -> Result<TenantId, HandlerError> {
+    TenantId::parse(s).map_err(|_| invalid("tenant_id is not a tenant GUID"))
 }
 
 /// A direct invoke.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
 enum Direct {
-    Fetch {
-        tenant_id: String,
-        since: Option<String>,
-        until: Option<String>,
-        limit: Option<usize>,
-        page_token: Option<String>,
-    },
-    FetchNow {
-        tenant_id: String,
-    },
-    Status {
-        tenant_id: Option<String>,
-    },
+    Fetch(range::FetchRange),
+    FetchNow { tenant_id: String },
+    Status { tenant_id: Option<String> },
 }
 
-/// Where the next page of a `fetch` starts: after (version, id), inside the same window.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
-struct PageToken {
-    since: DateTime<Utc>,
-    until: DateTime<Utc>,
-    after_version: String,
-    after_id: String,
+/// The answer to an invocation.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Answer {
+    /// To the schedule.
+    Dispatched(Dispatched),
+    /// To an SQS event.
+    Batch(SqsBatchResponse),
+    /// To `fetch`.
+    Range(RangePage),
+    /// To `fetch_now`.
+    FetchedNow(FetchedNow),
+    /// To `status`.
+    Health(Health),
 }
 
-fn tenant(s: &str) -> Result<TenantId, HandlerError> {
-    TenantId::parse(s).map_err(|_| invalid("tenant_id is not a tenant GUID"))
+/// The tenants a scheduled round put on the queue.
+#[derive(Debug, Serialize)]
+pub struct Dispatched {
+    /// Messages the queue accepted.
+    pub dispatched: usize,
+    /// The active tenants.
+    pub tenants: Vec<TenantId>,
 }
 
-fn time(field: &str, s: &str) -> Result<DateTime<Utc>, HandlerError> {
-    parse_time(s).ok_or_else(|| invalid(format!("{field} is not an RFC 3339 time")))
+/// A `fetch_now`'s report.
+#[derive(Debug, Serialize)]
+pub struct FetchedNow {
+    /// The tenant asked for.
+    pub tenant_id: TenantId,
+    /// What the fetch did.
+    pub report: FetchReport,
+}
+
+/// Tenant health.
+#[derive(Debug, Serialize)]
+pub struct Health {
+    /// The tenant asked for, if one was.
+    pub tenant_id: Option<TenantId>,
+    /// Each tenant's health.
+    pub tenants: Vec<TenantHealth>,
 }
 
 /// Serves one invocation.
-pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, HandlerError> {
-    let stop = stop_at(event.context.deadline, SystemTime::now())
+pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Answer, HandlerError> {
+    let (payload, context) = event.into_parts();
+    let stop = stop_at(context.deadline, SystemTime::now())
         .unwrap_or_else(|| tokio::time::Instant::now() + std::time::Duration::from_secs(840));
-    let payload = event.payload;
-    if let Some(scheduled) = scheduled_event(&payload) {
-        scheduled.map_err(invalid)?;
-        let tenants: Vec<TenantId> = dispatch(deps).await?.into_iter().map(|t| t.id).collect();
-        let sent = deps.queue.enqueue(&tenants).await?;
-        tracing::info!(
-            tenants = tenants.len(),
-            dispatched = sent,
-            "fetches dispatched"
-        );
-        return Ok(json!({"dispatched": sent, "tenants": tenants}));
+    let event = Event::<Direct>::read(payload, "action")
+        .map_err(invalid)
+        .inspect_err(|e| tracing::warn!(error_type = e.error_type(), "event refused"))?;
+    match event {
+        Event::Schedule(_) => dispatch_round(deps).await.map(Answer::Dispatched),
+        Event::Sqs(records) => Ok(Answer::Batch(
+            sqs_batch(deps, records, stop, &context.request_id).await,
+        )),
+        Event::Direct(direct) => direct_invoke(deps, direct, stop, &context.request_id).await,
     }
-    if let Some(records) = payload.get("Records").and_then(Value::as_array) {
-        return Ok(sqs_batch(deps, records, stop, &event.context.request_id).await);
-    }
-    if payload.get("action").is_some() {
-        let direct: Direct = serde_json::from_value(payload)
-            .map_err(|e| invalid(format!("the direct invoke is malformed ({e})")))?;
-        return direct_invoke(deps, direct, stop, &event.context.request_id).await;
-    }
-    Err(invalid("unrecognized event"))
+}
+
+async fn dispatch_round(deps: &Deps) -> Result<Dispatched, HandlerError> {
+    let tenants: Vec<TenantId> = dispatch(deps).await?.into_iter().map(|t| t.id).collect();
+    let dispatched = deps.queue.enqueue(&tenants).await?;
+    tracing::info!(tenants = tenants.len(), dispatched, "fetches dispatched");
+    Ok(Dispatched {
+        dispatched,
+        tenants,
+    })
 }
 
 async fn sqs_batch(
     deps: &Deps,
-    records: &[Value],
+    records: Vec<SqsRecord>,
     stop: tokio::time::Instant,
     request_id: &str,
-) -> Value {
-    let results: Vec<Option<String>> = futures::stream::iter(records.iter().enumerate())
-        .map(|(i, r)| async move {
-            let message_id = r.get("messageId").and_then(Value::as_str).unwrap_or_default().to_string();
-            let item = r
-                .get("body")
-                .and_then(Value::as_str)
-                .and_then(|b| serde_json::from_str::<WorkItem>(b).ok());
-            let Some(item) = item else {
-                tracing::warn!(message_id = %message_id, "a work item is not {{\"tenant_id\": GUID}}");
-                return Some(message_id);
-            };
-            let opts = FetchOptions {
-                deadline: stop,
-                owner: format!("{request_id}-{i}"),
-                hooks: &NoHooks,
-            };
-            match fetch_tenant(deps, &item.tenant_id, &opts).await {
-                Ok(_) => None,
-                // Another fetch is on it, or there is nothing to fetch: done with this message.
-                Err(FetchFlowError::Busy(_) | FetchFlowError::NotActive(_) | FetchFlowError::UnknownTenant) => None,
-                Err(e) => {
-                    tracing::warn!(tenant_id = %item.tenant_id, error = %e, "tenant fetch failed; SQS will retry it");
-                    Some(message_id)
-                }
-            }
-        })
+) -> SqsBatchResponse {
+    let failed: Vec<Option<String>> = futures::stream::iter(records.into_iter().enumerate())
+        .map(|(i, record)| work_item(deps, record, stop, format!("{request_id}-{i}")))
         .buffer_unordered(deps.settings.fetch.concurrency.max(1))
         .collect()
         .await;
-    let failures: Vec<Value> = results
-        .into_iter()
-        .flatten()
-        .map(|id| json!({"itemIdentifier": id}))
-        .collect();
-    json!({"batchItemFailures": failures})
+    let mut response = SqsBatchResponse::default();
+    response.set_failures(failed.into_iter().flatten());
+    response
+}
+
+/// Fetches the tenant of one SQS record; `Some(messageId)` when SQS must deliver it again.
+async fn work_item(
+    deps: &Deps,
+    record: SqsRecord,
+    stop: tokio::time::Instant,
+    owner: String,
+) -> Option<String> {
+    let (message_id, item) = match record {
+        Ok(m) => {
+            let item = m
+                .body
+                .as_deref()
+                .and_then(|b| serde_json::from_str::<WorkItem>(b).ok());
+            (m.message_id, item)
+        }
+        Err(malformed) => (malformed.message_id, None),
+    };
+    let message_id = message_id.filter(|id| !id.is_empty());
+    let retry = match item {
+        Some(item) => fetch_item(deps, &item, stop, owner).await,
+        None => {
+            tracing::warn!(message_id = ?message_id, "a work item is not {{\"tenant_id\": GUID}}");
+            true
+        }
+    };
+    if retry && message_id.is_none() {
+        tracing::warn!("a failed SQS record has no messageId to be retried by; dropped");
+    }
+    message_id.filter(|_| retry)
+}
+
+/// Whether the fetch of `item` failed for now (SQS retries it).
+async fn fetch_item(
+    deps: &Deps,
+    item: &WorkItem,
+    stop: tokio::time::Instant,
+    owner: String,
+) -> bool {
+    let opts = FetchOptions {
+        deadline: stop,
+        owner,
+        hooks: &NoHooks,
+    };
+    match fetch_tenant(deps, &item.tenant_id, &opts).await {
+        Ok(_) => false,
+        // Another fetch is on it, or there is nothing to fetch: done with this message.
+        Err(
+            FetchFlowError::Busy(_) | FetchFlowError::NotActive(_) | FetchFlowError::UnknownTenant,
+        ) => false,
+        Err(e) => {
+            tracing::warn!(tenant_id = %item.tenant_id, error = %e, "tenant fetch failed; SQS will retry it");
+            true
+        }
+    }
 }
 
 async fn direct_invoke(
@@ -205,127 +251,92 @@ async fn direct_invoke(
     direct: Direct,
     stop: tokio::time::Instant,
     request_id: &str,
-) -> Result<Value, HandlerError> {
+) -> Result<Answer, HandlerError> {
     match direct {
         Direct::Status { tenant_id } => {
-            let id = tenant_id.as_deref().map(tenant).transpose()?;
-            let health = status(deps, id.as_ref()).await?;
-            Ok(json!({"tenant_id": id, "tenants": health}))
+            let tenant_id = tenant_id.as_deref().map(tenant).transpose()?;
+            let tenants = status(deps, tenant_id.as_ref()).await?;
+            Ok(Answer::Health(Health { tenant_id, tenants }))
         }
         Direct::FetchNow { tenant_id } => {
-            let id = tenant(&tenant_id)?;
+            let tenant_id = tenant(&tenant_id)?;
             let opts = FetchOptions {
                 deadline: stop,
                 owner: format!("fetch-now-{request_id}"),
                 hooks: &NoHooks,
             };
-            let report = fetch_tenant(deps, &id, &opts).await?;
-            Ok(json!({"tenant_id": id, "report": report}))
+            let report = fetch_tenant(deps, &tenant_id, &opts).await?;
+            Ok(Answer::FetchedNow(FetchedNow { tenant_id, report }))
         }
-        Direct::Fetch {
-            tenant_id,
-            since,
-            until,
-            limit,
-            page_token,
-        } => {
-            let id = tenant(&tenant_id)?;
-            let limit = limit.unwrap_or(1000);
-            if limit == 0 || limit > MAX_LIMIT {
-                return Err(invalid(format!("limit must be 1..={MAX_LIMIT}")));
-            }
-            let token = match page_token {
-                Some(t) => Some(
-                    URL_SAFE_NO_PAD
-                        .decode(t.as_bytes())
-                        .ok()
-                        .and_then(|b| serde_json::from_slice::<PageToken>(&b).ok())
-                        .ok_or_else(|| invalid("page_token is not one this function issued"))?,
-                ),
-                None => None,
-            };
-            let (since, until) = match &token {
-                Some(t) => (t.since, t.until),
-                None => {
-                    let since = time(
-                        "since",
-                        since
-                            .as_deref()
-                            .ok_or_else(|| invalid("since is required"))?,
-                    )?;
-                    let until = match until.as_deref() {
-                        Some(u) => time("until", u)?,
-                        None => deps.clock.now(),
-                    };
-                    (since, until)
-                }
-            };
-            if since >= until {
-                return Err(invalid("since must be before until"));
-            }
-            let from = match &token {
-                Some(t) => parse_time(&t.after_version).unwrap_or(since).max(since),
-                None => since,
-            };
-            let all = fetch_range(deps, &id, Window { since: from, until }, stop).await?;
-            let after = token
-                .as_ref()
-                .map(|t| (t.after_version.clone(), t.after_id.clone()));
-            let mut alerts = Vec::new();
-            let mut size = 256;
-            let mut next = None;
-            for r in all.into_iter().filter(|r| {
-                after
-                    .as_ref()
-                    .is_none_or(|(v, i)| (&r.alert_version, &r.alert_id) > (v, i))
-            }) {
-                let bytes = serde_json::to_vec(&r).map(|b| b.len()).unwrap_or(0) + 1;
-                if alerts.len() >= limit || size + bytes > MAX_ANSWER_BYTES {
-                    let last: &AlertRecord = match alerts.last() {
-                        Some(l) => l,
-                        None => return Err(invalid("one alert is larger than an answer may be")),
-                    };
-                    let t = PageToken {
-                        since,
-                        until,
-                        after_version: last.alert_version.clone(),
-                        after_id: last.alert_id.clone(),
-                    };
-                    next = serde_json::to_vec(&t)
-                        .ok()
-                        .map(|b| URL_SAFE_NO_PAD.encode(b));
-                    break;
-                }
-                size += bytes;
-                alerts.push(r);
-            }
-            Ok(json!({
-                "tenant_id": id,
-                "since": since,
-                "until": until,
-                "count": alerts.len(),
-                "alerts": alerts,
-                "next_page_token": next,
-            }))
-        }
+        Direct::Fetch(req) => range::fetch(deps, req, stop).await.map(Answer::Range),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+
+    const SQS: &str = include_str!("../../../tests/fixtures/events/sqs-event.json");
+    const SCHEDULED: &str =
+        include_str!("../../../tests/fixtures/events/eventbridge-scheduled-event.json");
+
+    fn read(v: Value) -> Result<Event<Direct>, String> {
+        Event::read(v, "action")
+    }
+
+    #[test]
+    fn the_fixtures_are_a_schedule_and_a_batch_of_work_items() {
+        let v: Value = serde_json::from_str(SCHEDULED).expect("json");
+        assert!(matches!(read(v), Ok(Event::Schedule(_))));
+        let v: Value = serde_json::from_str(SQS).expect("json");
+        let Ok(Event::Sqs(records)) = read(v) else {
+            panic!("an SQS event")
+        };
+        for r in records {
+            let body = r.expect("a message").body.expect("body");
+            serde_json::from_str::<WorkItem>(&body).expect("a work item");
+        }
+    }
 
     #[test]
     fn direct_invokes_parse_and_unknown_fields_are_refused() {
-        let d: Direct = serde_json::from_value(json!({"action": "status"})).expect("status");
-        assert!(matches!(d, Direct::Status { tenant_id: None }));
-        assert!(
-            serde_json::from_value::<Direct>(
-                json!({"action": "fetch_now", "tenant_id": "x", "x": 1})
-            )
-            .is_err()
+        let d = read(json!({"action": "status"}));
+        assert!(matches!(
+            d,
+            Ok(Event::Direct(Direct::Status { tenant_id: None }))
+        ));
+        let d = read(json!({"action": "fetch", "tenant_id": "x", "since": "s"}));
+        assert!(matches!(d, Ok(Event::Direct(Direct::Fetch(_)))), "{d:?}");
+        for bad in [
+            json!({"action": "fetch_now", "tenant_id": "x", "x": 1}),
+            json!({"action": "fetch", "tenant_id": "x", "x": 1}),
+            json!({"action": "delete"}),
+            json!({"action": 1}),
+        ] {
+            assert!(read(bad.clone()).is_err(), "{bad}");
+        }
+        let e = read(json!({"action": "delete"})).expect_err("unknown");
+        assert!(e.contains("unknown variant `delete`"), "{e}");
+    }
+
+    #[test]
+    fn answers_serialize_as_documented() {
+        let mut batch = SqsBatchResponse::default();
+        batch.add_failure("m-1");
+        assert_eq!(
+            serde_json::to_value(Answer::Batch(batch)).expect("json"),
+            json!({"batchItemFailures": [{"itemIdentifier": "m-1"}]})
         );
-        assert!(serde_json::from_value::<Direct>(json!({"action": "delete"})).is_err());
+        let d = Answer::Dispatched(Dispatched {
+            dispatched: 0,
+            tenants: vec![],
+        });
+        assert_eq!(
+            serde_json::to_value(d).expect("json"),
+            json!({"dispatched": 0, "tenants": []})
+        );
     }
 
     #[test]

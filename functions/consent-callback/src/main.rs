@@ -1,10 +1,10 @@
 //! `consent-callback`: wiring only. The handler is [`consent_callback::handle`].
 
-use lambda_http::{Error, run, service_fn};
+use lambda_runtime::{Error, run, service_fn};
 use shared::assemble::{Function, lambda_function};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let deps = lambda_function(Function::Service).await?;
-    run(service_fn(|req| consent_callback::handle(&deps, req))).await
+    run(service_fn(|event| consent_callback::handle(&deps, event))).await
 }

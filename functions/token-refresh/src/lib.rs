@@ -2,13 +2,15 @@
 //!
 //! | event | flow | answer |
 //! |---|---|---|
-//! | EventBridge scheduled event (`"source": "aws.events"`, `"detail-type": "Scheduled Event"`) | `refresh_all`, stopping new work [`SAFETY_MARGIN_MAX`] or less before the Lambda deadline | [`Summary`] |
-//! | direct invoke `{"tenant_id": "<GUID>", "force": true}` (`force` optional, default `true`) | `refresh_tenant` | `{"tenant_id", "outcome": "refreshed" \| "fresh"}` |
+//! | `EventBridgeEvent`, the schedule (`"source": "aws.events"`, `"detail-type": "Scheduled Event"`) | `refresh_all`, stopping new work [`SAFETY_MARGIN_MAX`] or less before the Lambda deadline | [`Summary`] |
+//! | direct invoke `{"tenant_id": "<GUID>", "force": true}` (`force` optional, default `true`) | `refresh_tenant` | [`TenantRefreshed`]: `{"tenant_id", "outcome": "refreshed" \| "fresh"}` |
 //!
-//! Failures become a `lambda_runtime::Diagnostic` whose `error_type` is stable (see
-//! [`HandlerError::error_type`]). A scheduled run fails as a whole only when the app secret or
-//! the registry cannot be read; per-tenant failures, and an app registration that Microsoft
-//! refuses, are reported in the summary.
+//! The payload is told apart by [`shared::lambda::Event`]; anything else (another EventBridge
+//! event, an SQS event, a malformed direct invoke, not an object) is an `InvalidEvent` saying
+//! what it is and naming the accepted shapes. Failures become a `lambda_runtime::Diagnostic`
+//! whose `error_type` is stable (see [`HandlerError::error_type`]). A scheduled run fails as a
+//! whole only when the app secret or the registry cannot be read; per-tenant failures, and an
+//! app registration that Microsoft refuses, are reported in the summary.
 
 use std::time::SystemTime;
 
@@ -20,6 +22,7 @@ use shared::flows::Deps;
 use shared::flows::refresh::{
     RefreshError, RefreshOutcome, RefreshSummary, refresh_all, refresh_tenant,
 };
+use shared::lambda::Event;
 pub use shared::lambda::{SAFETY_MARGIN_MAX, stop_at};
 use shared::ports::StoreError;
 
@@ -42,7 +45,8 @@ pub enum Invocation {
     },
 }
 
-#[derive(Deserialize)]
+/// A direct invoke.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Direct {
     tenant_id: String,
@@ -117,27 +121,22 @@ impl From<HandlerError> for Diagnostic {
 }
 
 /// Reads the event.
-pub fn parse_event(event: &Value) -> Result<Invocation, HandlerError> {
-    let Some(object) = event.as_object() else {
-        return Err(HandlerError::invalid("the event is not a JSON object"));
+pub fn parse_event(payload: Value) -> Result<Invocation, HandlerError> {
+    let direct = match Event::<Direct>::read(payload, "tenant_id").map_err(HandlerError::invalid)? {
+        Event::Schedule(_) => return Ok(Invocation::Scheduled),
+        Event::Sqs(_) => {
+            return Err(HandlerError::invalid(
+                "an SQS event (this function consumes no queue)",
+            ));
+        }
+        Event::Direct(d) => d,
     };
-    if let Some(scheduled) = shared::lambda::scheduled_event(event) {
-        return scheduled
-            .map(|()| Invocation::Scheduled)
-            .map_err(HandlerError::invalid);
-    }
-    if object.contains_key("tenant_id") {
-        let d: Direct = serde_json::from_value(event.clone()).map_err(|_| {
-            HandlerError::invalid("tenant_id must be a string and force a boolean, nothing else")
-        })?;
-        let tenant_id = TenantId::parse(&d.tenant_id)
-            .map_err(|_| HandlerError::invalid("tenant_id is not a tenant GUID"))?;
-        return Ok(Invocation::Tenant {
-            tenant_id,
-            force: d.force,
-        });
-    }
-    Err(HandlerError::invalid("unrecognized event"))
+    let tenant_id = TenantId::parse(&direct.tenant_id)
+        .map_err(|_| HandlerError::invalid("tenant_id is not a tenant GUID"))?;
+    Ok(Invocation::Tenant {
+        tenant_id,
+        force: direct.force,
+    })
 }
 
 /// A tenant that needs re-consent, with the link to send.
@@ -199,6 +198,16 @@ impl From<RefreshSummary> for Summary {
     }
 }
 
+/// The answer to an invocation.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Answer {
+    /// To the schedule.
+    Run(Summary),
+    /// To a direct invoke.
+    Tenant(TenantRefreshed),
+}
+
 /// The answer to a direct invoke.
 #[derive(Debug, Serialize, PartialEq, Eq)]
 pub struct TenantRefreshed {
@@ -209,11 +218,11 @@ pub struct TenantRefreshed {
 }
 
 /// Serves one invocation.
-pub async fn handle(services: &Deps, event: LambdaEvent<Value>) -> Result<Value, HandlerError> {
-    let invocation = parse_event(&event.payload).inspect_err(|e| {
+pub async fn handle(services: &Deps, event: LambdaEvent<Value>) -> Result<Answer, HandlerError> {
+    let invocation = parse_event(event.payload).inspect_err(|e| {
         tracing::warn!(error_type = e.error_type(), "event refused");
     })?;
-    let answer = match invocation {
+    match invocation {
         Invocation::Scheduled => {
             let stop = stop_at(event.context.deadline, SystemTime::now());
             let summary = Summary::from(refresh_all(services, stop).await.inspect_err(|e| {
@@ -228,7 +237,7 @@ pub async fn handle(services: &Deps, event: LambdaEvent<Value>) -> Result<Value,
                 app_misconfigured = summary.app_misconfigured.is_some(),
                 "refresh run finished"
             );
-            serde_json::to_value(summary)
+            Ok(Answer::Run(summary))
         }
         Invocation::Tenant { tenant_id, force } => {
             let outcome = refresh_tenant(services, &tenant_id, force)
@@ -236,17 +245,15 @@ pub async fn handle(services: &Deps, event: LambdaEvent<Value>) -> Result<Value,
                 .inspect_err(|e| {
                     tracing::warn!(tenant_id = %tenant_id, error = %e, "tenant refresh failed");
                 })?;
-            serde_json::to_value(TenantRefreshed {
+            Ok(Answer::Tenant(TenantRefreshed {
                 tenant_id,
                 outcome: match outcome {
                     RefreshOutcome::Refreshed => "refreshed",
                     RefreshOutcome::Fresh => "fresh",
                 },
-            })
+            }))
         }
-    };
-    // Serializing these plain structs cannot fail; should it, the caller still gets an answer.
-    Ok(answer.unwrap_or(Value::Null))
+    }
 }
 
 #[cfg(test)]
@@ -261,21 +268,21 @@ mod tests {
     #[test]
     fn the_scheduled_event_fixture_is_a_scheduled_run() {
         let v: Value = serde_json::from_str(SCHEDULED).unwrap();
-        assert_eq!(parse_event(&v).unwrap(), Invocation::Scheduled);
+        assert_eq!(parse_event(v).unwrap(), Invocation::Scheduled);
     }
 
     #[test]
     fn a_direct_invoke_names_one_tenant_and_forces_by_default() {
         let tid = TenantId::parse(TENANT).unwrap();
         assert_eq!(
-            parse_event(&json!({"tenant_id": TENANT})).unwrap(),
+            parse_event(json!({"tenant_id": TENANT})).unwrap(),
             Invocation::Tenant {
                 tenant_id: tid.clone(),
                 force: true
             }
         );
         assert_eq!(
-            parse_event(&json!({"tenant_id": TENANT.to_uppercase(), "force": false})).unwrap(),
+            parse_event(json!({"tenant_id": TENANT.to_uppercase(), "force": false})).unwrap(),
             Invocation::Tenant {
                 tenant_id: tid,
                 force: false
@@ -295,8 +302,9 @@ mod tests {
             json!({"tenant_id": TENANT, "extra": 1}),
             json!({"detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2", "detail": {}}),
             json!({"detail-type": "Scheduled Event"}),
+            json!({"Records": []}),
         ] {
-            let e = parse_event(&bad).unwrap_err();
+            let e = parse_event(bad.clone()).unwrap_err();
             assert_eq!(e.error_type(), "InvalidEvent", "{bad}");
             let d = Diagnostic::from(e);
             assert!(

@@ -93,6 +93,25 @@ pub async fn handle(services: &Deps, req: &WebRequest) -> WebResponse {
     }
 }
 
+/// The answer to a request an edge could not turn into a [`WebRequest`] (for the Lambda: an
+/// event that is not an API Gateway request, or headers beyond API Gateway's own limit): the
+/// refusal page every bad address gets, with `status` (a 4xx; anything else becomes 400).
+pub fn unrepresentable(status: u16) -> WebResponse {
+    let status = if (400..500).contains(&status) {
+        status
+    } else {
+        400
+    };
+    page(
+        status,
+        "This address is not valid",
+        &[
+            Text::Plain("The request could not be read."),
+            Text::Plain(ASK_NEW_LINK),
+        ],
+    )
+}
+
 /// The route `path` names, with the public base URL's path prefix removed when present.
 fn route(services: &Deps, path: &str) -> Option<&'static str> {
     let prefix = services
@@ -509,6 +528,16 @@ mod tests {
         assert!(!r.body.contains("<script"), "{}", r.body);
         assert!(!r.body.contains("<b>"), "{}", r.body);
         assert!(r.body.contains("&lt;script&gt;"));
+    }
+
+    #[test]
+    fn an_unrepresentable_request_gets_a_4xx_refusal_page() {
+        for (asked, got) in [(400, 400), (431, 431), (500, 400), (200, 400)] {
+            let r = unrepresentable(asked);
+            assert_eq!(r.status, got);
+            assert_eq!(r.header("cache-control"), Some("no-store"));
+            assert!(r.body.contains("<h1>This address is not valid</h1>"));
+        }
     }
 
     #[test]

@@ -46,8 +46,8 @@ impl WebResponse {
 }
 
 /// `answer` as an [`http::Response`] with any body built from text (axum's for the local
-/// server, `lambda_http`'s for the Lambda). A header the `http` crate refuses (never produced by
-/// the handlers) turns the answer into a bare 500 instead of failing.
+/// server, a `String` the Lambda puts into its API Gateway answer). A header the `http` crate
+/// refuses (never produced by the handlers) turns the answer into a bare 500 instead of failing.
 pub fn http_response<B: From<String> + Default>(answer: WebResponse) -> http::Response<B> {
     let mut resp = http::Response::new(B::from(answer.body));
     *resp.status_mut() = http::StatusCode::from_u16(answer.status)

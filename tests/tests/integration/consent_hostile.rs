@@ -13,7 +13,7 @@ use shared::domain::{AlertApi, AuthModel, Tenant};
 use shared::flows::onboarding::{begin_consent, consent_link};
 
 use crate::fixtures::{CONTOSO, FABRIKAM, NORTHWIND, WOODGROVE, tid};
-use crate::lambda_world::{FnWorld, assert_security_headers, link_param, raw_query};
+use crate::lambda_world::{FnWorld, assert_security_headers, enc, link_param, raw_query};
 
 struct Case {
     name: &'static str,
@@ -37,10 +37,6 @@ fn case(name: &'static str, target: impl Into<String>, status: u16) -> Case {
         spends_nonce: false,
         shows: None,
     }
-}
-
-fn enc(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 #[tokio::test]

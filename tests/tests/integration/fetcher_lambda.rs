@@ -1,6 +1,7 @@
 //! The `alert-fetcher` binary through the Lambda Runtime API: the scheduled event dispatches one
 //! SQS message per active tenant; an SQS batch fetches each tenant into S3 and reports only the
-//! failed messages; direct invokes page a large fetch under 6 MB, fetch now, and answer status.
+//! failed messages (a malformed record fails only its own); direct invokes page a large fetch
+//! under 6 MB, fetch now, and answer status.
 
 use serde_json::{Value, json};
 use shared::adapters::aws::{S3AlertSink, s3_client};
@@ -11,8 +12,8 @@ use crate::lambda_world::FnWorld;
 
 const SCHEDULED: &str = include_str!("../../fixtures/events/eventbridge-scheduled-event.json");
 
-struct Fetcher {
-    w: FnWorld,
+pub(crate) struct Fetcher {
+    pub(crate) w: FnWorld,
     bucket: String,
     queue_url: String,
     sqs: aws_sdk_sqs::Client,
@@ -20,7 +21,7 @@ struct Fetcher {
 }
 
 impl Fetcher {
-    async fn start() -> Fetcher {
+    pub(crate) async fn start() -> Fetcher {
         let w = FnWorld::start(true).await;
         let sdk = w.env.aws_config().await;
         let s3 = s3_client(&sdk);
@@ -40,12 +41,7 @@ impl Fetcher {
             .queue_url()
             .expect("url")
             .to_string();
-        w.onboard_in_process(CONTOSO, AuthModel::DelegatedV1, AlertApi::Siem)
-            .await;
-        w.onboard_in_process(FABRIKAM, AuthModel::DelegatedV2, AlertApi::Mde)
-            .await;
-        w.onboard_in_process(NORTHWIND, AuthModel::Application, AlertApi::Graph)
-            .await;
+        w.onboard_three().await;
         let sink = S3AlertSink::new(s3, &bucket, None);
         Fetcher {
             w,
@@ -56,7 +52,7 @@ impl Fetcher {
         }
     }
 
-    async fn spawn(&self) -> tests::lambda::LambdaProcess {
+    pub(crate) async fn spawn(&self) -> tests::lambda::LambdaProcess {
         let mut env = self.w.lambda_env();
         env.push(("MSSP_BUCKET".into(), self.bucket.clone()));
         env.push(("MSSP_QUEUE_URL".into(), self.queue_url.clone()));
@@ -99,6 +95,18 @@ fn sqs_event(messages: &[(String, String)]) -> Value {
     })).collect::<Vec<_>>()})
 }
 
+/// The `itemIdentifier`s of a batch answer's `batchItemFailures`, sorted.
+fn failed_ids(answer: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = answer["batchItemFailures"]
+        .as_array()
+        .expect("failures")
+        .iter()
+        .map(|x| x["itemIdentifier"].as_str().expect("id").to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
 #[tokio::test]
 async fn dispatch_then_an_sqs_batch_lands_alerts_in_s3_and_reports_only_the_poisoned_tenant() {
     let f = Fetcher::start().await;
@@ -129,13 +137,7 @@ async fn dispatch_then_an_sqs_batch_lands_alerts_in_s3_and_reports_only_the_pois
         .clone();
 
     let answer = fetcher.invoke(&sqs_event(&messages)).await.expect("batch");
-    let mut failed: Vec<String> = answer["batchItemFailures"]
-        .as_array()
-        .expect("failures")
-        .iter()
-        .map(|x| x["itemIdentifier"].as_str().expect("id").to_string())
-        .collect();
-    failed.sort();
+    let failed = failed_ids(&answer);
     let mut want = vec![contoso_msg, "garbage-1".to_string()];
     want.sort();
     assert_eq!(failed, want);
@@ -269,4 +271,79 @@ async fn fetch_now_status_and_unknown_payloads() {
             "lists the accepted shapes"
         );
     }
+}
+
+#[tokio::test]
+async fn a_malformed_sqs_record_fails_only_its_own_message() {
+    let f = Fetcher::start().await;
+    let fetcher = f.spawn().await;
+    let work = |id: &str| format!("{{\"tenant_id\":\"{id}\"}}");
+    let named: Vec<(String, String)> = [
+        ("good-fabrikam", work(FABRIKAM)),
+        ("good-northwind", work(NORTHWIND)),
+        ("body-not-json", "not json".into()),
+        ("body-another-shape", "{\"tenant\": 1}".into()),
+        ("body-not-a-guid", work("contoso")),
+        (
+            "body-extra-field",
+            format!("{{\"tenant_id\":\"{FABRIKAM}\",\"x\":1}}"),
+        ),
+        ("body-1-mb", "x".repeat(1 << 20)),
+        ("body-an-array", "[1,2]".into()),
+    ]
+    .into_iter()
+    .map(|(id, body)| (id.to_owned(), body))
+    .collect();
+    let mut event = sqs_event(&named);
+    let records = event["Records"].as_array_mut().expect("records");
+    let mut truncated = records[0].clone();
+    truncated
+        .as_object_mut()
+        .expect("record")
+        .retain(|k, _| k == "messageId");
+    truncated["messageId"] = json!("truncated-no-body");
+    let mut bad_attributes = records[0].clone();
+    bad_attributes["messageId"] = json!("attributes-a-string");
+    bad_attributes["attributes"] = json!("ApproximateReceiveCount=1");
+    let mut null_body = records[0].clone();
+    null_body["messageId"] = json!("body-null");
+    null_body["body"] = Value::Null;
+    // Contoso's: two messages of one tenant in one batch would race for its lease.
+    let mut nameless = records[1].clone();
+    nameless
+        .as_object_mut()
+        .expect("record")
+        .remove("messageId");
+    nameless["body"] = json!(work(CONTOSO));
+    let mut numbered = records[2].clone();
+    numbered["messageId"] = json!(7);
+    records.extend([
+        truncated,
+        bad_attributes,
+        null_body,
+        // None of these can be named in batchItemFailures (an empty itemIdentifier fails the
+        // whole batch): the nameless one is still a work item and fetched, the others dropped.
+        nameless,
+        numbered,
+        json!("a record that is a string"),
+        json!(null),
+    ]);
+
+    let answer = fetcher.invoke(&event).await.expect("a batch answer");
+    let failed = failed_ids(&answer);
+    let mut want: Vec<String> = named
+        .iter()
+        .map(|(id, _)| id.clone())
+        .filter(|id| !id.starts_with("good-"))
+        .chain(["truncated-no-body", "attributes-a-string", "body-null"].map(String::from))
+        .collect();
+    want.sort();
+    assert_eq!(failed, want, "{answer}");
+    for id in [FABRIKAM, NORTHWIND, CONTOSO] {
+        let records = f.sink.records(Some(&tid(id))).await.expect("records");
+        assert_eq!(records.len(), 5, "{id}: the good work items were fetched");
+    }
+    let logs = fetcher.logs();
+    assert!(logs.contains("has no messageId"), "{logs:.2000}");
+    assert!(!logs.contains("panicked"));
 }

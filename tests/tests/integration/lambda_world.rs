@@ -21,7 +21,7 @@ use tests::lambda::LambdaProcess;
 use url::Url;
 
 use crate::aws_adapters::create_table;
-use crate::fixtures::{APP_ID, APP_SECRET, callback_of, tid};
+use crate::fixtures::{APP_ID, APP_SECRET, CONTOSO, FABRIKAM, NORTHWIND, callback_of, tid};
 
 /// The app's state-signing key, as the operator wrote it into `{prefix}/app`.
 pub const STATE_KEY: &[u8] = b"function-tests-state-key-0123456789abcdef";
@@ -155,6 +155,18 @@ impl FnWorld {
         complete_consent(&self.services, &callback_of(&back))
             .await
             .expect("consent completes")
+    }
+
+    /// Onboards the three active tenants of the fixtures in-process: Contoso (delegated v1,
+    /// SIEM API), Fabrikam (delegated v2, MDE API), Northwind (application, Graph).
+    pub async fn onboard_three(&self) {
+        for (id, model, api) in [
+            (CONTOSO, AuthModel::DelegatedV1, AlertApi::Siem),
+            (FABRIKAM, AuthModel::DelegatedV2, AlertApi::Mde),
+            (NORTHWIND, AuthModel::Application, AlertApi::Graph),
+        ] {
+            self.onboard_in_process(id, model, api).await;
+        }
     }
 
     /// GETs `url` and returns the `Location` it redirects to.
@@ -306,19 +318,27 @@ pub fn raw_query(url: &Url) -> String {
     url.query().unwrap_or_default().to_owned()
 }
 
+/// `s` percent-encoded as a form value.
+pub fn enc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
 /// The security headers every consent answer carries.
+pub const SECURITY_HEADERS: [(&str, &str); 5] = [
+    ("cache-control", "no-store"),
+    ("referrer-policy", "no-referrer"),
+    (
+        "content-security-policy",
+        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; \
+         base-uri 'none'; form-action 'none'",
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("content-type", "text/html; charset=utf-8"),
+];
+
+/// Asserts the [`SECURITY_HEADERS`] of an HTTP answer.
 pub fn assert_security_headers(resp: &reqwest::Response, what: &str) {
-    for (name, value) in [
-        ("cache-control", "no-store"),
-        ("referrer-policy", "no-referrer"),
-        (
-            "content-security-policy",
-            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; \
-             base-uri 'none'; form-action 'none'",
-        ),
-        ("x-content-type-options", "nosniff"),
-        ("content-type", "text/html; charset=utf-8"),
-    ] {
+    for (name, value) in SECURITY_HEADERS {
         assert_eq!(
             resp.headers().get(name).and_then(|v| v.to_str().ok()),
             Some(value),

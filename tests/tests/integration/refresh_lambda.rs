@@ -19,12 +19,7 @@ fn scheduled() -> Value {
 /// Three active tenants (v1, v2, application) and a pending one.
 async fn world() -> FnWorld {
     let w = FnWorld::start(true).await;
-    w.onboard_in_process(CONTOSO, AuthModel::DelegatedV1, AlertApi::Siem)
-        .await;
-    w.onboard_in_process(FABRIKAM, AuthModel::DelegatedV2, AlertApi::Mde)
-        .await;
-    w.onboard_in_process(NORTHWIND, AuthModel::Application, AlertApi::Graph)
-        .await;
+    w.onboard_three().await;
     w.register(
         WOODGROVE,
         "Woodgrove",
