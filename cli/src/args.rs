@@ -110,6 +110,21 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Json)]
         format: Format,
     },
+    /// Deliver a tenant's alert history into the sink as ordinary records, exactly once (resumes
+    /// where an interrupted backfill stopped; progress on stderr)
+    Backfill {
+        /// Tenant id (GUID)
+        id: TenantId,
+        /// Start: RFC 3339, or relative to now such as -180d
+        #[arg(long, allow_hyphen_values = true)]
+        since: String,
+        /// End: RFC 3339 or relative; default: where the regular fetch's coverage starts
+        #[arg(long, allow_hyphen_values = true)]
+        until: Option<String>,
+        /// The tenant's alert API (the backfill reads the API the tenant is read through)
+        #[arg(long)]
+        api: Option<AlertApi>,
+    },
     /// Every tenant's health: status, last fetch, lag, last error, and consent links to send
     Status,
 }
@@ -168,6 +183,10 @@ pub struct AddTenant {
     /// Microsoft cloud: commercial, gcc, gcc-high or dod
     #[arg(long, default_value = "commercial")]
     pub cloud: Cloud,
+    /// Once onboarded, backfill this much history (e.g. 180d): delivered as ordinary records,
+    /// before what the regular fetch covers
+    #[arg(long, value_name = "HORIZON")]
+    pub backfill: Option<String>,
 }
 
 #[cfg(test)]

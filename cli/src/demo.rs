@@ -371,6 +371,7 @@ async fn steps(s: &Deps, backend: &Backend, emu: &Arc<EmuState>) -> Result<Vec<R
                 auth_model: model,
                 alert_api: api,
                 cloud: Cloud::Commercial,
+                backfill: None,
             },
         )
         .await?;

@@ -7,6 +7,7 @@
 
 pub mod args;
 pub mod backend;
+pub mod backfill;
 pub mod config;
 pub mod demo;
 pub mod error;
@@ -96,6 +97,21 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
             let (src, config) = load(g)?;
             let b = Backend::open(&src, &config).await?;
             operate::fetch(&b, &id, &since, &until, format, config.fetch_run_deadline).await
+        }
+        Command::Backfill {
+            id,
+            since,
+            until,
+            api,
+        } => {
+            let (src, config) = load(g)?;
+            let b = Backend::open(&src, &config).await?;
+            let range = backfill::Range {
+                since: &since,
+                until: until.as_deref(),
+                api,
+            };
+            backfill::run(&b, &id, range, json).await
         }
         Command::Status => {
             let (src, config) = load(g)?;

@@ -22,6 +22,19 @@ use crate::output::{print_json, seconds, table, time, truncate};
 
 /// `mssp tenants add`.
 pub async fn add(b: &Backend, a: AddTenant, json: bool) -> Result<Exit, CliError> {
+    let backfill = a
+        .backfill
+        .as_deref()
+        .map(|h| {
+            parse_duration(h)
+                .and_then(|d| chrono::Duration::from_std(d).ok())
+                .ok_or_else(|| {
+                    CliError::Usage(format!(
+                        "--backfill {h:?}: expected a duration such as 180d"
+                    ))
+                })
+        })
+        .transpose()?;
     b.check_app().await?;
     let on = start_onboarding(
         &b.deps,
@@ -31,6 +44,7 @@ pub async fn add(b: &Backend, a: AddTenant, json: bool) -> Result<Exit, CliError
             auth_model: a.model,
             alert_api: a.api,
             cloud: a.cloud,
+            backfill,
         },
     )
     .await?;
@@ -144,6 +158,31 @@ pub async fn show(b: &Backend, id: &TenantId, json: bool) -> Result<Exit, CliErr
         ]);
         if let Some(link) = &h.consent_link {
             rows.push(vec!["Consent link".into(), link.clone()]);
+        }
+        if let Some(sw) = &h.last_sweep {
+            rows.push(vec![
+                "Last sweep".into(),
+                format!(
+                    "{}: {} versions checked, {} found late ({} requests)",
+                    time(Some(sw.finished)),
+                    sw.checked,
+                    sw.delivered,
+                    sw.requests
+                ),
+            ]);
+        }
+        if let Some(job) = &h.backfill {
+            rows.push(vec![
+                "Backfill".into(),
+                format!(
+                    "{} to {}: complete up to {}, {} checked, {} delivered",
+                    time(Some(job.window.since)),
+                    time(Some(job.window.until)),
+                    time(Some(job.done_until)),
+                    job.checked,
+                    job.delivered
+                ),
+            ]);
         }
     }
     rows.push(vec![

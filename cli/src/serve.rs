@@ -17,8 +17,9 @@ use shared::clock::SystemClock;
 use shared::domain::{AlertApi, TenantId};
 use shared::flows::Deps;
 use shared::flows::dispatch::dispatch;
-use shared::flows::fetch::{FetchFlowError, FetchOptions, NoHooks, fetch_tenant};
+use shared::flows::fetch::{FetchFlowError, FetchOptions, NoHooks};
 use shared::flows::refresh::refresh_all;
+use shared::flows::schedule::tenant_work;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use url::Url;
@@ -192,14 +193,11 @@ async fn fetch_round(
                 owner: owner.to_string(),
                 hooks: &NoHooks,
             };
-            match fetch_tenant(s, &t.id, &opts).await {
-                Ok(_) => {}
-                Err(FetchFlowError::Busy(until)) => {
-                    tracing::info!(tenant_id = %t.id, until = %until, "another fetch holds the tenant")
-                }
-                // fetch_tenant logged and recorded the failure on the tenant.
-                Err(_) => {}
+            let work = tenant_work(s, &t, &opts).await;
+            if let Err(FetchFlowError::Busy(until)) = work.fetch {
+                tracing::info!(tenant_id = %t.id, until = %until, "another fetch holds the tenant")
             }
+            // The flows logged and recorded any failure on the tenant.
             in_flight
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)

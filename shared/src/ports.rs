@@ -410,14 +410,48 @@ pub trait DeliveryIndex: Send + Sync {
 /// Where a scheduled dispatch puts one work item per active tenant (DESIGN §3: SQS in AWS).
 #[async_trait]
 pub trait WorkQueue: Send + Sync {
-    /// Enqueues one fetch work item per tenant; returns how many were accepted.
-    async fn enqueue(&self, tenants: &[TenantId]) -> Result<usize, StoreError>;
+    /// Enqueues each work item, to be delivered after its delay (at most 15 minutes); returns
+    /// how many were accepted.
+    async fn enqueue(&self, items: &[(WorkItem, std::time::Duration)])
+    -> Result<usize, StoreError>;
 }
 
-/// The body of a work item: `{"tenant_id": "…"}`.
+/// The body of a work item: `{"tenant_id": "…"}`, and `"job"` when it is not the regular fetch.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkItem {
-    /// The tenant to fetch.
+    /// The tenant.
     pub tenant_id: TenantId,
+    /// What to do for it.
+    #[serde(default, skip_serializing_if = "WorkJob::is_fetch")]
+    pub job: WorkJob,
+}
+
+impl WorkItem {
+    /// The regular fetch of `tenant_id`.
+    pub fn fetch(tenant_id: TenantId) -> Self {
+        WorkItem {
+            tenant_id,
+            job: WorkJob::Fetch,
+        }
+    }
+}
+
+/// What a work item asks for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkJob {
+    /// The regular fetch.
+    #[default]
+    Fetch,
+    /// A slice of the reconciliation sweep.
+    Sweep,
+    /// A slice of the tenant's backfill.
+    Backfill,
+}
+
+impl WorkJob {
+    fn is_fetch(&self) -> bool {
+        *self == WorkJob::Fetch
+    }
 }

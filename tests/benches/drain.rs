@@ -427,6 +427,7 @@ async fn onboarded(dir: &Path, urls: &Emulated) -> anyhow::Result<Deps> {
         auth_model: AuthModel::Application,
         alert_api: AlertApi::Graph,
         cloud: Cloud::Commercial,
+        backfill: None,
     };
     local::onboard(&s, &http, new).await?;
     Ok(s)

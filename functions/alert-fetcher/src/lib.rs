@@ -2,8 +2,10 @@
 //!
 //! | event | flow | answer |
 //! |---|---|---|
-//! | `EventBridgeEvent`, the schedule | `dispatch`: one SQS message `{"tenant_id"}` per active tenant | [`Dispatched`]: `{"dispatched": n, "tenants": […]}` |
-//! | SQS event (`Records[].body` = `{"tenant_id"}`) | `fetch_tenant` per record, bounded concurrency | `SqsBatchResponse`: `{"batchItemFailures": [{"itemIdentifier": messageId}]}` listing only the failed ones |
+//! | `EventBridgeEvent`, the schedule | `dispatch`: one SQS message `{"tenant_id"}` per active tenant, and `{"tenant_id", "job": "backfill"}` per tenant with a backfill asked for | [`Dispatched`]: `{"dispatched": n, "tenants": […]}` |
+//! | `{"action": "dispatch", "job": "sweep"}` (the sweep's schedule) | one `{"tenant_id", "job": "sweep"}` per active tenant | [`Dispatched`] |
+//! | SQS event (`Records[].body` = `{"tenant_id", "job"?}`) | per record, bounded concurrency: `fetch_tenant`, or a slice of the tenant's sweep or backfill (an unfinished job puts its next slice on the queue) | `SqsBatchResponse`: `{"batchItemFailures": [{"itemIdentifier": messageId}]}` listing only the failed ones |
+//! | `{"action": "backfill", "tenant_id", "since", "until"?}` | records the backfill and puts its first slice on the queue | [`BackfillRequested`] |
 //! | `{"action": "fetch", "tenant_id", "since", "until"?, "limit"?, "page_token"?}` | `fetch_range`, no cursor move | [`RangePage`]: `{"tenant_id", "since", "until", "count", "alerts": […], "next_page_token"}`, each answer under 6 MB |
 //! | `{"action": "fetch_now", "tenant_id"}` | `fetch_tenant` now | [`FetchedNow`]: `{"tenant_id", "report"}` |
 //! | `{"action": "status", "tenant_id"?}` | tenant health | [`Health`]: `{"tenant_id"?, "tenants": […]}` |
@@ -17,7 +19,7 @@
 
 mod range;
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::sqs::SqsBatchResponse;
 use futures::StreamExt;
@@ -26,20 +28,25 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::domain::TenantId;
 use shared::flows::Deps;
-use shared::flows::dispatch::dispatch;
+use shared::flows::backfill::{BackfillError, Backfilled, backfill_tenant, request};
+use shared::flows::dispatch::round;
+use shared::flows::fetch::job::Slice;
 use shared::flows::fetch::{FetchFlowError, FetchOptions, FetchReport, NoHooks, fetch_tenant};
 use shared::flows::refresh::RefreshError;
 use shared::flows::status::{TenantHealth, status};
+use shared::flows::sweep::{Swept, sweep_tenant};
 use shared::lambda::{Event, SqsRecord, stop_at};
-use shared::ports::{StoreError, WorkItem};
+use shared::ports::{StoreError, WorkItem, WorkJob};
 
 pub use range::{MAX_ANSWER_BYTES, MAX_LIMIT, RangePage};
 
 /// The event shapes this function accepts, quoted in [`HandlerError::InvalidEvent`].
 pub const ACCEPTED: &str = "an EventBridge scheduled event, an SQS event whose bodies are \
-     {\"tenant_id\": \"<GUID>\"}, or a direct invoke: {\"action\": \"fetch\", \"tenant_id\", \
-     \"since\", \"until\", \"limit\", \"page_token\"}, {\"action\": \"fetch_now\", \"tenant_id\"} \
-     or {\"action\": \"status\", \"tenant_id\"?}";
+     {\"tenant_id\": \"<GUID>\", \"job\"?: \"fetch\"|\"sweep\"|\"backfill\"}, or a direct invoke: \
+     {\"action\": \"fetch\", \"tenant_id\", \"since\", \"until\", \"limit\", \"page_token\"}, \
+     {\"action\": \"fetch_now\", \"tenant_id\"}, {\"action\": \"status\", \"tenant_id\"?}, \
+     {\"action\": \"backfill\", \"tenant_id\", \"since\", \"until\"?} or \
+     {\"action\": \"dispatch\", \"job\": \"fetch\"|\"sweep\"}";
 
 /// Why an invocation failed; [`HandlerError::error_type`] is the stable `errorType`.
 #[derive(Debug, thiserror::Error)]
@@ -100,8 +107,20 @@ pub(crate) fn tenant(s: &str) -> Result<TenantId, HandlerError> {
 #[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
 enum Direct {
     Fetch(range::FetchRange),
-    FetchNow { tenant_id: String },
-    Status { tenant_id: Option<String> },
+    FetchNow {
+        tenant_id: String,
+    },
+    Status {
+        tenant_id: Option<String>,
+    },
+    Backfill {
+        tenant_id: String,
+        since: String,
+        until: Option<String>,
+    },
+    Dispatch {
+        job: WorkJob,
+    },
 }
 
 /// The answer to an invocation.
@@ -118,6 +137,19 @@ pub enum Answer {
     FetchedNow(FetchedNow),
     /// To `status`.
     Health(Health),
+    /// To `backfill`.
+    BackfillRequested(BackfillRequested),
+}
+
+/// A backfill asked for: its range, its first slice on the queue.
+#[derive(Debug, Serialize)]
+pub struct BackfillRequested {
+    /// The tenant asked for.
+    pub tenant_id: TenantId,
+    /// From this update time.
+    pub since: chrono::DateTime<chrono::Utc>,
+    /// Up to this one (absent: up to where the regular fetch's coverage starts).
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The tenants a scheduled round put on the queue.
@@ -156,7 +188,9 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Answer, Ha
         .map_err(invalid)
         .inspect_err(|e| tracing::warn!(error_type = e.error_type(), "event refused"))?;
     match event {
-        Event::Schedule(_) => dispatch_round(deps).await.map(Answer::Dispatched),
+        Event::Schedule(_) => dispatch_round(deps, WorkJob::Fetch)
+            .await
+            .map(Answer::Dispatched),
         Event::Sqs(records) => Ok(Answer::Batch(
             sqs_batch(deps, records, stop, &context.request_id).await,
         )),
@@ -164,10 +198,13 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Answer, Ha
     }
 }
 
-async fn dispatch_round(deps: &Deps) -> Result<Dispatched, HandlerError> {
-    let tenants: Vec<TenantId> = dispatch(deps).await?.into_iter().map(|t| t.id).collect();
-    let dispatched = deps.queue.enqueue(&tenants).await?;
-    tracing::info!(tenants = tenants.len(), dispatched, "fetches dispatched");
+async fn dispatch_round(deps: &Deps, job: WorkJob) -> Result<Dispatched, HandlerError> {
+    let items = round(deps, job).await?;
+    let now: Vec<(WorkItem, Duration)> = items.into_iter().map(|i| (i, Duration::ZERO)).collect();
+    let dispatched = deps.queue.enqueue(&now).await?;
+    let mut tenants: Vec<TenantId> = now.into_iter().map(|(i, _)| i.tenant_id).collect();
+    tenants.dedup();
+    tracing::info!(tenants = tenants.len(), dispatched, job = ?job, "work dispatched");
     Ok(Dispatched {
         dispatched,
         tenants,
@@ -209,7 +246,7 @@ async fn work_item(
     };
     let message_id = message_id.filter(|id| !id.is_empty());
     let retry = match item {
-        Some(item) => fetch_item(deps, &item, stop, owner).await,
+        Some(item) => run_item(deps, &item, stop, owner).await,
         None => {
             tracing::warn!(message_id = ?message_id, "a work item is not {{\"tenant_id\": GUID}}");
             true
@@ -221,26 +258,46 @@ async fn work_item(
     message_id.filter(|_| retry)
 }
 
-/// Whether the fetch of `item` failed for now (SQS retries it).
-async fn fetch_item(
-    deps: &Deps,
-    item: &WorkItem,
-    stop: tokio::time::Instant,
-    owner: String,
-) -> bool {
+/// Whether the work of `item` failed for now (SQS retries it). An unfinished sweep or backfill
+/// puts its next slice on the queue (a sweep's a minute later, so its budget share holds).
+async fn run_item(deps: &Deps, item: &WorkItem, stop: tokio::time::Instant, owner: String) -> bool {
     let opts = FetchOptions {
         deadline: stop,
         owner,
         hooks: &NoHooks,
     };
-    match fetch_tenant(deps, &item.tenant_id, &opts).await {
-        Ok(_) => false,
-        // Another fetch is on it, or there is nothing to fetch: done with this message.
+    let id = &item.tenant_id;
+    let next = match item.job {
+        WorkJob::Fetch => fetch_tenant(deps, id, &opts).await.map(|_| None),
+        WorkJob::Sweep => sweep_tenant(deps, id, &opts).await.map(|s| match s {
+            Swept::Ran(Slice::Continues(_)) => Some(Duration::from_secs(60)),
+            _ => None,
+        }),
+        WorkJob::Backfill => {
+            let slice = deps.settings.fetch.job_slice;
+            backfill_tenant(deps, id, &opts, slice)
+                .await
+                .map(|b| match b {
+                    Backfilled::Ran(Slice::Continues(_)) => Some(Duration::ZERO),
+                    _ => None,
+                })
+        }
+    };
+    match next {
+        Ok(None) => false,
+        Ok(Some(delay)) => {
+            let again = [(item.clone(), delay)];
+            if let Err(e) = deps.queue.enqueue(&again).await {
+                tracing::warn!(tenant_id = %id, error = %e, "next slice not enqueued; the next dispatch continues it");
+            }
+            false
+        }
+        // Another run is on the tenant, or there is nothing to do: done with this message.
         Err(
             FetchFlowError::Busy(_) | FetchFlowError::NotActive(_) | FetchFlowError::UnknownTenant,
         ) => false,
         Err(e) => {
-            tracing::warn!(tenant_id = %item.tenant_id, error = %e, "tenant fetch failed; SQS will retry it");
+            tracing::warn!(tenant_id = %id, job = ?item.job, error = %e, "tenant work failed; SQS will retry it");
             true
         }
     }
@@ -269,6 +326,38 @@ async fn direct_invoke(
             Ok(Answer::FetchedNow(FetchedNow { tenant_id, report }))
         }
         Direct::Fetch(req) => range::fetch(deps, req, stop).await.map(Answer::Range),
+        Direct::Dispatch { job } => dispatch_round(deps, job).await.map(Answer::Dispatched),
+        Direct::Backfill {
+            tenant_id,
+            since,
+            until,
+        } => {
+            let tenant_id = tenant(&tenant_id)?;
+            let since = range::time("since", &since)?;
+            let until = until
+                .as_deref()
+                .map(|u| range::time("until", u))
+                .transpose()?;
+            request(deps, &tenant_id, since, until)
+                .await
+                .map_err(|e| match e {
+                    BackfillError::Fetch(e) => HandlerError::Fetch(e),
+                    e @ BackfillError::Empty { .. } => invalid(e.to_string()),
+                })?;
+            let first = [(
+                WorkItem {
+                    tenant_id: tenant_id.clone(),
+                    job: WorkJob::Backfill,
+                },
+                Duration::ZERO,
+            )];
+            deps.queue.enqueue(&first).await?;
+            Ok(Answer::BackfillRequested(BackfillRequested {
+                tenant_id,
+                since,
+                until,
+            }))
+        }
     }
 }
 

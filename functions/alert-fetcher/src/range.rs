@@ -168,7 +168,7 @@ impl Query {
     }
 }
 
-fn time(field: &str, s: &str) -> Result<DateTime<Utc>, HandlerError> {
+pub(crate) fn time(field: &str, s: &str) -> Result<DateTime<Utc>, HandlerError> {
     parse_time(s).ok_or_else(|| invalid(format!("{field} is not an RFC 3339 time")))
 }
 

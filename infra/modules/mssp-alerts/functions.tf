@@ -107,11 +107,12 @@ locals {
       },
       {
         # Dispatch lists the tenants (Scan); a fetch reads the tenant and its cursor (GetItem),
-        # takes and releases the lease and commits the cursor (conditional UpdateItem), and
-        # records the outcome (conditional PutItem).
+        # takes and releases the lease and commits the cursor (conditional UpdateItem), records
+        # the outcome (conditional PutItem) and adds what it delivered to the delivery index
+        # (PutItem); a sweep or backfill reads the index of its days (Query).
         Sid      = "TenantRecordsAndCursors"
         Effect   = "Allow"
-        Action   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Scan"]
+        Action   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:Scan"]
         Resource = aws_dynamodb_table.state.arn
       },
       {

@@ -1,12 +1,20 @@
-# What invokes the functions: two EventBridge schedules, the work queue, and the consent API.
+# What invokes the functions: three EventBridge schedules, the work queue, and the consent API.
 
 # --- schedules ----------------------------------------------------------------------------------
 
 locals {
   schedules = {
-    # The fetcher's scheduled event is its dispatch: one work item per active tenant.
-    alert-fetcher = var.fetch_schedule
-    token-refresh = var.refresh_schedule
+    # The fetcher's scheduled event is its dispatch: one work item per active tenant (and one
+    # per backfill asked for).
+    alert-fetcher = { function = "alert-fetcher", expression = var.fetch_schedule, input = null, statement = "AllowSchedule" }
+    token-refresh = { function = "token-refresh", expression = var.refresh_schedule, input = null, statement = "AllowSchedule" }
+    # The reconciliation sweep's dispatch: a direct invoke of the fetcher, its input constant.
+    sweep = {
+      function   = "alert-fetcher"
+      expression = var.sweep_schedule
+      input      = jsonencode({ action = "dispatch", job = "sweep" })
+      statement  = "AllowSweepSchedule"
+    }
   }
 }
 
@@ -15,23 +23,24 @@ resource "aws_cloudwatch_event_rule" "schedule" {
 
   name                = "${var.name}-${each.key}"
   description         = "${var.name}: runs ${each.key} on its schedule"
-  schedule_expression = each.value
+  schedule_expression = each.value.expression
   tags                = local.tags
 }
 
 resource "aws_cloudwatch_event_target" "schedule" {
   for_each = local.schedules
 
-  rule = aws_cloudwatch_event_rule.schedule[each.key].name
-  arn  = aws_lambda_function.function[each.key].arn
+  rule  = aws_cloudwatch_event_rule.schedule[each.key].name
+  arn   = aws_lambda_function.function[each.value.function].arn
+  input = each.value.input
 }
 
 resource "aws_lambda_permission" "schedule" {
   for_each = local.schedules
 
-  statement_id  = "AllowSchedule"
+  statement_id  = each.value.statement
   action        = "lambda:InvokeFunction"
-  function_name = aws_lambda_function.function[each.key].function_name
+  function_name = aws_lambda_function.function[each.value.function].function_name
   principal     = "events.amazonaws.com"
   source_arn    = aws_cloudwatch_event_rule.schedule[each.key].arn
 }

@@ -156,6 +156,12 @@ variable "fetch_schedule" {
   default     = "rate(5 minutes)"
 }
 
+variable "sweep_schedule" {
+  description = "EventBridge schedule of the reconciliation sweep's dispatch (a sweep slice per active tenant; each checks it is due). The sweep finds alert versions that became visible after the regular fetch passed them."
+  type        = string
+  default     = "rate(6 hours)"
+}
+
 variable "refresh_schedule" {
   description = "EventBridge schedule of token-refresh."
   type        = string

@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 
 use crate::domain::{AlertApi, TenantId};
-use crate::ports::{AlertSink, AttemptContents, BatchId, StoreError, WorkQueue};
+use crate::ports::{AlertSink, AttemptContents, BatchId, StoreError, WorkItem, WorkQueue};
 use crate::record::AlertRecord;
 
 /// A port whose configuration variable is not set in this process.
@@ -49,7 +49,7 @@ impl AlertSink for NotConfigured {
 
 #[async_trait]
 impl WorkQueue for NotConfigured {
-    async fn enqueue(&self, _: &[TenantId]) -> Result<usize, StoreError> {
+    async fn enqueue(&self, _: &[(WorkItem, std::time::Duration)]) -> Result<usize, StoreError> {
         self.refuse("enqueueing work")
     }
 }

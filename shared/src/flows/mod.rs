@@ -10,7 +10,8 @@
 //! | [`sweep`] | find versions that became visible after the fetch passed them, deliver them late |
 //! | [`backfill`] | deliver a history range as ordinary records |
 //! | [`range`] | alerts of a time range now, for SOC tooling (no cursor move) |
-//! | [`dispatch`] | which tenants a scheduled round fetches |
+//! | [`dispatch`] | which tenants a scheduled round fetches (AWS: work items) |
+//! | [`schedule`] | one tenant's scheduled work on one machine: fetch, sweep, backfill |
 //! | [`status`] | tenant health at a glance |
 
 pub mod backfill;
@@ -19,6 +20,7 @@ pub mod fetch;
 pub mod onboarding;
 pub mod range;
 pub mod refresh;
+pub mod schedule;
 pub mod status;
 pub mod sweep;
 

@@ -17,7 +17,8 @@ use super::{Deps, join};
 use crate::config::Cloud;
 use crate::consent::state::{ConsentState, StateError};
 use crate::domain::{
-    AlertApi, AuthModel, ConsentProvenance, Outcome, Tenant, TenantId, TenantStatus, TenantTokens,
+    AlertApi, AuthModel, BackfillRequest, ConsentProvenance, Outcome, Tenant, TenantId,
+    TenantStatus, TenantTokens,
 };
 use crate::microsoft::claims::{self, ClaimsError};
 use crate::microsoft::identity::{IdentityError, TokenResponse, default_scope, delegated_scope};
@@ -40,6 +41,8 @@ pub struct NewTenant {
     pub alert_api: AlertApi,
     /// Which cloud.
     pub cloud: Cloud,
+    /// How much history to backfill once the tenant is onboarded (from now − this).
+    pub backfill: Option<chrono::Duration>,
 }
 
 /// The query parameters of a consent callback, as received.
@@ -166,7 +169,7 @@ pub async fn start_onboarding(s: &Deps, new: NewTenant) -> Result<Onboarded, Con
     let now = s.clock.now();
     let tenant = match s.registry.get(&new.id).await? {
         None => {
-            let t = Tenant::pending(
+            let mut t = Tenant::pending(
                 new.id.clone(),
                 new.display_name.clone(),
                 new.auth_model,
@@ -174,6 +177,7 @@ pub async fn start_onboarding(s: &Deps, new: NewTenant) -> Result<Onboarded, Con
                 new.cloud,
                 now,
             );
+            t.backfill = backfill_of(&new, now);
             s.registry.create(&t).await?;
             t
         }
@@ -187,6 +191,9 @@ pub async fn start_onboarding(s: &Deps, new: NewTenant) -> Result<Onboarded, Con
                     t.auth_model = new.auth_model;
                     t.alert_api = new.alert_api;
                     t.cloud = new.cloud;
+                    if let Some(b) = backfill_of(&new, now) {
+                        t.backfill = Some(b);
+                    }
                     if t.status == TenantStatus::Offboarded {
                         t.status = TenantStatus::PendingConsent;
                     }
@@ -199,6 +206,15 @@ pub async fn start_onboarding(s: &Deps, new: NewTenant) -> Result<Onboarded, Con
     Ok(Onboarded {
         tenant,
         consent_link,
+    })
+}
+
+/// The backfill a new tenant asks for: its horizon before `now`, up to where the regular fetch's
+/// coverage starts.
+fn backfill_of(new: &NewTenant, now: chrono::DateTime<chrono::Utc>) -> Option<BackfillRequest> {
+    new.backfill.map(|h| BackfillRequest {
+        since: now - h,
+        until: None,
     })
 }
 

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::Deps;
 use super::onboarding::consent_link;
 use crate::domain::{Tenant, TenantId, TenantStatus};
-use crate::ports::StoreError;
+use crate::ports::{Job, JobSummary, StoreError};
 
 /// One tenant's health.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -39,6 +39,10 @@ pub struct TenantHealth {
     pub last_error: Option<String>,
     /// A fresh consent link for tenants pending or needing re-consent.
     pub consent_link: Option<String>,
+    /// The last finished reconciliation sweep: when, versions checked, late versions found.
+    pub last_sweep: Option<JobSummary>,
+    /// A backfill in progress: its range and how far it is.
+    pub backfill: Option<Job>,
 }
 
 /// Health of one tenant, or of every tenant when `only` is `None` (offboarded ones left out).
@@ -56,11 +60,10 @@ pub async fn status(s: &Deps, only: Option<&TenantId>) -> Result<Vec<TenantHealt
     let now = s.clock.now();
     let mut out = Vec::with_capacity(tenants.len());
     for t in tenants {
-        let watermark = s
-            .cursors
-            .get(&t.id, t.alert_api)
-            .await?
-            .and_then(|c| c.watermark);
+        let cursor = s.cursors.get(&t.id, t.alert_api).await?;
+        let watermark = cursor.as_ref().and_then(|c| c.watermark);
+        let last_sweep = cursor.as_ref().and_then(|c| c.last_sweep.clone());
+        let backfill = cursor.and_then(|c| c.backfill);
         let last_error = [&t.last_fetch, &t.last_refresh]
             .into_iter()
             .flatten()
@@ -86,6 +89,8 @@ pub async fn status(s: &Deps, only: Option<&TenantId>) -> Result<Vec<TenantHealt
             consecutive_failures: t.consecutive_failures,
             last_error,
             consent_link,
+            last_sweep,
+            backfill,
             tenant_id: t.id,
         });
     }

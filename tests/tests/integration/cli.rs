@@ -415,6 +415,48 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
         assert!(table.stdout.contains(word), "{word}: {table:?}");
     }
 
+    // backfill: history older than the regular fetch's coverage, delivered once.
+    let old: Vec<Value> = (0..30)
+        .map(|i| serde_json::json!({"created": format!("-{}h", 240 + 8 * i), "title": format!("Old {i}")}))
+        .collect();
+    let added = http
+        .post(format!("{}/tenants/{NORTHWIND}/alerts", emu.urls().control))
+        .json(&old)
+        .send()
+        .await
+        .expect("control api");
+    assert!(added.status().is_success(), "{}", added.status());
+    let backfill = mssp(
+        root,
+        &with(&["backfill", NORTHWIND, "--since", "-30d", "--api", "graph"]),
+        &[],
+    )
+    .await;
+    assert_eq!(backfill.code, Some(0), "{backfill:?}");
+    assert!(backfill.stdout.contains("30 delivered"), "{backfill:?}");
+    let records = sink.records(Some(&tid(NORTHWIND))).expect("records");
+    let c = check(&emu, NORTHWIND, &records);
+    assert!(
+        c.duplicates == 0 && c.missing.is_empty(),
+        "the backfilled history exactly once: {c:?}"
+    );
+    let again = mssp(
+        root,
+        &with(&["backfill", NORTHWIND, "--since", "-30d"]),
+        &[],
+    )
+    .await;
+    assert_eq!(again.code, Some(0), "{again:?}");
+    assert!(again.stdout.contains("0 delivered"), "{again:?}");
+    let wrong = mssp(
+        root,
+        &with(&["backfill", NORTHWIND, "--since", "-30d", "--api", "siem"]),
+        &[],
+    )
+    .await;
+    assert_eq!(wrong.code, Some(2), "{wrong:?}");
+    outputs.push(backfill.all());
+
     // fetch: a range on demand, as NDJSON and JSON; the cursor does not move.
     let cursor = root.join(format!("mssp-data/cursors/{CONTOSO}"));
     let before = snapshot(&cursor);

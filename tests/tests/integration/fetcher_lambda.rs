@@ -347,3 +347,92 @@ async fn a_malformed_sqs_record_fails_only_its_own_message() {
     assert!(logs.contains("has no messageId"), "{logs:.2000}");
     assert!(!logs.contains("panicked"));
 }
+
+#[tokio::test]
+async fn a_backfill_invoke_continues_through_the_queue_and_the_sweep_schedule_dispatches_sweeps() {
+    let f = Fetcher::start().await;
+    let lambda = f.spawn().await;
+    // History older than the regular fetch's 7-day lookback.
+    let control = f.w.env.emulator.urls().control.clone();
+    let old: Vec<Value> = (0..25)
+        .map(|i| json!({"created": format!("-{}h", 200 + 10 * i), "title": format!("History {i}")}))
+        .collect();
+    let r =
+        f.w.env
+            .http
+            .post(format!("{control}/tenants/{NORTHWIND}/alerts"))
+            .json(&old)
+            .send()
+            .await
+            .expect("control api");
+    assert!(r.status().is_success(), "{}", r.status());
+    // The regular fetch first: it sets where the regular coverage starts.
+    let first = json!({"tenant_id": NORTHWIND});
+    let batch = lambda
+        .invoke(&sqs_event(&[("m-1".into(), first.to_string())]))
+        .await
+        .expect("fetch batch");
+    assert!(failed_ids(&batch).is_empty(), "{batch}");
+    let regular = f
+        .sink
+        .records(Some(&tid(NORTHWIND)))
+        .await
+        .expect("records")
+        .len();
+
+    let since = (chrono::Utc::now() - chrono::Duration::days(30)).to_rfc3339();
+    let asked = lambda
+        .invoke(&json!({"action": "backfill", "tenant_id": NORTHWIND, "since": since}))
+        .await
+        .expect("backfill asked");
+    assert_eq!(asked["tenant_id"], NORTHWIND, "{asked}");
+    let queued = f.messages().await;
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    assert!(queued[0].1.contains("\"job\":\"backfill\""), "{queued:?}");
+    let batch = lambda
+        .invoke(&sqs_event(&queued))
+        .await
+        .expect("backfill batch");
+    assert!(failed_ids(&batch).is_empty(), "{batch}");
+    let records = f
+        .sink
+        .records(Some(&tid(NORTHWIND)))
+        .await
+        .expect("records");
+    assert_eq!(records.len(), regular + 25, "the history, once");
+    let mut keys: Vec<&str> = records.iter().map(|r| r.dedup_key.as_str()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    assert_eq!(keys.len(), records.len(), "no duplicate");
+    let health = lambda
+        .invoke(&json!({"action": "status", "tenant_id": NORTHWIND}))
+        .await
+        .expect("status");
+    assert!(
+        health["tenants"][0]["backfill"].is_null(),
+        "finished: {health}"
+    );
+
+    // The sweep's schedule: a sweep item per active tenant, each a slice of its sweep.
+    let dispatched = lambda
+        .invoke(&json!({"action": "dispatch", "job": "sweep"}))
+        .await
+        .expect("sweep dispatch");
+    assert_eq!(dispatched["dispatched"], 3, "{dispatched}");
+    let sweeps = f.messages().await;
+    assert!(
+        sweeps.iter().all(|(_, b)| b.contains("\"job\":\"sweep\"")),
+        "{sweeps:?}"
+    );
+    let batch = lambda
+        .invoke(&sqs_event(&sweeps))
+        .await
+        .expect("sweep batch");
+    assert!(failed_ids(&batch).is_empty(), "{batch}");
+    let after = f
+        .sink
+        .records(Some(&tid(NORTHWIND)))
+        .await
+        .expect("records");
+    assert_eq!(after.len(), records.len(), "nothing is late here");
+}

@@ -159,6 +159,7 @@ fn new_tenant(id: &str, model: AuthModel, api: AlertApi) -> NewTenant {
         auth_model: model,
         alert_api: api,
         cloud: Cloud::Commercial,
+        backfill: None,
     }
 }
 

@@ -349,6 +349,7 @@ async fn infra_e2e_the_packaged_functions_run_against_what_terraform_applied() {
                 auth_model: model,
                 alert_api: api,
                 cloud: Cloud::Commercial,
+                backfill: None,
             },
         )
         .await

@@ -136,6 +136,7 @@ impl FnWorld {
                 auth_model: model,
                 alert_api: api,
                 cloud: Cloud::Commercial,
+                backfill: None,
             },
         )
         .await
