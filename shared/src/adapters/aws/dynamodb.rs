@@ -12,7 +12,7 @@ use super::{n, s, sdk_err, tenant_pk};
 use crate::domain::{Tenant, TenantId};
 use crate::ports::{ConsentNonces, StoreError, TenantRegistry};
 
-fn tenant_key(id: &TenantId) -> HashMap<String, AttributeValue> {
+pub(crate) fn tenant_key(id: &TenantId) -> HashMap<String, AttributeValue> {
     HashMap::from([
         ("pk".to_string(), tenant_pk(id)),
         ("sk".to_string(), s("META")),
@@ -32,7 +32,7 @@ fn tenant_item(t: &Tenant) -> Result<HashMap<String, AttributeValue>, StoreError
     Ok(item)
 }
 
-fn tenant_from(item: &HashMap<String, AttributeValue>) -> Result<Tenant, StoreError> {
+pub(crate) fn tenant_from(item: &HashMap<String, AttributeValue>) -> Result<Tenant, StoreError> {
     let record = item
         .get("record")
         .and_then(|v| v.as_s().ok())
