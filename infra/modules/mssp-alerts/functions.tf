@@ -106,13 +106,14 @@ locals {
         Resource = local.tenant_secrets_arn
       },
       {
-        # Dispatch lists the tenants (Scan); a fetch reads the tenant and its cursor (GetItem),
-        # takes and releases the lease and commits the cursor (conditional UpdateItem), records
-        # the outcome (conditional PutItem) and adds what it delivered to the delivery index
-        # (PutItem); a sweep or backfill reads the index of its days (Query).
+        # Dispatch lists the tenants (Scan); a fetch reads the tenant and its cursors in one
+        # BatchGetItem (GetItem after a lost race), takes and releases the lease and commits the
+        # cursor (conditional UpdateItem), records an outcome that changed (conditional PutItem)
+        # and adds what it delivered to the delivery index (PutItem); a sweep or backfill reads
+        # the index of its days (Query).
         Sid      = "TenantRecordsAndCursors"
         Effect   = "Allow"
-        Action   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:Scan"]
+        Action   = ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:Scan"]
         Resource = aws_dynamodb_table.state.arn
       },
       {
