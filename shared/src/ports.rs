@@ -70,6 +70,13 @@ pub trait TenantRegistry: Send + Sync {
     async fn get(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError>;
     /// Every tenant, in id order.
     async fn list(&self) -> Result<Vec<Tenant>, StoreError>;
+    /// The active tenants (what a scheduled round works on), in id order; where the store
+    /// keeps an index by status it reads only that, not every item.
+    async fn list_active(&self) -> Result<Vec<Tenant>, StoreError> {
+        let all = self.list().await?;
+        let active = crate::domain::TenantStatus::Active;
+        Ok(all.into_iter().filter(|t| t.status == active).collect())
+    }
     /// Adds a tenant; [`StoreError::Conflict`] when it exists.
     async fn create(&self, tenant: &Tenant) -> Result<(), StoreError>;
     /// Writes `tenant` if the stored version is still `tenant.version`, and returns the stored

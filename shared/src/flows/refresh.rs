@@ -465,13 +465,9 @@ pub async fn refresh_all(
 ) -> Result<RefreshSummary, RefreshError> {
     let mut summary = RefreshSummary::default();
     let creds = s.app.app_credentials().await?;
-    let tenants = s.registry.list().await?;
+    let listed = s.registry.list_active().await?;
     let app_broken = Arc::new(AtomicBool::new(false));
     let creds = Arc::new(creds);
-    let listed: Vec<Tenant> = tenants
-        .into_iter()
-        .filter(|t| t.status == TenantStatus::Active)
-        .collect();
     let results: Vec<(TenantId, Option<Result<RefreshOutcome, RefreshError>>)> =
         futures::stream::iter(listed)
             .map(|tenant| {
