@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use shared::config::Cloud;
-use shared::domain::{AlertApi, AuthModel, TenantId};
+use shared::domain::{AlertApi, AuthModel, SiemRegion, TenantId};
 
 use crate::config::BackendKind;
 use crate::error::EXIT_CODES;
@@ -164,6 +164,14 @@ pub enum TenantsCommand {
         /// Tenant id (GUID)
         id: TenantId,
     },
+    /// Set the SIEM exporter region of a SIEM API tenant (eu, us or uk); its alerts are then
+    /// read again from where its coverage began
+    SetRegion {
+        /// Tenant id (GUID)
+        id: TenantId,
+        /// eu, us or uk
+        region: SiemRegion,
+    },
 }
 
 /// `mssp tenants add`.
@@ -183,6 +191,10 @@ pub struct AddTenant {
     /// Microsoft cloud: commercial, gcc, gcc-high or dod
     #[arg(long, default_value = "commercial")]
     pub cloud: Cloud,
+    /// SIEM exporter region of a siem API tenant: eu, us or uk (default: the configured
+    /// siem_region). A tenant's SIEM alerts are served only by its own region's exporter
+    #[arg(long, value_name = "REGION")]
+    pub siem_region: Option<SiemRegion>,
     /// Once onboarded, backfill this much history (e.g. 180d): delivered as ordinary records,
     /// before what the regular fetch covers
     #[arg(long, value_name = "HORIZON")]

@@ -77,6 +77,9 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
                 TenantsCommand::Suspend { id } => operate::suspend(&b, &id, json).await,
                 TenantsCommand::Resume { id } => operate::resume(&b, &id, json).await,
                 TenantsCommand::Remove { id } => operate::remove(&b, &id, json).await,
+                TenantsCommand::SetRegion { id, region } => {
+                    operate::set_region(&b, &id, region, json).await
+                }
             }
         }
         Command::ConsentLink { id } => {

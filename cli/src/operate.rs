@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use shared::domain::{Outcome, Tenant, TenantId, TenantStatus};
+use shared::domain::{AlertApi, Outcome, SiemRegion, Tenant, TenantId, TenantStatus};
+use shared::flows::fetch::{FetchOptions, NoHooks};
 use shared::flows::onboarding::{NewTenant, consent_link, start_onboarding};
 use shared::flows::range::fetch_range_observed;
 use shared::flows::refresh::{RefreshError, RefreshOutcome, refresh_all, refresh_tenant};
+use shared::flows::region::set_siem_region;
 use shared::flows::status::{TenantHealth, status};
 use shared::microsoft::alerts::Window;
 
@@ -35,6 +37,13 @@ pub async fn add(b: &Backend, a: AddTenant, json: bool) -> Result<Exit, CliError
                 })
         })
         .transpose()?;
+    if a.siem_region.is_some() && a.api != AlertApi::Siem {
+        return Err(CliError::Usage(
+            "--siem-region applies to tenants read through the siem API only".into(),
+        ));
+    }
+    let siem_region =
+        (a.api == AlertApi::Siem).then(|| a.siem_region.unwrap_or(b.deps.settings.siem_region));
     b.check_app().await?;
     let on = start_onboarding(
         &b.deps,
@@ -45,6 +54,7 @@ pub async fn add(b: &Backend, a: AddTenant, json: bool) -> Result<Exit, CliError
             alert_api: a.api,
             cloud: a.cloud,
             backfill,
+            siem_region,
         },
     )
     .await?;
@@ -134,10 +144,18 @@ pub async fn show(b: &Backend, id: &TenantId, json: bool) -> Result<Exit, CliErr
         vec!["Model".into(), t.auth_model.to_string()],
         vec!["API".into(), t.alert_api.to_string()],
         vec!["Cloud".into(), t.cloud.to_string()],
+    ];
+    if t.alert_api == AlertApi::Siem {
+        rows.push(vec![
+            "SIEM region".into(),
+            b.deps.siem_region(&t).to_string(),
+        ]);
+    }
+    rows.extend([
         vec!["Status".into(), t.status.to_string()],
         vec!["Created".into(), time(Some(t.created_at))],
         vec!["Updated".into(), time(Some(t.updated_at))],
-    ];
+    ]);
     if let Some(c) = &t.consent {
         rows.push(vec![
             "Consented".into(),
@@ -258,6 +276,29 @@ fn changed(t: &Tenant, what: &str, json: bool) -> Result<Exit, CliError> {
         println!("{} ({}) {what}; status {}.", t.display_name, t.id, t.status);
     }
     Ok(Exit::Ok)
+}
+
+/// `mssp tenants set-region`.
+pub async fn set_region(
+    b: &Backend,
+    id: &TenantId,
+    region: SiemRegion,
+    json: bool,
+) -> Result<Exit, CliError> {
+    let t = b.tenant(id).await?;
+    if t.alert_api != AlertApi::Siem {
+        return Err(CliError::Usage(format!(
+            "{id} is read through the {} API; a SIEM region applies to siem tenants only",
+            t.alert_api
+        )));
+    }
+    let opts = FetchOptions {
+        deadline: tokio::time::Instant::now() + std::time::Duration::from_secs(60),
+        owner: format!("mssp-set-region-{}", uuid::Uuid::new_v4().simple()),
+        hooks: &NoHooks,
+    };
+    let t = set_siem_region(&b.deps, id, region, &opts).await?;
+    changed(&t, &format!("now read at the {region} SIEM exporter"), json)
 }
 
 /// `mssp consent-link`.

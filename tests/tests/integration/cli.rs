@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use emulator::RunningEmulator;
-use serde_json::Value;
+use serde_json::{Value, json};
 use shared::adapters::local::FileAlertSink;
 use shared::domain::AlertApi;
 use shared::record::AlertRecord;
@@ -350,6 +350,21 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
             .expect("array")
             .iter()
             .all(|t| t["status"] == "pending_consent")
+    );
+    // A SIEM tenant records its exporter region: the configured default when none is given.
+    let regions: Vec<_> = tenants
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|t| (t["alert_api"].clone(), t["siem_region"].clone()))
+        .collect();
+    assert!(
+        regions.contains(&(json!("siem"), json!("us"))),
+        "{regions:?}"
+    );
+    assert!(
+        regions.contains(&(json!("graph"), Value::Null)),
+        "{regions:?}"
     );
     let link = mssp(root, &with(&["consent-link", NORTHWIND]), &[]).await;
     assert_eq!(link.code, Some(0), "{link:?}");
@@ -727,6 +742,29 @@ async fn bad_usage_and_configuration_exit_2_naming_what_to_fix() {
     )
     .await;
     assert_eq!(bad_model.code, Some(2), "{bad_model:?}");
+    let region_of_graph = mssp(
+        root,
+        &[
+            "tenants",
+            "add",
+            CONTOSO,
+            "--name",
+            "C",
+            "--model",
+            "application",
+            "--api",
+            "graph",
+            "--siem-region",
+            "eu",
+        ],
+        &env("MSSP_FETCH_INTERVAL", "2m"),
+    )
+    .await;
+    assert_eq!(region_of_graph.code, Some(2), "{region_of_graph:?}");
+    assert!(
+        region_of_graph.stderr.contains("--siem-region"),
+        "{region_of_graph:?}"
+    );
 
     let unknown = mssp(
         root,
