@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use shared::config::Cloud;
-use shared::domain::{AlertApi, AuthModel, SiemRegion, TenantId};
+use shared::domain::{AlertApi, AuthModel, SiemRegion, TenantId, TenantStatus};
 
 use crate::config::BackendKind;
 use crate::error::EXIT_CODES;
@@ -125,8 +125,19 @@ pub enum Command {
         #[arg(long)]
         api: Option<AlertApi>,
     },
-    /// Every tenant's health: status, last fetch, lag, last error, and consent links to send
-    Status,
+    /// The fleet's health: every tenant's row for up to 20 tenants, else a summary (counts by
+    /// status and API, lag percentiles, late alerts found, the tenants that need attention)
+    Status {
+        /// One row per tenant, however many
+        #[arg(long)]
+        all: bool,
+        /// Only tenants in this status: pending_consent, active, reconsent_required, suspended
+        #[arg(long, value_name = "STATUS")]
+        state: Option<TenantStatus>,
+        /// Only tenants read through this API: graph, mde or siem
+        #[arg(long)]
+        api: Option<AlertApi>,
+    },
 }
 
 /// `mssp fetch --format`.

@@ -16,6 +16,7 @@ pub mod operate;
 pub mod output;
 pub mod serve;
 pub mod server;
+pub mod status;
 
 use shared::config::Env;
 
@@ -116,9 +117,10 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
             };
             backfill::run(&b, &id, range, json).await
         }
-        Command::Status => {
+        Command::Status { all, state, api } => {
             let (src, config) = load(g)?;
-            operate::show_status(&Backend::open(&src, &config).await?, json).await
+            let sel = status::Selection { all, state, api };
+            status::run(&Backend::open(&src, &config).await?, sel, json).await
         }
     }
 }

@@ -13,7 +13,7 @@ use shared::flows::onboarding::{NewTenant, consent_link, start_onboarding};
 use shared::flows::range::fetch_range_observed;
 use shared::flows::refresh::{RefreshError, RefreshOutcome, refresh_all, refresh_tenant};
 use shared::flows::region::set_siem_region;
-use shared::flows::status::{TenantHealth, status};
+use shared::flows::status::status;
 use shared::microsoft::alerts::Window;
 
 use crate::args::{AddTenant, Format};
@@ -437,7 +437,7 @@ async fn names(b: &Backend) -> Result<Vec<(TenantId, String)>, CliError> {
         .collect())
 }
 
-fn print_links(links: impl Iterator<Item = (String, TenantId, String)>) {
+pub(crate) fn print_links(links: impl Iterator<Item = (String, TenantId, String)>) {
     let links: Vec<_> = links.collect();
     if links.is_empty() {
         return;
@@ -448,64 +448,6 @@ fn print_links(links: impl Iterator<Item = (String, TenantId, String)>) {
         println!("  {name} ({id}):");
         println!("    {link}");
     }
-}
-
-/// Whether a tenant needs the operator: re-consent, or its last refresh or fetch failed.
-pub fn needs_attention(h: &TenantHealth) -> bool {
-    h.status == TenantStatus::ReconsentRequired || h.last_error.is_some()
-}
-
-/// `mssp status`: exit 3 when a tenant needs attention.
-pub async fn show_status(b: &Backend, json: bool) -> Result<Exit, CliError> {
-    let health = status(&b.deps, None).await?;
-    let bad = health.iter().any(needs_attention);
-    if json {
-        print_json(&health)?;
-    } else if health.is_empty() {
-        println!("No tenants yet: `mssp tenants add ID --name NAME --model MODEL --api API`.");
-    } else {
-        let rows: Vec<Vec<String>> = health
-            .iter()
-            .map(|h| {
-                let last_fetch = match (h.last_fetch, h.last_fetch_ok) {
-                    (Some(at), Some(false)) => format!("{} (failed)", time(Some(at))),
-                    (at, _) => time(at),
-                };
-                vec![
-                    h.display_name.clone(),
-                    h.tenant_id.to_string(),
-                    h.auth_model.clone(),
-                    h.alert_api.clone(),
-                    h.status.to_string(),
-                    last_fetch,
-                    seconds(h.lag_s),
-                    truncate(h.last_error.as_deref().unwrap_or("-"), 80),
-                ]
-            })
-            .collect();
-        print!(
-            "{}",
-            table(
-                &[
-                    "TENANT",
-                    "ID",
-                    "MODEL",
-                    "API",
-                    "STATUS",
-                    "LAST FETCH",
-                    "LAG",
-                    "LAST ERROR"
-                ],
-                &rows
-            )
-        );
-        print_links(health.iter().filter_map(|h| {
-            h.consent_link
-                .as_ref()
-                .map(|l| (h.display_name.clone(), h.tenant_id.clone(), l.clone()))
-        }));
-    }
-    Ok(if bad { Exit::TenantsFailed } else { Exit::Ok })
 }
 
 /// A `--since`/`--until` value: RFC 3339, `now`, or `-DURATION` before `now`.

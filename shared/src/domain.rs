@@ -275,6 +275,24 @@ impl TenantStatus {
     }
 }
 
+impl FromStr for TenantStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [
+            TenantStatus::PendingConsent,
+            TenantStatus::Active,
+            TenantStatus::ReconsentRequired,
+            TenantStatus::Suspended,
+            TenantStatus::Offboarded,
+        ]
+        .into_iter()
+        .find(|t| t.as_str().eq_ignore_ascii_case(s.trim()))
+        .ok_or_else(|| {
+            "expected pending_consent, active, reconsent_required, suspended or offboarded".into()
+        })
+    }
+}
+
 impl fmt::Display for TenantStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

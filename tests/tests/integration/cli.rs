@@ -869,3 +869,109 @@ async fn operator_commands_work_on_the_aws_deployment_with_backend_aws() {
         assert!(!out.all().contains(APP_SECRET), "{out:?}");
     }
 }
+
+/// A registry of `n` tenants in `dir`: all active, the first 500 fetched (lags 0–499 s), 20
+/// whose last fetch failed, 10 that need re-consent; a third of them on each API.
+async fn fleet(dir: &Path, n: usize) {
+    use shared::domain::{AuthModel, Outcome, Tenant, TenantStatus};
+    use shared::ports::{CursorStore, TenantRegistry};
+    let registry = shared::adapters::local::FileTenantRegistry::new(dir);
+    let cursors = shared::adapters::local::FileCursorStore::new(dir);
+    let now = chrono::Utc::now();
+    for i in 0..n {
+        let id = tid(&format!("{:08x}-0000-4000-8000-{:012x}", i, i));
+        let api = AlertApi::ALL[i % 3];
+        let mut t = Tenant::pending(
+            id.clone(),
+            format!("Customer {i}"),
+            AuthModel::Application,
+            api,
+            shared::config::Cloud::Commercial,
+            now,
+        );
+        t.status = if i < 10 {
+            TenantStatus::ReconsentRequired
+        } else {
+            TenantStatus::Active
+        };
+        let failed = (10..30).contains(&i);
+        t.last_fetch = Some(Outcome {
+            at: now,
+            ok: !failed,
+            detail: failed.then(|| "the connection was dropped; the next run retries".into()),
+        });
+        registry.create(&t).await.expect("tenant");
+        if i < 500 {
+            let owner = "fleet";
+            let mut c = cursors
+                .acquire(&id, api, owner, now, chrono::Duration::minutes(1))
+                .await
+                .expect("lease");
+            c.watermark = Some(now - chrono::Duration::seconds(i as i64));
+            c.lease = None;
+            cursors.commit(&c, owner, now).await.expect("cursor");
+        }
+    }
+}
+
+#[tokio::test]
+async fn status_of_ten_thousand_tenants_fits_a_screen_and_filters_narrow_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    fleet(&root.join("data"), 10_000).await;
+    let env = vec![(
+        "MSSP_DATA_DIR".to_string(),
+        root.join("data").display().to_string(),
+    )];
+
+    let summary = mssp(root, &["status"], &env).await;
+    assert_eq!(summary.code, Some(3), "30 need attention: {summary:?}");
+    let lines = summary.stdout.lines().count();
+    assert!(lines <= 40, "{lines} lines:\n{}", summary.stdout);
+    for expected in [
+        "10000 tenants: 9990 active, 10 reconsent_required",
+        "APIs: 3334 graph, 3333 mde, 3333 siem",
+        "Lag of 490 fetched tenants: p50 ",
+        "30 tenants need attention:",
+        "… and 10 more",
+    ] {
+        assert!(
+            summary.stdout.contains(expected),
+            "{expected}:\n{}",
+            summary.stdout
+        );
+    }
+
+    let all = mssp(root, &["status", "--all"], &env).await;
+    assert_eq!(
+        all.stdout.lines().count(),
+        10_001,
+        "a header and a row each"
+    );
+
+    let reconsent = mssp(root, &["status", "--state", "reconsent_required"], &env).await;
+    assert_eq!(reconsent.code, Some(3));
+    assert_eq!(reconsent.stdout.lines().count(), 11, "{reconsent:?}");
+
+    let siem = mssp(root, &["status", "--api", "siem", "--json"], &env).await;
+    let siem = siem.json();
+    let siem = siem.as_array().expect("array");
+    assert_eq!(siem.len(), 3333);
+    assert!(siem.iter().all(|h| h["alert_api"] == "siem"));
+
+    let fine = mssp(
+        root,
+        &["status", "--state", "active", "--api", "graph"],
+        &env,
+    )
+    .await;
+    assert_eq!(
+        fine.code,
+        Some(3),
+        "graph tenants among the failed: {fine:?}"
+    );
+    assert!(
+        fine.stdout.contains("3330 tenants: 3330 active"),
+        "{fine:?}"
+    );
+}
