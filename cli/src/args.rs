@@ -92,9 +92,19 @@ pub enum Command {
     Refresh {
         /// Tenant id (GUID); all active tenants when absent
         id: Option<TenantId>,
-        /// Renew even when the tokens are fresh (needs a tenant id)
-        #[arg(long, requires = "id")]
+        /// Renew even when the tokens are fresh (every active tenant's without an id)
+        #[arg(long)]
         force: bool,
+    },
+    /// One refresh + fetch cycle now, as `serve` runs on its schedule: cursors move, alerts go to
+    /// the sink; progress on stderr, the status table at the end (exit 3 when a tenant needs
+    /// attention). Without --once, a cycle every schedule.fetch_interval until Ctrl-C
+    Run {
+        /// One cycle, then exit
+        #[arg(long)]
+        once: bool,
+        /// Tenant ids (GUIDs); every active tenant when none
+        tenants: Vec<TenantId>,
     },
     /// Fetch one tenant's alerts of a time range now, without moving its cursor
     Fetch {

@@ -14,6 +14,7 @@ pub mod error;
 pub mod init;
 pub mod operate;
 pub mod output;
+pub mod run;
 pub mod serve;
 pub mod server;
 pub mod status;
@@ -117,9 +118,24 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
             };
             backfill::run(&b, &id, range, json).await
         }
+        Command::Run { once, tenants } => {
+            let (_, config) = load(g)?;
+            local_only(&config, "run")?;
+            let b = Backend::local(
+                &config,
+                config.public_base_url(),
+                std::sync::Arc::new(shared::clock::SystemClock),
+            );
+            run::run(&b, &config, once, tenants, json).await
+        }
         Command::Status { all, state, api } => {
             let (src, config) = load(g)?;
-            let sel = status::Selection { all, state, api };
+            let sel = status::Selection {
+                all,
+                state,
+                api,
+                ..status::Selection::default()
+            };
             status::run(&Backend::open(&src, &config).await?, sel, json).await
         }
     }

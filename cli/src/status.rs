@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use shared::domain::{AlertApi, TenantStatus};
+use shared::domain::{AlertApi, TenantId, TenantStatus};
 use shared::flows::status::{TenantHealth, status};
 
 use crate::backend::Backend;
@@ -19,8 +19,10 @@ pub const FULL_TABLE_UP_TO: usize = 20;
 pub const ATTENTION_ROWS: usize = 20;
 
 /// Which tenants, and how.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Selection {
+    /// Only these tenants (all when empty).
+    pub ids: Vec<TenantId>,
     /// One row per tenant however many there are.
     pub all: bool,
     /// Only tenants in this status.
@@ -31,7 +33,8 @@ pub struct Selection {
 
 impl Selection {
     fn keeps(&self, h: &TenantHealth) -> bool {
-        self.state.is_none_or(|s| h.status == s)
+        (self.ids.is_empty() || self.ids.contains(&h.tenant_id))
+            && self.state.is_none_or(|s| h.status == s)
             && self.api.is_none_or(|a| h.alert_api == a.as_str())
     }
 }

@@ -427,6 +427,63 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
         assert!(table.stdout.contains(word), "{word}: {table:?}");
     }
 
+    // run --once: one refresh + fetch cycle in the foreground; every cursor moves.
+    let watermarks = |v: &Value| -> Vec<(String, String)> {
+        v.as_array()
+            .expect("array")
+            .iter()
+            .map(|h| (h["tenant_id"].to_string(), h["watermark"].to_string()))
+            .collect()
+    };
+    let before = watermarks(&status.json());
+    for id in [CONTOSO, FABRIKAM, NORTHWIND] {
+        let added = http
+            .post(format!("{}/tenants/{id}/alerts", emu.urls().control))
+            .json(&serde_json::json!([{"created": "-1s", "title": "New for run"}]))
+            .send()
+            .await
+            .expect("control api");
+        assert!(added.status().is_success(), "{}", added.status());
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let run = mssp(root, &with(&["run", "--once"]), &[]).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    for name in ["Contoso", "Fabrikam", "Northwind"] {
+        assert!(
+            run.stderr.contains(&format!("{name}: 1 alerts delivered")),
+            "{name}: {run:?}"
+        );
+    }
+    assert!(
+        run.stdout.contains("LAST FETCH"),
+        "the status table: {run:?}"
+    );
+    let after = mssp(root, &with(&["status", "--json"]), &[]).await;
+    let moved = watermarks(&after.json());
+    for (b, a) in before.iter().zip(&moved) {
+        assert_eq!(b.0, a.0);
+        assert!(a.1 > b.1, "the cursor moved: {b:?} -> {a:?}");
+    }
+    for id in [CONTOSO, FABRIKAM, NORTHWIND] {
+        let records = sink.records(Some(&tid(id))).expect("records");
+        let c = check(&emu, id, &records);
+        assert!(
+            c.duplicates == 0 && c.missing.is_empty(),
+            "{id}: exactly once after run: {c:?}"
+        );
+    }
+    let one = mssp(root, &with(&["run", "--once", CONTOSO]), &[]).await;
+    assert_eq!(one.code, Some(0), "{one:?}");
+    assert!(one.stderr.contains("fetching 1 tenants"), "{one:?}");
+    let forced = mssp(root, &with(&["refresh", "--force"]), &[]).await;
+    assert_eq!(forced.code, Some(0), "{forced:?}");
+    assert_eq!(
+        forced.stdout.matches("refreshed").count(),
+        3,
+        "every active tenant renewed: {forced:?}"
+    );
+    outputs.push(run.all());
+
     // backfill: history older than the regular fetch's coverage, delivered once.
     let old: Vec<Value> = (0..30)
         .map(|i| serde_json::json!({"created": format!("-{}h", 240 + 8 * i), "title": format!("Old {i}")}))
