@@ -24,7 +24,7 @@
 //! | `schedule.fetch_interval` | `MSSP_FETCH_INTERVAL` | `5m` | `mssp serve`: time between fetch runs |
 //! | `schedule.shutdown_grace` | `MSSP_SHUTDOWN_GRACE` | `30s` | `mssp serve`: how long in-flight fetches may finish after SIGINT/SIGTERM |
 //! | `refresh.concurrency` | `MSSP_REFRESH_CONCURRENCY` | `8` | tenants refreshed at once |
-//! | `fetch.concurrency` | `MSSP_FETCH_CONCURRENCY` | `4` | tenants fetched at once |
+//! | `fetch.concurrency` | `MSSP_FETCH_CONCURRENCY` | `16` | tenants fetched at once (each tenant keeps to its own Microsoft request budget) |
 //! | `fetch.run_deadline` | `MSSP_FETCH_RUN_DEADLINE` | `10m` | one fetch stops starting work after this and commits what it delivered |
 //! | `fetch.overlap` | `MSSP_FETCH_OVERLAP` | `1h` | how far below the watermark each run looks again |
 //! | `fetch.initial_lookback` | `MSSP_FETCH_INITIAL_LOOKBACK` | `7d` | where a tenant's first fetch starts |
@@ -378,7 +378,7 @@ impl Config {
             fetch_interval: duration(env, "MSSP_FETCH_INTERVAL", mins(5))?,
             shutdown_grace: duration(env, "MSSP_SHUTDOWN_GRACE", Duration::from_secs(30))?,
             refresh_concurrency: at_least_one(env, ServiceConfig::REFRESH_CONCURRENCY_VAR, 8)?,
-            fetch_concurrency: at_least_one(env, "MSSP_FETCH_CONCURRENCY", 4)?,
+            fetch_concurrency: at_least_one(env, "MSSP_FETCH_CONCURRENCY", 16)?,
             fetch_run_deadline: duration(env, "MSSP_FETCH_RUN_DEADLINE", mins(10))?,
             overlap: duration(env, "MSSP_FETCH_OVERLAP", mins(60))?,
             initial_lookback: duration(env, "MSSP_FETCH_INITIAL_LOOKBACK", mins(7 * 24 * 60))?,

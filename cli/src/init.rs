@@ -75,7 +75,7 @@ shutdown_grace = "30s"      # in-flight fetches may finish this long    MSSP_SHU
 concurrency = 8             # tenants refreshed at once              MSSP_REFRESH_CONCURRENCY
 
 [fetch]
-concurrency = 4             # tenants fetched at once                  MSSP_FETCH_CONCURRENCY
+concurrency = 16            # tenants fetched at once                  MSSP_FETCH_CONCURRENCY
 run_deadline = "10m"        # one fetch stops starting work after this MSSP_FETCH_RUN_DEADLINE
 overlap = "1h"              # look again below the watermark              MSSP_FETCH_OVERLAP
 initial_lookback = "7d"     # a tenant's first fetch starts here   MSSP_FETCH_INITIAL_LOOKBACK

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use shared::domain::{AlertApi, TenantId, TenantStatus};
+use shared::flows::cadence::Fit;
 use shared::flows::status::{TenantHealth, status};
 
 use crate::backend::Backend;
@@ -51,7 +52,9 @@ pub async fn run(b: &Backend, sel: Selection, json: bool) -> Result<Exit, CliErr
         .into_iter()
         .filter(|h| sel.keeps(h))
         .collect();
-    let bad = health.iter().any(needs_attention);
+    let schedule = b.local.as_ref().and_then(|l| last_fit(&l.data_dir));
+    let unfit = schedule.as_ref().is_some_and(|f| !f.fits());
+    let bad = unfit || health.iter().any(needs_attention);
     if json {
         print_json(&health)?;
     } else if health.is_empty() {
@@ -62,7 +65,21 @@ pub async fn run(b: &Backend, sel: Selection, json: bool) -> Result<Exit, CliErr
     } else {
         print!("{}", summary(&health));
     }
+    if let (false, Some(fit)) = (json, &schedule) {
+        println!(
+            "\nSchedule of mssp serve ({}): {}",
+            time(Some(fit.at)),
+            fit.describe()
+        );
+    }
     Ok(if bad { Exit::TenantsFailed } else { Exit::Ok })
+}
+
+/// How `mssp serve`'s last scheduling interval went, if it recorded one in the last day.
+fn last_fit(data_dir: &std::path::Path) -> Option<Fit> {
+    let text = std::fs::read(crate::serve::schedule_file(data_dir)).ok()?;
+    let fit: Fit = serde_json::from_slice(&text).ok()?;
+    (chrono::Utc::now() - fit.at < chrono::Duration::days(1)).then_some(fit)
 }
 
 /// One row per tenant.

@@ -15,6 +15,7 @@
 //! | [`status`] | tenant health at a glance |
 
 pub mod backfill;
+pub mod cadence;
 pub mod dispatch;
 pub mod fetch;
 pub mod onboarding;
