@@ -209,7 +209,7 @@ pub async fn run(config: &Config, chosen_dir: Option<&Path>) -> Result<Exit, Cli
     )?;
     let services = backend.deps.clone();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let server = server::spawn(listener, services.clone(), async {
+    let server = server::spawn(listener, services.clone(), None, async {
         let _ = stop_rx.await;
     });
     println!(

@@ -1,6 +1,9 @@
 //! `mssp serve`: the single-machine deployment. One process runs what the Lambda deployment
 //! spreads over functions and schedules: the consent endpoint (axum, the shared handler), the
 //! token refresh schedule and the fetch schedule, over the file stores of one data directory.
+//! Every fetch, refresh run and scheduling interval is added to one metrics registry, served as
+//! Prometheus text at `GET /metrics` on the same address ([`shared::metrics`]: the numbers the
+//! Lambda functions write as EMF lines).
 //!
 //! On SIGINT or SIGTERM it starts no new work, lets in-flight fetches finish for at most
 //! `schedule.shutdown_grace` (each commits its cursor after every complete chunk), then exits 0.
@@ -20,6 +23,7 @@ use shared::flows::dispatch::dispatch;
 use shared::flows::fetch::{FetchFlowError, FetchOptions, NoHooks};
 use shared::flows::refresh::refresh_all;
 use shared::flows::schedule::tenant_work;
+use shared::metrics::{Observation, Registry};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use url::Url;
@@ -51,11 +55,18 @@ pub async fn run(config: &Config) -> Result<Exit, CliError> {
     let services = backend.deps.clone();
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let server = server::spawn(listener, services.clone(), stopped(stop_rx.clone()));
+    let metrics = Arc::new(Registry::new());
+    let server = server::spawn(
+        listener,
+        services.clone(),
+        Some(metrics.clone()),
+        stopped(stop_rx.clone()),
+    );
     println!(
         "mssp serve: consent endpoint {public} listening on {addr} (redirect URI {})",
         services.settings.redirect_uri()
     );
+    println!("mssp serve: metrics for Prometheus at http://{addr}/metrics");
     println!(
         "mssp serve: data in {}; refresh every {}, fetch each tenant every {}; SIGINT/SIGTERM stops \
          (in-flight fetches get {})",
@@ -70,6 +81,7 @@ pub async fn run(config: &Config) -> Result<Exit, CliError> {
     let refresh = tokio::spawn(refresh_loop(
         services.clone(),
         config.refresh_interval,
+        metrics.clone(),
         stop_rx.clone(),
     ));
     let fetch = tokio::spawn(fetch_loop(
@@ -77,6 +89,7 @@ pub async fn run(config: &Config) -> Result<Exit, CliError> {
         config.clone(),
         owner.clone(),
         in_flight.clone(),
+        metrics,
         stop_rx.clone(),
     ));
 
@@ -129,16 +142,24 @@ async fn pause(every: Duration, stop: &watch::Receiver<bool>) -> bool {
     !*stop.borrow()
 }
 
-async fn refresh_loop(s: Deps, every: Duration, stop: watch::Receiver<bool>) {
+async fn refresh_loop(
+    s: Deps,
+    every: Duration,
+    metrics: Arc<Registry>,
+    stop: watch::Receiver<bool>,
+) {
     loop {
         match refresh_all(&s, Some(Instant::now() + every)).await {
-            Ok(sum) => tracing::info!(
-                refreshed = sum.refreshed.len(),
-                fresh = sum.fresh.len(),
-                reconsent = sum.reconsent.len(),
-                failed = sum.failed.len(),
-                "refresh run finished"
-            ),
+            Ok(sum) => {
+                metrics.record(&Observation::refresh_run(&sum));
+                tracing::info!(
+                    refreshed = sum.refreshed.len(),
+                    fresh = sum.fresh.len(),
+                    reconsent = sum.reconsent.len(),
+                    failed = sum.failed.len(),
+                    "refresh run finished"
+                )
+            }
             Err(e) => tracing::error!(error = %e, "refresh run failed"),
         }
         if !pause(every, &stop).await {
@@ -149,12 +170,14 @@ async fn refresh_loop(s: Deps, every: Duration, stop: watch::Receiver<bool>) {
 
 /// The fetch schedule: each tenant every `fetch_interval` from its own phase
 /// ([`shared::flows::cadence`]), `fetch.concurrency` at a time; none started once stopping. How
-/// each interval went is logged and kept in `{data_dir}/schedule.json` for `mssp status`.
+/// each interval went is logged, kept in `{data_dir}/schedule.json` for `mssp status`, and added
+/// to `metrics` with every tenant's work.
 async fn fetch_loop(
     s: Deps,
     config: Config,
     owner: String,
     in_flight: InFlight,
+    metrics: Arc<Registry>,
     stop: watch::Receiver<bool>,
 ) {
     let cadence = Cadence {
@@ -162,18 +185,27 @@ async fn fetch_loop(
         concurrency: s.settings.fetch.concurrency,
     };
     let lister = s.clone();
+    let listed_metrics = metrics.clone();
     let list = move || {
-        let s = lister.clone();
+        let (s, metrics) = (lister.clone(), listed_metrics.clone());
         async move {
-            dispatch(&s).await.unwrap_or_else(|e| {
-                tracing::error!(error = %e, "cannot list the tenants to fetch");
-                Vec::new()
-            })
+            match dispatch(&s).await {
+                Ok(tenants) => {
+                    metrics.retain_tenants(tenants.iter().map(|t| &t.id));
+                    tenants
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot list the tenants to fetch");
+                    Vec::new()
+                }
+            }
         }
     };
+    let work_metrics = metrics.clone();
     let deadline = config.fetch_run_deadline;
     let work = move |t: Tenant| {
         let (s, owner, in_flight) = (s.clone(), owner.clone(), in_flight.clone());
+        let metrics = work_metrics.clone();
         async move {
             let key = (t.id.clone(), t.alert_api);
             in_flight
@@ -186,6 +218,9 @@ async fn fetch_loop(
                 hooks: &NoHooks,
             };
             let work = tenant_work(&s, &t, &opts).await;
+            if let Some(o) = Observation::work(&t, &work) {
+                metrics.record(&o);
+            }
             if let Err(FetchFlowError::Busy(until)) = work.fetch {
                 tracing::info!(tenant_id = %t.id, until = %until, "another fetch holds the tenant")
             }
@@ -198,6 +233,7 @@ async fn fetch_loop(
     };
     let file = schedule_file(&config.data_dir);
     let report = move |fit: Fit| {
+        metrics.record(&Observation::fit(&fit));
         if fit.fits() {
             tracing::info!(
                 tenants = fit.tenants,

@@ -26,6 +26,7 @@ pub fn settings(config: &ServiceConfig) -> Settings {
     let mut settings = Settings::new(config.endpoints.clone(), config.public_base_url.clone());
     settings.refresh_concurrency = config.refresh_concurrency;
     settings.siem_region = config.siem_region;
+    settings.metrics = config.metrics.clone();
     settings
 }
 

@@ -8,6 +8,7 @@
 //! | module | responsibility | may use |
 //! |---|---|---|
 //! | [`assemble`] | configuration → [`flows::Deps`] over the AWS or the local adapters | everything below |
+//! | [`metrics`] | the metric model: flow results → observations, rendered as CloudWatch EMF lines (functions) or Prometheus text (`mssp serve`) | `flows`, `domain`, `config` |
 //! | [`lambda`] | Lambda edge helpers: deadlines; payloads read into `aws_lambda_events` types (schedule, SQS records, direct invokes) | `flows::onboarding::sanitize` |
 //! | [`flows`] | use cases: onboarding, refresh, fetch, range, dispatch, status | `ports`, `microsoft`, `consent`, `record`, `domain`, `config`, `clock`, `secret` |
 //! | [`consent`] | signed consent state and links, the consent HTTP handler | `flows::onboarding`, `domain`, `secret` |
@@ -29,6 +30,7 @@ pub mod consent;
 pub mod domain;
 pub mod flows;
 pub mod lambda;
+pub mod metrics;
 pub mod microsoft;
 pub mod ports;
 pub mod record;

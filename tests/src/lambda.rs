@@ -204,6 +204,7 @@ pub struct LambdaProcess {
     queue: mpsc::UnboundedSender<Queued>,
     exited: watch::Receiver<Option<String>>,
     logs: Arc<Mutex<Vec<String>>>,
+    stdout: Arc<Mutex<Vec<String>>>,
     server: tokio::task::JoinHandle<()>,
     _kill: oneshot::Sender<()>,
 }
@@ -336,16 +337,21 @@ impl LambdaProcess {
             .with_context(|| format!("starting {}", binary.display()))?;
         let pid = child.id().unwrap_or_default();
         let logs = Arc::new(Mutex::new(Vec::new()));
+        let stdout = Arc::new(Mutex::new(Vec::new()));
         let mut readers = Vec::new();
-        for out in [
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+        for (out, copy) in [
+            child.stdout.take().map(|s| {
+                (
+                    Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+                    Some(stdout.clone()),
+                )
+            }),
+            child.stderr.take().map(|s| {
+                (
+                    Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+                    None,
+                )
+            }),
         ]
         .into_iter()
         .flatten()
@@ -354,6 +360,11 @@ impl LambdaProcess {
             readers.push(tokio::spawn(async move {
                 let mut lines = BufReader::new(out).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
+                    if let Some(copy) = &copy {
+                        copy.lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(line.clone());
+                    }
                     logs.lock().unwrap_or_else(|e| e.into_inner()).push(line);
                 }
             }));
@@ -387,6 +398,7 @@ impl LambdaProcess {
             queue: queue_tx,
             exited,
             logs,
+            stdout,
             server,
             _kill: kill,
         })
@@ -490,6 +502,15 @@ impl LambdaProcess {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .join("\n")
+    }
+
+    /// The lines the process wrote to stdout so far (where the functions write their Embedded
+    /// Metric Format lines; tracing goes to stderr).
+    pub fn stdout(&self) -> Vec<String> {
+        self.stdout
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Waits until the process first polls `GET …/invocation/next` (at most `timeout`) and

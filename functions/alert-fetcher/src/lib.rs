@@ -10,6 +10,9 @@
 //! | `{"action": "fetch_now", "tenant_id"}` | `fetch_tenant` now | [`FetchedNow`]: `{"tenant_id", "report"}` |
 //! | `{"action": "status", "tenant_id"?}` | tenant health | [`Health`]: `{"tenant_id"?, "tenants": […]}` |
 //!
+//! Every fetch (scheduled or `fetch_now`) and every finished sweep writes its metrics as one
+//! CloudWatch Embedded Metric Format line on stdout ([`shared::metrics`]).
+//!
 //! The payload is told apart by [`shared::lambda::Event`]. The records of an SQS event are read
 //! one by one: a malformed record, or one whose body is no work item, fails only its own message
 //! (a record without a `messageId` cannot be named, and is dropped: an empty `itemIdentifier`
@@ -36,6 +39,7 @@ use shared::flows::refresh::RefreshError;
 use shared::flows::status::{TenantHealth, status};
 use shared::flows::sweep::{Swept, sweep_tenant};
 use shared::lambda::{Event, SqsRecord, stop_at};
+use shared::metrics::{self, Observation};
 use shared::ports::{StoreError, WorkItem, WorkJob};
 
 pub use range::{MAX_ANSWER_BYTES, MAX_LIMIT, RangePage};
@@ -92,6 +96,13 @@ impl From<HandlerError> for Diagnostic {
             error_type: e.error_type().to_string(),
             error_message: e.to_string(),
         }
+    }
+}
+
+/// Writes a fetch's or sweep's metrics as an Embedded Metric Format line ([`shared::metrics`]).
+fn emit(deps: &Deps, observation: Option<Observation>) {
+    if let Some(o) = observation {
+        o.emit(&deps.settings.metrics, deps.clock.now());
     }
 }
 
@@ -269,11 +280,19 @@ async fn run_item(deps: &Deps, item: &WorkItem, stop: tokio::time::Instant, owne
     };
     let id = &item.tenant_id;
     let next = match item.job {
-        WorkJob::Fetch => fetch_tenant(deps, id, &opts).await.map(|_| None),
-        WorkJob::Sweep => sweep_tenant(deps, id, &opts).await.map(|s| match s {
-            Swept::Ran(Slice::Continues(_)) => Some(Duration::from_secs(60)),
-            _ => None,
-        }),
+        WorkJob::Fetch => {
+            let fetched = fetch_tenant(deps, id, &opts).await;
+            emit(deps, metrics::observe_fetch(deps, id, &fetched).await);
+            fetched.map(|_| None)
+        }
+        WorkJob::Sweep => {
+            let swept = sweep_tenant(deps, id, &opts).await;
+            emit(deps, metrics::observe_sweep(deps, id, &swept).await);
+            swept.map(|s| match s {
+                Swept::Ran(Slice::Continues(_)) => Some(Duration::from_secs(60)),
+                _ => None,
+            })
+        }
         WorkJob::Backfill => {
             let slice = deps.settings.fetch.job_slice;
             backfill_tenant(deps, id, &opts, slice)
@@ -323,8 +342,12 @@ async fn direct_invoke(
                 owner: format!("fetch-now-{request_id}"),
                 hooks: &NoHooks,
             };
-            let report = fetch_tenant(deps, &tenant_id, &opts).await?;
-            Ok(Answer::FetchedNow(FetchedNow { tenant_id, report }))
+            let fetched = fetch_tenant(deps, &tenant_id, &opts).await;
+            emit(deps, metrics::observe_fetch(deps, &tenant_id, &fetched).await);
+            Ok(Answer::FetchedNow(FetchedNow {
+                tenant_id,
+                report: fetched?,
+            }))
         }
         Direct::Fetch(req) => range::fetch(deps, req, stop).await.map(Answer::Range),
         Direct::Dispatch { job } => dispatch_round(deps, job).await.map(Answer::Dispatched),

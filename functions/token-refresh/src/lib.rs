@@ -5,6 +5,10 @@
 //! | `EventBridgeEvent`, the schedule (`"source": "aws.events"`, `"detail-type": "Scheduled Event"`) | `refresh_all`, stopping new work [`SAFETY_MARGIN_MAX`] or less before the Lambda deadline | [`Summary`] |
 //! | direct invoke `{"tenant_id": "<GUID>", "force": true}` (`force` optional, default `true`) | `refresh_tenant` | [`TenantRefreshed`]: `{"tenant_id", "outcome": "refreshed" \| "fresh"}` |
 //!
+//! A scheduled run writes how many tenants it renewed, found needing re-consent and failed as
+//! one CloudWatch Embedded Metric Format line on stdout, a direct invoke its tenant's outcome
+//! ([`shared::metrics`]).
+//!
 //! The payload is told apart by [`shared::lambda::Event`]; anything else (another EventBridge
 //! event, an SQS event, a malformed direct invoke, not an object) is an `InvalidEvent` saying
 //! what it is and naming the accepted shapes. Failures become a `lambda_runtime::Diagnostic`
@@ -23,6 +27,7 @@ use shared::flows::refresh::{
     RefreshError, RefreshOutcome, RefreshSummary, refresh_all, refresh_tenant,
 };
 use shared::lambda::Event;
+use shared::metrics::Observation;
 pub use shared::lambda::{SAFETY_MARGIN_MAX, stop_at};
 use shared::ports::StoreError;
 
@@ -225,9 +230,12 @@ pub async fn handle(services: &Deps, event: LambdaEvent<Value>) -> Result<Answer
     match invocation {
         Invocation::Scheduled => {
             let stop = stop_at(event.context.deadline, SystemTime::now());
-            let summary = Summary::from(refresh_all(services, stop).await.inspect_err(|e| {
+            let run = refresh_all(services, stop).await.inspect_err(|e| {
                 tracing::error!(error = %e, "refresh run failed");
-            })?);
+            })?;
+            let metrics = &services.settings.metrics;
+            Observation::refresh_run(&run).emit(metrics, services.clock.now());
+            let summary = Summary::from(run);
             tracing::info!(
                 refreshed = summary.refreshed.len(),
                 fresh = summary.fresh.len(),
@@ -240,11 +248,13 @@ pub async fn handle(services: &Deps, event: LambdaEvent<Value>) -> Result<Answer
             Ok(Answer::Run(summary))
         }
         Invocation::Tenant { tenant_id, force } => {
-            let outcome = refresh_tenant(services, &tenant_id, force)
-                .await
-                .inspect_err(|e| {
-                    tracing::warn!(tenant_id = %tenant_id, error = %e, "tenant refresh failed");
-                })?;
+            let refreshed = refresh_tenant(services, &tenant_id, force).await;
+            if let Some(o) = Observation::refresh_tenant(&tenant_id, &refreshed) {
+                o.emit(&services.settings.metrics, services.clock.now());
+            }
+            let outcome = refreshed.inspect_err(|e| {
+                tracing::warn!(tenant_id = %tenant_id, error = %e, "tenant refresh failed");
+            })?;
             Ok(Answer::Tenant(TenantRefreshed {
                 tenant_id,
                 outcome: match outcome {

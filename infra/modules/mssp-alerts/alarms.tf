@@ -1,7 +1,8 @@
 # Alarms to one encrypted SNS topic: a tenant stuck in the dead-letter queue, an alert object the
-# SIEM's reader gave up on (alert_notifications), any function error, and any tenant that needs
-# re-consent (token-refresh logs "tenant needs re-consent" for each,
-# shared/src/flows/refresh.rs; the JSON log line has the message at the top level).
+# SIEM's reader gave up on (alert_notifications), any function error, a tenant that needs
+# re-consent, and a fleet whose furthest-behind tenant trails by more than lag_alarm_seconds. The
+# last two watch the metrics the functions write as Embedded Metric Format lines
+# (shared/src/metrics.rs; the dashboard of dashboard.tf shows them).
 
 locals {
   metric_namespace = "MSSPAlerts/${var.name}"
@@ -37,10 +38,11 @@ resource "aws_sns_topic_subscription" "email" {
   endpoint  = var.alarm_email
 }
 
-# Each alarm fires on any occurrence within five minutes (no data: nothing happened) and notifies
-# the topic; they differ in what they count. `notify_ok`: also when it clears — the dead-letter
-# queue drained, a function stopped failing. Not for re-consent: the count drops back to zero
-# while the tenant still needs re-consent.
+# Each alarm fires when its statistic over five minutes exceeds its threshold — any occurrence,
+# except the lag (no data: nothing happened) — and notifies the topic; they differ in what they
+# count. `notify_ok`: also when it clears — the dead-letter queue drained, a function stopped
+# failing, the lag recovered. Not for re-consent: the count drops back to zero while the tenant
+# still needs re-consent.
 locals {
   # A dead-letter queue holding anything: what it means, by alarm name.
   dead_letters = merge(
@@ -66,6 +68,7 @@ locals {
         metric      = "ApproximateNumberOfMessagesVisible"
         dimensions  = { QueueName = d.queue }
         statistic   = "Maximum"
+        threshold   = 0
         notify_ok   = true
       }
     },
@@ -76,6 +79,7 @@ locals {
         metric      = "Errors"
         dimensions  = { FunctionName = f.function_name }
         statistic   = "Sum"
+        threshold   = 0
         notify_ok   = true
       }
     },
@@ -83,10 +87,20 @@ locals {
       tenants-needing-reconsent = {
         description = "A tenant needs re-consent: `mssp tenants` lists it with a fresh consent link to send to the customer's admin."
         namespace   = local.metric_namespace
-        metric      = aws_cloudwatch_log_metric_filter.reconsent.metric_transformation[0].name
+        metric      = "TenantsNeedingReconsent"
         dimensions  = null
         statistic   = "Sum"
+        threshold   = 0
         notify_ok   = false
+      }
+      fetch-lag = {
+        description = "A tenant's alerts trail by more than ${local.lag_alarm_seconds} s (three fetch periods): the dashboard's table names the tenants furthest behind; see their last fetch in `mssp status` or the alert-fetcher logs (throttling, a backlog larger than a run, a failing API), and the FetchFailures graph."
+        namespace   = local.metric_namespace
+        metric      = "LagSeconds"
+        dimensions  = null
+        statistic   = "Maximum"
+        threshold   = local.lag_alarm_seconds
+        notify_ok   = true
       }
     },
   )
@@ -104,23 +118,9 @@ resource "aws_cloudwatch_metric_alarm" "alarm" {
   period              = 300
   evaluation_periods  = 1
   comparison_operator = "GreaterThanThreshold"
-  threshold           = 0
+  threshold           = each.value.threshold
   treat_missing_data  = "notBreaching"
   alarm_actions       = [aws_sns_topic.alarms.arn]
   ok_actions          = each.value.notify_ok ? [aws_sns_topic.alarms.arn] : null
   tags                = local.tags
-}
-
-resource "aws_cloudwatch_log_metric_filter" "reconsent" {
-  name           = "${var.name}-tenants-needing-reconsent"
-  log_group_name = aws_cloudwatch_log_group.function["token-refresh"].name
-  pattern        = "{ $.message = \"tenant needs re-consent\" }"
-
-  metric_transformation {
-    name          = "TenantsNeedingReconsent"
-    namespace     = local.metric_namespace
-    value         = "1"
-    default_value = "0"
-    unit          = "Count"
-  }
 }

@@ -9,6 +9,7 @@
 #   functions.tf  roles (least privilege), log groups, the functions
 #   triggers.tf   schedules, the SQS event source, the consent API
 #   alarms.tf     the alarm topic and alarms
+#   dashboard.tf  the CloudWatch dashboard of the functions' metrics
 #   moved.tf      state addresses of earlier versions
 
 data "aws_caller_identity" "current" {}
@@ -48,6 +49,8 @@ locals {
       MSSP_APP_SECRET_ID   = aws_secretsmanager_secret.app.arn
       MSSP_TABLE           = aws_dynamodb_table.state.name
       MSSP_KMS_KEY_ID      = aws_kms_key.this.arn
+      # The functions write their metrics as EMF log lines into this namespace (alarms.tf).
+      MSSP_METRICS_NAMESPACE = local.metric_namespace
     },
     { for name, value in {
       MSSP_CLOUD               = var.cloud
@@ -57,6 +60,7 @@ locals {
       MSSP_SIEM_URL            = var.microsoft_endpoints.siem
       MSSP_SIEM_REGION         = var.siem_region
       MSSP_REFRESH_CONCURRENCY = var.refresh_concurrency == null ? null : tostring(var.refresh_concurrency)
+      MSSP_METRICS_PER_TENANT  = var.metrics_per_tenant ? "true" : null
     } : name => value if value != null },
   )
 

@@ -263,6 +263,23 @@ variable "log_retention_days" {
   default     = 365
 }
 
+variable "lag_alarm_seconds" {
+  description = "The fetch-lag alarm fires when a tenant's alerts trail by more than this many seconds (the LagSeconds metric's maximum over five minutes). Null: three periods of fetch_schedule (15 minutes for a cron expression)."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.lag_alarm_seconds == null || try(var.lag_alarm_seconds > 0, false)
+    error_message = "lag_alarm_seconds: a positive number of seconds, or null."
+  }
+}
+
+variable "metrics_per_tenant" {
+  description = "MSSP_METRICS_PER_TENANT: also publish LagSeconds and FetchFailures per tenant (dimension TenantId) — two custom metrics per tenant, $0.20 to $0.60 a tenant-month at list price (about $4,000 a month at 10,000 tenants). Off: per API and for the fleet only; the dashboard's Logs Insights table still shows every tenant."
+  type        = bool
+  default     = false
+}
+
 variable "alarm_email" {
   description = "Email address subscribed to the alarm topic (the subscription must be confirmed). Null: none."
   type        = string

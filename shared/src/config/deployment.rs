@@ -18,6 +18,8 @@
 //! | `MSSP_SIEM_URL` | no | per tenant cloud | Legacy SIEM API base URL; `{region}` in it stands for the tenant's SIEM region. |
 //! | `MSSP_SIEM_REGION` | no | `us` | `eu`, `us` or `uk`: the SIEM exporter region of a tenant that records none. |
 //! | `MSSP_REFRESH_CONCURRENCY` | no | `8` | Tenants refreshed at once (at least 1). |
+//! | `MSSP_METRICS_NAMESPACE` | no | `MSSPAlerts` | CloudWatch namespace of the metrics the functions write as Embedded Metric Format lines (`crate::metrics`). |
+//! | `MSSP_METRICS_PER_TENANT` | no | `false` | Also publish lag and fetch failures per tenant (a `TenantId` dimension: two custom metrics per tenant). |
 //!
 //! When none of the four URL overrides is set, every tenant is reached at Microsoft's endpoints
 //! of its own cloud ([`Endpoints::PerCloud`]); when any is set, every tenant uses one fixed set
@@ -51,6 +53,59 @@ pub struct ServiceConfig {
     pub siem_region: SiemRegion,
     /// Tenants refreshed at once.
     pub refresh_concurrency: usize,
+    /// Where and how finely the functions publish their metrics.
+    pub metrics: MetricsConfig,
+}
+
+/// The metrics' CloudWatch namespace and whether a per-tenant dimension is published
+/// (`crate::metrics` says what each costs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// CloudWatch namespace (1-255 printable ASCII characters, not `AWS/…`).
+    pub namespace: String,
+    /// Publish lag and fetch failures per tenant too.
+    pub per_tenant: bool,
+}
+
+impl MetricsConfig {
+    /// The namespace when none is configured.
+    pub const DEFAULT_NAMESPACE: &'static str = "MSSPAlerts";
+
+    /// Reads `MSSP_METRICS_NAMESPACE` and `MSSP_METRICS_PER_TENANT`.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let var = ServiceConfig::METRICS_NAMESPACE_VAR;
+        let namespace = env
+            .optional(var)
+            .map(|n| n.trim().to_string())
+            .unwrap_or_else(|| Self::DEFAULT_NAMESPACE.to_string());
+        let printable = namespace.chars().all(|c| c.is_ascii_graphic() || c == ' ');
+        if namespace.is_empty() || namespace.len() > 255 || !printable {
+            return Err(ConfigError::Invalid {
+                var: var.into(),
+                reason: format!("{namespace:?}: 1 to 255 printable ASCII characters"),
+            });
+        }
+        if namespace.starts_with("AWS/") {
+            return Err(ConfigError::Invalid {
+                var: var.into(),
+                reason: format!("{namespace:?}: namespaces starting with AWS/ are AWS's own"),
+            });
+        }
+        let per_tenant = env.bool(ServiceConfig::METRICS_PER_TENANT_VAR, false)?;
+        Ok(MetricsConfig {
+            namespace,
+            per_tenant,
+        })
+    }
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            namespace: Self::DEFAULT_NAMESPACE.to_string(),
+            per_tenant: false,
+        }
+    }
 }
 
 impl ServiceConfig {
@@ -68,9 +123,13 @@ impl ServiceConfig {
     pub const SIEM_REGION_VAR: &'static str = "MSSP_SIEM_REGION";
     /// See the module table.
     pub const REFRESH_CONCURRENCY_VAR: &'static str = "MSSP_REFRESH_CONCURRENCY";
+    /// See the module table.
+    pub const METRICS_NAMESPACE_VAR: &'static str = "MSSP_METRICS_NAMESPACE";
+    /// See the module table.
+    pub const METRICS_PER_TENANT_VAR: &'static str = "MSSP_METRICS_PER_TENANT";
 
     /// Every variable read by [`ServiceConfig::from_env`], in the order of the module table.
-    pub const VARIABLES: [&'static str; 12] = [
+    pub const VARIABLES: [&'static str; 14] = [
         Self::PUBLIC_BASE_URL_VAR,
         Self::SECRETS_PREFIX_VAR,
         Self::APP_SECRET_ID_VAR,
@@ -83,6 +142,8 @@ impl ServiceConfig {
         CloudEndpoints::SIEM_VAR,
         Self::SIEM_REGION_VAR,
         Self::REFRESH_CONCURRENCY_VAR,
+        Self::METRICS_NAMESPACE_VAR,
+        Self::METRICS_PER_TENANT_VAR,
     ];
 
     /// Reads the configuration; the error names the first variable that is missing or invalid.
@@ -114,6 +175,7 @@ impl ServiceConfig {
                 reason: "\"0\": at least one tenant must be refreshed at a time".into(),
             });
         }
+        let metrics = MetricsConfig::from_env(env)?;
         Ok(ServiceConfig {
             public_base_url,
             secrets_prefix,
@@ -123,6 +185,7 @@ impl ServiceConfig {
             endpoints,
             siem_region,
             refresh_concurrency,
+            metrics,
         })
     }
 }
@@ -280,6 +343,7 @@ mod tests {
         assert_eq!(c.table, "mssp-alerts");
         assert_eq!(c.kms_key_id, None);
         assert_eq!(c.refresh_concurrency, 8);
+        assert_eq!(c.metrics, MetricsConfig::default());
         assert!(matches!(c.endpoints, Endpoints::PerCloud));
         assert_eq!(
             c.public_base_url.as_str(),
@@ -307,8 +371,17 @@ mod tests {
             ),
             ("MSSP_KMS_KEY_ID", "alias/mssp"),
             ("MSSP_REFRESH_CONCURRENCY", "3"),
+            ("MSSP_METRICS_NAMESPACE", "MSSPAlerts/prod"),
+            ("MSSP_METRICS_PER_TENANT", "true"),
         ]);
         let c = ServiceConfig::from_env(&env(&pairs)).unwrap();
+        assert_eq!(
+            c.metrics,
+            MetricsConfig {
+                namespace: "MSSPAlerts/prod".into(),
+                per_tenant: true
+            }
+        );
         assert_eq!(
             c.app_secret_id,
             "arn:aws:secretsmanager:us-east-1:1:secret:app"
@@ -351,8 +424,12 @@ mod tests {
 
     #[test]
     fn invalid_values_are_refused_naming_the_variable() {
-        let cases: [(&str, &str); 7] = [
+        let cases: [(&str, &str); 11] = [
             ("MSSP_REFRESH_CONCURRENCY", "0"),
+            ("MSSP_METRICS_NAMESPACE", "AWS/Lambda"),
+            ("MSSP_METRICS_NAMESPACE", "  "),
+            ("MSSP_METRICS_NAMESPACE", "tab\there"),
+            ("MSSP_METRICS_PER_TENANT", "sometimes"),
             ("MSSP_REFRESH_CONCURRENCY", "many"),
             ("MSSP_PUBLIC_BASE_URL", "http://consent.example.com"),
             ("MSSP_PUBLIC_BASE_URL", "https://consent.example.com/?a=b"),

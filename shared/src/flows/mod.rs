@@ -67,6 +67,8 @@ pub struct Settings {
     pub http_timeout: StdDuration,
     /// Knobs of alert fetching.
     pub fetch: fetch::FetchSettings,
+    /// Where the Lambda functions publish their metrics (`crate::metrics`).
+    pub metrics: crate::config::deployment::MetricsConfig,
 }
 
 impl Settings {
@@ -84,6 +86,7 @@ impl Settings {
             identity_attempts: 4,
             http_timeout: StdDuration::from_secs(20),
             fetch: fetch::FetchSettings::default(),
+            metrics: Default::default(),
         }
     }
 

@@ -215,6 +215,113 @@ impl Serve {
     }
 }
 
+/// `GET /metrics` of a running `mssp serve` parses as Prometheus text, and its numbers are what
+/// the fetches did: each tenant's delivered (and late) records are the records in the sink, no
+/// fetch failed, every tenant has a lag, the schedule's figures are there, and counters never go
+/// down between two scrapes.
+async fn metrics_match_the_sink(
+    http: &reqwest::Client,
+    public: &str,
+    sink: &FileAlertSink,
+    serve: &Serve,
+) {
+    let scrape = || async {
+        let resp = http
+            .get(format!("{public}/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics");
+        assert_eq!(resp.status().as_u16(), 200);
+        assert_eq!(
+            resp.headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some(shared::metrics::PROMETHEUS_CONTENT_TYPE)
+        );
+        let text = resp.text().await.expect("body");
+        let families = crate::metrics::parse_prometheus(&text)
+            .unwrap_or_else(|e| panic!("/metrics is not Prometheus text ({e}):\n{text}"));
+        (text, families)
+    };
+    let tenants = [(CONTOSO, "siem"), (FABRIKAM, "mde"), (NORTHWIND, "graph")];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let (text, families) = loop {
+        let (text, families) = scrape().await;
+        let counted = |family: &str, id: &str, api: &str| {
+            families
+                .get(family)
+                .and_then(|f| f.value(&[("api", api), ("tenant", id)]))
+                .unwrap_or(0.0)
+        };
+        let all = tenants.iter().all(|(id, api)| {
+            let records = sink.records(Some(&tid(id))).map(|r| r.len()).unwrap_or(0);
+            counted("mssp_alerts_delivered_total", id, api) + counted("mssp_late_alerts_total", id, api)
+                == records as f64
+        });
+        if all {
+            break (text, families);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/metrics does not count the sink's records:\n{text}\nserve said: {}",
+            serve.output()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    for (id, api) in tenants {
+        let labels = [("api", api), ("tenant", id)];
+        assert_eq!(
+            families["mssp_fetch_failures_total"].value(&labels),
+            Some(0.0),
+            "{id}: {text}"
+        );
+        let lag = families["mssp_lag_seconds"].value(&labels);
+        assert!(lag.is_some_and(|l| l >= 0.0), "{id}: {text}");
+    }
+    assert_eq!(families["mssp_lag_seconds"].kind, "gauge");
+    assert_eq!(families["mssp_alerts_delivered_total"].kind, "counter");
+    assert!(
+        families["mssp_tokens_refreshed_total"]
+            .value(&[])
+            .is_some(),
+        "{text}"
+    );
+    for gauge in [
+        "mssp_schedule_fits",
+        "mssp_schedule_late_starts",
+        "mssp_schedule_skipped_turns",
+        "mssp_schedule_utilization",
+        "mssp_schedule_tenants",
+    ] {
+        let f = families
+            .get(gauge)
+            .unwrap_or_else(|| panic!("{gauge} missing: {text}"));
+        assert_eq!(f.kind, "gauge", "{gauge}");
+        assert!(!f.help.is_empty(), "{gauge}");
+    }
+    assert_eq!(
+        families["mssp_schedule_tenants"].value(&[]),
+        Some(3.0),
+        "{text}"
+    );
+    // Counters only grow over the process's life.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (later_text, later) = scrape().await;
+    for (name, family) in families.iter().filter(|(_, f)| f.kind == "counter") {
+        for (labels, value) in &family.samples {
+            let pairs: Vec<(&str, &str)> = labels
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let now = later.get(name).and_then(|f| f.value(&pairs));
+            assert!(
+                now.is_some_and(|n| n >= *value),
+                "{name}{labels:?} went from {value} to {now:?}:\n{later_text}"
+            );
+        }
+    }
+}
+
 /// The emulator's scenario of the fixtures on real time (the CLI uses the system clock),
 /// redirecting to `public`.
 async fn emulator_for(public: &str) -> RunningEmulator {
@@ -392,6 +499,7 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
     }
+    metrics_match_the_sink(&http, &public, &sink, &serve).await;
     let (code, out) = serve.terminate().await;
     assert_eq!(code, Some(0), "serve exits 0 on SIGTERM: {out}");
     assert!(out.contains("mssp serve: stopped"), "{out}");

@@ -14,10 +14,10 @@ const SCHEDULED: &str = include_str!("../../fixtures/events/eventbridge-schedule
 
 pub(crate) struct Fetcher {
     pub(crate) w: FnWorld,
-    bucket: String,
-    queue_url: String,
+    pub(crate) bucket: String,
+    pub(crate) queue_url: String,
     sqs: aws_sdk_sqs::Client,
-    sink: S3AlertSink,
+    pub(crate) sink: S3AlertSink,
 }
 
 impl Fetcher {
@@ -61,7 +61,7 @@ impl Fetcher {
             .expect("alert-fetcher binary (run `cargo build --workspace --bins`)")
     }
 
-    async fn messages(&self) -> Vec<(String, String)> {
+    pub(crate) async fn messages(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         for _ in 0..5 {
             let r = self
@@ -86,7 +86,7 @@ impl Fetcher {
     }
 }
 
-fn sqs_event(messages: &[(String, String)]) -> Value {
+pub(crate) fn sqs_event(messages: &[(String, String)]) -> Value {
     json!({"Records": messages.iter().map(|(id, body)| json!({
         "messageId": id, "receiptHandle": "rh", "body": body,
         "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},

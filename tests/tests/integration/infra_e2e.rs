@@ -6,11 +6,15 @@
 //! 1. the operator writes the app secret's value into the secret Terraform created without one;
 //! 2. every emulator tenant consents through `consent-callback` behind the API Gateway bridge;
 //! 3. `token-refresh`'s scheduled run refreshes them all, and a tenant whose user was revoked is
-//!    logged in the shape the re-consent metric filter Terraform created matches;
+//!    counted in the metric the re-consent alarm Terraform created watches (an Embedded Metric
+//!    Format line, in the namespace Terraform gave the function);
 //! 4. the fetcher's scheduled run dispatches one message per tenant into the created queue, the
 //!    fetcher consumes them as an SQS event, and every tenant's alerts are in the created bucket,
 //!    encrypted with the created key;
-//! 5. the bucket notified the alert-notification queue (`alert_notifications`, what a SIEM's S3
+//! 5. the dashboard and the alarms Terraform created (read back from the emulator) show and
+//!    watch the metrics the functions write: every metric of the functions is on the dashboard,
+//!    nothing else is, and the lag alarm's threshold is three fetch periods;
+//! 6. the bucket notified the alert-notification queue (`alert_notifications`, what a SIEM's S3
 //!    input reads) once per object the fetcher wrote, and only the bucket may send to it.
 //!
 //! One override: consent-callback's `MSSP_PUBLIC_BASE_URL` is the bridge's URL instead of the
@@ -417,9 +421,9 @@ async fn infra_e2e_the_packaged_functions_run_against_what_terraform_applied() {
     );
 
     // --- 4. dispatch and fetch -----------------------------------------------------------------
-    fetch_every_tenant(&d, &env, &sdk).await;
+    let fetcher_stdout = fetch_every_tenant(&d, &env, &sdk).await;
 
-    // --- the re-consent alarm's metric filter matches what token-refresh logs ------------------
+    // --- a tenant needing re-consent ----------------------------------------------------------
     let revoke = tests::endpoint(
         &urls.control,
         &format!("tenants/{WOODGROVE}/users/admin@woodgrove.onmicrosoft.com/revoke"),
@@ -432,32 +436,9 @@ async fn infra_e2e_the_packaged_functions_run_against_what_terraform_applied() {
         .await
         .expect_err("re-consent needed");
     assert_eq!(e.error_type, "ReconsentRequired", "{e}");
-    let filter = d.applied["metric_filters"]
-        .as_array()
-        .expect("metric filters")
-        .iter()
-        .find(|f| f["metricTransformations"][0]["metricName"] == "TenantsNeedingReconsent")
-        .expect("the re-consent metric filter");
-    assert!(
-        filter["logGroupName"]
-            .as_str()
-            .is_some_and(|g| g.ends_with(&format!(
-                "/{}",
-                d.function("token-refresh")["FunctionName"]
-                    .as_str()
-                    .unwrap_or_default()
-            ))),
-        "on token-refresh's log group: {filter}"
-    );
-    let (key, wanted) = json_equality_pattern(filter["filterPattern"].as_str().expect("pattern"));
-    let logs = refresh.logs();
-    let matching = logs
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|l| l.pointer(&key).and_then(Value::as_str) == Some(wanted.as_str()))
-        .count();
-    assert_eq!(matching, 1, "one line matches {key} = {wanted:?}:\n{logs}");
-    eprintln!("infra_e2e: the re-consent metric filter matches token-refresh's log line");
+
+    // --- 5. the dashboard and alarms watch what the functions write -----------------------------
+    check_dashboard_and_alarms(&d, &refresh.stdout(), &fetcher_stdout);
 
     // --- least privilege: every call made was allowed by the caller's own role ---------------
     recorder(&env, "stop-recording").await;
@@ -494,7 +475,7 @@ async fn infra_e2e_the_packaged_functions_run_against_what_terraform_applied() {
         eprintln!("infra_e2e: {function} made {calls:?}, each allowed by its role");
     }
 
-    // --- 5. the SIEM's notification queue --------------------------------------------------------
+    // --- 6. the SIEM's notification queue --------------------------------------------------------
     check_alert_notifications(&d, &sdk, &recording).await;
 }
 
@@ -622,22 +603,107 @@ async fn check_alert_notifications(d: &Deployment, sdk: &aws_config::SdkConfig, 
     );
 }
 
-/// `{ $.a.b = "text" }` as the JSON pointer `/a/b` and the text.
-fn json_equality_pattern(pattern: &str) -> (String, String) {
-    let inner = pattern
-        .trim()
-        .strip_prefix('{')
-        .and_then(|p| p.strip_suffix('}'))
-        .unwrap_or_else(|| panic!("not a JSON filter pattern: {pattern}"));
-    let (selector, value) = inner
-        .split_once('=')
-        .unwrap_or_else(|| panic!("not an equality: {pattern}"));
-    let path = selector
-        .trim()
-        .strip_prefix("$.")
-        .unwrap_or_else(|| panic!("not a $. selector: {pattern}"));
-    let value = value.trim().trim_matches('"').to_owned();
-    (format!("/{}", path.replace('.', "/")), value)
+/// The dashboard and the alarms as applied (read back from the emulator by scripts/test) against
+/// the EMF lines the packaged functions wrote: one namespace, the functions' own; every metric the
+/// functions publish on the dashboard and nothing else; the re-consent and lag alarms on metrics
+/// the lines declare without dimensions, notifying the alarm topic, the lag's threshold three
+/// fetch periods (infra/ci/moto.tf keeps the default schedule, rate(5 minutes)).
+fn check_dashboard_and_alarms(d: &Deployment, refresh_stdout: &[String], fetcher_stdout: &[String]) {
+    let namespace = d.environment("token-refresh")["MSSP_METRICS_NAMESPACE"].clone();
+    assert_eq!(
+        d.environment("alert-fetcher")["MSSP_METRICS_NAMESPACE"],
+        namespace
+    );
+    let lines: Vec<Value> = refresh_stdout
+        .iter()
+        .chain(fetcher_stdout)
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    for doc in &lines {
+        let bad = crate::metrics::emf_violations(doc);
+        assert!(bad.is_empty(), "{bad:?}: {doc}");
+    }
+    let reconsent: f64 = lines
+        .iter()
+        .filter_map(|l| l["TenantsNeedingReconsent"].as_f64())
+        .sum();
+    assert_eq!(reconsent, 1.0, "the revoked tenant, once: {lines:?}");
+    // What the lines declare: (namespace, metric) → its dimension sets.
+    let mut declared: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for doc in &lines {
+        for directive in doc["_aws"]["CloudWatchMetrics"].as_array().into_iter().flatten() {
+            for m in directive["Metrics"].as_array().into_iter().flatten() {
+                let key = (
+                    directive["Namespace"].as_str().unwrap_or_default().to_owned(),
+                    m["Name"].as_str().unwrap_or_default().to_owned(),
+                );
+                for set in directive["Dimensions"].as_array().into_iter().flatten() {
+                    declared.entry(key.clone()).or_default().insert(set.to_string());
+                }
+            }
+        }
+    }
+
+    let dashboards = d.applied["dashboards"]
+        .as_object()
+        .expect("the dashboards read back");
+    assert_eq!(dashboards.len(), 1, "{dashboards:?}");
+    let body = dashboards.values().next().expect("the dashboard");
+    let mut shown: BTreeSet<String> = BTreeSet::new();
+    for widget in body["widgets"].as_array().expect("widgets") {
+        for m in widget["properties"]["metrics"].as_array().into_iter().flatten() {
+            let Some(ns) = m[0].as_str() else {
+                continue; // an expression
+            };
+            assert_eq!(ns, namespace, "{widget}");
+            shown.insert(m[1].as_str().expect("a metric name").to_owned());
+        }
+    }
+    let published: BTreeSet<String> = shared::metrics::Metric::ALL
+        .into_iter()
+        .filter(|m| m.on_lambda())
+        .map(|m| m.name().to_owned())
+        .collect();
+    assert_eq!(shown, published, "the dashboard shows exactly the functions' metrics");
+
+    let alarms = d.applied["alarms"].as_array().expect("the alarms read back");
+    let alarm = |metric: &str| -> &Value {
+        alarms
+            .iter()
+            .find(|a| a["MetricName"] == metric)
+            .unwrap_or_else(|| panic!("no alarm on {metric}: {alarms:?}"))
+    };
+    let topic = alarm("TenantsNeedingReconsent")["AlarmActions"].clone();
+    for (metric, statistic, threshold) in [
+        ("TenantsNeedingReconsent", "Sum", 0.0),
+        ("LagSeconds", "Maximum", 900.0),
+    ] {
+        let a = alarm(metric);
+        assert_eq!(a["Namespace"], namespace, "{a}");
+        assert_eq!(a["Statistic"], statistic, "{a}");
+        assert_eq!(a["Threshold"].as_f64(), Some(threshold), "{a}");
+        assert_eq!(a["ComparisonOperator"], "GreaterThanThreshold", "{a}");
+        assert!(
+            a["Dimensions"].as_array().is_none_or(Vec::is_empty),
+            "a fleet alarm: {a}"
+        );
+        assert!(
+            a["AlarmActions"]
+                .as_array()
+                .is_some_and(|t| t.len() == 1 && t[0].as_str().is_some_and(|t| t.contains(":sns:"))),
+            "{a}"
+        );
+        assert_eq!(a["AlarmActions"], topic, "one alarm topic");
+        let sets = declared
+            .get(&(namespace.clone(), metric.to_owned()))
+            .unwrap_or_else(|| panic!("no function wrote {metric}: {declared:?}"));
+        assert!(sets.contains("[]"), "{metric} is published without dimensions: {sets:?}");
+    }
+    eprintln!(
+        "infra_e2e: the dashboard shows the {} metrics the functions write ({namespace}); the \
+         re-consent and lag alarms watch metrics their EMF lines declare",
+        shown.len()
+    );
 }
 
 /// Receives from `queue` (long polling, ten at a time) until `enough` holds for what arrived, a
@@ -667,8 +733,13 @@ async fn receive_until(
     messages
 }
 
-/// The fetcher's part: dispatch on the schedule, then the work items as an SQS event.
-async fn fetch_every_tenant(d: &Deployment, env: &TestEnv, sdk: &aws_config::SdkConfig) {
+/// The fetcher's part: dispatch on the schedule, then the work items as an SQS event. Returns what
+/// the fetcher wrote to stdout (its metrics).
+async fn fetch_every_tenant(
+    d: &Deployment,
+    env: &TestEnv,
+    sdk: &aws_config::SdkConfig,
+) -> Vec<String> {
     let fetcher_env = d.environment("alert-fetcher");
     let fetcher = d.spawn(env, "alert-fetcher", &[]).await;
 
@@ -797,6 +868,7 @@ async fn fetch_every_tenant(d: &Deployment, env: &TestEnv, sdk: &aws_config::Sdk
         messages.len(),
         objects.contents().len()
     );
+    fetcher.stdout()
 }
 
 // --- a fresh account's concurrency quota -------------------------------------------------------

@@ -23,6 +23,7 @@ mod infra_iam;
 mod lambda_world;
 mod late;
 mod malformed_events;
+mod metrics;
 mod no_secrets_in_logs;
 mod onboarding;
 mod partial;
