@@ -355,10 +355,12 @@ impl Observation {
                 | FetchFlowError::Store(_) => (None, true),
             },
         };
-        let api = api.or_else(|| report.and_then(from_report)).or(match result {
-            Err(FetchFlowError::SiemRegion { .. }) => Some(AlertApi::Siem),
-            _ => None,
-        });
+        let api = api
+            .or_else(|| report.and_then(from_report))
+            .or(match result {
+                Err(FetchFlowError::SiemRegion { .. }) => Some(AlertApi::Siem),
+                _ => None,
+            });
         let mut o = Observation::new("fetch", api, Some(tenant));
         if let Some(r) = report {
             o = o
@@ -740,7 +742,9 @@ mod tests {
     }
 
     fn at() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).single().expect("time")
+        Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5)
+            .single()
+            .expect("time")
     }
 
     fn config(per_tenant: bool) -> MetricsConfig {

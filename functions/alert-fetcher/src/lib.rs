@@ -343,7 +343,10 @@ async fn direct_invoke(
                 hooks: &NoHooks,
             };
             let fetched = fetch_tenant(deps, &tenant_id, &opts).await;
-            emit(deps, metrics::observe_fetch(deps, &tenant_id, &fetched).await);
+            emit(
+                deps,
+                metrics::observe_fetch(deps, &tenant_id, &fetched).await,
+            );
             Ok(Answer::FetchedNow(FetchedNow {
                 tenant_id,
                 report: fetched?,

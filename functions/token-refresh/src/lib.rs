@@ -27,8 +27,8 @@ use shared::flows::refresh::{
     RefreshError, RefreshOutcome, RefreshSummary, refresh_all, refresh_tenant,
 };
 use shared::lambda::Event;
-use shared::metrics::Observation;
 pub use shared::lambda::{SAFETY_MARGIN_MAX, stop_at};
+use shared::metrics::Observation;
 use shared::ports::StoreError;
 
 /// The event shapes this function accepts, quoted in [`HandlerError::InvalidEvent`].

@@ -225,7 +225,7 @@ async fn metrics_match_the_sink(
     sink: &FileAlertSink,
     serve: &Serve,
 ) {
-    let scrape = || async {
+    let scrape = move || async move {
         let resp = http
             .get(format!("{public}/metrics"))
             .send()
@@ -255,7 +255,8 @@ async fn metrics_match_the_sink(
         };
         let all = tenants.iter().all(|(id, api)| {
             let records = sink.records(Some(&tid(id))).map(|r| r.len()).unwrap_or(0);
-            counted("mssp_alerts_delivered_total", id, api) + counted("mssp_late_alerts_total", id, api)
+            counted("mssp_alerts_delivered_total", id, api)
+                + counted("mssp_late_alerts_total", id, api)
                 == records as f64
         });
         if all {
@@ -281,9 +282,7 @@ async fn metrics_match_the_sink(
     assert_eq!(families["mssp_lag_seconds"].kind, "gauge");
     assert_eq!(families["mssp_alerts_delivered_total"].kind, "counter");
     assert!(
-        families["mssp_tokens_refreshed_total"]
-            .value(&[])
-            .is_some(),
+        families["mssp_tokens_refreshed_total"].value(&[]).is_some(),
         "{text}"
     );
     for gauge in [

@@ -509,6 +509,8 @@ fn placeholder(var: &str) -> &'static str {
         "eu"
     } else if var.ends_with("_CONCURRENCY") {
         "4"
+    } else if var == ServiceConfig::METRICS_PER_TENANT_VAR {
+        "true"
     } else {
         "placeholder"
     }

@@ -608,7 +608,11 @@ async fn check_alert_notifications(d: &Deployment, sdk: &aws_config::SdkConfig, 
 /// functions publish on the dashboard and nothing else; the re-consent and lag alarms on metrics
 /// the lines declare without dimensions, notifying the alarm topic, the lag's threshold three
 /// fetch periods (infra/ci/moto.tf keeps the default schedule, rate(5 minutes)).
-fn check_dashboard_and_alarms(d: &Deployment, refresh_stdout: &[String], fetcher_stdout: &[String]) {
+fn check_dashboard_and_alarms(
+    d: &Deployment,
+    refresh_stdout: &[String],
+    fetcher_stdout: &[String],
+) {
     let namespace = d.environment("token-refresh")["MSSP_METRICS_NAMESPACE"].clone();
     assert_eq!(
         d.environment("alert-fetcher")["MSSP_METRICS_NAMESPACE"],
@@ -631,14 +635,24 @@ fn check_dashboard_and_alarms(d: &Deployment, refresh_stdout: &[String], fetcher
     // What the lines declare: (namespace, metric) → its dimension sets.
     let mut declared: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
     for doc in &lines {
-        for directive in doc["_aws"]["CloudWatchMetrics"].as_array().into_iter().flatten() {
+        for directive in doc["_aws"]["CloudWatchMetrics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             for m in directive["Metrics"].as_array().into_iter().flatten() {
                 let key = (
-                    directive["Namespace"].as_str().unwrap_or_default().to_owned(),
+                    directive["Namespace"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
                     m["Name"].as_str().unwrap_or_default().to_owned(),
                 );
                 for set in directive["Dimensions"].as_array().into_iter().flatten() {
-                    declared.entry(key.clone()).or_default().insert(set.to_string());
+                    declared
+                        .entry(key.clone())
+                        .or_default()
+                        .insert(set.to_string());
                 }
             }
         }
@@ -651,7 +665,11 @@ fn check_dashboard_and_alarms(d: &Deployment, refresh_stdout: &[String], fetcher
     let body = dashboards.values().next().expect("the dashboard");
     let mut shown: BTreeSet<String> = BTreeSet::new();
     for widget in body["widgets"].as_array().expect("widgets") {
-        for m in widget["properties"]["metrics"].as_array().into_iter().flatten() {
+        for m in widget["properties"]["metrics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             let Some(ns) = m[0].as_str() else {
                 continue; // an expression
             };
@@ -664,9 +682,14 @@ fn check_dashboard_and_alarms(d: &Deployment, refresh_stdout: &[String], fetcher
         .filter(|m| m.on_lambda())
         .map(|m| m.name().to_owned())
         .collect();
-    assert_eq!(shown, published, "the dashboard shows exactly the functions' metrics");
+    assert_eq!(
+        shown, published,
+        "the dashboard shows exactly the functions' metrics"
+    );
 
-    let alarms = d.applied["alarms"].as_array().expect("the alarms read back");
+    let alarms = d.applied["alarms"]
+        .as_array()
+        .expect("the alarms read back");
     let alarm = |metric: &str| -> &Value {
         alarms
             .iter()
@@ -697,7 +720,10 @@ fn check_dashboard_and_alarms(d: &Deployment, refresh_stdout: &[String], fetcher
         let sets = declared
             .get(&(namespace.clone(), metric.to_owned()))
             .unwrap_or_else(|| panic!("no function wrote {metric}: {declared:?}"));
-        assert!(sets.contains("[]"), "{metric} is published without dimensions: {sets:?}");
+        assert!(
+            sets.contains("[]"),
+            "{metric} is published without dimensions: {sets:?}"
+        );
     }
     eprintln!(
         "infra_e2e: the dashboard shows the {} metrics the functions write ({namespace}); the \

@@ -197,9 +197,14 @@ pub fn calls_of(entry: &Value, arns: &Arns) -> Option<(String, Vec<Call>)> {
                 }
                 "dynamodb" => {
                     let table = body["TableName"].as_str()?;
+                    // A Query of an index is authorized on the index's ARN.
+                    let resource = match body["IndexName"].as_str() {
+                        Some(index) => format!("table/{table}/index/{index}"),
+                        None => format!("table/{table}"),
+                    };
                     calls.push(Call::new(
                         &format!("dynamodb:{operation}"),
-                        &arns.arn("dynamodb", &format!("table/{table}")),
+                        &arns.arn("dynamodb", &resource),
                     ));
                 }
                 "sqs" => {

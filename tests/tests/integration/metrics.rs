@@ -80,7 +80,9 @@ pub(crate) fn emf_violations(doc: &Value) -> Vec<String> {
     }
     match aws.get("Timestamp").and_then(Value::as_i64) {
         Some(ms) if ms > 1_000_000_000_000 => {}
-        Some(ms) => bad.push(format!("Timestamp {ms} is not milliseconds since the epoch")),
+        Some(ms) => bad.push(format!(
+            "Timestamp {ms} is not milliseconds since the epoch"
+        )),
         None => bad.push("Timestamp is missing or not an integer".into()),
     }
     let Some(directives) = aws.get("CloudWatchMetrics").and_then(Value::as_array) else {
@@ -140,7 +142,9 @@ pub(crate) fn emf_violations(doc: &Value) -> Vec<String> {
         }
         for m in metrics {
             let Some(m) = m.as_object() else {
-                bad.push(format!("directive {i}: a MetricDefinition is not an object"));
+                bad.push(format!(
+                    "directive {i}: a MetricDefinition is not an object"
+                ));
                 continue;
             };
             for k in m.keys() {
@@ -409,7 +413,11 @@ fn the_validator_refuses_what_the_specification_forbids() {
         ("/V", json!((0..101).collect::<Vec<_>>())),
         (
             "/_aws/CloudWatchMetrics/0/Metrics",
-            json!((0..101).map(|i| json!({"Name": format!("m{i}")})).collect::<Vec<_>>()),
+            json!(
+                (0..101)
+                    .map(|i| json!({"Name": format!("m{i}")}))
+                    .collect::<Vec<_>>()
+            ),
         ),
         (
             "/_aws/CloudWatchMetrics/0/Metrics/1",
@@ -635,7 +643,10 @@ fn the_prometheus_reader_refuses_what_the_format_forbids() {
                 a_total{x=\"q\\\"\\\\\\n\",y=\"2\"} 3\na_total 1.5\n# TYPE b gauge\nb -2\n";
     let f = parse_prometheus(good).expect("valid");
     assert_eq!(f["a_total"].help, "Things, \\ and \n.");
-    assert_eq!(f["a_total"].value(&[("x", "q\"\\\n"), ("y", "2")]), Some(3.0));
+    assert_eq!(
+        f["a_total"].value(&[("x", "q\"\\\n"), ("y", "2")]),
+        Some(3.0)
+    );
     assert_eq!(f["b"].value(&[]), Some(-2.0));
     for bad in [
         "# TYPE a counter\na 1\n",
