@@ -241,12 +241,91 @@ impl fmt::Display for TenantStatus {
 pub struct ConsentProvenance {
     /// The consenting user's UPN (delegated) or the admin-consent marker (application).
     pub consented_by: Option<String>,
-    /// When the consent was completed.
+    /// When the consent was completed (adopted: when the grant was verified; the admin's own
+    /// grant is older).
     pub consented_at: DateTime<Utc>,
     /// Roles (application) or scopes (delegated) in the verified token.
     pub granted: Vec<String>,
     /// The model consented to.
     pub auth_model: AuthModel,
+    /// How the grant was established.
+    #[serde(default)]
+    pub method: ConsentMethod,
+    /// What was verified before the tenant was activated without a click (adopted only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<String>,
+}
+
+/// How a tenant's grant was established.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentMethod {
+    /// The customer's admin or user went through our consent link.
+    #[default]
+    Consent,
+    /// The admin had already granted the app's roles: a client-credentials token's `tid` and
+    /// `roles` were verified and the tenant activated without a click.
+    Adopted,
+}
+
+impl ConsentMethod {
+    /// `consent` or `adopted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsentMethod::Consent => "consent",
+            ConsentMethod::Adopted => "adopted",
+        }
+    }
+}
+
+impl fmt::Display for ConsentMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The Defender region a tenant's data lives in, as the legacy SIEM API's exporters are split
+/// (`wdatp-alertexporter-{eu,us,uk}`, reference §1.4). Recorded on the tenant when the operator
+/// names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Region {
+    /// European Union.
+    Eu,
+    /// United States.
+    Us,
+    /// United Kingdom.
+    Uk,
+}
+
+impl Region {
+    /// Every region.
+    pub const ALL: [Region; 3] = [Region::Eu, Region::Us, Region::Uk];
+
+    /// `eu`, `us`, `uk`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Region::Eu => "eu",
+            Region::Us => "us",
+            Region::Uk => "uk",
+        }
+    }
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Region {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Region::ALL
+            .into_iter()
+            .find(|r| r.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| "expected eu, us or uk".to_string())
+    }
 }
 
 /// The result of the last refresh or fetch of a tenant.
@@ -273,6 +352,9 @@ pub struct Tenant {
     pub alert_api: AlertApi,
     /// Which Microsoft cloud.
     pub cloud: Cloud,
+    /// The Defender region, when the operator named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<Region>,
     /// Lifecycle state.
     pub status: TenantStatus,
     /// Consent provenance, once consented.
@@ -319,6 +401,7 @@ impl Tenant {
             auth_model,
             alert_api,
             cloud,
+            region: None,
             status: TenantStatus::PendingConsent,
             consent: None,
             created_at: now,
