@@ -64,7 +64,11 @@ pub fn format_of(path: &Path, text: &str) -> FileFormat {
     match ext.as_deref() {
         Some("csv") => FileFormat::Csv,
         Some("jsonl" | "ndjson" | "json") => FileFormat::JsonLines,
-        _ if text.trim_start_matches('\u{feff}').trim_start().starts_with('{') => {
+        _ if text
+            .trim_start_matches('\u{feff}')
+            .trim_start()
+            .starts_with('{') =>
+        {
             FileFormat::JsonLines
         }
         _ => FileFormat::Csv,
@@ -358,7 +362,7 @@ mod tests {
     fn csv_fields_follow_rfc_4180_quoting() {
         assert_eq!(
             split_csv(r#"a, "b, c" ,"say ""hi""",,d"#).expect("valid"),
-vec!["a", "b, c", "say \"hi\"", "", "d"]
+            vec!["a", "b, c", "say \"hi\"", "", "d"]
         );
         assert!(split_csv(r#"a,"open"#).is_err());
         assert!(split_csv(r#"a,b"c"#).is_err());
@@ -380,7 +384,11 @@ vec!["a", "b, c", "say \"hi\"", "", "d"]
         assert_eq!(p.format, FileFormat::Csv);
         assert!(p.bad.is_empty(), "{:?}", p.bad);
         let lines: Vec<usize> = p.tenants.iter().map(|l| l.number).collect();
-        assert_eq!(lines, vec![2, 4], "physical line numbers, blank lines counted");
+        assert_eq!(
+            lines,
+            vec![2, 4],
+            "physical line numbers, blank lines counted"
+        );
         let c = &p.tenants[0].tenant;
         assert_eq!(c.new.display_name, "Contoso, Ltd");
         assert_eq!(c.new.alert_api, AlertApi::Graph);
@@ -410,7 +418,10 @@ vec!["a", "b, c", "say \"hi\"", "", "d"]
             .collect();
         assert_eq!(bad.len(), 6, "{bad:?}");
         assert!(bad[0].0 == 3 && bad[0].1.contains("GUID"), "{bad:?}");
-        assert!(bad[1].0 == 4 && bad[1].1.contains("delegated-v1"), "{bad:?}");
+        assert!(
+            bad[1].0 == 4 && bad[1].1.contains("delegated-v1"),
+            "{bad:?}"
+        );
         assert!(bad[2].0 == 5 && bad[2].1.contains("region"), "{bad:?}");
         assert!(bad[3].0 == 6 && bad[3].1.contains("4 fields"), "{bad:?}");
         assert!(bad[4].0 == 7 && bad[4].1.contains("line 2"), "{bad:?}");

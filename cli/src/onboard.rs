@@ -61,7 +61,11 @@ pub async fn add(b: &Backend, a: AddTenant, json: bool) -> Result<Exit, CliError
         Adoption::Pending {
             consent_link,
             reason,
-        } => (Some(consent_link.clone()), Some(reason.to_string()), Exit::Ok),
+        } => (
+            Some(consent_link.clone()),
+            Some(reason.to_string()),
+            Exit::Ok,
+        ),
         Adoption::Unverified { reason } => (
             Some(consent_link(&b.deps, t).await?),
             Some(reason.clone()),
@@ -400,6 +404,10 @@ fn write_links(path: &Path, rows: &[LineResult]) -> Result<(), CliError> {
         out.push_str(&fields.join(","));
         out.push('\n');
     }
-    write_atomic(path, out.as_bytes(), false)
-        .map_err(|e| CliError::io(format!("writing the consent links to {}", path.display()), e))
+    write_atomic(path, out.as_bytes(), false).map_err(|e| {
+        CliError::io(
+            format!("writing the consent links to {}", path.display()),
+            e,
+        )
+    })
 }

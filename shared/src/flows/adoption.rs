@@ -197,8 +197,7 @@ impl Onboarder {
         let entra = self.entra(s, new.cloud)?;
         let scope = default_scope(new.alert_api);
         let now = s.clock.now();
-        let token = match with_retries(s, || entra.client_credentials(&new.id, &scope, now)).await
-        {
+        let token = match with_retries(s, || entra.client_credentials(&new.id, &scope, now)).await {
             Ok(t) => t,
             Err(
                 IdentityError::TenantNotConsented { code, .. }
@@ -425,11 +424,7 @@ async fn adopt(
             accepted.join(" or ")
         )
     };
-    let verified = format!(
-        "client-credentials token minted {}: tid is {}; {roles}",
-        now.format("%Y-%m-%d %H:%M:%SZ"),
-        new.id
-    );
+    let verified = format!("client-credentials token: tid is {}; {roles}", new.id);
     store_tokens(s, &new.id, AuthModel::Application, token, scope).await?;
     let provenance = ConsentProvenance {
         consented_by: Some("tenant administrator (granted before onboarding)".into()),
@@ -508,13 +503,12 @@ pub async fn import(
         })
         .collect();
     let o = &o;
-    let mut results: Vec<(usize, Result<Onboarding, ConsentError>)> =
-        futures::stream::iter(jobs)
-            .map(|(i, req, existing)| async move { (i, onboard_known(s, o, req, existing).await) })
-            .buffer_unordered(concurrency.clamp(1, MAX_IMPORT_CONCURRENCY))
-            .inspect(|(_, r)| done(r))
-            .collect()
-            .await;
+    let mut results: Vec<(usize, Result<Onboarding, ConsentError>)> = futures::stream::iter(jobs)
+        .map(|(i, req, existing)| async move { (i, onboard_known(s, o, req, existing).await) })
+        .buffer_unordered(concurrency.clamp(1, MAX_IMPORT_CONCURRENCY))
+        .inspect(|(_, r)| done(r))
+        .collect()
+        .await;
     results.sort_by_key(|(i, _)| *i);
     Ok(ImportReport {
         results: results.into_iter().map(|(_, r)| r).collect(),

@@ -212,7 +212,10 @@ pub async fn start_onboarding(s: &Deps, new: NewTenant) -> Result<Onboarded, Con
 
 /// The backfill a new tenant asks for: its horizon before `now`, up to where the regular fetch's
 /// coverage starts.
-pub(crate) fn backfill_of(new: &NewTenant, now: chrono::DateTime<chrono::Utc>) -> Option<BackfillRequest> {
+pub(crate) fn backfill_of(
+    new: &NewTenant,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<BackfillRequest> {
     new.backfill.map(|h| BackfillRequest {
         since: now - h,
         until: None,

@@ -29,3 +29,4 @@ mod partial;
 mod refresh;
 mod refresh_lambda;
 mod siem_keys;
+mod tenants_import;
