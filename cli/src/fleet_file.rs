@@ -1,6 +1,6 @@
 //! The file `mssp tenants import` reads: one tenant per line, as CSV with a header or as JSON
 //! lines, with the values `mssp tenants add` takes (`id`, `name`, `model`, `api`, and optionally
-//! `region` and `cloud`), checked by the same parsers. A bad line is reported with its number and
+//! `siem_region` — or `region` — and `cloud`), checked by the same parsers and rules. A bad line is reported with its number and
 //! skipped; only a file whose shape cannot be read (no header, an unknown or missing column) is
 //! refused as a whole.
 
@@ -9,8 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use shared::config::Cloud;
-use shared::domain::{AlertApi, AuthModel, Region, TenantId};
-use shared::flows::adoption::ToOnboard;
+use shared::domain::{AlertApi, AuthModel, SiemRegion, TenantId};
 use shared::flows::onboarding::NewTenant;
 
 /// Longest customer name accepted.
@@ -31,7 +30,7 @@ pub struct Line {
     /// The line number.
     pub number: usize,
     /// The tenant.
-    pub tenant: ToOnboard,
+    pub tenant: NewTenant,
 }
 
 /// A line that could not be read, and why.
@@ -116,13 +115,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Parsed, String> {
         };
         let checked = read.and_then(|fields| {
             let tenant = fields.tenant()?;
-            match seen.get(&tenant.new.id) {
-                Some(first) => Err(format!(
-                    "tenant {} is already on line {first}",
-                    tenant.new.id
-                )),
+            match seen.get(&tenant.id) {
+                Some(first) => Err(format!("tenant {} is already on line {first}", tenant.id)),
                 None => {
-                    seen.insert(tenant.new.id.clone(), number);
+                    seen.insert(tenant.id.clone(), number);
                     Ok(tenant)
                 }
             }
@@ -143,8 +139,8 @@ struct Fields {
     name: String,
     model: String,
     api: String,
-    #[serde(default)]
-    region: Option<String>,
+    #[serde(default, alias = "region")]
+    siem_region: Option<String>,
     #[serde(default)]
     cloud: Option<String>,
 }
@@ -161,7 +157,7 @@ fn shown(v: &str) -> String {
 
 impl Fields {
     /// The tenant, checked as `mssp tenants add` checks its arguments.
-    fn tenant(self) -> Result<ToOnboard, String> {
+    fn tenant(self) -> Result<NewTenant, String> {
         let id = TenantId::parse(&self.id).map_err(|e| format!("id {}: {e}", shown(&self.id)))?;
         let name = self.name.trim();
         if name.is_empty() {
@@ -181,11 +177,14 @@ impl Fields {
             .api
             .parse()
             .map_err(|e| format!("api {}: {e}", shown(&self.api)))?;
-        let region = match self.region.as_deref().map(str::trim) {
+        let siem_region = match self.siem_region.as_deref().map(str::trim) {
             None | Some("") => None,
+            Some(_) if api != AlertApi::Siem => {
+                return Err("siem_region applies to tenants read through the siem API only".into());
+            }
             Some(r) => Some(
-                r.parse::<Region>()
-                    .map_err(|e| format!("region {}: {e}", shown(r)))?,
+                r.parse::<SiemRegion>()
+                    .map_err(|e| format!("siem_region {}: {e}", shown(r)))?,
             ),
         };
         let cloud = match self.cloud.as_deref().map(str::trim) {
@@ -194,23 +193,23 @@ impl Fields {
                 .parse::<Cloud>()
                 .map_err(|e| format!("cloud {}: {e}", shown(c)))?,
         };
-        Ok(ToOnboard {
-            new: NewTenant {
-                id,
-                display_name: name.to_string(),
-                auth_model: model,
-                alert_api: api,
-                cloud,
-                backfill: None,
-            },
-            region,
+        Ok(NewTenant {
+            id,
+            display_name: name.to_string(),
+            auth_model: model,
+            alert_api: api,
+            cloud,
+            backfill: None,
+            siem_region,
         })
     }
 }
 
 fn json_row(line: &str) -> Result<Fields, String> {
     serde_json::from_str(line).map_err(|e| {
-        format!("not a JSON object with id, name, model, api and optionally region, cloud: {e}")
+        format!(
+            "not a JSON object with id, name, model, api and optionally siem_region, cloud: {e}"
+        )
     })
 }
 
@@ -226,7 +225,7 @@ enum Column {
     Name,
     Model,
     Api,
-    Region,
+    SiemRegion,
     Cloud,
 }
 
@@ -236,7 +235,7 @@ impl Column {
         (Column::Name, "name"),
         (Column::Model, "model"),
         (Column::Api, "api"),
-        (Column::Region, "region"),
+        (Column::SiemRegion, "siem_region"),
         (Column::Cloud, "cloud"),
     ];
 }
@@ -251,10 +250,14 @@ impl Header {
                 .iter()
                 .find(|(_, n)| n.eq_ignore_ascii_case(name))
                 .map(|(c, _)| *c)
+                .or_else(|| {
+                    name.eq_ignore_ascii_case("region")
+                        .then_some(Column::SiemRegion)
+                })
                 .ok_or_else(|| {
                     format!(
                         "the header names a column {}; the columns are id, name, model, api, \
-                         region, cloud",
+                         siem_region (or region), cloud",
                         shown(name)
                     )
                 })?;
@@ -267,7 +270,7 @@ impl Header {
             if !columns.contains(required) {
                 return Err(format!(
                     "the header has no {name} column (the first line names the columns: \
-                     id,name,model,api and optionally region,cloud)"
+                     id,name,model,api and optionally siem_region,cloud)"
                 ));
             }
         }
@@ -290,7 +293,7 @@ impl Header {
                 Column::Name => f.name = value,
                 Column::Model => f.model = value,
                 Column::Api => f.api = value,
-                Column::Region => f.region = Some(value),
+                Column::SiemRegion => f.siem_region = Some(value),
                 Column::Cloud => f.cloud = Some(value),
             }
         }
@@ -390,25 +393,26 @@ mod tests {
             "physical line numbers, blank lines counted"
         );
         let c = &p.tenants[0].tenant;
-        assert_eq!(c.new.display_name, "Contoso, Ltd");
-        assert_eq!(c.new.alert_api, AlertApi::Graph);
-        assert_eq!(c.new.cloud, Cloud::Gcc);
-        assert_eq!(p.tenants[1].tenant.new.cloud, Cloud::Commercial);
-        assert_eq!(p.tenants[1].tenant.region, None);
+        assert_eq!(c.display_name, "Contoso, Ltd");
+        assert_eq!(c.alert_api, AlertApi::Graph);
+        assert_eq!(c.cloud, Cloud::Gcc);
+        assert_eq!(p.tenants[1].tenant.cloud, Cloud::Commercial);
+        assert_eq!(p.tenants[1].tenant.siem_region, None);
     }
 
     #[test]
     fn a_bad_line_fails_alone_with_its_number_and_reason() {
         let text = format!(
             "id,name,model,api,region\n\
-             {A},Contoso,application,graph,eu\n\
+             {A},Contoso,application,siem,eu\n\
              not-a-guid,X,application,graph,\n\
              {B},Fabrikam,delegated,mde,\n\
-             {B},Fabrikam,delegated-v2,mde,mars\n\
+             {B},Fabrikam,delegated-v1,siem,mars\n\
              {B},Fabrikam,delegated-v2,mde\n\
              {A},Again,application,mde,\n\
              {B},  ,application,mde,\n\
-             {B},Fabrikam,delegated-v2,mde,UK\n"
+             {B},Fabrikam,delegated-v2,mde,uk\n\
+             {B},Fabrikam,delegated-v1,siem,UK\n"
         );
         let p = parse(Path::new("fleet.csv"), &text).expect("readable");
         let bad: Vec<(usize, &str)> = p
@@ -416,27 +420,33 @@ mod tests {
             .iter()
             .map(|b| (b.number, b.reason.as_str()))
             .collect();
-        assert_eq!(bad.len(), 6, "{bad:?}");
-        assert!(bad[0].0 == 3 && bad[0].1.contains("GUID"), "{bad:?}");
-        assert!(
-            bad[1].0 == 4 && bad[1].1.contains("delegated-v1"),
-            "{bad:?}"
-        );
-        assert!(bad[2].0 == 5 && bad[2].1.contains("region"), "{bad:?}");
-        assert!(bad[3].0 == 6 && bad[3].1.contains("4 fields"), "{bad:?}");
-        assert!(bad[4].0 == 7 && bad[4].1.contains("line 2"), "{bad:?}");
-        assert!(bad[5].0 == 8 && bad[5].1.contains("name"), "{bad:?}");
+        let expected = [
+            (3, "GUID"),
+            (4, "delegated-v1"),
+            (5, "siem_region \"mars\""),
+            (6, "4 fields"),
+            (7, "line 2"),
+            (8, "name"),
+            (9, "siem API only"),
+        ];
+        assert_eq!(bad.len(), expected.len(), "{bad:?}");
+        for ((line, reason), (want_line, says)) in bad.iter().zip(expected) {
+            assert!(
+                *line == want_line && reason.contains(says),
+                "line {want_line} should say {says:?}: {bad:?}"
+            );
+        }
         let good: Vec<usize> = p.tenants.iter().map(|l| l.number).collect();
-        assert_eq!(good, vec![2, 9]);
-        assert_eq!(p.tenants[0].tenant.region, Some(Region::Eu));
-        assert_eq!(p.tenants[1].tenant.region, Some(Region::Uk));
+        assert_eq!(good, vec![2, 10]);
+        assert_eq!(p.tenants[0].tenant.siem_region, Some(SiemRegion::Eu));
+        assert_eq!(p.tenants[1].tenant.siem_region, Some(SiemRegion::Uk));
     }
 
     #[test]
     fn json_lines_are_told_by_extension_or_first_character() {
         let text = format!(
             "{{\"id\":\"{A}\",\"name\":\"Contoso\",\"model\":\"application\",\"api\":\"graph\"}}\n\
-             {{\"id\":\"{B}\",\"name\":\"Fabrikam\",\"model\":\"application\",\"api\":\"mde\",\"region\":\"us\",\"cloud\":\"dod\"}}\n\
+             {{\"id\":\"{B}\",\"name\":\"Fabrikam\",\"model\":\"application\",\"api\":\"siem\",\"siem_region\":\"us\",\"cloud\":\"dod\"}}\n\
              {{\"id\":\"{B}\",\"nme\":\"typo\"}}\n\
              not json\n"
         );
@@ -444,7 +454,7 @@ mod tests {
             let p = parse(Path::new(path), &text).expect("readable");
             assert_eq!(p.format, FileFormat::JsonLines, "{path}");
             assert_eq!(p.tenants.len(), 2);
-            assert_eq!(p.tenants[1].tenant.new.cloud, Cloud::Dod);
+            assert_eq!(p.tenants[1].tenant.cloud, Cloud::Dod);
             assert_eq!(
                 p.bad.iter().map(|b| b.number).collect::<Vec<_>>(),
                 vec![3, 4]

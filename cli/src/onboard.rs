@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use shared::adapters::local::write_atomic;
-use shared::domain::{AuthModel, Tenant};
-use shared::flows::adoption::{self, Adoption, Onboarding, PendingReason, ToOnboard};
+use shared::domain::{AlertApi, AuthModel, Tenant};
+use shared::flows::adoption::{self, Adoption, Onboarding, PendingReason};
 use shared::flows::onboarding::{ConsentError, NewTenant, consent_link};
 
 use crate::args::{AddTenant, ImportTenants};
@@ -36,19 +36,24 @@ pub async fn add(b: &Backend, a: AddTenant, json: bool) -> Result<Exit, CliError
                 })
         })
         .transpose()?;
+    if a.siem_region.is_some() && a.api != AlertApi::Siem {
+        return Err(CliError::Usage(
+            "--siem-region applies to tenants read through the siem API only".into(),
+        ));
+    }
+    let siem_region =
+        (a.api == AlertApi::Siem).then(|| a.siem_region.unwrap_or(b.deps.settings.siem_region));
     b.check_app().await?;
     let on = adoption::onboard(
         &b.deps,
-        ToOnboard {
-            new: NewTenant {
-                id: a.id,
-                display_name: a.name,
-                auth_model: a.model,
-                alert_api: a.api,
-                cloud: a.cloud,
-                backfill,
-            },
-            region: a.region,
+        NewTenant {
+            id: a.id,
+            display_name: a.name,
+            auth_model: a.model,
+            alert_api: a.api,
+            cloud: a.cloud,
+            backfill,
+            siem_region,
         },
     )
     .await?;
@@ -216,7 +221,7 @@ pub async fn import(b: &Backend, a: ImportTenants, json: bool) -> Result<Exit, C
         })
     };
     let numbers: Vec<usize> = parsed.tenants.iter().map(|l| l.number).collect();
-    let requests: Vec<ToOnboard> = parsed.tenants.into_iter().map(|l| l.tenant).collect();
+    let requests: Vec<NewTenant> = parsed.tenants.into_iter().map(|l| l.tenant).collect();
     let counter = progress.clone();
     let report = adoption::import(&b.deps, requests, a.concurrency.into(), &move |r| {
         counter.record(r)

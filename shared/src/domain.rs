@@ -201,6 +201,51 @@ impl FromStr for AlertApi {
     }
 }
 
+/// The regional exporter that serves a tenant's legacy SIEM API (reference §1.4): a tenant's
+/// detections are served only by its own region's `wdatp-alertexporter-{eu,us,uk}`; another
+/// region's exporter answers an empty list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SiemRegion {
+    /// `wdatp-alertexporter-eu`.
+    Eu,
+    /// `wdatp-alertexporter-us` (the only exporter of the US Government clouds).
+    #[default]
+    Us,
+    /// `wdatp-alertexporter-uk`.
+    Uk,
+}
+
+impl SiemRegion {
+    /// Every region.
+    pub const ALL: [SiemRegion; 3] = [SiemRegion::Eu, SiemRegion::Us, SiemRegion::Uk];
+
+    /// `eu`, `us`, `uk`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SiemRegion::Eu => "eu",
+            SiemRegion::Us => "us",
+            SiemRegion::Uk => "uk",
+        }
+    }
+}
+
+impl fmt::Display for SiemRegion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SiemRegion {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        SiemRegion::ALL
+            .into_iter()
+            .find(|r| r.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| "expected eu, us or uk".to_string())
+    }
+}
+
 /// Where a tenant stands (DESIGN §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -227,6 +272,24 @@ impl TenantStatus {
             TenantStatus::Suspended => "suspended",
             TenantStatus::Offboarded => "offboarded",
         }
+    }
+}
+
+impl FromStr for TenantStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [
+            TenantStatus::PendingConsent,
+            TenantStatus::Active,
+            TenantStatus::ReconsentRequired,
+            TenantStatus::Suspended,
+            TenantStatus::Offboarded,
+        ]
+        .into_iter()
+        .find(|t| t.as_str().eq_ignore_ascii_case(s.trim()))
+        .ok_or_else(|| {
+            "expected pending_consent, active, reconsent_required, suspended or offboarded".into()
+        })
     }
 }
 
@@ -284,50 +347,6 @@ impl fmt::Display for ConsentMethod {
     }
 }
 
-/// The Defender region a tenant's data lives in, as the legacy SIEM API's exporters are split
-/// (`wdatp-alertexporter-{eu,us,uk}`, reference §1.4). Recorded on the tenant when the operator
-/// names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Region {
-    /// European Union.
-    Eu,
-    /// United States.
-    Us,
-    /// United Kingdom.
-    Uk,
-}
-
-impl Region {
-    /// Every region.
-    pub const ALL: [Region; 3] = [Region::Eu, Region::Us, Region::Uk];
-
-    /// `eu`, `us`, `uk`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Region::Eu => "eu",
-            Region::Us => "us",
-            Region::Uk => "uk",
-        }
-    }
-}
-
-impl fmt::Display for Region {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Region {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Region::ALL
-            .into_iter()
-            .find(|r| r.as_str().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| "expected eu, us or uk".to_string())
-    }
-}
-
 /// The result of the last refresh or fetch of a tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outcome {
@@ -352,9 +371,6 @@ pub struct Tenant {
     pub alert_api: AlertApi,
     /// Which Microsoft cloud.
     pub cloud: Cloud,
-    /// The Defender region, when the operator named one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub region: Option<Region>,
     /// Lifecycle state.
     pub status: TenantStatus,
     /// Consent provenance, once consented.
@@ -372,6 +388,10 @@ pub struct Tenant {
     /// A backfill asked for and not finished yet (its progress is in the cursor).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backfill: Option<BackfillRequest>,
+    /// The SIEM exporter region, for a tenant read through the SIEM API (absent: the
+    /// deployment's default, `MSSP_SIEM_REGION`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub siem_region: Option<SiemRegion>,
     /// Optimistic-concurrency version, bumped on every write.
     pub version: u64,
 }
@@ -401,7 +421,6 @@ impl Tenant {
             auth_model,
             alert_api,
             cloud,
-            region: None,
             status: TenantStatus::PendingConsent,
             consent: None,
             created_at: now,
@@ -410,6 +429,7 @@ impl Tenant {
             last_fetch: None,
             consecutive_failures: 0,
             backfill: None,
+            siem_region: None,
             version: 0,
         }
     }

@@ -35,8 +35,7 @@ use super::onboarding::{
 use super::refresh::with_retries;
 use crate::config::Cloud;
 use crate::domain::{
-    AlertApi, AuthModel, ConsentMethod, ConsentProvenance, Outcome, Region, Tenant, TenantId,
-    TenantStatus,
+    AlertApi, AuthModel, ConsentMethod, ConsentProvenance, Outcome, Tenant, TenantId, TenantStatus,
 };
 use crate::microsoft::claims::{self, ClaimsError, TokenClaims};
 use crate::microsoft::identity::{EntraClient, IdentityError, TokenResponse, default_scope};
@@ -46,15 +45,6 @@ use crate::ports::{AppCredentials, StoreError};
 pub const IMPORT_CONCURRENCY: usize = 32;
 /// The most tenants an import verifies at once.
 pub const MAX_IMPORT_CONCURRENCY: usize = 64;
-
-/// A tenant to onboard, and its Defender region when the operator named one.
-#[derive(Debug, Clone)]
-pub struct ToOnboard {
-    /// The tenant.
-    pub new: NewTenant,
-    /// Its region, if named.
-    pub region: Option<Region>,
-}
 
 /// Why a tenant waits for its admin's (or a user's) click.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -258,17 +248,17 @@ enum Verified {
 /// Onboards one tenant (`mssp tenants add`): adopted when its admin already granted the app's
 /// roles, else registered pending with a consent link. An active or suspended tenant is left as
 /// it is ([`Adoption::AlreadyOnboarded`]).
-pub async fn onboard(s: &Deps, req: ToOnboard) -> Result<Onboarding, ConsentError> {
+pub async fn onboard(s: &Deps, new: NewTenant) -> Result<Onboarding, ConsentError> {
     let o = Onboarder::new(s).await?;
-    let existing = s.registry.get(&req.new.id).await?;
-    onboard_known(s, &o, req, existing).await
+    let existing = s.registry.get(&new.id).await?;
+    onboard_known(s, &o, new, existing).await
 }
 
 /// [`onboard`] with the tenant's stored record (if any) already read.
 async fn onboard_known(
     s: &Deps,
     o: &Onboarder,
-    req: ToOnboard,
+    new: NewTenant,
     existing: Option<Tenant>,
 ) -> Result<Onboarding, ConsentError> {
     if let Some(t) = existing.as_ref().filter(|t| done(t)) {
@@ -278,17 +268,17 @@ async fn onboard_known(
             adoption: Adoption::AlreadyOnboarded,
         });
     }
-    let (tenant, created, adoption) = match o.verify(s, &req.new).await? {
+    let (tenant, created, adoption) = match o.verify(s, &new).await? {
         Verified::Granted {
             token,
             claims,
             scope,
         } => {
-            let (t, created) = adopt(s, &req, existing, token, &claims, scope).await?;
+            let (t, created) = adopt(s, &new, existing, token, &claims, scope).await?;
             (t, created, Adoption::Adopted)
         }
         Verified::Pending(reason) => {
-            let (t, created) = register_pending(s, &req, existing).await?;
+            let (t, created) = register_pending(s, &new, existing).await?;
             let consent_link = consent_link_with(s, &o.creds, &t);
             (
                 t,
@@ -300,7 +290,7 @@ async fn onboard_known(
             )
         }
         Verified::Unverified(reason) => {
-            let (t, created) = register_pending(s, &req, existing).await?;
+            let (t, created) = register_pending(s, &new, existing).await?;
             (t, created, Adoption::Unverified { reason })
         }
     };
@@ -322,40 +312,45 @@ fn done(t: &Tenant) -> bool {
 }
 
 /// Writes what the operator said about the tenant onto its record.
-fn set_fields(t: &mut Tenant, req: &ToOnboard, now: chrono::DateTime<chrono::Utc>) {
-    t.display_name = req.new.display_name.clone();
-    t.auth_model = req.new.auth_model;
-    t.alert_api = req.new.alert_api;
-    t.cloud = req.new.cloud;
-    if req.region.is_some() {
-        t.region = req.region;
+fn set_fields(t: &mut Tenant, new: &NewTenant, now: chrono::DateTime<chrono::Utc>) {
+    t.display_name = new.display_name.clone();
+    t.auth_model = new.auth_model;
+    t.alert_api = new.alert_api;
+    t.cloud = new.cloud;
+    if new.siem_region.is_some() {
+        t.siem_region = new.siem_region;
     }
-    if let Some(b) = backfill_of(&req.new, now) {
+    if let Some(b) = backfill_of(new, now) {
         t.backfill = Some(b);
     }
 }
 
-/// Whether writing `req` onto `t` would change nothing.
-fn unchanged(t: &Tenant, req: &ToOnboard) -> bool {
-    t.display_name == req.new.display_name
-        && t.auth_model == req.new.auth_model
-        && t.alert_api == req.new.alert_api
-        && t.cloud == req.new.cloud
-        && req.region.is_none_or(|r| t.region == Some(r))
-        && req.new.backfill.is_none()
+/// Whether writing `new` onto `t` would change nothing.
+fn unchanged(t: &Tenant, new: &NewTenant) -> bool {
+    t.display_name == new.display_name
+        && t.auth_model == new.auth_model
+        && t.alert_api == new.alert_api
+        && t.cloud == new.cloud
+        && new.siem_region.is_none_or(|r| t.siem_region == Some(r))
+        && new.backfill.is_none()
         && t.status != TenantStatus::Offboarded
 }
 
-fn new_record(req: &ToOnboard, now: chrono::DateTime<chrono::Utc>) -> Tenant {
+/// A new record of `new`; a SIEM tenant without a region named gets the deployment's default
+/// recorded, as `mssp tenants add` does.
+fn new_record(s: &Deps, new: &NewTenant, now: chrono::DateTime<chrono::Utc>) -> Tenant {
     let mut t = Tenant::pending(
-        req.new.id.clone(),
-        req.new.display_name.clone(),
-        req.new.auth_model,
-        req.new.alert_api,
-        req.new.cloud,
+        new.id.clone(),
+        new.display_name.clone(),
+        new.auth_model,
+        new.alert_api,
+        new.cloud,
         now,
     );
-    set_fields(&mut t, req, now);
+    set_fields(&mut t, new, now);
+    if t.alert_api == AlertApi::Siem && t.siem_region.is_none() {
+        t.siem_region = Some(s.settings.siem_region);
+    }
     t
 }
 
@@ -363,31 +358,29 @@ fn new_record(req: &ToOnboard, now: chrono::DateTime<chrono::Utc>) -> Tenant {
 /// (an offboarded tenant becomes pending again). Returns the record and whether it was created.
 async fn register_pending(
     s: &Deps,
-    req: &ToOnboard,
+    new: &NewTenant,
     existing: Option<Tenant>,
 ) -> Result<(Tenant, bool), StoreError> {
     let now = s.clock.now();
     let existing = match existing {
         Some(t) => t,
         None => {
-            let t = new_record(req, now);
+            let t = new_record(s, new, now);
             match s.registry.create(&t).await {
                 Ok(()) => return Ok((t, true)),
-                Err(StoreError::Conflict) => s
-                    .registry
-                    .get(&req.new.id)
-                    .await?
-                    .ok_or(StoreError::Conflict)?,
+                Err(StoreError::Conflict) => {
+                    s.registry.get(&new.id).await?.ok_or(StoreError::Conflict)?
+                }
                 Err(e) => return Err(e),
             }
         }
     };
-    if done(&existing) || unchanged(&existing, req) {
+    if done(&existing) || unchanged(&existing, new) {
         return Ok((existing, false));
     }
     let t = s
-        .update_tenant(&req.new.id, |t| {
-            set_fields(t, req, now);
+        .update_tenant(&new.id, |t| {
+            set_fields(t, new, now);
             if t.status == TenantStatus::Offboarded {
                 t.status = TenantStatus::PendingConsent;
             }
@@ -399,14 +392,13 @@ async fn register_pending(
 /// Stores the verified token and activates the tenant with provenance "adopted".
 async fn adopt(
     s: &Deps,
-    req: &ToOnboard,
+    new: &NewTenant,
     existing: Option<Tenant>,
     token: TokenResponse,
     claims: &TokenClaims,
     scope: String,
 ) -> Result<(Tenant, bool), StoreError> {
     let now = s.clock.now();
-    let new = &req.new;
     let granted: Vec<String> = claims.granted().iter().map(|g| sanitize(g, 128)).collect();
     let accepted = new.alert_api.app_roles();
     let roles = if accepted.is_empty() {
@@ -435,7 +427,7 @@ async fn adopt(
         verified: Some(verified),
     };
     let activate = |t: &mut Tenant| {
-        set_fields(t, req, now);
+        set_fields(t, new, now);
         t.status = TenantStatus::Active;
         t.consent = Some(provenance.clone());
         t.consecutive_failures = 0;
@@ -446,7 +438,7 @@ async fn adopt(
         });
     };
     let created = if existing.is_none() {
-        let mut t = new_record(req, now);
+        let mut t = new_record(s, new, now);
         activate(&mut t);
         match s.registry.create(&t).await {
             Ok(()) => Some(t),
@@ -482,7 +474,7 @@ pub struct ImportReport {
 /// another. Fails as a whole only when the app credentials or the registry cannot be read.
 pub async fn import(
     s: &Deps,
-    tenants: Vec<ToOnboard>,
+    tenants: Vec<NewTenant>,
     concurrency: usize,
     done: &(dyn Fn(&Result<Onboarding, ConsentError>) + Sync),
 ) -> Result<ImportReport, StoreError> {
@@ -497,14 +489,14 @@ pub async fn import(
     let jobs: Vec<_> = tenants
         .into_iter()
         .enumerate()
-        .map(|(i, req)| {
-            let existing = known.remove(&req.new.id);
-            (i, req, existing)
+        .map(|(i, new)| {
+            let existing = known.remove(&new.id);
+            (i, new, existing)
         })
         .collect();
     let o = &o;
     let mut results: Vec<(usize, Result<Onboarding, ConsentError>)> = futures::stream::iter(jobs)
-        .map(|(i, req, existing)| async move { (i, onboard_known(s, o, req, existing).await) })
+        .map(|(i, new, existing)| async move { (i, onboard_known(s, o, new, existing).await) })
         .buffer_unordered(concurrency.clamp(1, MAX_IMPORT_CONCURRENCY))
         .inspect(|(_, r)| done(r))
         .collect()

@@ -29,4 +29,5 @@ mod partial;
 mod refresh;
 mod refresh_lambda;
 mod siem_keys;
+mod siem_region;
 mod tenants_import;

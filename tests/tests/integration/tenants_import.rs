@@ -9,7 +9,7 @@ use emulator::scenario::Api;
 use serde_json::Value;
 use shared::config::Cloud;
 use shared::domain::{AlertApi, AuthModel, ConsentMethod, TenantStatus};
-use shared::flows::adoption::{Adoption, PendingReason, ToOnboard, onboard};
+use shared::flows::adoption::{Adoption, PendingReason, onboard};
 use shared::flows::onboarding::NewTenant;
 use url::Url;
 
@@ -53,17 +53,15 @@ async fn identity_requests(emu: &RunningEmulator, tenant: &str) -> (u64, u64) {
     )
 }
 
-fn app_tenant(id: &str, api: AlertApi) -> ToOnboard {
-    ToOnboard {
-        new: NewTenant {
-            id: tid(id),
-            display_name: format!("Customer {}", &id[..4]),
-            auth_model: AuthModel::Application,
-            alert_api: api,
-            cloud: Cloud::Commercial,
-            backfill: None,
-        },
-        region: None,
+fn app_tenant(id: &str, api: AlertApi) -> NewTenant {
+    NewTenant {
+        id: tid(id),
+        display_name: format!("Customer {}", &id[..4]),
+        auth_model: AuthModel::Application,
+        alert_api: api,
+        cloud: Cloud::Commercial,
+        backfill: None,
+        siem_region: None,
     }
 }
 
@@ -252,18 +250,18 @@ fn with<'a>(args: &[&'a str]) -> Vec<&'a str> {
 
 /// A fleet file of the four fixtures' tenants: Northwind granted Graph's role (adopted),
 /// Woodgrove only MDE's while its row reads Graph (missing role), Contoso's tokens name another
-/// tenant (never adopted), Fabrikam delegated (a user signs in).
+/// tenant (never adopted), Fabrikam delegated on the SIEM API in the EU (a user signs in).
 fn fleet_csv(emu: &RunningEmulator) -> String {
     grant(emu, NORTHWIND, Api::Graph, &["SecurityAlert.Read.All"]);
     grant(emu, WOODGROVE, Api::Mde, &["Alert.Read.All"]);
     grant(emu, CONTOSO, Api::Graph, &["SecurityAlert.Read.All"]);
     issue_tid(emu, CONTOSO, NORTHWIND);
     format!(
-        "id,name,model,api,region,cloud\n\
-         {NORTHWIND},\"Northwind, Inc\",application,graph,eu,\n\
+        "id,name,model,api,siem_region,cloud\n\
+         {NORTHWIND},\"Northwind, Inc\",application,graph,,\n\
          {WOODGROVE},Woodgrove,application,graph,,commercial\n\
          {CONTOSO},Contoso,application,graph,,\n\
-         {FABRIKAM},Fabrikam,delegated-v2,mde,uk,\n"
+         {FABRIKAM},Fabrikam,delegated-v1,siem,eu,\n"
     )
 }
 
@@ -325,12 +323,12 @@ async fn importing_the_same_file_twice_leaves_the_same_registry_and_exits_0() {
             .expect("array")
             .iter()
             .find(|t| t["id"] == id)
-            .map(|t| (t["status"].clone(), t["region"].clone()))
+            .map(|t| (t["status"].clone(), t["siem_region"].clone()))
             .expect("listed")
     };
-    assert_eq!(status(NORTHWIND), ("active".into(), "eu".into()));
+    assert_eq!(status(NORTHWIND), ("active".into(), Value::Null));
     assert_eq!(status(CONTOSO).0, "pending_consent");
-    assert_eq!(status(FABRIKAM), ("pending_consent".into(), "uk".into()));
+    assert_eq!(status(FABRIKAM), ("pending_consent".into(), "eu".into()));
 
     let registry = snapshot(&root.join("mssp-data/registry/tenants"));
     let tokens = snapshot(&root.join("mssp-data/secrets/tenants"));
