@@ -132,6 +132,80 @@ struct Shared {
     busy: Duration,
 }
 
+/// The schedule's state between two wake-ups.
+struct Turns {
+    cadence: Cadence,
+    epoch: Instant,
+    fleet: HashMap<TenantId, Tenant>,
+    queue: BinaryHeap<Reverse<(Instant, TenantId)>>,
+    next_list: Instant,
+    window: Window,
+    shared: Arc<Mutex<Shared>>,
+}
+
+impl Turns {
+    fn new(cadence: Cadence) -> Self {
+        let epoch = Instant::now();
+        Turns {
+            cadence,
+            epoch,
+            fleet: HashMap::new(),
+            queue: BinaryHeap::new(),
+            next_list: epoch,
+            window: Window::new(epoch),
+            shared: Arc::default(),
+        }
+    }
+
+    /// Takes in a new listing of the fleet: new tenants get their first turn, gone ones are
+    /// dropped (their queued turns are skipped when they come up).
+    fn relist(&mut self, listed: Vec<Tenant>, now: Instant) {
+        let interval = self.cadence.interval;
+        let listed: HashMap<TenantId, Tenant> =
+            listed.into_iter().map(|t| (t.id.clone(), t)).collect();
+        for id in listed.keys() {
+            if !self.fleet.contains_key(id) {
+                let due = first_turn(self.epoch, phase(id, interval), interval, now);
+                self.queue.push(Reverse((due, id.clone())));
+            }
+        }
+        self.fleet = listed;
+        self.next_list = now + interval;
+    }
+
+    /// The window's report when an interval has passed since it began.
+    fn close_window(&mut self, now: Instant) -> Option<Fit> {
+        if now < self.window.start + self.cadence.interval {
+            return None;
+        }
+        let busy = std::mem::take(&mut lock(&self.shared).busy);
+        let fit = self.window.close(busy, self.cadence, self.fleet.len());
+        self.window = Window::new(now);
+        Some(fit)
+    }
+
+    /// When something is next to do: a turn, a listing, or the window's end.
+    fn wake(&self) -> Instant {
+        let end = self.window.start + self.cadence.interval;
+        let turn = self.queue.peek().map_or(end, |Reverse((due, _))| *due);
+        turn.min(end).min(self.next_list)
+    }
+
+    /// The next due tenant to start, its next turn queued; `None` when its turn is skipped (it
+    /// left the fleet, or its previous fetch still runs).
+    fn take_due(&mut self) -> Option<(Instant, Tenant)> {
+        let Reverse((due, id)) = self.queue.pop()?;
+        let tenant = self.fleet.get(&id).cloned()?;
+        self.queue
+            .push(Reverse((due + self.cadence.interval, id.clone())));
+        if lock(&self.shared).running.contains(&id) {
+            self.window.skipped += 1;
+            return None;
+        }
+        Some((due, tenant))
+    }
+}
+
 /// Runs the schedule until `stop` turns true: `list` gives the fleet (called every interval),
 /// `work` fetches one tenant, `report` hears how each interval went.
 pub async fn run<L, LF, W, WF>(
@@ -139,77 +213,50 @@ pub async fn run<L, LF, W, WF>(
     mut list: L,
     work: W,
     mut report: impl FnMut(Fit),
-    stop: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
 ) where
     L: FnMut() -> LF,
     LF: Future<Output = Vec<Tenant>>,
     W: Fn(Tenant) -> WF + Send + Sync + 'static,
     WF: Future<Output = ()> + Send + 'static,
 {
-    let Cadence {
-        interval,
-        concurrency,
-    } = cadence;
     let work = Arc::new(work);
-    let slots = Arc::new(Semaphore::new(concurrency.max(1)));
-    let shared = Arc::new(Mutex::new(Shared::default()));
-    let epoch = Instant::now();
-    let mut fleet: HashMap<TenantId, Tenant> = HashMap::new();
-    let mut turns: BinaryHeap<Reverse<(Instant, TenantId)>> = BinaryHeap::new();
-    let mut next_list = epoch;
-    let mut window = Window::new(epoch);
-    loop {
-        if *stop.borrow() {
-            return;
-        }
+    let slots = Arc::new(Semaphore::new(cadence.concurrency.max(1)));
+    let mut t = Turns::new(cadence);
+    while !*stop.borrow() {
         let now = Instant::now();
-        if now >= next_list {
-            relist(&mut fleet, &mut turns, list().await, epoch, interval, now);
-            next_list = now + interval;
+        if now >= t.next_list {
+            t.relist(list().await, now);
         }
-        if now >= window.start + interval {
-            let busy = std::mem::take(&mut lock(&shared).busy);
-            report(window.close(busy, cadence, fleet.len()));
-            window = Window::new(now);
+        if let Some(fit) = t.close_window(now) {
+            report(fit);
         }
-        let next_turn = turns.peek().map(|Reverse((due, _))| *due);
-        let wake = next_turn
-            .unwrap_or(next_list)
-            .min(next_list)
-            .min(window.start + interval);
+        let wake = t.wake();
         if wake > now {
-            let mut stop = stop.clone();
             tokio::select! {
                 () = tokio::time::sleep_until(wake) => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
             continue;
         }
-        let Some(Reverse((due, id))) = turns.pop() else {
+        let Some((due, tenant)) = t.take_due() else {
             continue;
         };
-        let Some(tenant) = fleet.get(&id).cloned() else {
-            continue; // left the fleet
-        };
-        turns.push(Reverse((due + interval, id.clone())));
-        if lock(&shared).running.contains(&id) {
-            window.skipped += 1;
-            continue;
-        }
-        let mut halt = stop.clone();
         let permit = tokio::select! {
             p = slots.clone().acquire_owned() => match p {
                 Ok(p) => p,
                 Err(_) => return,
             },
-            _ = halt.wait_for(|s| *s) => return,
+            _ = stop.wait_for(|s| *s) => return,
         };
-        let delay = Instant::now().saturating_duration_since(due);
-        window.started(delay, interval);
-        lock(&shared).running.insert(id.clone());
-        let (shared, work) = (shared.clone(), work.clone());
+        t.window.started(
+            Instant::now().saturating_duration_since(due),
+            cadence.interval,
+        );
+        lock(&t.shared).running.insert(tenant.id.clone());
+        let (shared, work) = (t.shared.clone(), work.clone());
         tokio::spawn(async move {
-            let began = Instant::now();
+            let (began, id) = (Instant::now(), tenant.id.clone());
             work(tenant).await;
             let mut s = lock(&shared);
             s.running.remove(&id);
@@ -221,26 +268,6 @@ pub async fn run<L, LF, W, WF>(
 
 fn lock(m: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Takes in a new listing of the fleet: new tenants get their first turn, gone ones are dropped
-/// (their queued turns are skipped when they come up).
-fn relist(
-    fleet: &mut HashMap<TenantId, Tenant>,
-    turns: &mut BinaryHeap<Reverse<(Instant, TenantId)>>,
-    listed: Vec<Tenant>,
-    epoch: Instant,
-    interval: Duration,
-    now: Instant,
-) {
-    let listed: HashMap<TenantId, Tenant> = listed.into_iter().map(|t| (t.id.clone(), t)).collect();
-    for id in listed.keys() {
-        if !fleet.contains_key(id) {
-            let due = first_turn(epoch, phase(id, interval), interval, now);
-            turns.push(Reverse((due, id.clone())));
-        }
-    }
-    *fleet = listed;
 }
 
 /// One interval's counts.

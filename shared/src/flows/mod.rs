@@ -5,6 +5,7 @@
 //! | flow | use case |
 //! |---|---|
 //! | [`onboarding`] | register a tenant, consent links, the consent callback |
+//! | [`adoption`] | onboard a tenant or a fleet, adopting those whose admin already granted the app |
 //! | [`refresh`] | keep every tenant's tokens alive |
 //! | [`fetch`] | a tenant's alerts into the sink, exactly once, under its lease |
 //! | [`sweep`] | find versions that became visible after the fetch passed them, deliver them late |
@@ -14,6 +15,7 @@
 //! | [`schedule`] | one tenant's scheduled work on one machine: fetch, sweep, backfill |
 //! | [`status`] | tenant health at a glance |
 
+pub mod adoption;
 pub mod backfill;
 pub mod cadence;
 pub mod dispatch;

@@ -31,3 +31,4 @@ mod refresh;
 mod refresh_lambda;
 mod siem_keys;
 mod siem_region;
+mod tenants_import;
