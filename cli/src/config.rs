@@ -174,7 +174,7 @@ impl Source {
             }
             _ => None,
         };
-        CliError::Config { source: e, origin }
+        CliError::Config { error: e, origin }
     }
 }
 

@@ -18,7 +18,7 @@ use crate::args::{AddTenant, Format};
 use crate::backend::Backend;
 use crate::config::parse_duration;
 use crate::error::{CliError, Exit};
-use crate::output::{print_json, seconds, table, time, truncate};
+use crate::output::{print_json, seconds, table, time, wrap};
 
 /// `mssp tenants add`.
 pub async fn add(b: &Backend, a: AddTenant, json: bool) -> Result<Exit, CliError> {
@@ -87,6 +87,7 @@ pub async fn list(b: &Backend, json: bool) -> Result<Exit, CliError> {
                 t.cloud.to_string(),
                 t.status.to_string(),
                 time(Some(t.updated_at)),
+                wrap(last_error(t).unwrap_or("-"), 60),
             ]
         })
         .collect();
@@ -100,7 +101,8 @@ pub async fn list(b: &Backend, json: bool) -> Result<Exit, CliError> {
                 "API",
                 "CLOUD",
                 "STATUS",
-                "UPDATED"
+                "UPDATED",
+                "LAST ERROR"
             ],
             &rows
         )
@@ -108,13 +110,24 @@ pub async fn list(b: &Backend, json: bool) -> Result<Exit, CliError> {
     Ok(Exit::Ok)
 }
 
+/// The detail of the tenant's newest failed outcome (refresh or fetch), if any.
+fn last_error(t: &Tenant) -> Option<&str> {
+    [&t.last_fetch, &t.last_refresh]
+        .into_iter()
+        .flatten()
+        .filter(|o| !o.ok)
+        .max_by_key(|o| o.at)
+        .and_then(|o| o.detail.as_deref())
+}
+
+/// An outcome, the cause first: `ok at T`, or the failure's sentence and `(failed at T)`.
 fn outcome(o: &Option<Outcome>) -> String {
     match o {
         None => "-".into(),
         Some(o) => {
             let what = if o.ok { "ok" } else { "failed" };
             match &o.detail {
-                Some(d) => format!("{what} at {}: {d}", time(Some(o.at))),
+                Some(d) => wrap(&format!("{d} ({what} at {})", time(Some(o.at))), 90),
                 None => format!("{what} at {}", time(Some(o.at))),
             }
         }
@@ -293,6 +306,7 @@ pub async fn refresh(
     // (tenant, result, detail, consent link)
     let mut rows: Vec<(TenantId, &'static str, String, Option<String>)> = Vec::new();
     let mut app_broken = None;
+    let mut app = None;
     match id {
         Some(id) => match refresh_tenant(&b.deps, id, force).await {
             Ok(RefreshOutcome::Refreshed) => {
@@ -321,6 +335,7 @@ pub async fn refresh(
         None => {
             let summary = refresh_all(&b.deps, None).await?;
             app_broken = summary.app_misconfigured.clone();
+            app = Some(summary.app.clone());
             for id in summary.refreshed {
                 rows.push((id, "refreshed", String::new(), None));
             }
@@ -345,7 +360,8 @@ pub async fn refresh(
     }
     let bad = rows
         .iter()
-        .any(|(_, r, _, _)| matches!(*r, "reconsent_required" | "failed" | "skipped"));
+        .any(|(_, r, _, _)| matches!(*r, "reconsent_required" | "failed" | "skipped"))
+        || app.as_ref().is_some_and(|a| a.needs_attention());
     if json {
         let items: Vec<_> = rows
             .iter()
@@ -354,10 +370,12 @@ pub async fn refresh(
                        "detail": (!detail.is_empty()).then_some(detail), "consent_link": link})
             })
             .collect();
-        print_json(&json!({"tenants": items, "app_misconfigured": app_broken}))?;
+        print_json(&json!({"tenants": items, "app_misconfigured": app_broken, "app": app}))?;
     } else {
         if let Some(reason) = &app_broken {
             println!("THE APP REGISTRATION IS MISCONFIGURED (every tenant is affected): {reason}");
+        } else if let Some(app) = &app {
+            crate::app_health::print(app, false);
         }
         if rows.is_empty() {
             println!("No active tenants to refresh.");
@@ -369,7 +387,7 @@ pub async fn refresh(
                         name(id).unwrap_or_default(),
                         id.to_string(),
                         result.to_string(),
-                        truncate(detail, 100),
+                        wrap(detail, 70),
                     ]
                 })
                 .collect();
@@ -417,7 +435,9 @@ pub fn needs_attention(h: &TenantHealth) -> bool {
 /// `mssp status`: exit 3 when a tenant needs attention.
 pub async fn show_status(b: &Backend, json: bool) -> Result<Exit, CliError> {
     let health = status(&b.deps, None).await?;
-    let bad = health.iter().any(needs_attention);
+    let app = crate::app_health::current(b).await?;
+    crate::app_health::print(&app, json);
+    let bad = health.iter().any(needs_attention) || app.needs_attention();
     if json {
         print_json(&health)?;
     } else if health.is_empty() {
@@ -438,7 +458,7 @@ pub async fn show_status(b: &Backend, json: bool) -> Result<Exit, CliError> {
                     h.status.to_string(),
                     last_fetch,
                     seconds(h.lag_s),
-                    truncate(h.last_error.as_deref().unwrap_or("-"), 80),
+                    wrap(h.last_error.as_deref().unwrap_or("-"), 60),
                 ]
             })
             .collect();

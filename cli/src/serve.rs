@@ -137,6 +137,10 @@ async fn refresh_loop(s: Deps, every: Duration, stop: watch::Receiver<bool>) {
                 fresh = sum.fresh.len(),
                 reconsent = sum.reconsent.len(),
                 failed = sum.failed.len(),
+                skipped = sum.skipped.len(),
+                app_misconfigured = sum.app_misconfigured.is_some(),
+                client_secret_days_left = sum.app.client_secret_days_left,
+                expiry_warning_days = sum.app.expiry_warning_days,
                 "refresh run finished"
             ),
             Err(e) => tracing::error!(error = %e, "refresh run failed"),

@@ -18,6 +18,7 @@
 //! | [`domain`] | tenants, auth models, APIs, tokens | `config` (clouds), `secret` |
 //! | [`config`] | environment reader, clouds and endpoints, the deployment's variables | — |
 //! | [`clock`], [`secret`], [`telemetry`] | injected time; secret types, constant-time compare, HMAC; tracing setup | — |
+//! | [`explain`] | error text for operators: an error's chain, the repeated-clause check | — |
 #![warn(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
@@ -27,6 +28,7 @@ pub mod clock;
 pub mod config;
 pub mod consent;
 pub mod domain;
+pub mod explain;
 pub mod flows;
 pub mod lambda;
 pub mod microsoft;

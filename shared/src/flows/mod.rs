@@ -6,6 +6,7 @@
 //! |---|---|
 //! | [`onboarding`] | register a tenant, consent links, the consent callback |
 //! | [`refresh`] | keep every tenant's tokens alive |
+//! | [`app_health`] | the app registration's own credentials and client secret expiry |
 //! | [`fetch`] | a tenant's alerts into the sink, exactly once, under its lease |
 //! | [`sweep`] | find versions that became visible after the fetch passed them, deliver them late |
 //! | [`backfill`] | deliver a history range as ordinary records |
@@ -14,6 +15,7 @@
 //! | [`schedule`] | one tenant's scheduled work on one machine: fetch, sweep, backfill |
 //! | [`status`] | tenant health at a glance |
 
+pub mod app_health;
 pub mod backfill;
 pub mod dispatch;
 pub mod fetch;

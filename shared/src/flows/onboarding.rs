@@ -67,7 +67,7 @@ pub struct Callback {
 #[derive(Debug, thiserror::Error)]
 pub enum ConsentError {
     /// The link or state is malformed, forged, altered or expired.
-    #[error("{0}")]
+    #[error(transparent)]
     InvalidState(#[from] StateError),
     /// The state was already used.
     #[error("this consent link was already used; ask your provider for a new one")]
@@ -95,14 +95,15 @@ pub enum ConsentError {
     /// A parameter is too long or not text.
     #[error("the sign-in answer is malformed")]
     Malformed,
-    /// The token endpoint refused or failed.
-    #[error("Microsoft did not issue a token: {0}")]
-    Identity(#[source] IdentityError),
+    /// The token endpoint refused or failed. The text is what happened only (the customer's
+    /// admin reads it); the operator's next step is the refresh's and status's.
+    #[error("Microsoft did not issue a token: {}", .0.what())]
+    Identity(IdentityError),
     /// The token is for another tenant or lacks the needed permission.
-    #[error("{0}")]
+    #[error(transparent)]
     Claims(#[from] ClaimsError),
     /// A store failed.
-    #[error("storage failed: {0}")]
+    #[error(transparent)]
     Store(#[from] StoreError),
 }
 
