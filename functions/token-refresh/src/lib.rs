@@ -209,7 +209,7 @@ impl From<RefreshSummary> for Summary {
 #[serde(untagged)]
 pub enum Answer {
     /// To the schedule.
-    Run(Summary),
+    Run(Box<Summary>),
     /// To a direct invoke.
     Tenant(TenantRefreshed),
 }
@@ -245,7 +245,7 @@ pub async fn handle(services: &Deps, event: LambdaEvent<Value>) -> Result<Answer
                 expiry_warning_days = summary.app.expiry_warning_days,
                 "refresh run finished"
             );
-            Ok(Answer::Run(summary))
+            Ok(Answer::Run(Box::new(summary)))
         }
         Invocation::Tenant { tenant_id, force } => {
             let outcome = refresh_tenant(services, &tenant_id, force)

@@ -102,8 +102,9 @@ pub enum ConsentError {
     /// The token is for another tenant or lacks the needed permission.
     #[error(transparent)]
     Claims(#[from] ClaimsError),
-    /// A store failed.
-    #[error(transparent)]
+    /// A store failed (its sentence, meant for the operator, is the `source`: the customer's
+    /// admin reads this text).
+    #[error("the provider's service could not read or store the consent")]
     Store(#[from] StoreError),
 }
 

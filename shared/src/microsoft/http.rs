@@ -311,9 +311,9 @@ pub fn transport_failure(e: &reqwest::Error) -> &'static str {
     } else if e.is_connect() {
         "could not be reached"
     } else if e.is_body() || e.is_decode() {
-        "cut its answer off"
+        "dropped the connection in the middle of its answer"
     } else {
-        "dropped the connection"
+        "dropped the connection before answering"
     }
 }
 

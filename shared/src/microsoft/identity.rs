@@ -231,7 +231,7 @@ pub const AADSTS_CODES: &[Aadsts] = &[
     Aadsts {
         code: 700016,
         meaning: Meaning::Tenant,
-        what: "the app was never consented to in the customer's tenant, or was removed from it",
+        what: "the customer's tenant has not consented to the app, or has removed it",
         next: NEW_CONSENT_LINK,
     },
     Aadsts {
@@ -817,6 +817,32 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    /// README's "Errors and what to do" holds one row per code of [`AADSTS_CODES`], with the
+    /// sentence the product gives.
+    #[test]
+    fn the_readme_lists_every_aadsts_code_with_its_sentence() {
+        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"));
+        let meaning = |m: Meaning| match m {
+            Meaning::Reconsent => "re-consent",
+            Meaning::App => "app-wide",
+            Meaning::Tenant => "tenant",
+            Meaning::Rejected => "refused",
+        };
+        let missing: Vec<String> = AADSTS_CODES
+            .iter()
+            .map(|a| {
+                let e = classify(
+                    400,
+                    &format!(r#"{{"error":"x","error_codes":[{}]}}"#, a.code),
+                    None,
+                );
+                format!("| {} | {} | {e} |", a.code, meaning(a.meaning))
+            })
+            .filter(|row| !readme.contains(row.as_str()))
+            .collect();
+        assert!(missing.is_empty(), "README lacks:\n{}", missing.join("\n"));
     }
 
     #[test]

@@ -21,18 +21,18 @@ use crate::fixtures::{APP_ID, APP_SECRET, CONTOSO, FABRIKAM, NORTHWIND, tid};
 
 /// What one run of `mssp` left.
 #[derive(Debug)]
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 impl Run {
-    fn all(&self) -> String {
+    pub(crate) fn all(&self) -> String {
         format!("{}\n{}", self.stdout, self.stderr)
     }
 
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
     }
@@ -61,7 +61,7 @@ fn command(cwd: &Path, args: &[&str], envs: &[(String, String)]) -> tokio::proce
     cmd
 }
 
-async fn mssp(cwd: &Path, args: &[&str], envs: &[(String, String)]) -> Run {
+pub(crate) async fn mssp(cwd: &Path, args: &[&str], envs: &[(String, String)]) -> Run {
     let out = tokio::time::timeout(
         Duration::from_secs(90),
         command(cwd, args, envs).stdin(Stdio::null()).output(),
@@ -76,7 +76,7 @@ async fn mssp(cwd: &Path, args: &[&str], envs: &[(String, String)]) -> Run {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -222,7 +222,7 @@ async fn emulator_for(public: &str) -> RunningEmulator {
     emulator::start(sc).await.expect("emulator")
 }
 
-fn config_text(emu: &RunningEmulator, port: u16) -> String {
+pub(crate) fn config_text(emu: &RunningEmulator, port: u16) -> String {
     let u = emu.urls();
     format!(
         r#"data_dir = "mssp-data"
