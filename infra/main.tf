@@ -33,6 +33,7 @@ module "mssp_alerts" {
   }
   public_base_url     = var.public_base_url
   cloud               = var.cloud
+  siem_region         = var.siem_region
   microsoft_endpoints = var.microsoft_endpoints
   alert_notifications = var.alert_notifications
   alarm_email         = var.alarm_email

@@ -46,6 +46,12 @@ variable "cloud" {
   default     = null
 }
 
+variable "siem_region" {
+  description = "The legacy SIEM API exporter region (eu, us or uk) of a tenant that records none. Null: us."
+  type        = string
+  default     = null
+}
+
 variable "microsoft_endpoints" {
   description = "Overrides of Microsoft's endpoints (authority, graph, mde, siem). Null fields: per tenant cloud."
   type = object({

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use shared::config::Cloud;
-use shared::domain::{AlertApi, AuthModel, TenantId};
+use shared::domain::{AlertApi, AuthModel, SiemRegion, TenantId, TenantStatus};
 
 use crate::config::BackendKind;
 use crate::error::EXIT_CODES;
@@ -92,9 +92,19 @@ pub enum Command {
     Refresh {
         /// Tenant id (GUID); all active tenants when absent
         id: Option<TenantId>,
-        /// Renew even when the tokens are fresh (needs a tenant id)
-        #[arg(long, requires = "id")]
+        /// Renew even when the tokens are fresh (every active tenant's without an id)
+        #[arg(long)]
         force: bool,
+    },
+    /// One refresh + fetch cycle now, as `serve` runs on its schedule: cursors move, alerts go to
+    /// the sink; progress on stderr, the status table at the end (exit 3 when a tenant needs
+    /// attention). Without --once, a cycle every schedule.fetch_interval until Ctrl-C
+    Run {
+        /// One cycle, then exit
+        #[arg(long)]
+        once: bool,
+        /// Tenant ids (GUIDs); every active tenant when none
+        tenants: Vec<TenantId>,
     },
     /// Fetch one tenant's alerts of a time range now, without moving its cursor
     Fetch {
@@ -125,8 +135,19 @@ pub enum Command {
         #[arg(long)]
         api: Option<AlertApi>,
     },
-    /// Every tenant's health: status, last fetch, lag, last error, and consent links to send
-    Status,
+    /// The fleet's health: every tenant's row for up to 20 tenants, else a summary (counts by
+    /// status and API, lag percentiles, late alerts found, the tenants that need attention)
+    Status {
+        /// One row per tenant, however many
+        #[arg(long)]
+        all: bool,
+        /// Only tenants in this status: pending_consent, active, reconsent_required, suspended
+        #[arg(long, value_name = "STATUS")]
+        state: Option<TenantStatus>,
+        /// Only tenants read through this API: graph, mde or siem
+        #[arg(long)]
+        api: Option<AlertApi>,
+    },
 }
 
 /// `mssp fetch --format`.
@@ -164,6 +185,14 @@ pub enum TenantsCommand {
         /// Tenant id (GUID)
         id: TenantId,
     },
+    /// Set the SIEM exporter region of a SIEM API tenant (eu, us or uk); its alerts are then
+    /// read again from where its coverage began
+    SetRegion {
+        /// Tenant id (GUID)
+        id: TenantId,
+        /// eu, us or uk
+        region: SiemRegion,
+    },
 }
 
 /// `mssp tenants add`.
@@ -183,6 +212,10 @@ pub struct AddTenant {
     /// Microsoft cloud: commercial, gcc, gcc-high or dod
     #[arg(long, default_value = "commercial")]
     pub cloud: Cloud,
+    /// SIEM exporter region of a siem API tenant: eu, us or uk (default: the configured
+    /// siem_region). A tenant's SIEM alerts are served only by its own region's exporter
+    #[arg(long, value_name = "REGION")]
+    pub siem_region: Option<SiemRegion>,
     /// Once onboarded, backfill this much history (e.g. 180d): delivered as ordinary records,
     /// before what the regular fetch covers
     #[arg(long, value_name = "HORIZON")]

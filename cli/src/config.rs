@@ -18,12 +18,13 @@
 //! | `endpoints.authority` | `MSSP_AUTHORITY_URL` | per tenant cloud | Entra ID authority (any endpoint set: one fixed set for every tenant, e.g. the emulator) |
 //! | `endpoints.graph` | `MSSP_GRAPH_URL` | per tenant cloud | Microsoft Graph |
 //! | `endpoints.mde` | `MSSP_MDE_URL` | per tenant cloud | Defender for Endpoint API |
-//! | `endpoints.siem` | `MSSP_SIEM_URL` | per tenant cloud | legacy SIEM API |
+//! | `endpoints.siem` | `MSSP_SIEM_URL` | per tenant cloud | legacy SIEM API (`{region}` in it stands for the tenant's SIEM region) |
+//! | `siem_region` | `MSSP_SIEM_REGION` | `us` | SIEM exporter region of a tenant added without `--siem-region` |
 //! | `schedule.refresh_interval` | `MSSP_REFRESH_INTERVAL` | `15m` | `mssp serve`: time between token refresh runs |
 //! | `schedule.fetch_interval` | `MSSP_FETCH_INTERVAL` | `5m` | `mssp serve`: time between fetch runs |
 //! | `schedule.shutdown_grace` | `MSSP_SHUTDOWN_GRACE` | `30s` | `mssp serve`: how long in-flight fetches may finish after SIGINT/SIGTERM |
 //! | `refresh.concurrency` | `MSSP_REFRESH_CONCURRENCY` | `8` | tenants refreshed at once |
-//! | `fetch.concurrency` | `MSSP_FETCH_CONCURRENCY` | `4` | tenants fetched at once |
+//! | `fetch.concurrency` | `MSSP_FETCH_CONCURRENCY` | `16` | tenants fetched at once (each tenant keeps to its own Microsoft request budget) |
 //! | `fetch.run_deadline` | `MSSP_FETCH_RUN_DEADLINE` | `10m` | one fetch stops starting work after this and commits what it delivered |
 //! | `fetch.overlap` | `MSSP_FETCH_OVERLAP` | `1h` | how far below the watermark each run looks again |
 //! | `fetch.initial_lookback` | `MSSP_FETCH_INITIAL_LOOKBACK` | `7d` | where a tenant's first fetch starts |
@@ -47,13 +48,14 @@ use shared::adapters::local::FileAppSecrets;
 use shared::config::Endpoints;
 use shared::config::deployment::{ServiceConfig, check_public_base, endpoints_from_env};
 use shared::config::{ConfigError, Env};
+use shared::domain::SiemRegion;
 use shared::flows::Settings;
 use url::Url;
 
 use crate::error::CliError;
 
 /// Every file key and the variable that overrides it, in the order of the module table.
-pub const KEYS: [(&str, &str); 25] = [
+pub const KEYS: [(&str, &str); 26] = [
     ("backend", "MSSP_BACKEND"),
     ("data_dir", "MSSP_DATA_DIR"),
     ("public_base_url", ServiceConfig::PUBLIC_BASE_URL_VAR),
@@ -64,6 +66,7 @@ pub const KEYS: [(&str, &str); 25] = [
     ("endpoints.graph", "MSSP_GRAPH_URL"),
     ("endpoints.mde", "MSSP_MDE_URL"),
     ("endpoints.siem", "MSSP_SIEM_URL"),
+    ("siem_region", ServiceConfig::SIEM_REGION_VAR),
     ("schedule.refresh_interval", "MSSP_REFRESH_INTERVAL"),
     ("schedule.fetch_interval", "MSSP_FETCH_INTERVAL"),
     ("schedule.shutdown_grace", "MSSP_SHUTDOWN_GRACE"),
@@ -307,6 +310,8 @@ pub struct Config {
     pub app_credentials_file: PathBuf,
     /// Microsoft endpoints.
     pub endpoints: Endpoints,
+    /// The SIEM exporter region of a tenant that records none.
+    pub siem_region: SiemRegion,
     /// `mssp serve`: time between refresh runs.
     pub refresh_interval: Duration,
     /// `mssp serve`: time between fetch runs.
@@ -368,11 +373,12 @@ impl Config {
             listen,
             app_credentials_file,
             endpoints: endpoints_from_env(env)?,
+            siem_region: env.parse_or(ServiceConfig::SIEM_REGION_VAR, SiemRegion::default())?,
             refresh_interval: duration(env, "MSSP_REFRESH_INTERVAL", mins(15))?,
             fetch_interval: duration(env, "MSSP_FETCH_INTERVAL", mins(5))?,
             shutdown_grace: duration(env, "MSSP_SHUTDOWN_GRACE", Duration::from_secs(30))?,
             refresh_concurrency: at_least_one(env, ServiceConfig::REFRESH_CONCURRENCY_VAR, 8)?,
-            fetch_concurrency: at_least_one(env, "MSSP_FETCH_CONCURRENCY", 4)?,
+            fetch_concurrency: at_least_one(env, "MSSP_FETCH_CONCURRENCY", 16)?,
             fetch_run_deadline: duration(env, "MSSP_FETCH_RUN_DEADLINE", mins(10))?,
             overlap: duration(env, "MSSP_FETCH_OVERLAP", mins(60))?,
             initial_lookback: duration(env, "MSSP_FETCH_INITIAL_LOOKBACK", mins(7 * 24 * 60))?,
@@ -400,6 +406,7 @@ impl Config {
     /// Applies the knobs of this configuration to `s` (also to the AWS settings).
     pub fn apply(&self, s: &mut Settings) {
         s.refresh_concurrency = self.refresh_concurrency;
+        s.siem_region = self.siem_region;
         s.fetch.overlap = chrono_of(self.overlap);
         s.fetch.initial_lookback = chrono_of(self.initial_lookback);
         s.fetch.chunk_target = self.chunk_target;

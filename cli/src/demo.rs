@@ -195,7 +195,7 @@ pub async fn run(config: &Config, chosen_dir: Option<&Path>) -> Result<Exit, Cli
         authority: u.authority.clone(),
         graph: u.graph.clone(),
         mde: u.mde.clone(),
-        siem: u.siem.clone(),
+        siem: shared::config::SiemEndpoint::fixed(u.siem.clone()),
     }));
     demo_config.http_timeout = Duration::from_secs(20);
     let clock = Arc::new(EmulatorClock(emu.state().clone()));
@@ -374,6 +374,7 @@ async fn steps(s: &Deps, backend: &Backend, emu: &Arc<EmuState>) -> Result<Vec<R
                 alert_api: api,
                 cloud: Cloud::Commercial,
                 backfill: None,
+                siem_region: None,
             },
         )
         .await?;

@@ -137,9 +137,8 @@ impl CliError {
             },
             CliError::Fetch(e) => match e {
                 FetchFlowError::UnknownTenant | FetchFlowError::NotActive(_) => Exit::Tenant,
-                FetchFlowError::Token(RefreshError::ReconsentRequired { .. }) => {
-                    Exit::TenantsFailed
-                }
+                FetchFlowError::Token(RefreshError::ReconsentRequired { .. })
+                | FetchFlowError::SiemRegion { .. } => Exit::TenantsFailed,
                 _ => Exit::Failure,
             },
             CliError::Store(_) | CliError::Io { .. } | CliError::Demo(_) => Exit::Failure,

@@ -52,6 +52,10 @@ listen = "127.0.0.1:8080"
 # commercial, gcc, gcc-high or dod: the cloud of the endpoints below.            MSSP_CLOUD
 cloud = "commercial"
 
+# eu, us or uk: the SIEM exporter region of a tenant added without --siem-region.
+# A tenant's legacy SIEM alerts are served only by its own region.            MSSP_SIEM_REGION
+siem_region = "us"
+
 # Microsoft endpoints. Leave them out to reach every tenant in its own cloud; set any to use
 # one fixed set for every tenant (a single sovereign cloud, or the emulator:
 # `cargo run -p emulator -- --scenario emulator/scenarios/sample.json` prints its URLs).
@@ -59,7 +63,7 @@ cloud = "commercial"
 # authority = "https://login.microsoftonline.com"                         MSSP_AUTHORITY_URL
 # graph = "https://graph.microsoft.com"                                       MSSP_GRAPH_URL
 # mde = "https://api.security.microsoft.com"                                    MSSP_MDE_URL
-# siem = "https://wdatp-alertexporter-us.windows.com"                          MSSP_SIEM_URL
+# siem = "https://wdatp-alertexporter-{{region}}.windows.com"                    MSSP_SIEM_URL
 
 # `mssp serve` schedules.
 [schedule]
@@ -71,7 +75,7 @@ shutdown_grace = "30s"      # in-flight fetches may finish this long    MSSP_SHU
 concurrency = 8             # tenants refreshed at once              MSSP_REFRESH_CONCURRENCY
 
 [fetch]
-concurrency = 4             # tenants fetched at once                  MSSP_FETCH_CONCURRENCY
+concurrency = 16            # tenants fetched at once                  MSSP_FETCH_CONCURRENCY
 run_deadline = "10m"        # one fetch stops starting work after this MSSP_FETCH_RUN_DEADLINE
 overlap = "1h"              # look again below the watermark              MSSP_FETCH_OVERLAP
 initial_lookback = "7d"     # a tenant's first fetch starts here   MSSP_FETCH_INITIAL_LOOKBACK

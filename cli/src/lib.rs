@@ -15,8 +15,10 @@ pub mod error;
 pub mod init;
 pub mod operate;
 pub mod output;
+pub mod run;
 pub mod serve;
 pub mod server;
+pub mod status;
 
 use shared::config::Env;
 
@@ -78,6 +80,9 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
                 TenantsCommand::Suspend { id } => operate::suspend(&b, &id, json).await,
                 TenantsCommand::Resume { id } => operate::resume(&b, &id, json).await,
                 TenantsCommand::Remove { id } => operate::remove(&b, &id, json).await,
+                TenantsCommand::SetRegion { id, region } => {
+                    operate::set_region(&b, &id, region, json).await
+                }
             }
         }
         Command::ConsentLink { id } => {
@@ -114,9 +119,25 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
             };
             backfill::run(&b, &id, range, json).await
         }
-        Command::Status => {
+        Command::Run { once, tenants } => {
+            let (_, config) = load(g)?;
+            local_only(&config, "run")?;
+            let b = Backend::local(
+                &config,
+                config.public_base_url(),
+                std::sync::Arc::new(shared::clock::SystemClock),
+            );
+            run::run(&b, &config, once, tenants, json).await
+        }
+        Command::Status { all, state, api } => {
             let (src, config) = load(g)?;
-            operate::show_status(&Backend::open(&src, &config).await?, json).await
+            let sel = status::Selection {
+                all,
+                state,
+                api,
+                ..status::Selection::default()
+            };
+            status::run(&Backend::open(&src, &config).await?, sel, json).await
         }
     }
 }

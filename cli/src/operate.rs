@@ -6,12 +6,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use serde_json::json;
-use shared::domain::{Outcome, Tenant, TenantId, TenantStatus};
+use shared::domain::{AlertApi, Outcome, SiemRegion, Tenant, TenantId, TenantStatus};
+use shared::flows::app_health::AppHealth;
+use shared::flows::fetch::{FetchOptions, NoHooks};
 use shared::flows::onboarding::{NewTenant, consent_link, start_onboarding};
 use shared::flows::range::fetch_range_observed;
-use shared::flows::refresh::{RefreshError, RefreshOutcome, refresh_all, refresh_tenant};
-use shared::flows::status::{TenantHealth, status};
+use shared::flows::refresh::{
+    RefreshError, RefreshOutcome, RefreshSummary, refresh_all, refresh_tenant,
+};
+use shared::flows::region::set_siem_region;
+use shared::flows::status::status;
 use shared::microsoft::alerts::Window;
 
 use crate::args::{AddTenant, Format};
@@ -35,6 +41,13 @@ pub async fn add(b: &Backend, a: AddTenant, json: bool) -> Result<Exit, CliError
                 })
         })
         .transpose()?;
+    if a.siem_region.is_some() && a.api != AlertApi::Siem {
+        return Err(CliError::Usage(
+            "--siem-region applies to tenants read through the siem API only".into(),
+        ));
+    }
+    let siem_region =
+        (a.api == AlertApi::Siem).then(|| a.siem_region.unwrap_or(b.deps.settings.siem_region));
     b.check_app().await?;
     let on = start_onboarding(
         &b.deps,
@@ -45,6 +58,7 @@ pub async fn add(b: &Backend, a: AddTenant, json: bool) -> Result<Exit, CliError
             alert_api: a.api,
             cloud: a.cloud,
             backfill,
+            siem_region,
         },
     )
     .await?;
@@ -147,10 +161,18 @@ pub async fn show(b: &Backend, id: &TenantId, json: bool) -> Result<Exit, CliErr
         vec!["Model".into(), t.auth_model.to_string()],
         vec!["API".into(), t.alert_api.to_string()],
         vec!["Cloud".into(), t.cloud.to_string()],
+    ];
+    if t.alert_api == AlertApi::Siem {
+        rows.push(vec![
+            "SIEM region".into(),
+            b.deps.siem_region(&t).to_string(),
+        ]);
+    }
+    rows.extend([
         vec!["Status".into(), t.status.to_string()],
         vec!["Created".into(), time(Some(t.created_at))],
         vec!["Updated".into(), time(Some(t.updated_at))],
-    ];
+    ]);
     if let Some(c) = &t.consent {
         rows.push(vec![
             "Consented".into(),
@@ -273,6 +295,29 @@ fn changed(t: &Tenant, what: &str, json: bool) -> Result<Exit, CliError> {
     Ok(Exit::Ok)
 }
 
+/// `mssp tenants set-region`.
+pub async fn set_region(
+    b: &Backend,
+    id: &TenantId,
+    region: SiemRegion,
+    json: bool,
+) -> Result<Exit, CliError> {
+    let t = b.tenant(id).await?;
+    if t.alert_api != AlertApi::Siem {
+        return Err(CliError::Usage(format!(
+            "{id} is read through the {} API; a SIEM region applies to siem tenants only",
+            t.alert_api
+        )));
+    }
+    let opts = FetchOptions {
+        deadline: tokio::time::Instant::now() + std::time::Duration::from_secs(60),
+        owner: format!("mssp-set-region-{}", uuid::Uuid::new_v4().simple()),
+        hooks: &NoHooks,
+    };
+    let t = set_siem_region(&b.deps, id, region, &opts).await?;
+    changed(&t, &format!("now read at the {region} SIEM exporter"), json)
+}
+
 /// `mssp consent-link`.
 pub async fn link(b: &Backend, id: &TenantId, json: bool) -> Result<Exit, CliError> {
     b.check_app().await?;
@@ -293,7 +338,11 @@ pub async fn link(b: &Backend, id: &TenantId, json: bool) -> Result<Exit, CliErr
     Ok(Exit::Ok)
 }
 
-/// `mssp refresh [ID] [--force]`.
+/// One row of `mssp refresh`: (tenant, result, detail, consent link).
+type RefreshRow = (TenantId, &'static str, String, Option<String>);
+
+/// `mssp refresh [ID] [--force]`: one tenant, or every active tenant (`--force` renews each
+/// even when its tokens are fresh).
 pub async fn refresh(
     b: &Backend,
     id: Option<&TenantId>,
@@ -301,67 +350,86 @@ pub async fn refresh(
     json: bool,
 ) -> Result<Exit, CliError> {
     b.check_app().await?;
-    let names = names(b).await?;
-    let name = |id: &TenantId| names.iter().find(|(i, _)| i == id).map(|(_, n)| n.clone());
-    // (tenant, result, detail, consent link)
-    let mut rows: Vec<(TenantId, &'static str, String, Option<String>)> = Vec::new();
-    let mut app_broken = None;
-    let mut app = None;
-    match id {
-        Some(id) => match refresh_tenant(&b.deps, id, force).await {
-            Ok(RefreshOutcome::Refreshed) => {
-                rows.push((id.clone(), "refreshed", String::new(), None))
-            }
-            Ok(RefreshOutcome::Fresh) => rows.push((
-                id.clone(),
-                "fresh",
-                "tokens are fresh; --force renews them anyway".into(),
-                None,
-            )),
-            Err(RefreshError::ReconsentRequired {
-                reason,
-                consent_link,
-            }) => rows.push((
-                id.clone(),
-                "reconsent_required",
-                reason,
-                consent_link.map(|u| u.to_string()),
-            )),
-            Err(e @ (RefreshError::Transient(_) | RefreshError::AppMisconfigured(_))) => {
-                rows.push((id.clone(), "failed", e.to_string(), None))
-            }
-            Err(e) => return Err(e.into()),
-        },
-        None => {
-            let summary = refresh_all(&b.deps, None).await?;
-            app_broken = summary.app_misconfigured.clone();
-            app = Some(summary.app.clone());
-            for id in summary.refreshed {
-                rows.push((id, "refreshed", String::new(), None));
-            }
-            for id in summary.fresh {
-                rows.push((id, "fresh", String::new(), None));
-            }
-            for (id, link) in summary.reconsent {
-                rows.push((
-                    id,
-                    "reconsent_required",
-                    String::new(),
-                    link.map(|u| u.to_string()),
-                ));
-            }
-            for (id, reason) in summary.failed {
-                rows.push((id, "failed", reason, None));
-            }
-            for id in summary.skipped {
-                rows.push((id, "skipped", String::new(), None));
-            }
+    let (rows, app_broken, app) = match id {
+        Some(id) => (vec![refresh_one(b, id, force).await?], None, None),
+        None if force => {
+            let active = b.deps.registry.list_active().await?;
+            let rows = futures::stream::iter(&active)
+                .map(|t| refresh_one(b, &t.id, true))
+                .buffer_unordered(b.deps.settings.refresh_concurrency)
+                .collect::<Vec<_>>()
+                .await;
+            (rows.into_iter().collect::<Result<Vec<_>, _>>()?, None, None)
         }
-    }
+        None => summary_rows(refresh_all(&b.deps, None).await?),
+    };
     let bad = rows
         .iter()
         .any(|(_, r, _, _)| matches!(*r, "reconsent_required" | "failed" | "skipped"))
-        || app.as_ref().is_some_and(|a| a.needs_attention());
+        || app.as_ref().is_some_and(AppHealth::needs_attention);
+    print_refresh(b, &rows, app_broken.as_deref(), app.as_ref(), json).await?;
+    Ok(if bad { Exit::TenantsFailed } else { Exit::Ok })
+}
+
+async fn refresh_one(b: &Backend, id: &TenantId, force: bool) -> Result<RefreshRow, CliError> {
+    Ok(match refresh_tenant(&b.deps, id, force).await {
+        Ok(RefreshOutcome::Refreshed) => (id.clone(), "refreshed", String::new(), None),
+        Ok(RefreshOutcome::Fresh) => (
+            id.clone(),
+            "fresh",
+            "tokens are fresh; --force renews them anyway".into(),
+            None,
+        ),
+        Err(RefreshError::ReconsentRequired {
+            reason,
+            consent_link,
+        }) => (
+            id.clone(),
+            "reconsent_required",
+            reason,
+            consent_link.map(|u| u.to_string()),
+        ),
+        Err(e @ (RefreshError::Transient(_) | RefreshError::AppMisconfigured(_))) => {
+            (id.clone(), "failed", e.to_string(), None)
+        }
+        Err(e) => return Err(e.into()),
+    })
+}
+
+fn summary_rows(summary: RefreshSummary) -> (Vec<RefreshRow>, Option<String>, Option<AppHealth>) {
+    let mut rows: Vec<RefreshRow> = Vec::new();
+    for id in summary.refreshed {
+        rows.push((id, "refreshed", String::new(), None));
+    }
+    for id in summary.fresh {
+        rows.push((id, "fresh", String::new(), None));
+    }
+    for (id, link) in summary.reconsent {
+        rows.push((
+            id,
+            "reconsent_required",
+            String::new(),
+            link.map(|u| u.to_string()),
+        ));
+    }
+    for (id, reason) in summary.failed {
+        rows.push((id, "failed", reason, None));
+    }
+    for id in summary.skipped {
+        rows.push((id, "skipped", String::new(), None));
+    }
+    (rows, summary.app_misconfigured, Some(summary.app))
+}
+
+async fn print_refresh(
+    b: &Backend,
+    rows: &[RefreshRow],
+    app_broken: Option<&str>,
+    app: Option<&AppHealth>,
+    json: bool,
+) -> Result<(), CliError> {
+    let names = names(b).await?;
+    let name = |id: &TenantId| names.iter().find(|(i, _)| i == id).map(|(_, n)| n.clone());
     if json {
         let items: Vec<_> = rows
             .iter()
@@ -370,38 +438,37 @@ pub async fn refresh(
                        "detail": (!detail.is_empty()).then_some(detail), "consent_link": link})
             })
             .collect();
-        print_json(&json!({"tenants": items, "app_misconfigured": app_broken, "app": app}))?;
-    } else {
-        if let Some(reason) = &app_broken {
-            println!("THE APP REGISTRATION IS MISCONFIGURED (every tenant is affected): {reason}");
-        } else if let Some(app) = &app {
-            crate::app_health::print(app, false);
-        }
-        if rows.is_empty() {
-            println!("No active tenants to refresh.");
-        } else {
-            let table_rows: Vec<Vec<String>> = rows
-                .iter()
-                .map(|(id, result, detail, _)| {
-                    vec![
-                        name(id).unwrap_or_default(),
-                        id.to_string(),
-                        result.to_string(),
-                        wrap(detail, 70),
-                    ]
-                })
-                .collect();
-            print!(
-                "{}",
-                table(&["TENANT", "ID", "RESULT", "DETAIL"], &table_rows)
-            );
-        }
-        print_links(rows.iter().filter_map(|(id, _, _, link)| {
-            link.as_ref()
-                .map(|l| (name(id).unwrap_or_default(), id.clone(), l.clone()))
-        }));
+        return print_json(&json!({"tenants": items, "app_misconfigured": app_broken, "app": app}));
     }
-    Ok(if bad { Exit::TenantsFailed } else { Exit::Ok })
+    if let Some(reason) = app_broken {
+        println!("THE APP REGISTRATION IS MISCONFIGURED (every tenant is affected): {reason}");
+    } else if let Some(app) = app {
+        crate::app_health::print(app, false);
+    }
+    if rows.is_empty() {
+        println!("No active tenants to refresh.");
+    } else {
+        let table_rows: Vec<Vec<String>> = rows
+            .iter()
+            .map(|(id, result, detail, _)| {
+                vec![
+                    name(id).unwrap_or_default(),
+                    id.to_string(),
+                    result.to_string(),
+                    wrap(detail, 70),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            table(&["TENANT", "ID", "RESULT", "DETAIL"], &table_rows)
+        );
+    }
+    print_links(rows.iter().filter_map(|(id, _, _, link)| {
+        link.as_ref()
+            .map(|l| (name(id).unwrap_or_default(), id.clone(), l.clone()))
+    }));
+    Ok(())
 }
 
 async fn names(b: &Backend) -> Result<Vec<(TenantId, String)>, CliError> {
@@ -414,7 +481,7 @@ async fn names(b: &Backend) -> Result<Vec<(TenantId, String)>, CliError> {
         .collect())
 }
 
-fn print_links(links: impl Iterator<Item = (String, TenantId, String)>) {
+pub(crate) fn print_links(links: impl Iterator<Item = (String, TenantId, String)>) {
     let links: Vec<_> = links.collect();
     if links.is_empty() {
         return;
@@ -425,66 +492,6 @@ fn print_links(links: impl Iterator<Item = (String, TenantId, String)>) {
         println!("  {name} ({id}):");
         println!("    {link}");
     }
-}
-
-/// Whether a tenant needs the operator: re-consent, or its last refresh or fetch failed.
-pub fn needs_attention(h: &TenantHealth) -> bool {
-    h.status == TenantStatus::ReconsentRequired || h.last_error.is_some()
-}
-
-/// `mssp status`: exit 3 when a tenant needs attention.
-pub async fn show_status(b: &Backend, json: bool) -> Result<Exit, CliError> {
-    let health = status(&b.deps, None).await?;
-    let app = crate::app_health::current(b).await?;
-    crate::app_health::print(&app, json);
-    let bad = health.iter().any(needs_attention) || app.needs_attention();
-    if json {
-        print_json(&health)?;
-    } else if health.is_empty() {
-        println!("No tenants yet: `mssp tenants add ID --name NAME --model MODEL --api API`.");
-    } else {
-        let rows: Vec<Vec<String>> = health
-            .iter()
-            .map(|h| {
-                let last_fetch = match (h.last_fetch, h.last_fetch_ok) {
-                    (Some(at), Some(false)) => format!("{} (failed)", time(Some(at))),
-                    (at, _) => time(at),
-                };
-                vec![
-                    h.display_name.clone(),
-                    h.tenant_id.to_string(),
-                    h.auth_model.clone(),
-                    h.alert_api.clone(),
-                    h.status.to_string(),
-                    last_fetch,
-                    seconds(h.lag_s),
-                    wrap(h.last_error.as_deref().unwrap_or("-"), 60),
-                ]
-            })
-            .collect();
-        print!(
-            "{}",
-            table(
-                &[
-                    "TENANT",
-                    "ID",
-                    "MODEL",
-                    "API",
-                    "STATUS",
-                    "LAST FETCH",
-                    "LAG",
-                    "LAST ERROR"
-                ],
-                &rows
-            )
-        );
-        print_links(health.iter().filter_map(|h| {
-            h.consent_link
-                .as_ref()
-                .map(|l| (h.display_name.clone(), h.tenant_id.clone(), l.clone()))
-        }));
-    }
-    Ok(if bad { Exit::TenantsFailed } else { Exit::Ok })
 }
 
 /// A `--since`/`--until` value: RFC 3339, `now`, or `-DURATION` before `now`.

@@ -12,10 +12,10 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use futures::StreamExt;
 use shared::clock::SystemClock;
-use shared::domain::{AlertApi, TenantId};
+use shared::domain::{AlertApi, Tenant, TenantId};
 use shared::flows::Deps;
+use shared::flows::cadence::{self, Cadence, Fit};
 use shared::flows::dispatch::dispatch;
 use shared::flows::fetch::{FetchFlowError, FetchOptions, NoHooks};
 use shared::flows::refresh::refresh_all;
@@ -57,7 +57,7 @@ pub async fn run(config: &Config) -> Result<Exit, CliError> {
         services.settings.redirect_uri()
     );
     println!(
-        "mssp serve: data in {}; refresh every {}, fetch every {}; SIGINT/SIGTERM stops \
+        "mssp serve: data in {}; refresh every {}, fetch each tenant every {}; SIGINT/SIGTERM stops \
          (in-flight fetches get {})",
         local.data_dir.display(),
         human(config.refresh_interval),
@@ -151,6 +151,9 @@ async fn refresh_loop(s: Deps, every: Duration, stop: watch::Receiver<bool>) {
     }
 }
 
+/// The fetch schedule: each tenant every `fetch_interval` from its own phase
+/// ([`shared::flows::cadence`]), `fetch.concurrency` at a time; none started once stopping. How
+/// each interval went is logged and kept in `{data_dir}/schedule.json` for `mssp status`.
 async fn fetch_loop(
     s: Deps,
     config: Config,
@@ -158,46 +161,35 @@ async fn fetch_loop(
     in_flight: InFlight,
     stop: watch::Receiver<bool>,
 ) {
-    loop {
-        fetch_round(&s, &config, &owner, &in_flight, &stop).await;
-        if !pause(config.fetch_interval, &stop).await {
-            return;
-        }
-    }
-}
-
-/// One scheduled run: every active tenant, `fetch.concurrency` at a time; none started once
-/// stopping.
-async fn fetch_round(
-    s: &Deps,
-    config: &Config,
-    owner: &str,
-    in_flight: &InFlight,
-    stop: &watch::Receiver<bool>,
-) {
-    let tenants = match dispatch(s).await {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot list the tenants to fetch");
-            return;
+    let cadence = Cadence {
+        interval: config.fetch_interval,
+        concurrency: s.settings.fetch.concurrency,
+    };
+    let lister = s.clone();
+    let list = move || {
+        let s = lister.clone();
+        async move {
+            dispatch(&s).await.unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot list the tenants to fetch");
+                Vec::new()
+            })
         }
     };
-    futures::stream::iter(tenants)
-        .map(|t| async move {
-            if *stop.borrow() {
-                return;
-            }
+    let deadline = config.fetch_run_deadline;
+    let work = move |t: Tenant| {
+        let (s, owner, in_flight) = (s.clone(), owner.clone(), in_flight.clone());
+        async move {
             let key = (t.id.clone(), t.alert_api);
             in_flight
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .insert(key.clone());
             let opts = FetchOptions {
-                deadline: Instant::now() + config.fetch_run_deadline,
-                owner: owner.to_string(),
+                deadline: Instant::now() + deadline,
+                owner,
                 hooks: &NoHooks,
             };
-            let work = tenant_work(s, &t, &opts).await;
+            let work = tenant_work(&s, &t, &opts).await;
             if let Err(FetchFlowError::Busy(until)) = work.fetch {
                 tracing::info!(tenant_id = %t.id, until = %until, "another fetch holds the tenant")
             }
@@ -206,10 +198,46 @@ async fn fetch_round(
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .remove(&key);
-        })
-        .buffer_unordered(s.settings.fetch.concurrency)
-        .collect::<Vec<()>>()
-        .await;
+        }
+    };
+    let file = schedule_file(&config.data_dir);
+    let report = move |fit: Fit| {
+        if fit.fits() {
+            tracing::info!(
+                tenants = fit.tenants,
+                utilization = fit.utilization,
+                "{}",
+                fit.describe()
+            );
+        } else {
+            tracing::warn!(
+                tenants = fit.tenants,
+                late = fit.late,
+                skipped = fit.skipped,
+                utilization = fit.utilization,
+                "{}",
+                fit.describe()
+            );
+        }
+        if let Err(e) = write_fit(&file, &fit) {
+            tracing::warn!(error = %e, "could not record how the schedule went");
+        }
+    };
+    cadence::run(cadence, list, work, report, stop).await;
+}
+
+/// Where `serve` keeps how its last scheduling interval went.
+pub fn schedule_file(data_dir: &std::path::Path) -> std::path::PathBuf {
+    data_dir.join("schedule.json")
+}
+
+fn write_fit(path: &std::path::Path, fit: &Fit) -> std::io::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec_pretty(fit).map_err(std::io::Error::other)?,
+    )?;
+    std::fs::rename(tmp, path)
 }
 
 #[cfg(unix)]

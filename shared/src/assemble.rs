@@ -25,6 +25,7 @@ use crate::telemetry::{self, Mode};
 pub fn settings(config: &ServiceConfig) -> Settings {
     let mut settings = Settings::new(config.endpoints.clone(), config.public_base_url.clone());
     settings.refresh_concurrency = config.refresh_concurrency;
+    settings.siem_region = config.siem_region;
     settings
 }
 

@@ -201,6 +201,51 @@ impl FromStr for AlertApi {
     }
 }
 
+/// The regional exporter that serves a tenant's legacy SIEM API (reference §1.4): a tenant's
+/// detections are served only by its own region's `wdatp-alertexporter-{eu,us,uk}`; another
+/// region's exporter answers an empty list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SiemRegion {
+    /// `wdatp-alertexporter-eu`.
+    Eu,
+    /// `wdatp-alertexporter-us` (the only exporter of the US Government clouds).
+    #[default]
+    Us,
+    /// `wdatp-alertexporter-uk`.
+    Uk,
+}
+
+impl SiemRegion {
+    /// Every region.
+    pub const ALL: [SiemRegion; 3] = [SiemRegion::Eu, SiemRegion::Us, SiemRegion::Uk];
+
+    /// `eu`, `us`, `uk`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SiemRegion::Eu => "eu",
+            SiemRegion::Us => "us",
+            SiemRegion::Uk => "uk",
+        }
+    }
+}
+
+impl fmt::Display for SiemRegion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SiemRegion {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        SiemRegion::ALL
+            .into_iter()
+            .find(|r| r.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| "expected eu, us or uk".to_string())
+    }
+}
+
 /// Where a tenant stands (DESIGN §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -227,6 +272,24 @@ impl TenantStatus {
             TenantStatus::Suspended => "suspended",
             TenantStatus::Offboarded => "offboarded",
         }
+    }
+}
+
+impl FromStr for TenantStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [
+            TenantStatus::PendingConsent,
+            TenantStatus::Active,
+            TenantStatus::ReconsentRequired,
+            TenantStatus::Suspended,
+            TenantStatus::Offboarded,
+        ]
+        .into_iter()
+        .find(|t| t.as_str().eq_ignore_ascii_case(s.trim()))
+        .ok_or_else(|| {
+            "expected pending_consent, active, reconsent_required, suspended or offboarded".into()
+        })
     }
 }
 
@@ -294,6 +357,10 @@ pub struct Tenant {
     /// the refresh token one of them rotates in is stored before the next reads it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_lease: Option<RefreshHolder>,
+    /// The SIEM exporter region, for a tenant read through the SIEM API (absent: the
+    /// deployment's default, `MSSP_SIEM_REGION`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub siem_region: Option<SiemRegion>,
     /// Optimistic-concurrency version, bumped on every write.
     pub version: u64,
 }
@@ -341,6 +408,7 @@ impl Tenant {
             consecutive_failures: 0,
             backfill: None,
             refresh_lease: None,
+            siem_region: None,
             version: 0,
         }
     }

@@ -80,7 +80,7 @@ mod every_error {
     use super::{chain, repeated_phrase};
     use crate::config::ConfigError;
     use crate::consent::state::StateError;
-    use crate::domain::{AlertApi, TenantStatus};
+    use crate::domain::{AlertApi, SiemRegion, TenantStatus};
     use crate::flows::backfill::BackfillError;
     use crate::flows::fetch::{FetchFlowError, FetchReport, Interrupted};
     use crate::flows::onboarding::ConsentError;
@@ -251,6 +251,10 @@ mod every_error {
             FetchFlowError::UnknownTenant,
             FetchFlowError::NotActive(TenantStatus::ReconsentRequired),
             FetchFlowError::Busy(when()),
+            FetchFlowError::SiemRegion {
+                reading: SiemRegion::Us,
+                holds: SiemRegion::Eu,
+            },
             FetchFlowError::Interrupted(Interrupted),
         ];
         out.extend(refresh().into_iter().map(FetchFlowError::Token));
@@ -371,14 +375,15 @@ mod every_error {
             FetchError::Delivery(_) => 11,
             FetchError::Interrupted => 12,
         });
-        check("FetchFlowError", &flow(), 7, |e| match e {
+        check("FetchFlowError", &flow(), 8, |e| match e {
             FetchFlowError::UnknownTenant => 0,
             FetchFlowError::NotActive(_) => 1,
             FetchFlowError::Busy(_) => 2,
             FetchFlowError::Token(_) => 3,
             FetchFlowError::Incomplete { .. } => 4,
-            FetchFlowError::Interrupted(_) => 5,
-            FetchFlowError::Store(_) => 6,
+            FetchFlowError::SiemRegion { .. } => 5,
+            FetchFlowError::Interrupted(_) => 6,
+            FetchFlowError::Store(_) => 7,
         });
         let leases: Vec<LeaseError> = std::iter::once(LeaseError::Held { until: when() })
             .chain(store().into_iter().map(LeaseError::Store))

@@ -238,6 +238,10 @@ pub struct JobSummary {
     pub delivered: u64,
     /// Requests sent.
     pub requests: u64,
+    /// A sweep of a SIEM tenant that listed nothing: the region whose exporter holds the
+    /// tenant's alerts instead (see [`crate::flows::region`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elsewhere: Option<crate::domain::SiemRegion>,
 }
 
 /// Where the drain of a window stands, as a checkpoint stores it.

@@ -407,7 +407,7 @@ async fn onboarded(dir: &Path, urls: &Emulated) -> anyhow::Result<Deps> {
         authority: Url::parse(&urls.authority)?,
         graph: Url::parse(&urls.graph)?,
         mde: Url::parse(&urls.mde)?,
-        siem: Url::parse(&urls.siem)?,
+        siem: shared::config::SiemEndpoint::fixed(Url::parse(&urls.siem)?),
     };
     let start: DateTime<Utc> = START.parse()?;
     let mut s = local::file_deps(
@@ -428,6 +428,7 @@ async fn onboarded(dir: &Path, urls: &Emulated) -> anyhow::Result<Deps> {
         alert_api: AlertApi::Graph,
         cloud: Cloud::Commercial,
         backfill: None,
+        siem_region: None,
     };
     local::onboard(&s, &http, new).await?;
     Ok(s)

@@ -77,6 +77,7 @@ impl HandlerError {
                 FetchFlowError::Token(RefreshError::AppMisconfigured(_)) => "AppMisconfigured",
                 FetchFlowError::Token(_) => "TokenUnavailable",
                 FetchFlowError::Incomplete { .. } => "FetchIncomplete",
+                FetchFlowError::SiemRegion { .. } => "SiemRegionMismatch",
                 FetchFlowError::Interrupted(_) => "Interrupted",
                 FetchFlowError::Store(_) => "StoreUnavailable",
             },

@@ -55,6 +55,7 @@ locals {
       MSSP_GRAPH_URL           = var.microsoft_endpoints.graph
       MSSP_MDE_URL             = var.microsoft_endpoints.mde
       MSSP_SIEM_URL            = var.microsoft_endpoints.siem
+      MSSP_SIEM_REGION         = var.siem_region
       MSSP_REFRESH_CONCURRENCY = var.refresh_concurrency == null ? null : tostring(var.refresh_concurrency)
     } : name => value if value != null },
   )

@@ -125,6 +125,17 @@ variable "cloud" {
   }
 }
 
+variable "siem_region" {
+  description = "MSSP_SIEM_REGION: eu, us or uk, the legacy SIEM API exporter region of a tenant that records none. Null: us."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.siem_region == null || contains(["eu", "us", "uk"], coalesce(var.siem_region, "us"))
+    error_message = "siem_region: eu, us or uk."
+  }
+}
+
 variable "microsoft_endpoints" {
   description = "Overrides of Microsoft's endpoints (MSSP_AUTHORITY_URL, MSSP_GRAPH_URL, MSSP_MDE_URL, MSSP_SIEM_URL). Setting any fixes one set of endpoints for every tenant. Null fields: per tenant cloud."
   type = object({

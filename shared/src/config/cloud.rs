@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::{ConfigError, Env};
+use crate::domain::SiemRegion;
 
 /// A Microsoft cloud (national cloud / US Government offering).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -71,8 +72,57 @@ pub struct CloudEndpoints {
     pub graph: Url,
     /// Defender for Endpoint API, e.g. `https://api.security.microsoft.com`.
     pub mde: Url,
-    /// Legacy SIEM API (`wdatp-alertexporter-*`; US region by default).
-    pub siem: Url,
+    /// Legacy SIEM API, one exporter per region (`wdatp-alertexporter-{eu,us,uk}`).
+    pub siem: SiemEndpoint,
+}
+
+/// The legacy SIEM API's base URL in each region (reference §1.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiemEndpoint {
+    eu: Url,
+    us: Url,
+    uk: Url,
+}
+
+impl SiemEndpoint {
+    /// The placeholder a template names the region with (`eu`, `us`, `uk`).
+    pub const PLACEHOLDER: &'static str = "{region}";
+
+    /// The endpoints a template gives: `https://wdatp-alertexporter-{region}.windows.com`, or
+    /// one URL for every region when it has no placeholder. Each must be an `http`/`https` URL.
+    pub fn from_template(template: &str) -> Result<Self, String> {
+        let at = |r: SiemRegion| {
+            let s = template.replace(Self::PLACEHOLDER, r.as_str());
+            match Url::parse(&s) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(u),
+                Ok(u) => Err(format!("scheme `{}` is not http or https", u.scheme())),
+                Err(e) => Err(format!("not a URL: {e}")),
+            }
+        };
+        Ok(SiemEndpoint {
+            eu: at(SiemRegion::Eu)?,
+            us: at(SiemRegion::Us)?,
+            uk: at(SiemRegion::Uk)?,
+        })
+    }
+
+    /// One URL for every region (an emulator that routes by tenant).
+    pub fn fixed(url: Url) -> Self {
+        SiemEndpoint {
+            eu: url.clone(),
+            us: url.clone(),
+            uk: url,
+        }
+    }
+
+    /// The exporter of `region`.
+    pub fn for_region(&self, region: SiemRegion) -> &Url {
+        match region {
+            SiemRegion::Eu => &self.eu,
+            SiemRegion::Us => &self.us,
+            SiemRegion::Uk => &self.uk,
+        }
+    }
 }
 
 impl CloudEndpoints {
@@ -84,7 +134,7 @@ impl CloudEndpoints {
     pub const GRAPH_VAR: &'static str = "MSSP_GRAPH_URL";
     /// Overrides [`CloudEndpoints::mde`].
     pub const MDE_VAR: &'static str = "MSSP_MDE_URL";
-    /// Overrides [`CloudEndpoints::siem`].
+    /// Overrides [`CloudEndpoints::siem`]; `{region}` in it stands for `eu`, `us` or `uk`.
     pub const SIEM_VAR: &'static str = "MSSP_SIEM_URL";
 
     /// Microsoft's documented base URLs for `cloud` (see `reference/microsoft-apis.md`: MDE
@@ -95,7 +145,7 @@ impl CloudEndpoints {
                 "https://login.microsoftonline.com",
                 "https://graph.microsoft.com",
                 "https://api.security.microsoft.com",
-                "https://wdatp-alertexporter-us.windows.com",
+                "https://wdatp-alertexporter-{region}.windows.com",
             ),
             Cloud::Gcc => (
                 "https://login.microsoftonline.com",
@@ -120,7 +170,8 @@ impl CloudEndpoints {
             authority: known_url(authority),
             graph: known_url(graph),
             mde: known_url(mde),
-            siem: known_url(siem),
+            siem: SiemEndpoint::from_template(siem)
+                .expect("built-in endpoint URL literal is valid"),
         }
     }
 
@@ -133,11 +184,14 @@ impl CloudEndpoints {
             (Self::AUTHORITY_VAR, &mut endpoints.authority),
             (Self::GRAPH_VAR, &mut endpoints.graph),
             (Self::MDE_VAR, &mut endpoints.mde),
-            (Self::SIEM_VAR, &mut endpoints.siem),
         ] {
             if let Some(url) = env.optional_url(var)? {
                 *slot = url;
             }
+        }
+        if let Some(template) = env.optional(Self::SIEM_VAR) {
+            endpoints.siem = SiemEndpoint::from_template(&template)
+                .map_err(|why| ConfigError::invalid(Self::SIEM_VAR, &template, why))?;
         }
         Ok(endpoints)
     }
@@ -193,10 +247,22 @@ mod tests {
         assert_eq!(e.authority.as_str(), "https://login.microsoftonline.com/");
         assert_eq!(e.graph.as_str(), "https://graph.microsoft.com/");
         assert_eq!(e.mde.as_str(), "https://api.security.microsoft.com/");
-        assert_eq!(
-            e.siem.as_str(),
-            "https://wdatp-alertexporter-us.windows.com/"
-        );
+        for (region, host) in [
+            (
+                SiemRegion::Eu,
+                "https://wdatp-alertexporter-eu.windows.com/",
+            ),
+            (
+                SiemRegion::Us,
+                "https://wdatp-alertexporter-us.windows.com/",
+            ),
+            (
+                SiemRegion::Uk,
+                "https://wdatp-alertexporter-uk.windows.com/",
+            ),
+        ] {
+            assert_eq!(e.siem.for_region(region).as_str(), host);
+        }
     }
 
     #[test]
@@ -208,10 +274,12 @@ mod tests {
             e.mde.as_str(),
             "https://api-gcc.securitycenter.microsoft.us/"
         );
-        assert_eq!(
-            e.siem.as_str(),
-            "https://wdatp-alertexporter-us.gcc.securitycenter.windows.us/"
-        );
+        for region in SiemRegion::ALL {
+            assert_eq!(
+                e.siem.for_region(region).as_str(),
+                "https://wdatp-alertexporter-us.gcc.securitycenter.windows.us/"
+            );
+        }
     }
 
     #[test]
@@ -225,7 +293,7 @@ mod tests {
                 "https://api-gov.securitycenter.microsoft.us/"
             );
             assert_eq!(
-                e.siem.as_str(),
+                e.siem.for_region(SiemRegion::Eu).as_str(),
                 "https://wdatp-alertexporter-us.securitycenter.windows.us/"
             );
         }
@@ -267,7 +335,19 @@ mod tests {
         assert_eq!(e.authority.as_str(), "http://127.0.0.1:1/login");
         assert_eq!(e.graph.as_str(), "http://127.0.0.1:2/");
         assert_eq!(e.mde.as_str(), "http://127.0.0.1:3/");
-        assert_eq!(e.siem.as_str(), "http://127.0.0.1:4/");
+        assert_eq!(
+            e.siem.for_region(SiemRegion::Uk).as_str(),
+            "http://127.0.0.1:4/"
+        );
+        let per_region = CloudEndpoints::from_env(&env([(
+            "MSSP_SIEM_URL",
+            "http://127.0.0.1:4/siem-{region}",
+        )]))
+        .unwrap();
+        assert_eq!(
+            per_region.siem.for_region(SiemRegion::Uk).as_str(),
+            "http://127.0.0.1:4/siem-uk"
+        );
     }
 
     #[test]
@@ -287,7 +367,9 @@ mod tests {
 
     #[test]
     fn from_env_rejects_a_bad_override_by_name() {
-        let err = CloudEndpoints::from_env(&env([("MSSP_SIEM_URL", "nope")])).unwrap_err();
-        assert_eq!(err.var(), "MSSP_SIEM_URL");
+        for bad in ["nope", "ftp://127.0.0.1/{region}"] {
+            let err = CloudEndpoints::from_env(&env([("MSSP_SIEM_URL", bad)])).unwrap_err();
+            assert_eq!(err.var(), "MSSP_SIEM_URL");
+        }
     }
 }

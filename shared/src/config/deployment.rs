@@ -15,7 +15,8 @@
 //! | `MSSP_AUTHORITY_URL` | no | per tenant cloud | Entra ID authority host. |
 //! | `MSSP_GRAPH_URL` | no | per tenant cloud | Microsoft Graph base URL. |
 //! | `MSSP_MDE_URL` | no | per tenant cloud | Defender for Endpoint API base URL. |
-//! | `MSSP_SIEM_URL` | no | per tenant cloud | Legacy SIEM API base URL. |
+//! | `MSSP_SIEM_URL` | no | per tenant cloud | Legacy SIEM API base URL; `{region}` in it stands for the tenant's SIEM region. |
+//! | `MSSP_SIEM_REGION` | no | `us` | `eu`, `us` or `uk`: the SIEM exporter region of a tenant that records none. |
 //! | `MSSP_REFRESH_CONCURRENCY` | no | `8` | Tenants refreshed at once (at least 1). |
 //!
 //! When none of the four URL overrides is set, every tenant is reached at Microsoft's endpoints
@@ -29,6 +30,7 @@
 use url::Url;
 
 use super::{CloudEndpoints, ConfigError, Endpoints, Env};
+use crate::domain::SiemRegion;
 
 /// Configuration shared by the Lambda functions, read once per cold start.
 #[derive(Debug, Clone)]
@@ -45,6 +47,8 @@ pub struct ServiceConfig {
     pub kms_key_id: Option<String>,
     /// Microsoft endpoints.
     pub endpoints: Endpoints,
+    /// The SIEM exporter region of a tenant that records none.
+    pub siem_region: SiemRegion,
     /// Tenants refreshed at once.
     pub refresh_concurrency: usize,
 }
@@ -61,10 +65,12 @@ impl ServiceConfig {
     /// See the module table.
     pub const KMS_KEY_ID_VAR: &'static str = "MSSP_KMS_KEY_ID";
     /// See the module table.
+    pub const SIEM_REGION_VAR: &'static str = "MSSP_SIEM_REGION";
+    /// See the module table.
     pub const REFRESH_CONCURRENCY_VAR: &'static str = "MSSP_REFRESH_CONCURRENCY";
 
     /// Every variable read by [`ServiceConfig::from_env`], in the order of the module table.
-    pub const VARIABLES: [&'static str; 11] = [
+    pub const VARIABLES: [&'static str; 12] = [
         Self::PUBLIC_BASE_URL_VAR,
         Self::SECRETS_PREFIX_VAR,
         Self::APP_SECRET_ID_VAR,
@@ -75,6 +81,7 @@ impl ServiceConfig {
         CloudEndpoints::GRAPH_VAR,
         CloudEndpoints::MDE_VAR,
         CloudEndpoints::SIEM_VAR,
+        Self::SIEM_REGION_VAR,
         Self::REFRESH_CONCURRENCY_VAR,
     ];
 
@@ -99,6 +106,7 @@ impl ServiceConfig {
         let table = env.required(Self::TABLE_VAR)?;
         let kms_key_id = env.optional(Self::KMS_KEY_ID_VAR);
         let endpoints = endpoints_from_env(env)?;
+        let siem_region = env.parse_or(Self::SIEM_REGION_VAR, SiemRegion::default())?;
         let refresh_concurrency = env.parse_or(Self::REFRESH_CONCURRENCY_VAR, 8usize)?;
         if refresh_concurrency == 0 {
             return Err(ConfigError::Invalid {
@@ -113,6 +121,7 @@ impl ServiceConfig {
             table,
             kms_key_id,
             endpoints,
+            siem_region,
             refresh_concurrency,
         })
     }

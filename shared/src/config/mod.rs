@@ -8,7 +8,7 @@
 pub mod cloud;
 pub mod deployment;
 
-pub use cloud::{Cloud, CloudEndpoints, Endpoints};
+pub use cloud::{Cloud, CloudEndpoints, Endpoints, SiemEndpoint};
 
 use std::collections::HashMap;
 use std::fmt;

@@ -17,11 +17,13 @@
 
 pub mod app_health;
 pub mod backfill;
+pub mod cadence;
 pub mod dispatch;
 pub mod fetch;
 pub mod onboarding;
 pub mod range;
 pub mod refresh;
+pub mod region;
 pub mod schedule;
 pub mod status;
 pub mod sweep;
@@ -57,6 +59,8 @@ pub struct Settings {
     pub refresh_margin: Duration,
     /// Use a refresh token at least this often (Microsoft expires it after 90 idle days).
     pub refresh_token_max_idle: Duration,
+    /// The SIEM exporter region of a tenant that records none.
+    pub siem_region: crate::domain::SiemRegion,
     /// Tenants refreshed at once.
     pub refresh_concurrency: usize,
     /// Attempts per token request when the identity platform fails transiently.
@@ -77,6 +81,7 @@ impl Settings {
             state_ttl: Duration::minutes(30),
             refresh_margin: Duration::minutes(10),
             refresh_token_max_idle: Duration::days(14),
+            siem_region: crate::domain::SiemRegion::default(),
             refresh_concurrency: 8,
             identity_attempts: 4,
             http_timeout: StdDuration::from_secs(20),
@@ -122,6 +127,11 @@ pub struct Deps {
 }
 
 impl Deps {
+    /// The SIEM exporter region `tenant` is read at: its own, else the deployment's default.
+    pub fn siem_region(&self, tenant: &Tenant) -> crate::domain::SiemRegion {
+        tenant.siem_region.unwrap_or(self.settings.siem_region)
+    }
+
     /// The identity client for a tenant's cloud with the app's credentials.
     pub(crate) fn entra(
         &self,

@@ -44,6 +44,8 @@ pub struct NewTenant {
     pub cloud: Cloud,
     /// How much history to backfill once the tenant is onboarded (from now − this).
     pub backfill: Option<chrono::Duration>,
+    /// The SIEM exporter region (SIEM tenants; `None`: the deployment's default).
+    pub siem_region: Option<crate::domain::SiemRegion>,
 }
 
 /// The query parameters of a consent callback, as received.
@@ -181,6 +183,7 @@ pub async fn start_onboarding(s: &Deps, new: NewTenant) -> Result<Onboarded, Con
                 now,
             );
             t.backfill = backfill_of(&new, now);
+            t.siem_region = new.siem_region;
             s.registry.create(&t).await?;
             t
         }
@@ -194,6 +197,9 @@ pub async fn start_onboarding(s: &Deps, new: NewTenant) -> Result<Onboarded, Con
                     t.auth_model = new.auth_model;
                     t.alert_api = new.alert_api;
                     t.cloud = new.cloud;
+                    if new.siem_region.is_some() {
+                        t.siem_region = new.siem_region;
+                    }
                     if let Some(b) = backfill_of(&new, now) {
                         t.backfill = Some(b);
                     }

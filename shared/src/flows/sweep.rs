@@ -12,11 +12,11 @@
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
-use super::Deps;
 use super::fetch::job::{self, Kind, Slice};
 use super::fetch::session::Session;
 use super::fetch::{FetchFlowError, FetchOptions, active_tenant, lease, source_with_share};
-use crate::domain::{Tenant, TenantId};
+use super::{Deps, region};
+use crate::domain::{AlertApi, Tenant, TenantId};
 use crate::microsoft::alerts::Window;
 use crate::ports::Cursor;
 
@@ -103,7 +103,12 @@ async fn slice(
         s.cursor.sweep = Some(job::start(window, now));
     }
     let slice_end = (Instant::now() + d.settings.fetch.job_slice).min(opts.deadline);
-    Ok(Swept::Ran(
-        job::run_slice(&mut s, Kind::Sweep, slice_end).await?,
-    ))
+    let mut ran = job::run_slice(&mut s, Kind::Sweep, slice_end).await?;
+    if let Slice::Finished(summary) = &mut ran
+        && summary.checked == 0
+        && tenant.alert_api == AlertApi::Siem
+    {
+        summary.elsewhere = region::probe(&mut s, summary.window).await?;
+    }
+    Ok(Swept::Ran(ran))
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use emulator::RunningEmulator;
-use serde_json::Value;
+use serde_json::{Value, json};
 use shared::adapters::local::FileAlertSink;
 use shared::domain::AlertApi;
 use shared::record::AlertRecord;
@@ -351,6 +351,21 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
             .iter()
             .all(|t| t["status"] == "pending_consent")
     );
+    // A SIEM tenant records its exporter region: the configured default when none is given.
+    let regions: Vec<_> = tenants
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|t| (t["alert_api"].clone(), t["siem_region"].clone()))
+        .collect();
+    assert!(
+        regions.contains(&(json!("siem"), json!("us"))),
+        "{regions:?}"
+    );
+    assert!(
+        regions.contains(&(json!("graph"), Value::Null)),
+        "{regions:?}"
+    );
     let link = mssp(root, &with(&["consent-link", NORTHWIND]), &[]).await;
     assert_eq!(link.code, Some(0), "{link:?}");
     assert!(link.stdout.trim().starts_with(&public), "{link:?}");
@@ -411,6 +426,63 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
     ] {
         assert!(table.stdout.contains(word), "{word}: {table:?}");
     }
+
+    // run --once: one refresh + fetch cycle in the foreground; every cursor moves.
+    let watermarks = |v: &Value| -> Vec<(String, String)> {
+        v.as_array()
+            .expect("array")
+            .iter()
+            .map(|h| (h["tenant_id"].to_string(), h["watermark"].to_string()))
+            .collect()
+    };
+    let before = watermarks(&status.json());
+    for id in [CONTOSO, FABRIKAM, NORTHWIND] {
+        let added = http
+            .post(format!("{}/tenants/{id}/alerts", emu.urls().control))
+            .json(&serde_json::json!([{"created": "-1s", "title": "New for run"}]))
+            .send()
+            .await
+            .expect("control api");
+        assert!(added.status().is_success(), "{}", added.status());
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let run = mssp(root, &with(&["run", "--once"]), &[]).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    for name in ["Contoso", "Fabrikam", "Northwind"] {
+        assert!(
+            run.stderr.contains(&format!("{name}: 1 alerts delivered")),
+            "{name}: {run:?}"
+        );
+    }
+    assert!(
+        run.stdout.contains("LAST FETCH"),
+        "the status table: {run:?}"
+    );
+    let after = mssp(root, &with(&["status", "--json"]), &[]).await;
+    let moved = watermarks(&after.json());
+    for (b, a) in before.iter().zip(&moved) {
+        assert_eq!(b.0, a.0);
+        assert!(a.1 > b.1, "the cursor moved: {b:?} -> {a:?}");
+    }
+    for id in [CONTOSO, FABRIKAM, NORTHWIND] {
+        let records = sink.records(Some(&tid(id))).expect("records");
+        let c = check(&emu, id, &records);
+        assert!(
+            c.duplicates == 0 && c.missing.is_empty(),
+            "{id}: exactly once after run: {c:?}"
+        );
+    }
+    let one = mssp(root, &with(&["run", "--once", CONTOSO]), &[]).await;
+    assert_eq!(one.code, Some(0), "{one:?}");
+    assert!(one.stderr.contains("fetching 1 tenants"), "{one:?}");
+    let forced = mssp(root, &with(&["refresh", "--force"]), &[]).await;
+    assert_eq!(forced.code, Some(0), "{forced:?}");
+    assert_eq!(
+        forced.stdout.matches("refreshed").count(),
+        3,
+        "every active tenant renewed: {forced:?}"
+    );
+    outputs.push(run.all());
 
     // backfill: history older than the regular fetch's coverage, delivered once.
     let old: Vec<Value> = (0..30)
@@ -727,6 +799,29 @@ async fn bad_usage_and_configuration_exit_2_naming_what_to_fix() {
     )
     .await;
     assert_eq!(bad_model.code, Some(2), "{bad_model:?}");
+    let region_of_graph = mssp(
+        root,
+        &[
+            "tenants",
+            "add",
+            CONTOSO,
+            "--name",
+            "C",
+            "--model",
+            "application",
+            "--api",
+            "graph",
+            "--siem-region",
+            "eu",
+        ],
+        &env("MSSP_FETCH_INTERVAL", "2m"),
+    )
+    .await;
+    assert_eq!(region_of_graph.code, Some(2), "{region_of_graph:?}");
+    assert!(
+        region_of_graph.stderr.contains("--siem-region"),
+        "{region_of_graph:?}"
+    );
 
     let unknown = mssp(
         root,
@@ -830,4 +925,110 @@ async fn operator_commands_work_on_the_aws_deployment_with_backend_aws() {
     for out in [&add, &status, &refresh, &fetched, &remove] {
         assert!(!out.all().contains(APP_SECRET), "{out:?}");
     }
+}
+
+/// A registry of `n` tenants in `dir`: all active, the first 500 fetched (lags 0–499 s), 20
+/// whose last fetch failed, 10 that need re-consent; a third of them on each API.
+async fn fleet(dir: &Path, n: usize) {
+    use shared::domain::{AuthModel, Outcome, Tenant, TenantStatus};
+    use shared::ports::{CursorStore, TenantRegistry};
+    let registry = shared::adapters::local::FileTenantRegistry::new(dir);
+    let cursors = shared::adapters::local::FileCursorStore::new(dir);
+    let now = chrono::Utc::now();
+    for i in 0..n {
+        let id = tid(&format!("{:08x}-0000-4000-8000-{:012x}", i, i));
+        let api = AlertApi::ALL[i % 3];
+        let mut t = Tenant::pending(
+            id.clone(),
+            format!("Customer {i}"),
+            AuthModel::Application,
+            api,
+            shared::config::Cloud::Commercial,
+            now,
+        );
+        t.status = if i < 10 {
+            TenantStatus::ReconsentRequired
+        } else {
+            TenantStatus::Active
+        };
+        let failed = (10..30).contains(&i);
+        t.last_fetch = Some(Outcome {
+            at: now,
+            ok: !failed,
+            detail: failed.then(|| "the connection was dropped; the next run retries".into()),
+        });
+        registry.create(&t).await.expect("tenant");
+        if i < 500 {
+            let owner = "fleet";
+            let mut c = cursors
+                .acquire(&id, api, owner, now, chrono::Duration::minutes(1))
+                .await
+                .expect("lease");
+            c.watermark = Some(now - chrono::Duration::seconds(i as i64));
+            c.lease = None;
+            cursors.commit(&c, owner, now).await.expect("cursor");
+        }
+    }
+}
+
+#[tokio::test]
+async fn status_of_ten_thousand_tenants_fits_a_screen_and_filters_narrow_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    fleet(&root.join("data"), 10_000).await;
+    let env = vec![(
+        "MSSP_DATA_DIR".to_string(),
+        root.join("data").display().to_string(),
+    )];
+
+    let summary = mssp(root, &["status"], &env).await;
+    assert_eq!(summary.code, Some(3), "30 need attention: {summary:?}");
+    let lines = summary.stdout.lines().count();
+    assert!(lines <= 40, "{lines} lines:\n{}", summary.stdout);
+    for expected in [
+        "10000 tenants: 9990 active, 10 reconsent_required",
+        "APIs: 3334 graph, 3333 mde, 3333 siem",
+        "Lag of 490 fetched tenants: p50 ",
+        "30 tenants need attention:",
+        "… and 10 more",
+    ] {
+        assert!(
+            summary.stdout.contains(expected),
+            "{expected}:\n{}",
+            summary.stdout
+        );
+    }
+
+    let all = mssp(root, &["status", "--all"], &env).await;
+    assert_eq!(
+        all.stdout.lines().count(),
+        10_001,
+        "a header and a row each"
+    );
+
+    let reconsent = mssp(root, &["status", "--state", "reconsent_required"], &env).await;
+    assert_eq!(reconsent.code, Some(3));
+    assert_eq!(reconsent.stdout.lines().count(), 11, "{reconsent:?}");
+
+    let siem = mssp(root, &["status", "--api", "siem", "--json"], &env).await;
+    let siem = siem.json();
+    let siem = siem.as_array().expect("array");
+    assert_eq!(siem.len(), 3333);
+    assert!(siem.iter().all(|h| h["alert_api"] == "siem"));
+
+    let fine = mssp(
+        root,
+        &["status", "--state", "active", "--api", "graph"],
+        &env,
+    )
+    .await;
+    assert_eq!(
+        fine.code,
+        Some(3),
+        "graph tenants among the failed: {fine:?}"
+    );
+    assert!(
+        fine.stdout.contains("3330 tenants: 3330 active"),
+        "{fine:?}"
+    );
 }

@@ -54,7 +54,7 @@ async fn status_and_refresh_show_the_app_registrations_health_and_each_cause_who
             authority: u.authority.clone(),
             graph: u.graph.clone(),
             mde: u.mde.clone(),
-            siem: u.siem.clone(),
+            siem: shared::config::SiemEndpoint::fixed(u.siem.clone()),
         },
         Url::parse(&public).expect("url"),
         Arc::new(SystemClock),
@@ -80,6 +80,7 @@ async fn status_and_refresh_show_the_app_registrations_health_and_each_cause_who
             alert_api: api,
             cloud: Cloud::Commercial,
             backfill: None,
+            siem_region: None,
         };
         tests::local::onboard(&services, &http, new)
             .await

@@ -86,7 +86,7 @@ impl World {
             authority: u.authority,
             graph: u.graph,
             mde: u.mde,
-            siem: u.siem,
+            siem: shared::config::SiemEndpoint::fixed(u.siem),
         };
         let clock = ManualClock::new(start_time());
         let mut services = tests::local::file_deps(
@@ -160,6 +160,7 @@ fn new_tenant(id: &str, model: AuthModel, api: AlertApi) -> NewTenant {
         alert_api: api,
         cloud: Cloud::Commercial,
         backfill: None,
+        siem_region: None,
     }
 }
 

@@ -505,6 +505,8 @@ fn placeholder(var: &str) -> &'static str {
         "https://service.example.com/x"
     } else if var == "MSSP_CLOUD" {
         "commercial"
+    } else if var == ServiceConfig::SIEM_REGION_VAR {
+        "eu"
     } else if var.ends_with("_CONCURRENCY") {
         "4"
     } else {

@@ -350,6 +350,7 @@ async fn infra_e2e_the_packaged_functions_run_against_what_terraform_applied() {
                 alert_api: api,
                 cloud: Cloud::Commercial,
                 backfill: None,
+                siem_region: None,
             },
         )
         .await

@@ -145,6 +145,7 @@ impl FnWorld {
                 alert_api: api,
                 cloud: Cloud::Commercial,
                 backfill: None,
+                siem_region: None,
             },
         )
         .await

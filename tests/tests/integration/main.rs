@@ -32,3 +32,4 @@ mod refresh;
 mod refresh_lambda;
 mod refresh_race;
 mod siem_keys;
+mod siem_region;

@@ -300,7 +300,7 @@ async fn a_token_for_another_tenant_is_refused() {
             authority: url::Url::parse(&format!("http://{addr}/login")).expect("url"),
             graph: u.graph,
             mde: u.mde,
-            siem: u.siem,
+            siem: shared::config::SiemEndpoint::fixed(u.siem),
         }));
     let e = complete_consent(&s, &cb).await.expect_err("refused");
     assert!(e.to_string().contains("another tenant"), "{e}");

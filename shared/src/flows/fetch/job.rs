@@ -222,6 +222,7 @@ async fn finish(s: &mut Session<'_>, kind: Kind, job: Job) -> Result<Slice, Fetc
         checked: job.checked,
         delivered: job.delivered,
         requests: job.requests,
+        elsewhere: None,
     };
     let last = summary.clone();
     s.commit(|c| {

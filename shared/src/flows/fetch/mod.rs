@@ -29,9 +29,9 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Duration, Utc};
 use tokio::time::Instant;
 
-use super::Deps;
 use super::refresh::RefreshError;
-use crate::domain::{AlertApi, Outcome, Tenant, TenantId, TenantStatus};
+use super::{Deps, region};
+use crate::domain::{AlertApi, Outcome, SiemRegion, Tenant, TenantId, TenantStatus};
 use crate::microsoft::alerts::odata::{Flavor, ODataSource};
 use crate::microsoft::alerts::siem::SiemSource;
 use crate::microsoft::alerts::{AlertSource, FetchError};
@@ -205,6 +205,17 @@ pub enum FetchFlowError {
         /// Why it stopped.
         error: FetchError,
     },
+    /// The tenant's SIEM alerts are served by another region's exporter than the one it is read
+    /// at (its reconciliation sweep found them there): nothing is fetched until the region is set.
+    #[error(
+        "the SIEM exporter of region {reading} returns nothing for this tenant while the {holds} exporter holds its alerts: run `mssp tenants set-region TENANT {holds}`"
+    )]
+    SiemRegion {
+        /// The region the tenant is read at.
+        reading: SiemRegion,
+        /// The region whose exporter holds its alerts.
+        holds: SiemRegion,
+    },
     /// The run was interrupted by a hook (tests).
     #[error(transparent)]
     Interrupted(#[from] Interrupted),
@@ -236,45 +247,63 @@ pub fn source_with_share(
     share: f64,
 ) -> Result<Box<dyn AlertSource>, StoreError> {
     let f = &d.settings.fetch;
-    let budget = |windows: &[(u32, StdDuration)]| {
-        RequestBudget::new(
-            windows
-                .iter()
-                .map(|&(n, per)| (((f64::from(n) * share).floor() as u32).max(1), per))
-                .collect(),
-        )
-    };
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(f.http_timeout)
-        .connect_timeout(StdDuration::from_secs(10))
-        .build()
-        .map_err(|e| StoreError::unavailable("building the API client", e))?;
     let ep = d.settings.endpoints.for_cloud(tenant.cloud);
     Ok(match tenant.alert_api {
         AlertApi::Graph => Box::new(ODataSource::new(
             Flavor::Graph,
             ep.graph,
-            http,
-            budget(&f.graph_budget),
+            api_client(f)?,
+            shared_budget(&f.graph_budget, share),
             f.graph_page,
             f.retry,
         )),
         AlertApi::Mde => Box::new(ODataSource::new(
             Flavor::Mde,
             ep.mde,
-            http,
-            budget(&f.mde_budget),
+            api_client(f)?,
+            shared_budget(&f.mde_budget, share),
             f.mde_page,
             f.retry,
         )),
-        AlertApi::Siem => Box::new(SiemSource::new(
-            ep.siem,
-            http,
-            budget(&f.siem_budget),
-            f.retry,
-        )),
+        AlertApi::Siem => Box::new(siem_source(d, tenant, d.siem_region(tenant), share)?),
     })
+}
+
+/// The SIEM source of `tenant` at `region`'s exporter, spending at most `share` of its budget.
+pub fn siem_source(
+    d: &Deps,
+    tenant: &Tenant,
+    region: SiemRegion,
+    share: f64,
+) -> Result<SiemSource, StoreError> {
+    let f = &d.settings.fetch;
+    let ep = d.settings.endpoints.for_cloud(tenant.cloud);
+    Ok(SiemSource::new(
+        ep.siem.for_region(region).clone(),
+        api_client(f)?,
+        shared_budget(&f.siem_budget, share),
+        f.retry,
+    ))
+}
+
+/// `share` of a request budget's windows (at least one request each).
+fn shared_budget(windows: &[(u32, StdDuration)], share: f64) -> RequestBudget {
+    RequestBudget::new(
+        windows
+            .iter()
+            .map(|&(n, per)| (((f64::from(n) * share).floor() as u32).max(1), per))
+            .collect(),
+    )
+}
+
+/// The HTTP client of the alert APIs: no redirects (a token never follows one), bounded waits.
+fn api_client(f: &FetchSettings) -> Result<reqwest::Client, StoreError> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(f.http_timeout)
+        .connect_timeout(StdDuration::from_secs(10))
+        .build()
+        .map_err(|e| StoreError::unavailable("building the API client", e))
 }
 
 /// The tenant `id`, if it exists and is active.
@@ -364,6 +393,17 @@ pub async fn fetch_tenant(
         && l.expires_at > now
     {
         return Err(FetchFlowError::Busy(l.expires_at));
+    }
+    if let Some(holds) = state
+        .cursor
+        .as_ref()
+        .and_then(|c| region::misplaced(d, &tenant, c))
+    {
+        let reading = d.siem_region(&tenant);
+        let result = Err(FetchFlowError::SiemRegion { reading, holds });
+        record_outcome(d, &tenant, &result).await;
+        log_result(&tenant, &result);
+        return result;
     }
     if let Some(cursor) = &state.cursor
         && let idle::Glance::Idle(report) = idle::glance(d, &tenant, cursor, opts.deadline).await

@@ -12,6 +12,7 @@ use super::{FetchFlowError, FetchOptions, FetchReport, HookPoint, Interrupted, s
 use crate::domain::Tenant;
 use crate::flows::Deps;
 use crate::flows::refresh::{access_token, refresh_tenant};
+use crate::microsoft::alerts::siem::SiemSource;
 use crate::microsoft::alerts::{
     AlertSource, DrainStats, FetchError, Position, SourceAlert, Window,
 };
@@ -92,6 +93,18 @@ impl<'a> Session<'a> {
     /// Requests sent so far.
     pub fn requests(&self) -> u64 {
         self.stats.http.requests
+    }
+
+    /// Whether another SIEM exporter (`other`) holds any of the tenant's detections in `window`.
+    pub async fn holds_any(
+        &mut self,
+        other: &mut SiemSource,
+        window: Window,
+    ) -> Result<bool, FetchFlowError> {
+        let held = other
+            .holds_any(&self.token, window, self.opts.deadline, &mut self.stats)
+            .await;
+        held.map_err(|e| self.incomplete(e))
     }
 
     /// How many alerts `window` holds, if the API counts.

@@ -61,6 +61,34 @@ impl SiemSource {
     }
 }
 
+impl SiemSource {
+    /// Whether this exporter holds any detection of the token's tenant updated in `window`
+    /// (one request, `limit=1`): how a tenant read at the wrong region's exporter is told.
+    pub async fn holds_any(
+        &mut self,
+        token: &AccessToken,
+        window: Window,
+        deadline: tokio::time::Instant,
+        stats: &mut DrainStats,
+    ) -> Result<bool, FetchError> {
+        let mut u = super::join(&self.base, "api/alerts");
+        u.query_pairs_mut()
+            .append_pair("sinceTimeUtc", &fmt7(window.since))
+            .append_pair("untilTimeUtc", &fmt7(window.until - tick()))
+            .append_pair("limit", "1");
+        let answer = Getter {
+            http: &self.http,
+            budget: &mut self.budget,
+            deadline,
+            policy: self.policy,
+            stats: &mut stats.http,
+        }
+        .get(&u, token, OnPartial::Retry, parse_answer)
+        .await?;
+        Ok(!answer.value.alerts.is_empty())
+    }
+}
+
 /// The fields of a detection the fetch needs; every other field is skipped unread.
 #[derive(serde::Deserialize)]
 struct Head<'a> {
