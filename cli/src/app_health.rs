@@ -1,6 +1,7 @@
 //! The app registration's health in the listings: `mssp status` checks the credentials now (one
-//! request in the app's home tenant), `mssp refresh` shows what its cycle found. Lines go to
-//! stdout above a table, or to stderr when stdout carries JSON.
+//! request in the app's home tenant), `mssp refresh` shows what its cycle found. When it says
+//! something (a refusal, a warning, a check that could not tell), lines go to stdout above a
+//! table, or to stderr when stdout carries JSON.
 
 use shared::flows::app_health::{self, AppHealth};
 
@@ -43,9 +44,12 @@ pub fn lines(app: &AppHealth) -> Vec<String> {
     out
 }
 
-/// Prints [`lines`]: on stderr when `json` (stdout is the JSON document), else on stdout with a
-/// blank line after.
+/// Prints [`lines`] when the health is notable ([`AppHealth::notable`]): on stderr when `json`
+/// (stdout is the JSON document), else on stdout with a blank line after.
 pub fn print(app: &AppHealth, json: bool) {
+    if !app.notable() {
+        return;
+    }
     for line in lines(app) {
         if json {
             eprintln!("mssp: {line}");

@@ -35,10 +35,14 @@ pub enum Credentials {
         /// The sentence: what happened and what to do.
         problem: String,
     },
-    /// The check did not run or could not tell (no home tenant configured, Microsoft
-    /// unavailable, the home tenant wrong).
+    /// The check could not tell (Microsoft unavailable, the home tenant wrong).
     Unchecked {
         /// Why, and what to do.
+        reason: String,
+    },
+    /// The check is not set up: the app secret names no home tenant, or there is no app secret.
+    NotConfigured {
+        /// What to add, and where.
         reason: String,
     },
 }
@@ -67,7 +71,7 @@ impl Default for AppHealth {
     fn default() -> Self {
         AppHealth {
             checked_at: DateTime::<Utc>::UNIX_EPOCH,
-            credentials: Credentials::Unchecked {
+            credentials: Credentials::NotConfigured {
                 reason: "the app registration was not checked".into(),
             },
             client_secret_expires: None,
@@ -102,6 +106,12 @@ impl AppHealth {
         self.problem().is_some() || self.expiry_warning_days.is_some_and(|d| d <= 7)
     }
 
+    /// Whether a listing should show it: Microsoft refused the credentials, the check could not
+    /// tell, or the secret's expiry is near. (A working, or not configured, check is quiet.)
+    pub fn notable(&self) -> bool {
+        !self.warnings.is_empty() || matches!(self.credentials, Credentials::Unchecked { .. })
+    }
+
     /// One line about the credentials for a listing: the check's result.
     pub fn credentials_line(&self) -> String {
         match &self.credentials {
@@ -109,15 +119,23 @@ impl AppHealth {
                 format!("credentials accepted by Microsoft in tenant {tenant_id}")
             }
             Credentials::Refused { problem, .. } => problem.clone(),
-            Credentials::Unchecked { reason } => reason.clone(),
+            Credentials::Unchecked { reason } | Credentials::NotConfigured { reason } => {
+                reason.clone()
+            }
         }
     }
 
     /// Logs what an operator should see: the warnings (louder as the expiry nears), or why the
     /// check did not run. The refused credentials are the caller's to log (once, loudly).
     pub fn log(&self) {
-        if let Credentials::Unchecked { reason } = &self.credentials {
-            tracing::info!(reason = %reason, "app credentials not checked");
+        match &self.credentials {
+            Credentials::Unchecked { reason } => {
+                tracing::warn!(reason = %reason, "app credentials not checked");
+            }
+            Credentials::NotConfigured { reason } => {
+                tracing::info!(reason = %reason, "app credentials not checked");
+            }
+            _ => {}
         }
         for warning in &self.warnings {
             if self.problem() == Some(warning.as_str()) {
@@ -157,7 +175,7 @@ pub async fn check(s: &Deps, creds: &AppCredentials, cloud: Cloud) -> AppHealth 
 pub async fn check_with(s: &Deps, creds: &AppCredentials, cloud: Cloud, tries: u32) -> AppHealth {
     let now = s.clock.now();
     let credentials = match &creds.tenant_id {
-        None => Credentials::Unchecked {
+        None => Credentials::NotConfigured {
             reason: NO_HOME_TENANT.into(),
         },
         Some(home) => check_in(s, creds, home, cloud, tries).await,
@@ -273,17 +291,23 @@ pub async fn current(s: &Deps, tenants: &[Tenant]) -> AppHealth {
     match s.app.app_credentials().await {
         Ok(creds) => check_with(s, &creds, cloud_of(tenants), 1).await,
         Err(e) => {
-            let reason = match e {
-                StoreError::NotFound => "no app credentials are stored: write the app \
-                     registration's client_id and client_secret, and a state_key, into the app \
-                     secret (`mssp init` makes a template)"
-                    .to_string(),
-                StoreError::Corrupt { .. } => "the app secret is not valid: it needs \
-                     client_id, client_secret and a base64 state_key of 32 or more bytes"
-                    .to_string(),
-                e => format!("the app secret could not be read: {e}"),
+            let credentials = match e {
+                StoreError::NotFound => Credentials::NotConfigured {
+                    reason: "no app credentials are stored: write the app registration's \
+                         client_id and client_secret, and a state_key, into the app secret \
+                         (`mssp init` makes a template)"
+                        .into(),
+                },
+                StoreError::Corrupt { .. } => Credentials::Unchecked {
+                    reason: "the app secret is not valid: it needs client_id, client_secret \
+                         and a base64 state_key of 32 or more bytes"
+                        .into(),
+                },
+                e => Credentials::Unchecked {
+                    reason: format!("the app secret could not be read: {e}"),
+                },
             };
-            with_expiry(Credentials::Unchecked { reason }, None, s.clock.now())
+            with_expiry(credentials, None, s.clock.now())
         }
     }
 }

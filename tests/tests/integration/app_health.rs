@@ -199,7 +199,9 @@ async fn without_a_home_tenant_the_cycle_says_the_credentials_are_not_checked() 
         .await;
     let s = refresh_all(&w.services, None).await.expect("run");
     match &s.app.credentials {
-        Credentials::Unchecked { reason } => assert!(reason.contains("tenant_id"), "{reason}"),
+        Credentials::NotConfigured { reason } => {
+            assert!(reason.contains("tenant_id"), "{reason}")
+        }
         other => panic!("{other:?}"),
     }
     assert!(s.app_misconfigured.is_none() && !s.app.needs_attention());
