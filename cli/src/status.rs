@@ -207,12 +207,20 @@ fn summary(health: &[TenantHealth]) -> String {
     out
 }
 
-/// The cause of an error sentence, with its code (what comes before the first `: `): one line of
-/// the summary; the whole sentence is in the full table and `mssp tenants show`.
+/// The cause of an error sentence, with its code (what comes before the first `: ` outside
+/// parentheses): one line of the summary; the whole sentence is in the full table and `mssp
+/// tenants show`.
 fn cause(sentence: &str) -> &str {
+    let mut depth = 0i32;
+    for (i, c) in sentence.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ':' if depth == 0 && sentence[i + 1..].starts_with(' ') => return &sentence[..i],
+            _ => {}
+        }
+    }
     sentence
-        .split_once(": ")
-        .map_or(sentence, |(cause, _)| cause)
 }
 
 /// `3 active, 1 suspended`: counts by name, largest first.
@@ -246,6 +254,19 @@ fn print_links(health: &[TenantHealth]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_summary_row_shows_the_cause_with_its_code() {
+        assert_eq!(
+            cause("the app's client secret has expired (AADSTS7000222): create a new one"),
+            "the app's client secret has expired (AADSTS7000222)"
+        );
+        assert_eq!(
+            cause("the API refused access (403, Forbidden: Missing roles): send a link"),
+            "the API refused access (403, Forbidden: Missing roles)"
+        );
+        assert_eq!(cause("the run was interrupted"), "the run was interrupted");
+    }
 
     #[test]
     fn percentiles_take_the_nearest_rank() {
