@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use shared::config::Cloud;
 use shared::domain::{AlertApi, AuthModel, SiemRegion, TenantId, TenantStatus};
+use shared::flows::adoption::{IMPORT_CONCURRENCY, MAX_IMPORT_CONCURRENCY};
 
 use crate::config::BackendKind;
 use crate::error::EXIT_CODES;
@@ -161,8 +162,12 @@ pub enum Format {
 
 #[derive(Debug, Subcommand)]
 pub enum TenantsCommand {
-    /// Register a customer tenant and print the consent link to send its admin
+    /// Register a customer tenant: an application tenant whose admin already granted the app's
+    /// roles is adopted (activated without a click); any other gets the consent link to send
     Add(AddTenant),
+    /// Register many tenants from a CSV (with a header) or JSON-lines file, adopting those whose
+    /// admin already granted the app's roles; a re-run skips what is done
+    Import(ImportTenants),
     /// List tenants
     List,
     /// Show one tenant
@@ -220,6 +225,27 @@ pub struct AddTenant {
     /// before what the regular fetch covers
     #[arg(long, value_name = "HORIZON")]
     pub backfill: Option<String>,
+}
+
+/// `mssp tenants import`.
+#[derive(Debug, Args)]
+pub struct ImportTenants {
+    /// The tenants: CSV with a header naming the columns id, name, model, api and optionally
+    /// siem_region (or region) and cloud (values as `tenants add` takes them), or JSON lines
+    /// with those fields.
+    /// Told apart by the extension (.csv; .jsonl, .ndjson, .json) or else the first character
+    pub file: PathBuf,
+    /// Where to write the consent links of the tenants that need a click (CSV) [default: beside
+    /// FILE, named FILE's stem + .consent-links.csv]
+    #[arg(long, value_name = "FILE")]
+    pub links: Option<PathBuf>,
+    /// Tenants verified at once (one token request each)
+    #[arg(
+        long,
+        default_value_t = IMPORT_CONCURRENCY as u16,
+        value_parser = clap::value_parser!(u16).range(1..=MAX_IMPORT_CONCURRENCY as i64)
+    )]
+    pub concurrency: u16,
 }
 
 #[cfg(test)]

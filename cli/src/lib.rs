@@ -12,7 +12,9 @@ pub mod backfill;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod fleet_file;
 pub mod init;
+pub mod onboard;
 pub mod operate;
 pub mod output;
 pub mod run;
@@ -74,7 +76,8 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
             let (src, config) = load(g)?;
             let b = Backend::open(&src, &config).await?;
             match t {
-                TenantsCommand::Add(a) => operate::add(&b, a, json).await,
+                TenantsCommand::Add(a) => onboard::add(&b, a, json).await,
+                TenantsCommand::Import(i) => onboard::import(&b, i, json).await,
                 TenantsCommand::List => operate::list(&b, json).await,
                 TenantsCommand::Show { id } => operate::show(&b, &id, json).await,
                 TenantsCommand::Suspend { id } => operate::suspend(&b, &id, json).await,

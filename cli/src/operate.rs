@@ -8,10 +8,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde_json::json;
-use shared::domain::{AlertApi, Outcome, SiemRegion, Tenant, TenantId, TenantStatus};
+use shared::domain::{
+    AlertApi, ConsentMethod, Outcome, SiemRegion, Tenant, TenantId, TenantStatus,
+};
 use shared::flows::app_health::AppHealth;
 use shared::flows::fetch::{FetchOptions, NoHooks};
-use shared::flows::onboarding::{NewTenant, consent_link, start_onboarding};
+use shared::flows::onboarding::consent_link;
 use shared::flows::range::fetch_range_observed;
 use shared::flows::refresh::{
     RefreshError, RefreshOutcome, RefreshSummary, refresh_all, refresh_tenant,
@@ -20,64 +22,11 @@ use shared::flows::region::set_siem_region;
 use shared::flows::status::status;
 use shared::microsoft::alerts::Window;
 
-use crate::args::{AddTenant, Format};
+use crate::args::Format;
 use crate::backend::Backend;
 use crate::config::parse_duration;
 use crate::error::{CliError, Exit};
 use crate::output::{print_json, seconds, table, time, wrap};
-
-/// `mssp tenants add`.
-pub async fn add(b: &Backend, a: AddTenant, json: bool) -> Result<Exit, CliError> {
-    let backfill = a
-        .backfill
-        .as_deref()
-        .map(|h| {
-            parse_duration(h)
-                .and_then(|d| chrono::Duration::from_std(d).ok())
-                .ok_or_else(|| {
-                    CliError::Usage(format!(
-                        "--backfill {h:?}: expected a duration such as 180d"
-                    ))
-                })
-        })
-        .transpose()?;
-    if a.siem_region.is_some() && a.api != AlertApi::Siem {
-        return Err(CliError::Usage(
-            "--siem-region applies to tenants read through the siem API only".into(),
-        ));
-    }
-    let siem_region =
-        (a.api == AlertApi::Siem).then(|| a.siem_region.unwrap_or(b.deps.settings.siem_region));
-    b.check_app().await?;
-    let on = start_onboarding(
-        &b.deps,
-        NewTenant {
-            id: a.id,
-            display_name: a.name,
-            auth_model: a.model,
-            alert_api: a.api,
-            cloud: a.cloud,
-            backfill,
-            siem_region,
-        },
-    )
-    .await?;
-    let t = &on.tenant;
-    if json {
-        print_json(&json!({"tenant": t, "consent_link": on.consent_link.as_str()}))?;
-    } else {
-        println!(
-            "Registered {} ({}): {}, {} API, {} cloud; status {}.",
-            t.display_name, t.id, t.auth_model, t.alert_api, t.cloud, t.status
-        );
-        println!(
-            "Send this consent link to the customer's admin (valid {} days):",
-            b.deps.settings.consent_link_ttl.num_days()
-        );
-        println!("{}", on.consent_link);
-    }
-    Ok(Exit::Ok)
-}
 
 /// `mssp tenants list`: every tenant, offboarded ones included (they are the audit record).
 pub async fn list(b: &Backend, json: bool) -> Result<Exit, CliError> {
@@ -183,6 +132,16 @@ pub async fn show(b: &Backend, id: &TenantId, json: bool) -> Result<Exit, CliErr
                 c.granted.join(", ")
             ),
         ]);
+        if c.method == ConsentMethod::Adopted {
+            rows.push(vec![
+                "Provenance".into(),
+                format!(
+                    "adopted without a click at {}: {}",
+                    time(Some(c.consented_at)),
+                    c.verified.as_deref().unwrap_or("-")
+                ),
+            ]);
+        }
     }
     rows.push(vec!["Last refresh".into(), outcome(&t.last_refresh)]);
     rows.push(vec!["Last fetch".into(), outcome(&t.last_fetch)]);

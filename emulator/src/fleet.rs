@@ -12,7 +12,8 @@
 //! | 2 | delegated v2 | Defender for Endpoint | the delegated scopes |
 //!
 //! except every tenant with `i % 10 == 9`, which has consented to nothing yet (onboarding still
-//! to do). Each tenant has `alerts` generated alerts, one every 20 minutes from an hour before
+//! to do). [`granted`] builds the other fleet an import starts from: every admin has granted the
+//! app's roles. Each tenant has `alerts` generated alerts, one every 20 minutes from an hour before
 //! the clock start, so later ones arrive while a benchmark runs; a third get an update.
 
 use serde_json::json;
@@ -61,12 +62,58 @@ pub fn admin(i: usize) -> String {
     format!("admin@tenant{i}.onmicrosoft.com")
 }
 
+/// The application roles the fleet's app holds where it is granted.
+fn app_roles() -> serde_json::Value {
+    json!({ "graph": ["SecurityAlert.Read.All"], "mde": ["Alert.Read.All"] })
+}
+
+/// The delegated scopes the fleet's app holds where it is granted.
+fn delegated_scopes() -> serde_json::Value {
+    json!({
+        "graph": ["SecurityAlert.Read.All"], "mde": ["Alert.Read"], "siem": ["user_impersonation"]
+    })
+}
+
+/// The fleet's app registration.
+fn app() -> serde_json::Value {
+    json!({
+        "client_id": APP,
+        "name": "MSSP Fleet Connector",
+        "secrets": [{ "value": SECRET }],
+        "redirect_uris": [REDIRECT],
+        "permissions": { "app_roles": app_roles(), "delegated": delegated_scopes() }
+    })
+}
+
+/// A fleet of `tenants` tenants whose admins have all granted the app its roles (Graph and MDE)
+/// and that have no alerts, clock frozen at `start`: every tenant can be onboarded as an
+/// application tenant without a click (an import adopts them all). Ids from [`tenant_id`].
+pub fn granted(tenants: usize, start: &str) -> anyhow::Result<Scenario> {
+    let tenants: Vec<_> = (0..tenants)
+        .map(|i| {
+            json!({
+                "id": tenant_id(i),
+                "name": format!("Tenant {i}"),
+                "domains": [format!("tenant{i}.onmicrosoft.com")],
+                "users": [{ "upn": admin(i), "admin": true }],
+                "consents": [{ "client_id": APP, "app_roles": app_roles() }],
+            })
+        })
+        .collect();
+    let scenario = json!({
+        "description": "A fleet whose admins granted the app's roles (emulator::fleet::granted)",
+        "clock": { "start": start, "frozen": true },
+        "settings": { "auto_approve": true },
+        "apps": [app()],
+        "tenants": tenants,
+    });
+    Ok(serde_json::from_value(scenario)?)
+}
+
 /// A fleet of `tenants` tenants with `alerts` alerts each, clock frozen at `start` (RFC 3339).
 pub fn fleet(tenants: usize, alerts: usize, start: &str) -> anyhow::Result<Scenario> {
-    let roles = json!({ "graph": ["SecurityAlert.Read.All"], "mde": ["Alert.Read.All"] });
-    let delegated = json!({
-        "graph": ["SecurityAlert.Read.All"], "mde": ["Alert.Read"], "siem": ["user_impersonation"]
-    });
+    let roles = app_roles();
+    let delegated = delegated_scopes();
     let tenants: Vec<_> = (0..tenants)
         .map(|i| {
             let model = model(i);
@@ -95,13 +142,7 @@ pub fn fleet(tenants: usize, alerts: usize, start: &str) -> anyhow::Result<Scena
         "description": "A generated fleet (emulator::fleet)",
         "clock": { "start": start, "frozen": true },
         "settings": { "auto_approve": true },
-        "apps": [{
-            "client_id": APP,
-            "name": "MSSP Fleet Connector",
-            "secrets": [{ "value": SECRET }],
-            "redirect_uris": [REDIRECT],
-            "permissions": { "app_roles": roles, "delegated": delegated }
-        }],
+        "apps": [app()],
         "tenants": tenants,
     });
     Ok(serde_json::from_value(scenario)?)

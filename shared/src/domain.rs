@@ -304,12 +304,47 @@ impl fmt::Display for TenantStatus {
 pub struct ConsentProvenance {
     /// The consenting user's UPN (delegated) or the admin-consent marker (application).
     pub consented_by: Option<String>,
-    /// When the consent was completed.
+    /// When the consent was completed (adopted: when the grant was verified; the admin's own
+    /// grant is older).
     pub consented_at: DateTime<Utc>,
     /// Roles (application) or scopes (delegated) in the verified token.
     pub granted: Vec<String>,
     /// The model consented to.
     pub auth_model: AuthModel,
+    /// How the grant was established.
+    #[serde(default)]
+    pub method: ConsentMethod,
+    /// What was verified before the tenant was activated without a click (adopted only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<String>,
+}
+
+/// How a tenant's grant was established.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentMethod {
+    /// The customer's admin or user went through our consent link.
+    #[default]
+    Consent,
+    /// The admin had already granted the app's roles: a client-credentials token's `tid` and
+    /// `roles` were verified and the tenant activated without a click.
+    Adopted,
+}
+
+impl ConsentMethod {
+    /// `consent` or `adopted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsentMethod::Consent => "consent",
+            ConsentMethod::Adopted => "adopted",
+        }
+    }
+}
+
+impl fmt::Display for ConsentMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The result of the last refresh or fetch of a tenant.

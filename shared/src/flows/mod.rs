@@ -5,6 +5,7 @@
 //! | flow | use case |
 //! |---|---|
 //! | [`onboarding`] | register a tenant, consent links, the consent callback |
+//! | [`adoption`] | onboard a tenant or a fleet, adopting those whose admin already granted the app |
 //! | [`refresh`] | keep every tenant's tokens alive |
 //! | [`app_health`] | the app registration's own credentials and client secret expiry |
 //! | [`fetch`] | a tenant's alerts into the sink, exactly once, under its lease |
@@ -15,6 +16,7 @@
 //! | [`schedule`] | one tenant's scheduled work on one machine: fetch, sweep, backfill |
 //! | [`status`] | tenant health at a glance |
 
+pub mod adoption;
 pub mod app_health;
 pub mod backfill;
 pub mod cadence;

@@ -18,8 +18,8 @@ use super::{Deps, join};
 use crate::config::Cloud;
 use crate::consent::state::{ConsentState, StateError};
 use crate::domain::{
-    AlertApi, AuthModel, BackfillRequest, ConsentProvenance, Outcome, Tenant, TenantId,
-    TenantStatus, TenantTokens,
+    AlertApi, AuthModel, BackfillRequest, ConsentMethod, ConsentProvenance, Outcome, Tenant,
+    TenantId, TenantStatus, TenantTokens,
 };
 use crate::microsoft::claims::{self, ClaimsError};
 use crate::microsoft::identity::{IdentityError, TokenResponse, default_scope, delegated_scope};
@@ -220,7 +220,10 @@ pub async fn start_onboarding(s: &Deps, new: NewTenant) -> Result<Onboarded, Con
 
 /// The backfill a new tenant asks for: its horizon before `now`, up to where the regular fetch's
 /// coverage starts.
-fn backfill_of(new: &NewTenant, now: chrono::DateTime<chrono::Utc>) -> Option<BackfillRequest> {
+pub(crate) fn backfill_of(
+    new: &NewTenant,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<BackfillRequest> {
     new.backfill.map(|h| BackfillRequest {
         since: now - h,
         until: None,
@@ -230,16 +233,21 @@ fn backfill_of(new: &NewTenant, now: chrono::DateTime<chrono::Utc>) -> Option<Ba
 /// A fresh consent link for an existing tenant (`{base}/consent/start?link=…`).
 pub async fn consent_link(s: &Deps, tenant: &Tenant) -> Result<Url, ConsentError> {
     let creds = s.app.app_credentials().await?;
+    Ok(consent_link_with(s, &creds, tenant))
+}
+
+/// [`consent_link`] with the app credentials in hand (an import signs thousands).
+pub fn consent_link_with(s: &Deps, creds: &AppCredentials, tenant: &Tenant) -> Url {
     let link = ConsentState::new(
         tenant.id.clone(),
         tenant.auth_model,
         s.clock.now(),
         s.settings.consent_link_ttl,
     )
-    .sign(&link_key(&creds));
+    .sign(&link_key(creds));
     let mut u = join(&s.settings.public_base_url, "consent/start");
     u.query_pairs_mut().append_pair("link", &link);
-    Ok(u)
+    u
 }
 
 /// Opens a consent link: answers the Microsoft URL to send the browser to.
@@ -389,28 +397,7 @@ async fn activate(
     claims: &claims::TokenClaims,
 ) -> Result<Tenant, ConsentError> {
     let now = s.clock.now();
-    let tokens = TenantTokens {
-        tenant_id: st.tid.clone(),
-        auth_model: st.model,
-        resource,
-        refresh_token_obtained_at: token.refresh_token.as_ref().map(|_| now),
-        refresh_token: token.refresh_token,
-        access_token: Some(token.access_token),
-        expires_at: Some(token.expires_at),
-        obtained_at: now,
-        rotated_at: None,
-    };
-    s.tokens.put(&tokens).await?;
-    if let (Some(at), Some(exp)) = (&tokens.access_token, tokens.expires_at) {
-        s.cache.put(
-            &st.tid,
-            Cached {
-                token: at.clone(),
-                expires_at: exp,
-                refresh_token_obtained_at: tokens.refresh_token_obtained_at,
-            },
-        );
-    }
+    store_tokens(s, &st.tid, st.model, token, resource).await?;
     let provenance = ConsentProvenance {
         consented_by: Some(
             claims
@@ -421,6 +408,8 @@ async fn activate(
         consented_at: now,
         granted: claims.granted().iter().map(|g| sanitize(g, 128)).collect(),
         auth_model: st.model,
+        method: ConsentMethod::Consent,
+        verified: None,
     };
     let tenant = s
         .update_tenant(&st.tid, |t| {
@@ -441,4 +430,39 @@ async fn activate(
         "tenant consented"
     );
     Ok(tenant)
+}
+
+/// Stores the first tokens of a verified grant (consent or adoption) and keeps the access token
+/// in this process's cache.
+pub(crate) async fn store_tokens(
+    s: &Deps,
+    tenant: &TenantId,
+    model: AuthModel,
+    token: TokenResponse,
+    resource: String,
+) -> Result<(), StoreError> {
+    let now = s.clock.now();
+    let tokens = TenantTokens {
+        tenant_id: tenant.clone(),
+        auth_model: model,
+        resource,
+        refresh_token_obtained_at: token.refresh_token.as_ref().map(|_| now),
+        refresh_token: token.refresh_token,
+        access_token: Some(token.access_token),
+        expires_at: Some(token.expires_at),
+        obtained_at: now,
+        rotated_at: None,
+    };
+    s.tokens.put(&tokens).await?;
+    if let (Some(at), Some(exp)) = (&tokens.access_token, tokens.expires_at) {
+        s.cache.put(
+            tenant,
+            Cached {
+                token: at.clone(),
+                expires_at: exp,
+                refresh_token_obtained_at: tokens.refresh_token_obtained_at,
+            },
+        );
+    }
+    Ok(())
 }

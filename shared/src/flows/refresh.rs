@@ -112,7 +112,7 @@ fn needs_refresh(s: &Deps, tokens: &TenantTokens) -> bool {
 
 /// Calls the identity platform, retrying transient failures with exponential backoff and jitter
 /// (or the server's `Retry-After`), at most `identity_attempts` times.
-async fn with_retries<F, Fut>(s: &Deps, call: F) -> Result<TokenResponse, IdentityError>
+pub(crate) async fn with_retries<F, Fut>(s: &Deps, call: F) -> Result<TokenResponse, IdentityError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<TokenResponse, IdentityError>>,

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::Deps;
-use super::onboarding::consent_link;
+use super::onboarding::consent_link_with;
 use crate::domain::{Tenant, TenantId, TenantStatus};
 use crate::ports::{Job, JobSummary, StoreError};
 
@@ -58,6 +58,18 @@ pub async fn status(s: &Deps, only: Option<&TenantId>) -> Result<Vec<TenantHealt
             .collect(),
     };
     let now = s.clock.now();
+    // Read once: a fleet with thousands of tenants waiting for consent signs a link each.
+    let needs_link = tenants.iter().any(|t| {
+        matches!(
+            t.status,
+            TenantStatus::PendingConsent | TenantStatus::ReconsentRequired
+        )
+    });
+    let creds = if needs_link {
+        s.app.app_credentials().await.ok()
+    } else {
+        None
+    };
     let mut out = Vec::with_capacity(tenants.len());
     for t in tenants {
         let cursor = s.cursors.get(&t.id, t.alert_api).await?;
@@ -71,9 +83,9 @@ pub async fn status(s: &Deps, only: Option<&TenantId>) -> Result<Vec<TenantHealt
             .max_by_key(|o| o.at)
             .and_then(|o| o.detail.clone());
         let consent_link = match t.status {
-            TenantStatus::PendingConsent | TenantStatus::ReconsentRequired => {
-                consent_link(s, &t).await.ok().map(|u| u.to_string())
-            }
+            TenantStatus::PendingConsent | TenantStatus::ReconsentRequired => creds
+                .as_ref()
+                .map(|c| consent_link_with(s, c, &t).to_string()),
             _ => None,
         };
         out.push(TenantHealth {

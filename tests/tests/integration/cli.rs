@@ -22,9 +22,9 @@ use crate::fixtures::{APP_ID, APP_SECRET, CONTOSO, FABRIKAM, NORTHWIND, tid};
 /// What one run of `mssp` left.
 #[derive(Debug)]
 pub(crate) struct Run {
-    pub code: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
+    pub(crate) code: Option<i32>,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Run {
@@ -126,7 +126,7 @@ async fn consent(http: &reqwest::Client, link: &str) -> String {
     panic!("too many redirects from {link}");
 }
 
-fn link_in(text: &str) -> String {
+pub(crate) fn link_in(text: &str) -> String {
     text.split_whitespace()
         .find(|w| w.contains("/consent/start?link="))
         .unwrap_or_else(|| panic!("no consent link in {text}"))
@@ -667,7 +667,7 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
 }
 
 /// The file names and contents under `dir`.
-fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
         .expect("dir")
         .flatten()

@@ -33,3 +33,4 @@ mod refresh_lambda;
 mod refresh_race;
 mod siem_keys;
 mod siem_region;
+mod tenants_import;
