@@ -177,7 +177,7 @@ impl Source {
             }
             _ => None,
         };
-        CliError::Config { source: e, origin }
+        CliError::Config { error: e, origin }
     }
 }
 

@@ -205,6 +205,8 @@ pub async fn run(config: &Config, chosen_dir: Option<&Path>) -> Result<Exit, Cli
             client_id,
             client_secret: ClientSecret::new(client_secret),
             state_key: SigningKey::new(fresh_state_key()),
+            tenant_id: None,
+            client_secret_expires: None,
         },
     )?;
     let services = backend.deps.clone();

@@ -47,11 +47,10 @@ Exit codes:
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     /// A configuration variable (or its `mssp.toml` key) is missing or invalid.
-    #[error("{source}{}", origin.as_ref().map(|o| format!(" (set {o})")).unwrap_or_default())]
+    #[error("{error}{}", origin.as_ref().map(|o| format!(" (set {o})")).unwrap_or_default())]
     Config {
-        /// The error, naming the variable.
-        #[source]
-        source: ConfigError,
+        /// The error, naming the variable (in the text, so not a `source`).
+        error: ConfigError,
         /// Where the value came from when not the environment: `key` in `file`.
         origin: Option<String>,
     },
@@ -92,25 +91,24 @@ pub enum CliError {
         action: &'static str,
     },
     /// A store failed.
-    #[error("storage failed: {0}")]
+    #[error(transparent)]
     Store(#[from] StoreError),
     /// Onboarding or consent failed.
-    #[error("{0}")]
-    Consent(#[source] ConsentError),
+    #[error(transparent)]
+    Consent(ConsentError),
     /// A refresh failed.
-    #[error("refresh failed: {0}")]
-    Refresh(#[source] RefreshError),
+    #[error(transparent)]
+    Refresh(RefreshError),
     /// A fetch failed.
-    #[error("fetch failed: {0}")]
-    Fetch(#[source] FetchFlowError),
+    #[error(transparent)]
+    Fetch(FetchFlowError),
     /// Local I/O (files, sockets).
-    #[error("{what}: {source}")]
+    #[error("{what}: {error}")]
     Io {
         /// What was being done.
         what: String,
-        /// The error.
-        #[source]
-        source: std::io::Error,
+        /// The error (in the text, so not a `source`).
+        error: std::io::Error,
     },
     /// The demo could not run (its emulator, its local server, a consent over HTTP).
     #[error("demo: {0}")]
@@ -151,7 +149,7 @@ impl CliError {
     pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
         CliError::Io {
             what: what.into(),
-            source,
+            error: source,
         }
     }
 }
@@ -171,5 +169,104 @@ impl From<RefreshError> for CliError {
 impl From<FetchFlowError> for CliError {
     fn from(e: FetchFlowError) -> Self {
         CliError::Fetch(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::explain::{chain, repeated_phrase};
+    use shared::microsoft::identity::classify;
+
+    fn tid() -> TenantId {
+        TenantId::parse("11111111-1111-4111-8111-111111111111").expect("tid")
+    }
+
+    fn expired_secret() -> shared::microsoft::identity::IdentityError {
+        classify(
+            401,
+            r#"{"error":"invalid_client","error_codes":[7000222]}"#,
+            None,
+        )
+    }
+
+    /// Every variant (the `match` has no wildcard: a new one must be counted here), rendered as
+    /// `mssp` prints it: the chain, one sentence per level, no phrase of three words twice.
+    #[test]
+    fn every_cli_error_renders_its_cause_once() {
+        let samples = vec![
+            CliError::Config {
+                error: ConfigError::Missing {
+                    var: "MSSP_DATA_DIR".into(),
+                },
+                origin: Some("data_dir in mssp.toml".into()),
+            },
+            CliError::ConfigFile {
+                path: "mssp.toml".into(),
+                reason: "unknown key `fetch.overlapp`".into(),
+            },
+            CliError::Usage("--since must be before --until".into()),
+            CliError::AppCredentials {
+                path: "mssp-data/secrets/app.json".into(),
+                reason: "still the template".into(),
+            },
+            CliError::UnknownTenant(tid()),
+            CliError::NotAllowed {
+                id: tid(),
+                status: TenantStatus::Offboarded,
+                action: "resume a tenant that is not suspended",
+            },
+            CliError::Store(StoreError::unavailable(
+                "reading a tenant secret",
+                std::io::Error::other("dispatch failure"),
+            )),
+            CliError::Consent(ConsentError::Replayed),
+            CliError::Refresh(RefreshError::AppMisconfigured(expired_secret())),
+            CliError::Refresh(RefreshError::ReconsentRequired {
+                reason: classify(
+                    400,
+                    r#"{"error":"invalid_grant","error_codes":[700082]}"#,
+                    None,
+                )
+                .to_string(),
+                consent_link: None,
+            }),
+            CliError::Fetch(FetchFlowError::Token(RefreshError::AppMisconfigured(
+                expired_secret(),
+            ))),
+            CliError::Fetch(FetchFlowError::Store(StoreError::NotFound)),
+            CliError::io(
+                "listening on 127.0.0.1:8080",
+                std::io::Error::other("in use"),
+            ),
+            CliError::Demo("the emulator did not start".into()),
+        ];
+        let index = |e: &CliError| match e {
+            CliError::Config { .. } => 0,
+            CliError::ConfigFile { .. } => 1,
+            CliError::Usage(_) => 2,
+            CliError::AppCredentials { .. } => 3,
+            CliError::UnknownTenant(_) => 4,
+            CliError::NotAllowed { .. } => 5,
+            CliError::Store(_) => 6,
+            CliError::Consent(_) => 7,
+            CliError::Refresh(_) => 8,
+            CliError::Fetch(_) => 9,
+            CliError::Io { .. } => 10,
+            CliError::Demo(_) => 11,
+        };
+        let covered: std::collections::BTreeSet<usize> = samples.iter().map(index).collect();
+        assert_eq!(covered, (0..12).collect());
+        for e in &samples {
+            let text = chain(e);
+            if let Some(p) = repeated_phrase(&text, 3) {
+                panic!("{p:?} twice in: {text}");
+            }
+        }
+        let expired = chain(&samples[8]);
+        assert!(
+            expired.starts_with("the app's client secret has expired (AADSTS7000222)"),
+            "the cause first: {expired}"
+        );
     }
 }

@@ -128,10 +128,14 @@ pub fn run(dir: &Path, data_dir: Option<&Path>, force: bool) -> Result<Exit, Cli
             client_id: TEMPLATE_CLIENT_ID.into(),
             client_secret: ClientSecret::new(TEMPLATE_CLIENT_SECRET.into()),
             state_key: SigningKey::new(fresh_state_key()),
+            tenant_id: None,
+            client_secret_expires: None,
         })?;
         println!(
             "Wrote {} (mode 0600): a fresh state_key; fill in client_id and client_secret of \
-             your app registration",
+             your app registration, and add tenant_id (its Directory (tenant) ID: the \
+             credentials are then checked every refresh cycle) and client_secret_expires \
+             (RFC 3339: warnings 30, 14 and 7 days ahead)",
             app.path().display()
         );
     }

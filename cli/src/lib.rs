@@ -5,6 +5,7 @@
 //! result; [`run`] dispatches and answers the exit code ([`error::Exit`]).
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+pub mod app_health;
 pub mod args;
 pub mod backend;
 pub mod backfill;

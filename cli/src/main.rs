@@ -18,7 +18,7 @@ async fn main() -> ExitCode {
     match cli::run(args).await {
         Ok(exit) => exit.into(),
         Err(e) => {
-            eprintln!("mssp: error: {e}");
+            eprintln!("mssp: error: {}", shared::explain::chain(&e));
             e.exit().into()
         }
     }

@@ -11,6 +11,7 @@ use serde_json::json;
 use shared::domain::{
     AlertApi, ConsentMethod, Outcome, SiemRegion, Tenant, TenantId, TenantStatus,
 };
+use shared::flows::app_health::AppHealth;
 use shared::flows::fetch::{FetchOptions, NoHooks};
 use shared::flows::onboarding::consent_link;
 use shared::flows::range::fetch_range_observed;
@@ -25,7 +26,7 @@ use crate::args::Format;
 use crate::backend::Backend;
 use crate::config::parse_duration;
 use crate::error::{CliError, Exit};
-use crate::output::{print_json, seconds, table, time, truncate};
+use crate::output::{print_json, seconds, table, time, wrap};
 
 /// `mssp tenants list`: every tenant, offboarded ones included (they are the audit record).
 pub async fn list(b: &Backend, json: bool) -> Result<Exit, CliError> {
@@ -49,6 +50,7 @@ pub async fn list(b: &Backend, json: bool) -> Result<Exit, CliError> {
                 t.cloud.to_string(),
                 t.status.to_string(),
                 time(Some(t.updated_at)),
+                wrap(last_error(t).unwrap_or("-"), 60),
             ]
         })
         .collect();
@@ -62,7 +64,8 @@ pub async fn list(b: &Backend, json: bool) -> Result<Exit, CliError> {
                 "API",
                 "CLOUD",
                 "STATUS",
-                "UPDATED"
+                "UPDATED",
+                "LAST ERROR"
             ],
             &rows
         )
@@ -70,13 +73,24 @@ pub async fn list(b: &Backend, json: bool) -> Result<Exit, CliError> {
     Ok(Exit::Ok)
 }
 
+/// The detail of the tenant's newest failed outcome (refresh or fetch), if any.
+fn last_error(t: &Tenant) -> Option<&str> {
+    [&t.last_fetch, &t.last_refresh]
+        .into_iter()
+        .flatten()
+        .filter(|o| !o.ok)
+        .max_by_key(|o| o.at)
+        .and_then(|o| o.detail.as_deref())
+}
+
+/// An outcome, the cause first: `ok at T`, or the failure's sentence and `(failed at T)`.
 fn outcome(o: &Option<Outcome>) -> String {
     match o {
         None => "-".into(),
         Some(o) => {
             let what = if o.ok { "ok" } else { "failed" };
             match &o.detail {
-                Some(d) => format!("{what} at {}: {d}", time(Some(o.at))),
+                Some(d) => wrap(&format!("{d} ({what} at {})", time(Some(o.at))), 90),
                 None => format!("{what} at {}", time(Some(o.at))),
             }
         }
@@ -295,8 +309,8 @@ pub async fn refresh(
     json: bool,
 ) -> Result<Exit, CliError> {
     b.check_app().await?;
-    let (rows, app_broken) = match id {
-        Some(id) => (vec![refresh_one(b, id, force).await?], None),
+    let (rows, app_broken, app) = match id {
+        Some(id) => (vec![refresh_one(b, id, force).await?], None, None),
         None if force => {
             let active = b.deps.registry.list_active().await?;
             let rows = futures::stream::iter(&active)
@@ -304,14 +318,15 @@ pub async fn refresh(
                 .buffer_unordered(b.deps.settings.refresh_concurrency)
                 .collect::<Vec<_>>()
                 .await;
-            (rows.into_iter().collect::<Result<Vec<_>, _>>()?, None)
+            (rows.into_iter().collect::<Result<Vec<_>, _>>()?, None, None)
         }
         None => summary_rows(refresh_all(&b.deps, None).await?),
     };
     let bad = rows
         .iter()
-        .any(|(_, r, _, _)| matches!(*r, "reconsent_required" | "failed" | "skipped"));
-    print_refresh(b, &rows, app_broken.as_deref(), json).await?;
+        .any(|(_, r, _, _)| matches!(*r, "reconsent_required" | "failed" | "skipped"))
+        || app.as_ref().is_some_and(AppHealth::needs_attention);
+    print_refresh(b, &rows, app_broken.as_deref(), app.as_ref(), json).await?;
     Ok(if bad { Exit::TenantsFailed } else { Exit::Ok })
 }
 
@@ -340,7 +355,7 @@ async fn refresh_one(b: &Backend, id: &TenantId, force: bool) -> Result<RefreshR
     })
 }
 
-fn summary_rows(summary: RefreshSummary) -> (Vec<RefreshRow>, Option<String>) {
+fn summary_rows(summary: RefreshSummary) -> (Vec<RefreshRow>, Option<String>, Option<AppHealth>) {
     let mut rows: Vec<RefreshRow> = Vec::new();
     for id in summary.refreshed {
         rows.push((id, "refreshed", String::new(), None));
@@ -362,13 +377,14 @@ fn summary_rows(summary: RefreshSummary) -> (Vec<RefreshRow>, Option<String>) {
     for id in summary.skipped {
         rows.push((id, "skipped", String::new(), None));
     }
-    (rows, summary.app_misconfigured)
+    (rows, summary.app_misconfigured, Some(summary.app))
 }
 
 async fn print_refresh(
     b: &Backend,
     rows: &[RefreshRow],
     app_broken: Option<&str>,
+    app: Option<&AppHealth>,
     json: bool,
 ) -> Result<(), CliError> {
     let names = names(b).await?;
@@ -381,10 +397,12 @@ async fn print_refresh(
                        "detail": (!detail.is_empty()).then_some(detail), "consent_link": link})
             })
             .collect();
-        return print_json(&json!({"tenants": items, "app_misconfigured": app_broken}));
+        return print_json(&json!({"tenants": items, "app_misconfigured": app_broken, "app": app}));
     }
     if let Some(reason) = app_broken {
         println!("THE APP REGISTRATION IS MISCONFIGURED (every tenant is affected): {reason}");
+    } else if let Some(app) = app {
+        crate::app_health::print(app, false);
     }
     if rows.is_empty() {
         println!("No active tenants to refresh.");
@@ -396,7 +414,7 @@ async fn print_refresh(
                     name(id).unwrap_or_default(),
                     id.to_string(),
                     result.to_string(),
-                    truncate(detail, 100),
+                    wrap(detail, 70),
                 ]
             })
             .collect();

@@ -5,13 +5,15 @@ use serde::Serialize;
 
 use crate::error::CliError;
 
-/// A table: a header row and rows, columns padded to their widest cell.
+/// A table: a header row and rows, columns padded to their widest cell. A cell may hold several
+/// lines (see [`wrap`]): its row then takes as many lines, the other cells blank below their first.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
             if let Some(w) = widths.get_mut(i) {
-                *w = (*w).max(cell.chars().count());
+                let widest = cell.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+                *w = (*w).max(widest);
             }
         }
     }
@@ -31,10 +33,46 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut out = line(headers.to_vec());
     out.push('\n');
     for row in rows {
-        out.push_str(&line(row.iter().map(String::as_str).collect()));
-        out.push('\n');
+        let cells: Vec<Vec<&str>> = row
+            .iter()
+            .map(|c| {
+                let lines: Vec<&str> = c.lines().collect();
+                if lines.is_empty() { vec![""] } else { lines }
+            })
+            .collect();
+        let height = cells.iter().map(Vec::len).max().unwrap_or(1);
+        for k in 0..height {
+            out.push_str(&line(
+                cells
+                    .iter()
+                    .map(|c| c.get(k).copied().unwrap_or(""))
+                    .collect(),
+            ));
+            out.push('\n');
+        }
     }
     out
+}
+
+/// `text` broken into lines of at most `width` characters at spaces (a longer word, such as a
+/// URL, keeps a line of its own): a table cell that shows a whole sentence instead of cutting it.
+pub fn wrap(text: &str, width: usize) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for word in text.split_whitespace() {
+        let fits = current.chars().count() + 1 + word.chars().count() <= width.max(1);
+        if !current.is_empty() && !fits {
+            lines.push(std::mem::take(&mut current));
+        }
+        if !current.is_empty() {
+            current.push(' ');
+        }
+        current.push_str(word);
+    }
+    if !current.is_empty() || lines.is_empty() {
+        lines.push(current);
+    }
+    lines.join("\n")
 }
 
 /// `45s`, `12m`, `3h 5m`, `2d 4h`; `-` for none.
@@ -92,6 +130,30 @@ mod tests {
             ],
         );
         assert_eq!(t, "A          LONGER\nwide cell  x\ny          z\n");
+    }
+
+    #[test]
+    fn long_cells_wrap_onto_lines_of_their_own_without_losing_a_word() {
+        let text = "the app's client secret has expired (AADSTS7000222): create a new one";
+        let wrapped = wrap(text, 30);
+        assert!(
+            wrapped.lines().all(|l| l.chars().count() <= 30),
+            "{wrapped}"
+        );
+        assert_eq!(
+            wrapped.split_whitespace().collect::<Vec<_>>().join(" "),
+            text
+        );
+        assert!(wrapped.contains("(AADSTS7000222):"), "a code is never cut");
+        let t = table(
+            &["ID", "LAST ERROR"],
+            &[
+                vec!["a".into(), "one two\nthree".into()],
+                vec!["b".into(), "-".into()],
+            ],
+        );
+        assert_eq!(t, "ID  LAST ERROR\na   one two\n    three\nb   -\n");
+        assert_eq!(wrap("", 10), "");
     }
 
     #[test]

@@ -157,6 +157,10 @@ async fn refresh_loop(
                     fresh = sum.fresh.len(),
                     reconsent = sum.reconsent.len(),
                     failed = sum.failed.len(),
+                    skipped = sum.skipped.len(),
+                    app_misconfigured = sum.app_misconfigured.is_some(),
+                    client_secret_days_left = sum.app.client_secret_days_left,
+                    expiry_warning_days = sum.app.expiry_warning_days,
                     "refresh run finished"
                 )
             }

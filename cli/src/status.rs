@@ -11,7 +11,7 @@ use shared::flows::status::{TenantHealth, status};
 
 use crate::backend::Backend;
 use crate::error::{CliError, Exit};
-use crate::output::{print_json, seconds, table, time, truncate};
+use crate::output::{print_json, seconds, table, time, truncate, wrap};
 
 /// Up to this many tenants, `status` prints every one.
 pub const FULL_TABLE_UP_TO: usize = 20;
@@ -54,7 +54,9 @@ pub async fn run(b: &Backend, sel: Selection, json: bool) -> Result<Exit, CliErr
         .collect();
     let schedule = b.local.as_ref().and_then(|l| last_fit(&l.data_dir));
     let unfit = schedule.as_ref().is_some_and(|f| !f.fits());
-    let bad = unfit || health.iter().any(needs_attention);
+    let app = crate::app_health::current(b).await?;
+    crate::app_health::print(&app, json);
+    let bad = unfit || health.iter().any(needs_attention) || app.needs_attention();
     if json {
         print_json(&health)?;
     } else if health.is_empty() {
@@ -100,7 +102,7 @@ fn full_table(health: &[TenantHealth]) -> String {
                 last_fetch,
                 seconds(h.lag_s),
                 late_found(h),
-                truncate(h.last_error.as_deref().unwrap_or("-"), 80),
+                wrap(h.last_error.as_deref().unwrap_or("-"), 60),
             ]
         })
         .collect();
@@ -188,7 +190,7 @@ fn summary(health: &[TenantHealth]) -> String {
                 h.tenant_id.to_string(),
                 h.alert_api.clone(),
                 h.status.to_string(),
-                truncate(h.last_error.as_deref().unwrap_or("-"), 80),
+                truncate(cause(h.last_error.as_deref().unwrap_or("-")), 100),
             ]
         })
         .collect();
@@ -203,6 +205,22 @@ fn summary(health: &[TenantHealth]) -> String {
         ));
     }
     out
+}
+
+/// The cause of an error sentence, with its code (what comes before the first `: ` outside
+/// parentheses): one line of the summary; the whole sentence is in the full table and `mssp
+/// tenants show`.
+fn cause(sentence: &str) -> &str {
+    let mut depth = 0i32;
+    for (i, c) in sentence.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ':' if depth == 0 && sentence[i + 1..].starts_with(' ') => return &sentence[..i],
+            _ => {}
+        }
+    }
+    sentence
 }
 
 /// `3 active, 1 suspended`: counts by name, largest first.
@@ -236,6 +254,19 @@ fn print_links(health: &[TenantHealth]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_summary_row_shows_the_cause_with_its_code() {
+        assert_eq!(
+            cause("the app's client secret has expired (AADSTS7000222): create a new one"),
+            "the app's client secret has expired (AADSTS7000222)"
+        );
+        assert_eq!(
+            cause("the API refused access (403, Forbidden: Missing roles): send a link"),
+            "the API refused access (403, Forbidden: Missing roles)"
+        );
+        assert_eq!(cause("the run was interrupted"), "the run was interrupted");
+    }
 
     #[test]
     fn percentiles_take_the_nearest_rank() {

@@ -145,6 +145,11 @@ pub struct Settings {
     pub auth_code_lifetime_secs: i64,
     /// Refresh-token MaxInactiveTime in days (90).
     pub refresh_token_max_inactive_days: i64,
+    /// A refresh token stops working once it is redeemed (AADSTS70008 on reuse), as OAuth
+    /// servers with strict rotation do. Microsoft leaves a used refresh token valid (reference
+    /// §4.6), so this is off by default; on, it proves a client never needs an old one (two
+    /// refreshes racing on one tenant must not end with the loser's refused token).
+    pub refresh_token_single_use: bool,
     /// Graph security API budget per app per tenant per minute (150).
     pub graph_per_minute: u32,
     /// Defender for Endpoint budget per app per tenant per minute (100).
@@ -173,6 +178,7 @@ impl Default for Settings {
             access_token_max_secs: 3599,
             auth_code_lifetime_secs: 600,
             refresh_token_max_inactive_days: 90,
+            refresh_token_single_use: false,
             graph_per_minute: 150,
             mde_per_minute: 100,
             mde_per_hour: 1500,
@@ -199,6 +205,10 @@ pub struct AppSpec {
     pub redirect_uris: Vec<String>,
     /// Permissions the registration requests, granted on consent.
     pub permissions: PermissionSpec,
+    /// The tenant the app is registered in (its Directory (tenant) ID), if the scenario has it:
+    /// there the app's service principal exists without any consent, so a client-credentials
+    /// token is issued (without roles) — how a client checks its own credentials.
+    pub home_tenant: Option<String>,
 }
 
 /// A client secret.

@@ -27,6 +27,8 @@ pub struct App {
     pub redirect_uris: Vec<String>,
     /// Requested permissions.
     pub permissions: PermissionSpec,
+    /// The tenant the app is registered in, if the scenario names it.
+    pub home_tenant: Option<String>,
 }
 
 /// What an app has been granted in a tenant.
@@ -704,6 +706,7 @@ impl World {
                     secrets,
                     redirect_uris: a.redirect_uris.clone(),
                     permissions: a.permissions.clone(),
+                    home_tenant: a.home_tenant.as_ref().map(|t| t.to_ascii_lowercase()),
                 },
             );
         }

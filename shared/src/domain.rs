@@ -388,12 +388,25 @@ pub struct Tenant {
     /// A backfill asked for and not finished yet (its progress is in the cursor).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backfill: Option<BackfillRequest>,
+    /// The token refresh holding the tenant now, if any: one refresh of a tenant at a time, so
+    /// the refresh token one of them rotates in is stored before the next reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_lease: Option<RefreshHolder>,
     /// The SIEM exporter region, for a tenant read through the SIEM API (absent: the
     /// deployment's default, `MSSP_SIEM_REGION`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub siem_region: Option<SiemRegion>,
     /// Optimistic-concurrency version, bumped on every write.
     pub version: u64,
+}
+
+/// Who holds a tenant's token refresh, and until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshHolder {
+    /// The refresh holding it (a random id per refresh).
+    pub owner: String,
+    /// When the hold lapses if its holder never gives it up.
+    pub expires_at: DateTime<Utc>,
 }
 
 /// A history range to deliver into the sink as ordinary records.
@@ -429,6 +442,7 @@ impl Tenant {
             last_fetch: None,
             consecutive_failures: 0,
             backfill: None,
+            refresh_lease: None,
             siem_region: None,
             version: 0,
         }

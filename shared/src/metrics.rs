@@ -426,7 +426,9 @@ impl Observation {
         let metric = match result {
             Ok(RefreshOutcome::Refreshed) => Metric::TokensRefreshed,
             Ok(RefreshOutcome::Fresh)
-            | Err(RefreshError::UnknownTenant | RefreshError::NotActive(_)) => return None,
+            | Err(
+                RefreshError::UnknownTenant | RefreshError::NotActive(_) | RefreshError::Busy(_),
+            ) => return None,
             Err(RefreshError::ReconsentRequired { .. }) => Metric::TenantsNeedingReconsent,
             Err(
                 RefreshError::AppMisconfigured(_)

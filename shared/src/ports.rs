@@ -10,17 +10,24 @@ use crate::microsoft::alerts::{Position, Window};
 use crate::record::AlertRecord;
 use crate::secret::{ClientSecret, SigningKey};
 
-/// Why a store call failed, shaped by what the caller does next.
+/// Why a store call failed, shaped by what the caller does next. `Display` is one sentence with
+/// what to do; the underlying error is the `source`, not repeated in the text.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A conditional write lost: someone else wrote first (retry with fresh data, or give up).
-    #[error("the record was changed by someone else")]
+    #[error("another process changed the record at the same moment; run the command again")]
     Conflict,
     /// The record to change does not exist.
-    #[error("no such record")]
+    #[error(
+        "the record does not exist (removed meanwhile, or never written); `mssp tenants list` \
+         shows what does"
+    )]
     NotFound,
     /// The store could not be reached or refused for now (retry later).
-    #[error("the store is unavailable: {what}")]
+    #[error(
+        "the store failed while {what}; check the AWS credentials, region and network (or the \
+         data directory's permissions and free space), then try again"
+    )]
     Unavailable {
         /// Which operation.
         what: &'static str,
@@ -29,7 +36,10 @@ pub enum StoreError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The stored data cannot be read (a bug or a hand edit).
-    #[error("stored data is not valid: {what}")]
+    #[error(
+        "stored data cannot be read ({what}): it was edited by hand or written by another \
+         release; restore it, or remove the tenant and add it again"
+    )]
     Corrupt {
         /// Which record.
         what: String,
@@ -108,6 +118,15 @@ pub struct AppCredentials {
     /// Key signing consent `state` (HMAC-SHA256), at least 32 bytes; base64 in JSON.
     #[serde(with = "base64_key")]
     pub state_key: SigningKey,
+    /// The tenant the app is registered in (Entra admin center › App registrations › Overview ›
+    /// Directory (tenant) ID): every refresh cycle checks the credentials there once. Absent: no
+    /// check (the problem then shows at the next token of each tenant).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<TenantId>,
+    /// When the client secret expires (RFC 3339, the "Expires" column of Certificates &
+    /// secrets): warnings start 30, 14 and 7 days ahead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_expires: Option<DateTime<Utc>>,
 }
 
 mod base64_key {
@@ -284,7 +303,7 @@ pub struct Lease {
 #[derive(Debug, thiserror::Error)]
 pub enum LeaseError {
     /// Someone else holds it.
-    #[error("another fetch holds the tenant until {until}")]
+    #[error("another fetch holds the tenant until {until}; try again after that")]
     Held {
         /// Their lease expiry.
         until: DateTime<Utc>,

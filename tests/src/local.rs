@@ -33,6 +33,8 @@ pub fn write_app_secret(dir: &Path, client_id: &str, client_secret: &str) -> any
             client_id: client_id.into(),
             client_secret: ClientSecret::new(client_secret.into()),
             state_key: SigningKey::new(STATE_KEY.to_vec()),
+            tenant_id: None,
+            client_secret_expires: None,
         })
         .context("writing the app secret")
 }

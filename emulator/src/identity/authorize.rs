@@ -808,6 +808,7 @@ mod tests {
             secrets: vec![],
             redirect_uris: vec!["https://app.example/cb".into()],
             permissions: PermissionSpec::default(),
+            home_tenant: None,
         };
         assert!(registered(&app, "https://app.example/cb", false));
         assert!(!registered(&app, "https://app.example/cb/", false));

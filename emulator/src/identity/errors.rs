@@ -301,6 +301,17 @@ pub(super) fn grant_revoked(issued: &str, valid_from: &str) -> AadError {
     )
 }
 
+/// AADSTS70008: the grant expired or was revoked (a single-use refresh token used again).
+pub(super) fn grant_expired_or_revoked() -> AadError {
+    AadError::bad(
+        "invalid_grant",
+        70008,
+        "The provided authorization code or refresh token has expired due to inactivity. Send a \
+         new interactive authorization request for this user and resource."
+            .into(),
+    )
+}
+
 /// AADSTS700082: the refresh token was not used for MaxInactiveTime (reference §4.6).
 pub(super) fn refresh_inactive(issued: &str, max_inactive: &str) -> AadError {
     AadError::bad(

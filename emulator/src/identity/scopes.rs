@@ -207,6 +207,7 @@ mod tests {
                     (Api::Siem, vec!["user_impersonation".into()]),
                 ]),
             },
+            home_tenant: None,
         }
     }
 

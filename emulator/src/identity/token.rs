@@ -31,7 +31,7 @@ use crate::faults::{self, Fault, FaultKind, FaultTarget};
 use crate::jwt::{self, Claims};
 use crate::scenario::Api;
 use crate::wire::json_response;
-use crate::world::{App, Endpoint as Counted, World};
+use crate::world::{App, Endpoint as Counted, Grant, World};
 
 /// A refresh token. Each tracks its own last use; using one issues a new one and leaves the old
 /// one valid (reference §4.6).
@@ -44,6 +44,8 @@ pub(super) struct RefreshToken {
     issued: DateTime<Utc>,
     /// Last redemption of this token (its issue time until then).
     last_used: DateTime<Utc>,
+    /// Whether it was redeemed (refused again when refresh tokens are single use).
+    redeemed: bool,
     /// The resource of the last access token of the chain: the default target.
     resource: Target,
 }
@@ -429,6 +431,9 @@ impl TokenRequest<'_> {
             .get("refresh_token")
             .ok_or_else(|| errors::missing_param("refresh_token"))?;
         let rt = own_grant(&world.identity.refresh_tokens, value, app, |t| &t.client_id)?;
+        if rt.redeemed && world.settings.refresh_token_single_use {
+            return Err(errors::grant_expired_or_revoked());
+        }
         let max_days = world.settings.refresh_token_max_inactive_days;
         if self.now - rt.last_used > Duration::days(max_days) {
             return Err(errors::refresh_inactive(
@@ -473,6 +478,7 @@ impl TokenRequest<'_> {
         let body = self.issue_delegated(world, app, &rt.chain.continued(asked_offline), target)?;
         if let Some(used) = world.identity.refresh_tokens.get_mut(value) {
             used.last_used = self.now;
+            used.redeemed = true;
         }
         Ok(body)
     }
@@ -505,10 +511,17 @@ impl TokenRequest<'_> {
                 }
             }
         };
+        let home = Grant::default();
         let grant = world
             .tenants
             .get(tenant_id)
             .and_then(|t| t.consents.get(&app.client_id))
+            .or_else(|| {
+                // The app's own service principal exists in its home tenant without consent.
+                (app.home_tenant.as_deref() == Some(tenant_id)
+                    && world.tenants.contains_key(tenant_id))
+                .then_some(&home)
+            })
             .ok_or_else(|| errors::unknown_app(&app.client_id, tenant_id))?;
         let roles = grant
             .app_roles
@@ -611,6 +624,7 @@ impl TokenRequest<'_> {
                     chain: chain.clone(),
                     issued: self.now,
                     last_used: self.now,
+                    redeemed: false,
                     resource: target.clone(),
                 },
             );
@@ -800,6 +814,7 @@ mod tests {
                 .collect(),
             redirect_uris: vec![],
             permissions: PermissionSpec::default(),
+            home_tenant: None,
         }
     }
 

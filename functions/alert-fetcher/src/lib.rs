@@ -94,7 +94,7 @@ impl From<HandlerError> for Diagnostic {
     fn from(e: HandlerError) -> Diagnostic {
         Diagnostic {
             error_type: e.error_type().to_string(),
-            error_message: e.to_string(),
+            error_message: shared::explain::chain(&e),
         }
     }
 }

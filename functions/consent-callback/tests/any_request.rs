@@ -75,6 +75,8 @@ fn deps(dir: &std::path::Path) -> Deps {
             client_id: "00000000-0000-4000-8000-000000000000".into(),
             client_secret: ClientSecret::new("property-test-secret".into()),
             state_key: SigningKey::new(vec![7; 32]),
+            tenant_id: None,
+            client_secret_expires: None,
         })
         .expect("app credentials");
     let base = url::Url::parse("https://consent.example.com/prod").expect("url");

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::domain::TenantId;
 use shared::flows::Deps;
+use shared::flows::app_health::AppHealth;
 use shared::flows::refresh::{
     RefreshError, RefreshOutcome, RefreshSummary, refresh_all, refresh_tenant,
 };
@@ -94,6 +95,7 @@ impl HandlerError {
                 RefreshError::ReconsentRequired { .. } => "ReconsentRequired",
                 RefreshError::AppMisconfigured(_) => "AppMisconfigured",
                 RefreshError::Transient(_) => "Transient",
+                RefreshError::Busy(_) => "TenantBusy",
                 RefreshError::Store(StoreError::Unavailable { .. } | StoreError::Conflict) => {
                     "StoreUnavailable"
                 }
@@ -106,12 +108,12 @@ impl HandlerError {
 
 impl From<HandlerError> for Diagnostic {
     fn from(e: HandlerError) -> Diagnostic {
-        let mut error_message = e.to_string();
+        let mut error_message = shared::explain::chain(&e);
         match &e {
             HandlerError::Refresh(RefreshError::ReconsentRequired {
                 consent_link: Some(link),
                 ..
-            }) => error_message.push_str(&format!("; send the customer this consent link: {link}")),
+            }) => error_message.push_str(&format!(" (the new link: {link})")),
             HandlerError::Refresh(RefreshError::Store(StoreError::NotFound)) => error_message
                 .push_str(
                     " (the app secret named by MSSP_APP_SECRET_ID, or a tenant deleted meanwhile)",
@@ -177,6 +179,9 @@ pub struct Summary {
     pub skipped: Vec<TenantId>,
     /// Set when Microsoft refuses the app registration itself: the one thing to fix.
     pub app_misconfigured: Option<String>,
+    /// The app registration's health this run: its credentials checked in its home tenant, the
+    /// client secret's expiry and days left, and the warnings (30, 14, 7 days ahead).
+    pub app: AppHealth,
 }
 
 impl From<RefreshSummary> for Summary {
@@ -199,6 +204,7 @@ impl From<RefreshSummary> for Summary {
                 .collect(),
             skipped: s.skipped,
             app_misconfigured: s.app_misconfigured,
+            app: s.app,
         }
     }
 }
@@ -208,7 +214,7 @@ impl From<RefreshSummary> for Summary {
 #[serde(untagged)]
 pub enum Answer {
     /// To the schedule.
-    Run(Summary),
+    Run(Box<Summary>),
     /// To a direct invoke.
     Tenant(TenantRefreshed),
 }
@@ -243,9 +249,11 @@ pub async fn handle(services: &Deps, event: LambdaEvent<Value>) -> Result<Answer
                 failed = summary.failed.len(),
                 skipped = summary.skipped.len(),
                 app_misconfigured = summary.app_misconfigured.is_some(),
+                client_secret_days_left = summary.app.client_secret_days_left,
+                expiry_warning_days = summary.app.expiry_warning_days,
                 "refresh run finished"
             );
-            Ok(Answer::Run(summary))
+            Ok(Answer::Run(Box::new(summary)))
         }
         Invocation::Tenant { tenant_id, force } => {
             let refreshed = refresh_tenant(services, &tenant_id, force).await;

@@ -336,9 +336,11 @@ fn failure(route: &'static str, e: &ConsentError) -> WebResponse {
     let f = classify(e);
     if f.status >= 500 {
         // ConsentError's text holds no secret (the flows keep tokens and codes out of it).
-        tracing::error!(route, status = f.status, kind = f.kind, error = %e, "consent request failed");
+        let error = crate::explain::chain(e);
+        tracing::error!(route, status = f.status, kind = f.kind, error = %error, "consent request failed");
     } else {
-        tracing::warn!(route, status = f.status, kind = f.kind, error = %e, "consent request refused");
+        let error = crate::explain::chain(e);
+        tracing::warn!(route, status = f.status, kind = f.kind, error = %error, "consent request refused");
     }
     let mut text = vec![Text::Html(format!(
         "What happened: {}.",

@@ -7,6 +7,7 @@
 //! | [`onboarding`] | register a tenant, consent links, the consent callback |
 //! | [`adoption`] | onboard a tenant or a fleet, adopting those whose admin already granted the app |
 //! | [`refresh`] | keep every tenant's tokens alive |
+//! | [`app_health`] | the app registration's own credentials and client secret expiry |
 //! | [`fetch`] | a tenant's alerts into the sink, exactly once, under its lease |
 //! | [`sweep`] | find versions that became visible after the fetch passed them, deliver them late |
 //! | [`backfill`] | deliver a history range as ordinary records |
@@ -16,6 +17,7 @@
 //! | [`status`] | tenant health at a glance |
 
 pub mod adoption;
+pub mod app_health;
 pub mod backfill;
 pub mod cadence;
 pub mod dispatch;

@@ -69,7 +69,7 @@ pub struct Callback {
 #[derive(Debug, thiserror::Error)]
 pub enum ConsentError {
     /// The link or state is malformed, forged, altered or expired.
-    #[error("{0}")]
+    #[error(transparent)]
     InvalidState(#[from] StateError),
     /// The state was already used.
     #[error("this consent link was already used; ask your provider for a new one")]
@@ -97,14 +97,16 @@ pub enum ConsentError {
     /// A parameter is too long or not text.
     #[error("the sign-in answer is malformed")]
     Malformed,
-    /// The token endpoint refused or failed.
-    #[error("Microsoft did not issue a token: {0}")]
-    Identity(#[source] IdentityError),
+    /// The token endpoint refused or failed. The text is what happened only (the customer's
+    /// admin reads it); the operator's next step is the refresh's and status's.
+    #[error("Microsoft did not issue a token: {}", .0.what())]
+    Identity(IdentityError),
     /// The token is for another tenant or lacks the needed permission.
-    #[error("{0}")]
+    #[error(transparent)]
     Claims(#[from] ClaimsError),
-    /// A store failed.
-    #[error("storage failed: {0}")]
+    /// A store failed (its sentence, meant for the operator, is the `source`: the customer's
+    /// admin reads this text).
+    #[error("the provider's service could not read or store the consent")]
     Store(#[from] StoreError),
 }
 

@@ -19,39 +19,51 @@ use rand::Rng;
 use url::Url;
 
 use super::Deps;
+use super::app_health::{self, AppHealth};
 use super::onboarding::consent_link;
 use super::tokens::Cached;
-use crate::domain::{AuthModel, Outcome, Tenant, TenantId, TenantStatus, TenantTokens};
+use crate::domain::{
+    AuthModel, Outcome, RefreshHolder, Tenant, TenantId, TenantStatus, TenantTokens,
+};
 use crate::microsoft::claims::{self, ClaimsError};
-use crate::microsoft::identity::{EntraClient, IdentityError, TokenResponse, default_scope};
+use crate::microsoft::identity::{
+    EntraClient, IdentityError, NEW_CONSENT_LINK, TokenResponse, default_scope,
+};
 use crate::ports::{AppCredentials, StoreError};
 use crate::secret::AccessToken;
 
-/// Why a tenant's tokens could not be refreshed.
+/// Why a tenant's tokens could not be refreshed. Each `Display` is its cause's sentence (what
+/// happened and what to do), never a wrapper around another's words.
 #[derive(Debug, thiserror::Error)]
 pub enum RefreshError {
     /// No such tenant.
-    #[error("no such tenant")]
+    #[error("no such tenant is registered (see `mssp tenants list`)")]
     UnknownTenant,
     /// The tenant is not active (pending, suspended, offboarded, or already needing re-consent).
-    #[error("the tenant is {0}")]
+    #[error("the tenant is {0}, and only active tenants are refreshed")]
     NotActive(TenantStatus),
     /// The grant is gone: the customer must consent again (the tenant was marked so).
-    #[error("the customer must consent again: {reason}")]
+    #[error("{reason}")]
     ReconsentRequired {
-        /// What happened, e.g. the AADSTS code.
+        /// The sentence: what happened (e.g. the AADSTS code) and what to do.
         reason: String,
         /// A fresh consent link to send.
         consent_link: Option<Url>,
     },
     /// The app registration is broken (e.g. an expired client secret): every tenant is affected.
-    #[error("the app registration is misconfigured: {0}")]
-    AppMisconfigured(#[source] IdentityError),
+    #[error(transparent)]
+    AppMisconfigured(IdentityError),
     /// Still failing after retries; try again later.
-    #[error("the identity platform is unavailable: {0}")]
-    Transient(#[source] IdentityError),
+    #[error(transparent)]
+    Transient(IdentityError),
+    /// Another refresh of the tenant held it for longer than a refresh may take.
+    #[error(
+        "another refresh of the tenant holds it until {0} and did not finish; the next run \
+         tries again"
+    )]
+    Busy(DateTime<Utc>),
     /// A store failed.
-    #[error("storage failed: {0}")]
+    #[error(transparent)]
     Store(#[from] StoreError),
 }
 
@@ -79,6 +91,9 @@ pub struct RefreshSummary {
     pub skipped: Vec<TenantId>,
     /// Set when the app registration itself is broken: the one thing to fix.
     pub app_misconfigured: Option<String>,
+    /// The app's own health this cycle: its credentials checked once in its home tenant, and
+    /// the client secret's expiry.
+    pub app: AppHealth,
 }
 
 /// Whether `tokens` need renewing at `now`.
@@ -97,15 +112,24 @@ fn needs_refresh(s: &Deps, tokens: &TenantTokens) -> bool {
 
 /// Calls the identity platform, retrying transient failures with exponential backoff and jitter
 /// (or the server's `Retry-After`), at most `identity_attempts` times.
-pub(crate) async fn with_retries<F, Fut>(
-    s: &Deps,
+pub(crate) async fn with_retries<F, Fut>(s: &Deps, call: F) -> Result<TokenResponse, IdentityError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<TokenResponse, IdentityError>>,
+{
+    attempts(s.settings.identity_attempts, call).await
+}
+
+/// [`with_retries`] with at most `attempts` attempts.
+pub(crate) async fn attempts<F, Fut>(
+    attempts: u32,
     mut call: F,
 ) -> Result<TokenResponse, IdentityError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<TokenResponse, IdentityError>>,
 {
-    let attempts = s.settings.identity_attempts.max(1);
+    let attempts = attempts.max(1);
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -146,7 +170,7 @@ async fn renew(
             let Some(rt) = &tokens.refresh_token else {
                 return Err(IdentityError::ReconsentRequired {
                     code: None,
-                    error: "no refresh token stored".into(),
+                    error: "no refresh token is stored".into(),
                     body: String::new(),
                 });
             };
@@ -159,7 +183,8 @@ async fn renew(
     }
 }
 
-/// The operator-facing reason: the error's text, which names the AADSTS code and no secret.
+/// The operator-facing reason: the error's sentence, which names the AADSTS code and what to do,
+/// and no secret.
 fn reason_of(e: &IdentityError) -> String {
     e.to_string()
 }
@@ -252,9 +277,11 @@ async fn refresh_with(
 }
 
 /// A delegated tenant's tokens: the stored access token while fresh, else renewed with the
-/// refresh token (the new refresh token Microsoft rotates in is persisted). When Microsoft
-/// refuses the refresh token, the store is read again first: another process may have just
-/// rotated it (two refreshes may run at once), and then its tokens are used, not a re-consent.
+/// refresh token (the new refresh token Microsoft rotates in is persisted). One refresh of a
+/// tenant runs at a time — two processes, or the schedule and a fetch, may want one at once —
+/// under the tenant's refresh lease ([`RefreshLease`]); the one that waited uses the tokens the
+/// other stored. When Microsoft refuses the refresh token, the store is read again first: another
+/// process may have rotated it meanwhile, and then its tokens are used, not a re-consent.
 async fn refresh_delegated(
     s: &Deps,
     entra: &EntraClient,
@@ -262,22 +289,37 @@ async fn refresh_delegated(
     force: bool,
 ) -> Result<(RefreshOutcome, AccessToken), RefreshError> {
     let id = &tenant.id;
-    let Some(tokens) = s.tokens.get(id).await? else {
-        return Err(mark_reconsent(s, tenant, "no tokens are stored for the tenant".into()).await?);
+    let Some(seen) = s.tokens.get(id).await? else {
+        return Err(no_tokens(s, tenant).await?);
     };
-    if !force
-        && !needs_refresh(s, &tokens)
-        && let Some(at) = &tokens.access_token
+    if !force && let Some(at) = usable(s, tenant, &seen) {
+        return Ok((RefreshOutcome::Fresh, at));
+    }
+    let lease = RefreshLease::take(s, id).await?;
+    let result = renew_delegated(s, entra, tenant, &seen, force).await;
+    lease.release(s).await;
+    result
+}
+
+/// [`refresh_delegated`] once the tenant's refresh lease is ours.
+async fn renew_delegated(
+    s: &Deps,
+    entra: &EntraClient,
+    tenant: &Tenant,
+    seen: &TenantTokens,
+    force: bool,
+) -> Result<(RefreshOutcome, AccessToken), RefreshError> {
+    let id = &tenant.id;
+    // The refresh that held the lease before us may have renewed the tokens: read them again.
+    let Some(tokens) = s.tokens.get(id).await? else {
+        return Err(no_tokens(s, tenant).await?);
+    };
+    let renewed_meanwhile =
+        (tokens.rotated_at, tokens.obtained_at) != (seen.rotated_at, seen.obtained_at);
+    if (renewed_meanwhile || !force)
+        && let Some(at) = usable(s, tenant, &tokens)
     {
-        let expires = tokens.expires_at.unwrap_or_default();
-        let got = TokenResponse {
-            access_token: at.clone(),
-            refresh_token: None,
-            expires_at: expires,
-            scope: None,
-        };
-        remember(s, tenant, &got, tokens.refresh_token_obtained_at);
-        return Ok((RefreshOutcome::Fresh, at.clone()));
+        return Ok((RefreshOutcome::Fresh, at));
     }
     let got = match renew(s, entra, tenant, &tokens).await {
         Err(e) if e.aadsts().is_some() && !e.is_transient() => {
@@ -290,6 +332,113 @@ async fn refresh_delegated(
     };
     verified(s, tenant, &got).await?;
     store_renewed(s, tenant, tokens, got).await
+}
+
+/// The stored access token of `tokens` when it is fresh enough (kept in this process's cache).
+fn usable(s: &Deps, tenant: &Tenant, tokens: &TenantTokens) -> Option<AccessToken> {
+    let at = tokens.access_token.as_ref()?;
+    if needs_refresh(s, tokens) {
+        return None;
+    }
+    let got = TokenResponse {
+        access_token: at.clone(),
+        refresh_token: None,
+        expires_at: tokens.expires_at.unwrap_or_default(),
+        scope: None,
+    };
+    remember(s, tenant, &got, tokens.refresh_token_obtained_at);
+    Some(at.clone())
+}
+
+async fn no_tokens(s: &Deps, tenant: &Tenant) -> Result<RefreshError, StoreError> {
+    let reason = format!("no tokens are stored for the tenant: {NEW_CONSENT_LINK}");
+    mark_reconsent(s, tenant, reason).await
+}
+
+/// A tenant's refresh lease, held in its record (written conditionally on the record's version,
+/// like every registry write): while one refresh holds it, another waits, then reads the tokens
+/// the first stored. It expires by itself after [`RefreshLease::ttl`] when its holder dies.
+struct RefreshLease {
+    tenant: TenantId,
+    owner: String,
+}
+
+impl RefreshLease {
+    /// How long a refresh may hold its tenant: every attempt's timeout and backoff, and a margin.
+    fn ttl(s: &Deps) -> StdDuration {
+        let per_attempt = s.settings.http_timeout + StdDuration::from_secs(10);
+        per_attempt * s.settings.identity_attempts.max(1) + StdDuration::from_secs(30)
+    }
+
+    /// Takes the lease of `tenant`, waiting while another refresh holds it, at most
+    /// [`RefreshLease::ttl`] (then [`RefreshError::Busy`]).
+    async fn take(s: &Deps, tenant: &TenantId) -> Result<RefreshLease, RefreshError> {
+        let owner = uuid::Uuid::new_v4().simple().to_string();
+        let ttl = Self::ttl(s);
+        let give_up = tokio::time::Instant::now() + ttl;
+        let ttl = Duration::from_std(ttl).unwrap_or_else(|_| Duration::minutes(5));
+        loop {
+            let now = s.clock.now();
+            let mut t = s
+                .registry
+                .get(tenant)
+                .await?
+                .ok_or(RefreshError::UnknownTenant)?;
+            if let Some(held) = &t.refresh_lease
+                && held.expires_at > now
+            {
+                if tokio::time::Instant::now() >= give_up {
+                    return Err(RefreshError::Busy(held.expires_at));
+                }
+                let pause = rand::rng().random_range(20..120);
+                tokio::time::sleep(StdDuration::from_millis(pause)).await;
+                continue;
+            }
+            t.refresh_lease = Some(RefreshHolder {
+                owner: owner.clone(),
+                expires_at: now + ttl,
+            });
+            match s.registry.update(&t).await {
+                Ok(_) => {
+                    return Ok(RefreshLease {
+                        tenant: tenant.clone(),
+                        owner,
+                    });
+                }
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Gives the lease up (a failure to is logged: the lease then expires by itself).
+    async fn release(self, s: &Deps) {
+        for _ in 0..5 {
+            let mut t = match s.registry.get(&self.tenant).await {
+                Ok(Some(t)) => t,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(tenant_id = %self.tenant, error = %e, "could not release the refresh lease");
+                    return;
+                }
+            };
+            if t.refresh_lease
+                .as_ref()
+                .is_none_or(|l| l.owner != self.owner)
+            {
+                return;
+            }
+            t.refresh_lease = None;
+            match s.registry.update(&t).await {
+                Err(StoreError::Conflict) => continue,
+                Err(e) => {
+                    tracing::warn!(tenant_id = %self.tenant, error = %e, "could not release the refresh lease");
+                    return;
+                }
+                Ok(_) => return,
+            }
+        }
+    }
 }
 
 /// The tokens another process stored since `ours` was read, if the refresh token changed.
@@ -359,10 +508,14 @@ async fn verified(s: &Deps, tenant: &Tenant, got: &TokenResponse) -> Result<(), 
     match checked {
         Ok(_) => Ok(()),
         Err(e) => {
-            let reason = match e {
-                ClaimsError::MissingPermission { .. } | ClaimsError::WrongTenant => e.to_string(),
+            let what = match e {
+                ClaimsError::MissingPermission { .. } => e.to_string(),
+                ClaimsError::WrongTenant => {
+                    "Microsoft issued the new access token for another tenant".into()
+                }
                 ClaimsError::Unreadable => "the new access token could not be read".into(),
             };
+            let reason = format!("{what}: {NEW_CONSENT_LINK}");
             Err(mark_reconsent(s, tenant, reason).await?)
         }
     }
@@ -469,6 +622,19 @@ pub async fn refresh_all(
     let mut summary = RefreshSummary::default();
     let creds = s.app.app_credentials().await?;
     let listed = s.registry.list_active().await?;
+    summary.app = app_health::check(s, &creds, app_health::cloud_of(&listed)).await;
+    summary.app.log();
+    if let Some(problem) = summary.app.problem() {
+        // One app-wide problem: no tenant is tried (each would fail the same way) or marked.
+        summary.app_misconfigured = Some(problem.to_string());
+        summary.skipped = listed.into_iter().map(|t| t.id).collect();
+        tracing::error!(
+            reason = %problem,
+            tenants_not_refreshed = summary.skipped.len(),
+            "APP REGISTRATION MISCONFIGURED: every tenant is affected; fix the app's client secret"
+        );
+        return Ok(summary);
+    }
     let app_broken = Arc::new(AtomicBool::new(false));
     let creds = Arc::new(creds);
     let results: Vec<(TenantId, Option<Result<RefreshOutcome, RefreshError>>)> =

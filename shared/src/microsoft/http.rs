@@ -279,7 +279,9 @@ impl Getter<'_> {
                     Ok(value) => Attempt::Done(Answer { value, partial }),
                     Err(Unreadable::NotJson) => Attempt::Retry(
                         None,
-                        FetchError::Transient("the page is not valid JSON".into()),
+                        FetchError::Transient(
+                            "the API answered a page that is not valid JSON".into(),
+                        ),
                     ),
                     Err(Unreadable::Shape(what)) => Attempt::Fail(FetchError::Malformed(what)),
                 },
@@ -293,26 +295,33 @@ impl Getter<'_> {
                 status: status.as_u16(),
                 detail: body_snippet(resp).await,
             }),
-            _ => Attempt::Retry(wait, FetchError::Transient(format!("HTTP {status}"))),
+            _ => Attempt::Retry(
+                wait,
+                FetchError::Transient(format!("the API answered HTTP {status}")),
+            ),
         })
     }
 }
 
-/// What a failed transfer was, in words (never the URL: it may carry a query we built).
-fn transport(e: &reqwest::Error) -> String {
-    let what = if e.is_timeout() {
-        "the request timed out"
+/// What a failed transfer was, completing "<the service> …" (never the URL: it may carry a
+/// query we built; never reqwest's "error sending request", which names no cause).
+pub fn transport_failure(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "did not answer in time"
     } else if e.is_connect() {
-        "the connection could not be made"
+        "could not be reached"
     } else if e.is_body() || e.is_decode() {
-        "the answer was cut off"
+        "dropped the connection in the middle of its answer"
     } else {
-        "the connection was dropped"
-    };
-    match std::error::Error::source(e) {
-        Some(cause) => format!("{what} ({cause})"),
-        None => what.to_string(),
+        "dropped the connection before answering"
     }
+}
+
+/// [`transport_failure`] of an alert API, logged with the transport's own words for diagnosis.
+fn transport(e: &reqwest::Error) -> String {
+    let what = transport_failure(e);
+    tracing::debug!(error = %e, cause = ?std::error::Error::source(e), "alert API transfer failed");
+    format!("the API {what}")
 }
 
 /// The `Warning` header of a 206 (`199 - "{Vendor}/{Provider}/{Status}/{LatencyMs}"`), capped.
@@ -330,10 +339,28 @@ async fn body_snippet(resp: reqwest::Response) -> String {
     snippet(&resp.text().await.unwrap_or_default())
 }
 
-/// A short, single-line excerpt of an error body for the tenant's record (no secrets are in
-/// error bodies of these APIs; capped anyway).
+/// A short, single-line excerpt of an error body for the tenant's record: the message of a
+/// Graph or Defender error object (`{"error": {"code", "message"}}`), else the body's start (no
+/// secrets are in error bodies of these APIs; capped anyway).
 fn snippet(body: &str) -> String {
-    body.chars().filter(|c| !c.is_control()).take(300).collect()
+    #[derive(serde::Deserialize)]
+    struct Wrapper {
+        error: Inner,
+    }
+    #[derive(serde::Deserialize)]
+    struct Inner {
+        #[serde(default)]
+        code: String,
+        #[serde(default)]
+        message: String,
+    }
+    let text = match serde_json::from_str::<Wrapper>(body) {
+        Ok(Wrapper { error }) if !error.message.is_empty() => {
+            format!("{}: {}", error.code, error.message)
+        }
+        _ => body.to_string(),
+    };
+    text.chars().filter(|c| !c.is_control()).take(300).collect()
 }
 
 #[cfg(test)]

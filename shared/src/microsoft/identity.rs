@@ -31,12 +31,13 @@ pub struct TokenResponse {
     pub scope: Option<String>,
 }
 
-/// A token-endpoint failure, shaped by what the caller does next (reference §4.10).
-#[derive(Debug, thiserror::Error)]
+/// A token-endpoint failure, shaped by what the caller does next (reference §4.10). Its
+/// `Display` is one sentence for the operator: what happened, with the AADSTS code, and what to do
+/// next ([`IdentityError::what`] and [`IdentityError::next_step`] are the two halves).
+#[derive(Debug)]
 pub enum IdentityError {
     /// The grant no longer works (expired after 90 idle days, revoked, consent withdrawn,
     /// interaction required): the customer must consent again.
-    #[error("the customer must consent again ({})", describe(.code, .error))]
     ReconsentRequired {
         /// First AADSTS code.
         code: Option<u32>,
@@ -46,7 +47,6 @@ pub enum IdentityError {
         body: String,
     },
     /// The MSSP app itself is broken (wrong or expired client secret): affects every tenant.
-    #[error("the app registration is misconfigured ({})", describe(.code, .error))]
     AppMisconfigured {
         /// First AADSTS code.
         code: Option<u32>,
@@ -56,7 +56,6 @@ pub enum IdentityError {
         body: String,
     },
     /// The tenant is unknown or has not consented to the app.
-    #[error("the tenant is unknown or has not consented to the app ({})", describe(.code, .error))]
     TenantNotConsented {
         /// First AADSTS code.
         code: Option<u32>,
@@ -66,7 +65,6 @@ pub enum IdentityError {
         body: String,
     },
     /// The request was refused for another reason (bad or used code, bad scope): not retryable.
-    #[error("the identity platform refused the request ({})", describe(.code, .error))]
     Rejected {
         /// First AADSTS code.
         code: Option<u32>,
@@ -76,22 +74,222 @@ pub enum IdentityError {
         body: String,
     },
     /// Worth retrying: 5xx, 429, timeouts, dropped connections, unreadable answers.
-    #[error("the identity platform is unavailable for now: {reason}")]
     Transient {
-        /// What happened (no secret).
+        /// What happened, completing "Microsoft's sign-in service …" (no secret), e.g.
+        /// "answered HTTP 503" or "dropped the connection".
         reason: String,
         /// `Retry-After`, when the server gave one.
         retry_after: Option<StdDuration>,
         /// The transport error, if any.
-        #[source]
         source: Option<reqwest::Error>,
     },
 }
 
-fn describe(code: &Option<u32>, error: &str) -> String {
-    match code {
-        Some(c) => format!("{error}, AADSTS{c}"),
-        None => error.to_string(),
+/// What an identity error means for the product: which variant of [`IdentityError`] it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Meaning {
+    /// [`IdentityError::ReconsentRequired`].
+    Reconsent,
+    /// [`IdentityError::AppMisconfigured`].
+    App,
+    /// [`IdentityError::TenantNotConsented`].
+    Tenant,
+    /// [`IdentityError::Rejected`].
+    Rejected,
+}
+
+/// One AADSTS code the product classifies: what it means and the sentence it gives.
+#[derive(Debug, Clone, Copy)]
+pub struct Aadsts {
+    /// The code (`AADSTSnnnn`).
+    pub code: u32,
+    /// How the product treats it.
+    pub meaning: Meaning,
+    /// What happened.
+    pub what: &'static str,
+    /// What the operator does next.
+    pub next: &'static str,
+}
+
+/// The next step of every error that needs the customer to consent again.
+pub const NEW_CONSENT_LINK: &str =
+    "send the customer's admin a new consent link (`mssp consent-link ID`)";
+const CONDITIONAL_ACCESS_NEXT: &str = "ask the customer to exempt this app in that policy (Entra \
+     admin center › Protection › Conditional Access), then send their admin a new consent link \
+     (`mssp consent-link ID`)";
+
+/// Every AADSTS code the product classifies (reference §4.6, §4.10; DESIGN §6 Refresh), with its
+/// sentence. README's "Errors and what to do" table is this table (a test compares them).
+pub const AADSTS_CODES: &[Aadsts] = &[
+    Aadsts {
+        code: 700082,
+        meaning: Meaning::Reconsent,
+        what: "the refresh token expired after 90 days without use",
+        next: NEW_CONSENT_LINK,
+    },
+    Aadsts {
+        code: 70008,
+        meaning: Meaning::Reconsent,
+        what: "the refresh token or authorization code expired or was revoked",
+        next: NEW_CONSENT_LINK,
+    },
+    Aadsts {
+        code: 700084,
+        meaning: Meaning::Reconsent,
+        what: "the refresh token reached the 24-hour limit Microsoft sets for single-page apps",
+        next: "register the redirect URI as Web, not SPA (Entra admin center › App registrations \
+               › Authentication), then send the customer's admin a new consent link \
+               (`mssp consent-link ID`)",
+    },
+    Aadsts {
+        code: 50173,
+        meaning: Meaning::Reconsent,
+        what: "the user's sessions were revoked or the password was reset in the customer's tenant",
+        next: NEW_CONSENT_LINK,
+    },
+    Aadsts {
+        code: 65001,
+        meaning: Meaning::Reconsent,
+        what: "the consent for this API was removed in the customer's tenant",
+        next: NEW_CONSENT_LINK,
+    },
+    Aadsts {
+        code: 70043,
+        meaning: Meaning::Reconsent,
+        what: "a Conditional Access sign-in frequency policy in the customer's tenant ended the \
+               session",
+        next: CONDITIONAL_ACCESS_NEXT,
+    },
+    Aadsts {
+        code: 53003,
+        meaning: Meaning::Reconsent,
+        what: "a Conditional Access policy in the customer's tenant blocked the sign-in",
+        next: CONDITIONAL_ACCESS_NEXT,
+    },
+    Aadsts {
+        code: 50076,
+        meaning: Meaning::Reconsent,
+        what: "the customer's tenant now requires multi-factor authentication for the user who \
+               consented",
+        next: NEW_CONSENT_LINK,
+    },
+    Aadsts {
+        code: 50079,
+        meaning: Meaning::Reconsent,
+        what: "the user who consented must now enroll in multi-factor authentication",
+        next: NEW_CONSENT_LINK,
+    },
+    Aadsts {
+        code: 50078,
+        meaning: Meaning::Reconsent,
+        what: "the multi-factor authentication of the user who consented has expired",
+        next: NEW_CONSENT_LINK,
+    },
+    Aadsts {
+        code: 700003,
+        meaning: Meaning::Reconsent,
+        what: "the device the user consented from is no longer registered in the customer's \
+               tenant",
+        next: NEW_CONSENT_LINK,
+    },
+    Aadsts {
+        code: 7000222,
+        meaning: Meaning::App,
+        what: "the app's client secret has expired",
+        next: "create a new one (Entra admin center › App registrations › Certificates & \
+               secrets), write its Value into the app secret's client_secret (and \
+               client_secret_expires), then run `mssp refresh`",
+    },
+    Aadsts {
+        code: 7000215,
+        meaning: Meaning::App,
+        what: "Microsoft does not recognize the app's client secret",
+        next: "write the secret's Value, not its Secret ID (Entra admin center › App \
+               registrations › Certificates & secrets), into the app secret's client_secret, \
+               then run `mssp refresh`",
+    },
+    Aadsts {
+        code: 7000218,
+        meaning: Meaning::App,
+        what: "no client secret was sent",
+        next: "write client_secret into the app secret, then run `mssp refresh`",
+    },
+    Aadsts {
+        code: 7000112,
+        meaning: Meaning::App,
+        what: "the app registration is disabled",
+        next: "enable it (Entra admin center › Enterprise applications › Properties › Enabled \
+               for users to sign in), then run `mssp refresh`",
+    },
+    Aadsts {
+        code: 700027,
+        meaning: Meaning::App,
+        what: "Microsoft could not verify the app's credential",
+        next: "write a current client secret into the app secret (Entra admin center › App \
+               registrations › Certificates & secrets), then run `mssp refresh`",
+    },
+    Aadsts {
+        code: 700016,
+        meaning: Meaning::Tenant,
+        what: "the customer's tenant has not consented to the app, or has removed it",
+        next: NEW_CONSENT_LINK,
+    },
+    Aadsts {
+        code: 90002,
+        meaning: Meaning::Tenant,
+        what: "Microsoft knows no tenant with this id",
+        next: "check the id with the customer (Entra admin center › Overview › Tenant ID), then \
+               `mssp tenants remove ID` and add it again",
+    },
+    Aadsts {
+        code: 500011,
+        meaning: Meaning::Tenant,
+        what: "the customer's tenant has no service principal for the alert API, as when its \
+               Defender product is not provisioned",
+        next: "ask the customer to enable that product, or remove the tenant and add it again \
+               with another `--api`",
+    },
+    Aadsts {
+        code: 90099,
+        meaning: Meaning::Tenant,
+        what: "the app is not authorized for partner access in the customer's tenant",
+        next: NEW_CONSENT_LINK,
+    },
+    Aadsts {
+        code: 54005,
+        meaning: Meaning::Rejected,
+        what: "the authorization code was already redeemed",
+        next: "have the customer's admin open the consent link again (`mssp consent-link ID`)",
+    },
+    Aadsts {
+        code: 50011,
+        meaning: Meaning::Rejected,
+        what: "the redirect URI is not registered on the app",
+        next: "add the deployment's redirect URI (its public base URL followed by \
+               /consent/callback) under Web redirect URIs (Entra admin center › App \
+               registrations › Authentication)",
+    },
+    Aadsts {
+        code: 70011,
+        meaning: Meaning::Rejected,
+        what: "Microsoft refused the requested scope",
+        next: "check the permissions the app requests (Entra admin center › App registrations \
+               › API permissions)",
+    },
+];
+
+/// The row of `code` in [`AADSTS_CODES`].
+pub fn aadsts(code: u32) -> Option<&'static Aadsts> {
+    AADSTS_CODES.iter().find(|a| a.code == code)
+}
+
+/// `(error, AADSTSnnnn)`, `(AADSTSnnnn)` when `error` is empty, `(error)` without a code.
+fn codes(code: &Option<u32>, error: &str) -> String {
+    match (code, error.is_empty()) {
+        (Some(c), false) => format!("({error}, AADSTS{c})"),
+        (Some(c), true) => format!("(AADSTS{c})"),
+        (None, false) => format!("({error})"),
+        (None, true) => String::new(),
     }
 }
 
@@ -111,16 +309,88 @@ impl IdentityError {
     pub fn is_transient(&self) -> bool {
         matches!(self, IdentityError::Transient { .. })
     }
+
+    fn known(&self) -> Option<&'static Aadsts> {
+        self.aadsts().and_then(aadsts)
+    }
+
+    /// What happened, with the code: the first half of the sentence, safe to show the
+    /// customer's admin too (no instruction to the operator).
+    pub fn what(&self) -> String {
+        let (code, error, generic) = match self {
+            IdentityError::Transient { reason, .. } => {
+                return format!("Microsoft's sign-in service {reason}");
+            }
+            IdentityError::ReconsentRequired { code, error, .. } => (
+                code,
+                error,
+                "Microsoft no longer accepts the customer's grant",
+            ),
+            IdentityError::AppMisconfigured { code, error, .. } => {
+                (code, error, "Microsoft refused the app's credentials")
+            }
+            IdentityError::TenantNotConsented { code, error, .. } => (
+                code,
+                error,
+                "the customer's tenant is unknown or has not consented to the app",
+            ),
+            IdentityError::Rejected { code, error, .. } => {
+                (code, error, "Microsoft refused the token request")
+            }
+        };
+        let what = self.known().map_or(generic, |a| a.what);
+        let known = self.known().is_some();
+        // A known code names itself; an unknown one shows Microsoft's words too.
+        let detail = if known {
+            codes(code, "")
+        } else {
+            codes(code, error)
+        };
+        if detail.is_empty() {
+            what.to_string()
+        } else {
+            format!("{what} {detail}")
+        }
+    }
+
+    /// What the operator does next: the second half of the sentence.
+    pub fn next_step(&self) -> &'static str {
+        if let Some(a) = self.known() {
+            return a.next;
+        }
+        match self {
+            IdentityError::Transient { .. } => "the next run retries",
+            IdentityError::ReconsentRequired { .. } | IdentityError::TenantNotConsented { .. } => {
+                NEW_CONSENT_LINK
+            }
+            IdentityError::AppMisconfigured { .. } => {
+                "check the client secret (Entra admin center › App registrations › Certificates \
+                 & secrets), write its Value into the app secret, then run `mssp refresh`"
+            }
+            IdentityError::Rejected { .. } => {
+                "run `mssp refresh ID --force`; if Microsoft refuses again, report the code with \
+                 the tenant's model and API"
+            }
+        }
+    }
 }
 
-/// Codes meaning the user's grant is gone (reference §4.6, §4.10; DESIGN §6 Refresh).
-const RECONSENT_CODES: &[u32] = &[
-    70008, 700082, 700084, 50173, 65001, 70043, 50076, 50079, 53003, 50078, 700003,
-];
-/// Codes meaning the app's own credentials are wrong.
-const APP_CODES: &[u32] = &[7000215, 7000222, 7000218, 7000112, 700027];
-/// Codes meaning the tenant is unknown or never consented.
-const TENANT_CODES: &[u32] = &[700016, 90002, 500011, 90099];
+impl std::fmt::Display for IdentityError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sep = if self.is_transient() { "; " } else { ": " };
+        write!(f, "{}{sep}{}", self.what(), self.next_step())
+    }
+}
+
+/// No `source`: the transport error of a transient failure is in the text already, in words an
+/// operator can act on ("dropped the connection"), and reqwest's own ("error sending request")
+/// says less; it is kept in the value for `Debug` and logged at debug level.
+impl std::error::Error for IdentityError {}
+
+/// Whether a code means `meaning`.
+fn coded(meaning: Meaning) -> impl Fn(&u32) -> bool {
+    move |c| aadsts(*c).is_some_and(|a| a.meaning == meaning)
+}
 
 /// Classifies an error answer of the token endpoint.
 pub fn classify(status: u16, body: &str, retry_after: Option<StdDuration>) -> IdentityError {
@@ -137,24 +407,31 @@ pub fn classify(status: u16, body: &str, retry_after: Option<StdDuration>) -> Id
     };
     if status >= 500 || status == 429 || (error.is_empty() && status != 400 && status != 401) {
         return IdentityError::Transient {
-            reason: format!("token endpoint answered HTTP {status}"),
+            reason: format!("answered HTTP {status}"),
             retry_after,
             source: None,
         };
     }
-    let code = codes.first().copied();
+    // The first code the product knows names the error (Microsoft may send several).
+    let code = codes
+        .iter()
+        .copied()
+        .find(|c| aadsts(*c).is_some())
+        .or_else(|| codes.first().copied());
     let body = redact_body(body);
-    let any = |set: &[u32]| codes.iter().any(|c| set.contains(c));
-    if any(APP_CODES) || error == "invalid_client" {
+    let any = |m: Meaning| codes.iter().any(coded(m));
+    if any(Meaning::App) || error == "invalid_client" {
         IdentityError::AppMisconfigured { code, error, body }
-    } else if any(TENANT_CODES) || error == "invalid_tenant" {
+    } else if any(Meaning::Tenant) || error == "invalid_tenant" {
         IdentityError::TenantNotConsented { code, error, body }
-    } else if any(RECONSENT_CODES) || error == "interaction_required" || error == "consent_required"
+    } else if any(Meaning::Reconsent)
+        || error == "interaction_required"
+        || error == "consent_required"
     {
         IdentityError::ReconsentRequired { code, error, body }
     } else if error == "temporarily_unavailable" {
         IdentityError::Transient {
-            reason: format!("token endpoint said temporarily_unavailable (HTTP {status})"),
+            reason: format!("is temporarily unavailable (HTTP {status}, temporarily_unavailable)"),
             retry_after,
             source: None,
         }
@@ -374,21 +651,18 @@ impl EntraClient {
             ("client_secret", self.client_secret.expose_secret().as_str()),
         ];
         all.extend_from_slice(form);
-        let resp =
-            self.http
-                .post(url)
-                .form(&all)
-                .send()
-                .await
-                .map_err(|e| IdentityError::Transient {
-                    reason: "the token endpoint could not be reached".into(),
-                    retry_after: None,
-                    source: Some(e.without_url()),
-                })?;
+        let resp = self.http.post(url).form(&all).send().await.map_err(|e| {
+            tracing::debug!(error = ?std::error::Error::source(&e), "token request failed");
+            IdentityError::Transient {
+                reason: crate::microsoft::http::transport_failure(&e).into(),
+                retry_after: None,
+                source: Some(e.without_url()),
+            }
+        })?;
         let status = resp.status().as_u16();
         let retry_after = crate::microsoft::http::retry_after(resp.headers());
         let body = resp.text().await.map_err(|e| IdentityError::Transient {
-            reason: "the token endpoint's answer was cut off".into(),
+            reason: crate::microsoft::http::transport_failure(&e).into(),
             retry_after: None,
             source: Some(e.without_url()),
         })?;
@@ -396,7 +670,7 @@ impl EntraClient {
             return Err(classify(status, &body, retry_after));
         }
         let raw: RawToken = serde_json::from_str(&body).map_err(|_| IdentityError::Transient {
-            reason: "the token endpoint's answer is not a token response".into(),
+            reason: "answered with something that is not a token response".into(),
             retry_after: None,
             source: None,
         })?;
@@ -404,7 +678,7 @@ impl EntraClient {
             .expires_in
             .value()
             .ok_or_else(|| IdentityError::Transient {
-                reason: "the token endpoint's expires_in is not a number".into(),
+                reason: "answered a token whose expires_in is not a number".into(),
                 retry_after: None,
                 source: None,
             })?;
@@ -543,6 +817,32 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    /// README's "Errors and what to do" holds one row per code of [`AADSTS_CODES`], with the
+    /// sentence the product gives.
+    #[test]
+    fn the_readme_lists_every_aadsts_code_with_its_sentence() {
+        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"));
+        let meaning = |m: Meaning| match m {
+            Meaning::Reconsent => "re-consent",
+            Meaning::App => "app-wide",
+            Meaning::Tenant => "tenant",
+            Meaning::Rejected => "refused",
+        };
+        let missing: Vec<String> = AADSTS_CODES
+            .iter()
+            .map(|a| {
+                let e = classify(
+                    400,
+                    &format!(r#"{{"error":"x","error_codes":[{}]}}"#, a.code),
+                    None,
+                );
+                format!("| {} | {} | {e} |", a.code, meaning(a.meaning))
+            })
+            .filter(|row| !readme.contains(row.as_str()))
+            .collect();
+        assert!(missing.is_empty(), "README lacks:\n{}", missing.join("\n"));
     }
 
     #[test]

@@ -52,8 +52,16 @@ pub struct FnWorld {
 
 impl FnWorld {
     pub async fn start(auto_approve: bool) -> FnWorld {
+        FnWorld::start_with(auto_approve, |sc| sc).await
+    }
+
+    /// [`FnWorld::start`] with the scenario changed by `edit` first.
+    pub async fn start_with(
+        auto_approve: bool,
+        edit: impl FnOnce(Scenario) -> Scenario,
+    ) -> FnWorld {
         let gw = ApiGateway::bind().await.expect("bridge");
-        let env = TestEnv::start(scenario(gw.url(), auto_approve))
+        let env = TestEnv::start(edit(scenario(gw.url(), auto_approve)))
             .await
             .expect("test env");
         let sdk = env.aws_config().await;

@@ -1,11 +1,13 @@
 //! The one integration-test binary of mssp-alerts (`DESIGN.md` §8): every cross-crate test is a
 //! module here, built on the `TestEnv` harness in `tests/src/lib.rs`. Add a module per subject.
 
+mod app_health;
 mod aws_adapters;
 mod backfill;
 mod browser_consent;
 mod chaos;
 mod cli;
+mod cli_messages;
 mod consent_events;
 mod consent_hostile;
 mod consent_lambda;
@@ -29,6 +31,7 @@ mod onboarding;
 mod partial;
 mod refresh;
 mod refresh_lambda;
+mod refresh_race;
 mod siem_keys;
 mod siem_region;
 mod tenants_import;

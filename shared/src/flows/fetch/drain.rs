@@ -143,11 +143,10 @@ impl Drain {
             return Ok(());
         }
         match source.count(token, self.window(), deadline, stats).await? {
-            Some(now) if listed < now => Err(FetchError::Transient(format!(
-                "the API ended the listing after {listed} of the {now} alerts the window counts \
-                 (a page shorter than asked, without a next link); the window is listed again \
-                 next run"
-            ))),
+            Some(now) if listed < now => Err(FetchError::ShortListing {
+                listed,
+                counted: now,
+            }),
             _ => Ok(()),
         }
     }

@@ -182,23 +182,23 @@ pub struct FetchReport {
     pub stopped: Option<String>,
 }
 
-/// Why a fetch did not run or did not finish.
+/// Why a fetch did not run or did not finish. Each `Display` is its cause's sentence, first.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchFlowError {
     /// No such tenant.
-    #[error("no such tenant")]
+    #[error("no such tenant is registered (see `mssp tenants list`)")]
     UnknownTenant,
     /// The tenant is not active.
-    #[error("the tenant is {0}")]
+    #[error("the tenant is {0}, and only active tenants are fetched")]
     NotActive(TenantStatus),
     /// Another fetch holds the tenant.
-    #[error("another fetch holds the tenant until {0}")]
+    #[error("another fetch holds the tenant until {0}; try again after that")]
     Busy(DateTime<Utc>),
     /// No usable token.
-    #[error("no access token: {0}")]
+    #[error(transparent)]
     Token(#[from] RefreshError),
     /// The window was not drained completely; what was complete is committed.
-    #[error("the fetch stopped early: {error}")]
+    #[error("{error}")]
     Incomplete {
         /// What the run did.
         report: Box<FetchReport>,
@@ -220,7 +220,7 @@ pub enum FetchFlowError {
     #[error(transparent)]
     Interrupted(#[from] Interrupted),
     /// A store failed.
-    #[error("storage failed: {0}")]
+    #[error(transparent)]
     Store(#[from] StoreError),
 }
 

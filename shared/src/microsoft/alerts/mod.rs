@@ -91,29 +91,61 @@ pub struct Page {
 }
 
 /// Why a drain stopped. Variants are shaped by what the fetch flow does next; none of them
-/// advances the watermark past what was completely drained.
+/// advances the watermark past what was completely drained. Each `Display` is one sentence for
+/// the operator: what happened, and what happens or what to do next.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     /// The deadline came before the window was drained: commit what is complete, continue later.
-    #[error("the run's deadline was reached")]
+    #[error(
+        "the run's deadline came before the window was drained; what was delivered is committed \
+         and the next run continues"
+    )]
     Deadline,
     /// Still throttled after every retry.
-    #[error("the API kept throttling (429)")]
+    #[error(
+        "the API kept answering 429 Too Many Requests after every retry; the next run continues \
+         where this one stopped"
+    )]
     Throttled,
-    /// Server errors, timeouts, dropped connections or unreadable pages after every retry.
-    #[error("the API failed: {0}")]
+    /// Server errors, timeouts, dropped connections or unreadable pages after every retry. The
+    /// text is a clause about the API ("the API dropped the connection").
+    #[error("{0}; the next run retries")]
     Transient(String),
+    /// The API ended the listing of a window with fewer alerts than it counts in it: a page
+    /// shorter than asked for came without a next link. The window is listed again.
+    #[error(
+        "the API ended the listing after {listed} of the {counted} alerts it counts in the window \
+         (a short page without a next link); the next run lists the window again"
+    )]
+    ShortListing {
+        /// Distinct alerts listed.
+        listed: u64,
+        /// What the API's count said.
+        counted: u64,
+    },
     /// The access token was refused (401).
-    #[error("the API refused the access token (401)")]
+    #[error(
+        "the API refused the access token (401): run `mssp refresh ID --force`, and if that does \
+         not help, send the customer's admin a new consent link (`mssp consent-link ID`)"
+    )]
     Unauthorized,
     /// The token lacks the permission (403): the tenant must grant it.
-    #[error("the API refused access (403): {0}")]
+    #[error(
+        "the API refused access (403, {0}): the customer's admin must grant the app this API's \
+         permission, so send them a new consent link (`mssp consent-link ID`)"
+    )]
     Forbidden(String),
     /// The API is gone for this tenant (404/410; e.g. the SIEM API turned off).
-    #[error("the API answered {0}: it is not available for this tenant")]
+    #[error(
+        "the API answered {0}, so it is not available for this tenant (Microsoft may have turned \
+         the SIEM API off): remove the tenant and add it again with `--api graph`"
+    )]
     Gone(u16),
     /// The API refused our query (4xx).
-    #[error("the API rejected the query ({status}): {detail}")]
+    #[error(
+        "the API rejected the query (HTTP {status}, {detail}); the next run tries again, and if \
+         it keeps failing, report it with the tenant's API"
+    )]
     Rejected {
         /// HTTP status.
         status: u16,
@@ -121,18 +153,27 @@ pub enum FetchError {
         detail: String,
     },
     /// A `206 Partial Content` answer: some provider failed; the window is not complete.
-    #[error("the API answered 206 Partial Content ({0})")]
+    #[error(
+        "the API kept answering 206 Partial Content (a Microsoft provider failed: {0}); what \
+         arrived is delivered and the next run asks again"
+    )]
     Partial(String),
     /// A page parsed as JSON but not as the API's shape.
-    #[error("a page is malformed: {0}")]
+    #[error(
+        "a page did not have the API's shape ({0}); nothing after it is committed, the next run \
+         tries again, and if it keeps failing, report it with the tenant's API"
+    )]
     Malformed(String),
     /// The API cannot be made to list every alert of the window (e.g. more alerts share one
     /// timestamp than its paging can reach).
-    #[error("the window cannot be drained completely: {0}")]
+    #[error(
+        "the API's paging cannot reach every alert of the window ({0}), so the tenant's fetch \
+         stops at it: report it with the tenant's API"
+    )]
     Undrainable(String),
     /// The page handler (the sink) failed.
-    #[error("delivery failed: {0}")]
-    Delivery(#[source] crate::ports::StoreError),
+    #[error("the alerts could not be written: {0}")]
+    Delivery(crate::ports::StoreError),
     /// The page handler stopped the drain on purpose (a simulated process kill in tests).
     #[error("the run was interrupted")]
     Interrupted,
