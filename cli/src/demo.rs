@@ -114,6 +114,8 @@ struct Row {
     expected: usize,
     missing: usize,
     duplicates: usize,
+    /// Records whose OCSF rendering does not validate against OCSF 1.1.0.
+    ocsf_invalid: usize,
 }
 
 impl Row {
@@ -121,6 +123,7 @@ impl Row {
         self.totals.error.is_none()
             && self.missing == 0
             && self.duplicates == 0
+            && self.ocsf_invalid == 0
             && self.expected > 0
     }
 }
@@ -231,6 +234,8 @@ pub async fn run(config: &Config, chosen_dir: Option<&Path>) -> Result<Exit, Cli
                 "ok: every version once".to_string()
             } else if let Some(e) = &r.totals.error {
                 format!("FAILED: {e}")
+            } else if r.ocsf_invalid > 0 {
+                format!("FAILED: {} invalid OCSF events", r.ocsf_invalid)
             } else {
                 format!("FAILED: {} missing, {} duplicated", r.missing, r.duplicates)
             };
@@ -269,6 +274,20 @@ pub async fn run(config: &Config, chosen_dir: Option<&Path>) -> Result<Exit, Cli
     println!(
         "  alerts/    {objects} NDJSON.gz objects, alerts/tenant=<id>/date=<day>/<api>-<version>-<seq>.ndjson.gz \
          (one line per alert version; read with zcat)"
+    );
+    let lake = crate::backend::local_lake(&dir);
+    let (files, events) = lake.files().map_or((0, 0), |f| {
+        let events = f
+            .iter()
+            .map(|(_, b)| lake::parquet::read(b).map_or(0, |e| e.len()))
+            .sum::<usize>();
+        (f.len(), events)
+    });
+    println!(
+        "  lake/      {files} Parquet files, {events} OCSF {} Detection Findings (class 2004) in \
+         the Amazon Security Lake custom-source layout: {}/region=local/accountId=local/eventDay=<YYYYMMDD>/<object>.parquet",
+        shared::ocsf::VERSION,
+        lake.source_dir().display()
     );
     println!("  registry/  tenant records (JSON) and used consent nonces");
     println!("  cursors/   watermark and delivered keys per tenant");
@@ -395,6 +414,8 @@ async fn steps(s: &Deps, backend: &Backend, emu: &Arc<EmuState>) -> Result<Vec<R
 
     // 4. What landed, against the emulator's ground truth.
     let local = backend.require_local("demo")?;
+    let validator = lake::schema::Validator::ocsf_1_1("detection_finding")
+        .map_err(|e| demo_err("the OCSF schema", e))?;
     let now = emu.now();
     let mut rows = Vec::new();
     for ((id, model, api), total) in TENANTS.into_iter().zip(totals) {
@@ -407,6 +428,11 @@ async fn steps(s: &Deps, backend: &Backend, emu: &Arc<EmuState>) -> Result<Vec<R
             AlertApi::Siem => emulator::scenario::Api::Siem,
         };
         let keys = records.iter().map(|r| r.dedup_key.as_str());
+        // Every record's OCSF rendering against the OCSF schema (the vendored 1.1.0 definitions).
+        let ocsf_invalid = records
+            .iter()
+            .filter(|r| !validator.validate(&shared::ocsf::map(r)).is_empty())
+            .count();
         let check = emu.world().truth(id, now).map(|t| t.check(truth_api, keys));
         rows.push(Row {
             name: tenant.display_name,
@@ -417,6 +443,7 @@ async fn steps(s: &Deps, backend: &Backend, emu: &Arc<EmuState>) -> Result<Vec<R
             duplicates: check.as_ref().map_or(0, |c| c.duplicates),
             delivered: records.len(),
             expected: check.as_ref().map_or(0, |c| c.expected),
+            ocsf_invalid,
             totals: total,
         });
     }

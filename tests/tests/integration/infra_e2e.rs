@@ -11,7 +11,12 @@
 //!    fetcher consumes them as an SQS event, and every tenant's alerts are in the created bucket,
 //!    encrypted with the created key;
 //! 5. the bucket notified the alert-notification queue (`alert_notifications`, what a SIEM's S3
-//!    input reads) once per object the fetcher wrote, and only the bucket may send to it.
+//!    input reads) once per object the fetcher wrote, and only the bucket may send to it;
+//! 6. the `ocsf-exporter` (`security_lake`, issue K) gets the object-created event of every
+//!    object the fetcher wrote — each twice, once also as an S3 notification — and the lake
+//!    (a stand-in bucket and custom-source role: moto has no Security Lake) holds every record
+//!    once, as valid OCSF in Parquet in its event day's partition, written with the custom
+//!    source's role it assumed.
 //!
 //! One override: consent-callback's `MSSP_PUBLIC_BASE_URL` is the bridge's URL instead of the
 //! API's invoke URL (the emulator redirects the browser to the registered redirect URI, which
@@ -67,6 +72,14 @@ const TENANTS: [(&str, &str, AuthModel, AlertApi); 4] = [
         AuthModel::DelegatedV2,
         AlertApi::Graph,
     ),
+];
+
+/// Every function the CI configuration deploys (infra/ci/moto.tf turns the exporter on).
+const FUNCTIONS: [&str; 4] = [
+    "consent-callback",
+    "token-refresh",
+    "alert-fetcher",
+    "ocsf-exporter",
 ];
 
 struct Deployment {
@@ -175,10 +188,15 @@ fn check_recorded_calls(
     recording: &str,
 ) -> BTreeMap<String, BTreeMap<String, usize>> {
     let arns = Arns::from_arn(d.output("alert_fetcher"));
-    let by_key: BTreeMap<String, &str> = ["consent-callback", "token-refresh", "alert-fetcher"]
-        .into_iter()
-        .map(|c| (access_key(c), c))
-        .collect();
+    let by_key: BTreeMap<String, &str> =
+        FUNCTIONS.into_iter().map(|c| (access_key(c), c)).collect();
+    // The exporter writes the lake with the custom source's role: the temporary credentials STS
+    // issued it (moto's start with ASIA) sign those calls, checked against that role's policy.
+    let lake_role = "the custom source's role (assumed by ocsf-exporter)";
+    let lake_policies = d.applied["lake_role_policies"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let mut seen: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
     let mut denied = Vec::new();
     for line in recording.lines().filter(|l| !l.trim().is_empty()) {
@@ -186,13 +204,17 @@ fn check_recorded_calls(
         let Some((key, calls)) = calls_of(&entry, &arns) else {
             continue;
         };
-        let Some(function) = by_key.get(&key) else {
-            continue; // the operator's (this test's) own calls
+        let (function, policies) = match by_key.get(&key) {
+            Some(function) => (
+                *function,
+                d.function(function)["Policies"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
+            ),
+            None if key.starts_with("ASIA") => (lake_role, lake_policies.clone()),
+            None => continue, // the operator's (this test's) own calls
         };
-        let policies = d.function(function)["Policies"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
         for call in calls {
             *seen
                 .entry((*function).to_owned())
@@ -240,7 +262,7 @@ async fn infra_e2e_the_packaged_functions_run_against_what_terraform_applied() {
     };
 
     // --- what Terraform deployed ---------------------------------------------------------------
-    for crate_name in ["consent-callback", "token-refresh", "alert-fetcher"] {
+    for crate_name in FUNCTIONS {
         let f = d.function(crate_name);
         assert_eq!(f["Runtime"], "provided.al2023", "{crate_name}");
         assert_eq!(f["Handler"], "bootstrap", "{crate_name}");
@@ -418,6 +440,9 @@ async fn infra_e2e_the_packaged_functions_run_against_what_terraform_applied() {
     // --- 4. dispatch and fetch -----------------------------------------------------------------
     fetch_every_tenant(&d, &env, &sdk).await;
 
+    // --- 6. the Security Lake export -----------------------------------------------------------
+    export_to_lake(&d, &env, &sdk).await;
+
     // --- the re-consent alarm's metric filter matches what token-refresh logs ------------------
     let revoke = tests::endpoint(
         &urls.control,
@@ -462,7 +487,7 @@ async fn infra_e2e_the_packaged_functions_run_against_what_terraform_applied() {
     recorder(&env, "stop-recording").await;
     let recording = recorder(&env, "download-recording").await;
     let seen = check_recorded_calls(&d, &recording);
-    for function in ["consent-callback", "token-refresh", "alert-fetcher"] {
+    for function in FUNCTIONS {
         assert!(
             seen.contains_key(function),
             "{function} made no recorded call: {seen:?}"
@@ -573,7 +598,11 @@ async fn check_alert_notifications(d: &Deployment, sdk: &aws_config::SdkConfig, 
         "{redrive}"
     );
 
-    let mut written = fetcher_writes(d, recording);
+    // The notifications are of alerts/ (the fetcher also writes OCSF twins under ocsf/).
+    let mut written: Vec<String> = fetcher_writes(d, recording)
+        .into_iter()
+        .filter(|k| k.starts_with("alerts/"))
+        .collect();
     assert!(!written.is_empty(), "the fetcher wrote objects");
     // Everything the queue holds: until a receive comes back empty.
     let bodies: Vec<String> = receive_until(&sqs, queue, |_| false)
@@ -618,6 +647,170 @@ async fn check_alert_notifications(d: &Deployment, sdk: &aws_config::SdkConfig, 
         "infra_e2e: the alert-notification queue received {} notifications, one per object the \
          fetcher wrote, and its policy admits only {bucket}",
         notified.len()
+    );
+}
+
+/// Every key under `prefix` of `bucket`.
+async fn keys_under(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut token = None;
+    loop {
+        let page = s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_continuation_token(token.take())
+            .send()
+            .await
+            .expect("list");
+        keys.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned)),
+        );
+        match page.next_continuation_token() {
+            Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_owned()),
+            _ => return keys,
+        }
+    }
+}
+
+/// The exporter's part (issue K): every alert object's event delivered to the packaged
+/// exporter twice (and once more as an S3 notification); the lake then holds each record once.
+async fn export_to_lake(d: &Deployment, env: &TestEnv, sdk: &aws_config::SdkConfig) {
+    let bucket = d.output("alerts_bucket");
+    let lake_bucket = d.output("lake_bucket");
+    let exporter_env = d.environment("ocsf-exporter");
+    assert_eq!(exporter_env["MSSP_BUCKET"], bucket);
+    assert_eq!(exporter_env["MSSP_LAKE_BUCKET"], lake_bucket);
+    assert_eq!(
+        exporter_env["MSSP_LAKE_ROLE_ARN"],
+        d.output("lake_role_arn")
+    );
+    assert_eq!(exporter_env["MSSP_LAKE_PREFIX"], "ext/mssp-alerts");
+    assert_eq!(
+        d.environment("alert-fetcher")["MSSP_OUTPUT_FORMAT"],
+        "raw+ocsf"
+    );
+    let s3 = s3_client(sdk);
+    let objects = keys_under(&s3, bucket, "alerts/").await;
+    assert!(!objects.is_empty(), "the fetcher wrote alert objects");
+    // raw+ocsf: each alert object has its OCSF twin.
+    let mut twins = keys_under(&s3, bucket, "ocsf/").await;
+    twins.sort();
+    let mut want: Vec<String> = objects
+        .iter()
+        .map(|k| shared::ports::BatchId::ocsf(k))
+        .collect();
+    want.sort();
+    assert_eq!(twins, want, "one OCSF object beside each raw one");
+
+    let exporter = d.spawn(env, "ocsf-exporter", &[]).await;
+    let event = |key: &str| {
+        json!({
+            "version": "0", "id": uuid::Uuid::new_v4().to_string(),
+            "detail-type": "Object Created", "source": "aws.s3", "account": "123456789012",
+            "time": Utc::now().to_rfc3339(), "region": "us-east-1",
+            "resources": [format!("arn:aws:s3:::{bucket}")],
+            "detail": {"version": "0", "bucket": {"name": bucket},
+                       "object": {"key": key, "size": 1, "etag": "e", "sequencer": "1"},
+                       "request-id": "r", "requester": "123456789012", "reason": "PutObject"},
+        })
+    };
+    let mut files = BTreeSet::new();
+    let mut exported = 0;
+    // Every event twice: EventBridge delivers at least once.
+    for round in 0..2 {
+        for key in &objects {
+            let answer = exporter.invoke(&event(key)).await.unwrap_or_else(|e| {
+                panic!(
+                    "{key}: {e}
+{}",
+                    exporter.logs()
+                )
+            });
+            assert_eq!(answer["objects"], 1, "{answer}");
+            if round == 0 {
+                exported += answer["events"].as_u64().unwrap_or(0);
+            }
+            for f in answer["files"].as_array().expect("files") {
+                files.insert(f.as_str().expect("key").to_owned());
+            }
+        }
+    }
+    // The same object as an S3 notification (URL-encoded key), and another prefix's skipped.
+    let encoded: String = url::form_urlencoded::byte_serialize(objects[0].as_bytes()).collect();
+    let notification = json!({"Records": [
+        {"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+         "s3": {"bucket": {"name": bucket}, "object": {"key": encoded}}},
+        {"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+         "s3": {"bucket": {"name": bucket}, "object": {"key": "elsewhere/x.json"}}},
+    ]});
+    let answer = exporter
+        .invoke(&notification)
+        .await
+        .expect("S3 notification");
+    assert_eq!(
+        (answer["objects"].clone(), answer["skipped"].clone()),
+        (json!(1), json!(1))
+    );
+
+    // The lake: exactly the files named, each in its event day's partition, each record once.
+    let lake_keys: BTreeSet<String> = keys_under(&s3, lake_bucket, "ext/mssp-alerts/")
+        .await
+        .into_iter()
+        .collect();
+    assert_eq!(lake_keys, files, "the files the exporter named, no others");
+    let validator = lake::schema::Validator::ocsf_1_1("detection_finding").expect("schema");
+    let mut uids = Vec::new();
+    for key in &lake_keys {
+        let body = s3
+            .get_object()
+            .bucket(lake_bucket)
+            .key(key)
+            .send()
+            .await
+            .expect("get")
+            .body
+            .collect()
+            .await
+            .expect("body")
+            .into_bytes();
+        let events = lake::parquet::read(&body).expect("Parquet");
+        assert!(!events.is_empty(), "{key}");
+        for e in events {
+            let day = lake::event_day(&e).format("%Y%m%d").to_string();
+            assert!(
+                key.starts_with(&format!(
+                    "ext/mssp-alerts/region=us-east-1/accountId=123456789012/eventDay={day}/"
+                )),
+                "{key} holds an event of {day}"
+            );
+            let errors = validator.validate(&e);
+            assert!(errors.is_empty(), "{key}: {errors:?}");
+            uids.push(e["metadata"]["uid"].as_str().expect("uid").to_owned());
+        }
+    }
+    let sink = S3AlertSink::new(s3.clone(), bucket, None);
+    let mut records: Vec<String> = sink
+        .records(None)
+        .await
+        .expect("records")
+        .into_iter()
+        .map(|r| r.dedup_key)
+        .collect();
+    records.sort();
+    uids.sort();
+    assert_eq!(uids.len(), exported as usize);
+    assert_eq!(uids, records, "every record in the lake, exactly once");
+    eprintln!(
+        "infra_e2e: ocsf-exporter got {} object events twice (and an S3 notification): {} Parquet \
+         files in {lake_bucket}/ext/mssp-alerts/region=…/accountId=…/eventDay=…/, {} records \
+         once each, every one valid OCSF {}",
+        objects.len(),
+        lake_keys.len(),
+        uids.len(),
+        validator.version()
     );
 }
 
@@ -869,7 +1062,11 @@ fn infra_e2e_the_plan_applied_fits_a_fresh_accounts_concurrency_quota() {
         .iter()
         .filter(|c| c["type"] == "aws_lambda_function")
         .count();
-    assert_eq!(functions, 3, "the plan holds the three functions");
+    assert_eq!(
+        functions,
+        FUNCTIONS.len(),
+        "the plan holds the functions, the exporter with them"
+    );
     check_fits_fresh_account(&plan).unwrap_or_else(|e| panic!("{e}"));
     eprintln!(
         "infra_e2e: the plan reserves no concurrency ({functions} functions): it applies on a \

@@ -24,6 +24,7 @@ mod lambda_world;
 mod late;
 mod malformed_events;
 mod no_secrets_in_logs;
+mod ocsf;
 mod onboarding;
 mod partial;
 mod refresh;
