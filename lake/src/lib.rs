@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod parquet;
+pub mod s3;
 pub mod schema;
 mod schema_files;
 
@@ -28,6 +29,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate};
 use serde_json::Value;
+use shared::adapters::local::write_atomic;
 use shared::adapters::{ndjson, ocsf_ndjson};
 use shared::domain::{AlertApi, TenantId};
 use shared::ports::{AlertSink, AttemptContents, BatchId, StoreError};
@@ -60,12 +62,118 @@ impl Location {
 /// Why an object could not be exported.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
+    /// The alert object could not be read (retry).
+    #[error("reading the alert object")]
+    Read(#[source] StoreError),
     /// The object's content is not what its key says.
     #[error(transparent)]
-    Corrupt(#[from] StoreError),
+    Corrupt(StoreError),
     /// The events could not be written as Parquet (a bug: the schema lacks an attribute).
     #[error(transparent)]
     Parquet(#[from] parquet::ParquetError),
+    /// A lake file could not be written (retry).
+    #[error("writing the lake file {key}")]
+    Write {
+        /// The lake file.
+        key: String,
+        /// Why.
+        #[source]
+        source: StoreError,
+    },
+}
+
+/// Objects by key: the alerts bucket the exporter reads, the lake it writes. Adapters:
+/// [`s3::S3Objects`] (a bucket), [`DirObjects`] (files under a directory).
+#[async_trait]
+pub trait Objects: Send + Sync {
+    /// The bytes of the object at `key`.
+    async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError>;
+    /// Writes (or replaces) the object at `key`.
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError>;
+}
+
+/// Objects as files under a directory, at their keys (written atomically).
+#[derive(Debug, Clone)]
+pub struct DirObjects {
+    root: PathBuf,
+}
+
+impl DirObjects {
+    /// The objects under `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        DirObjects { root: root.into() }
+    }
+}
+
+#[async_trait]
+impl Objects for DirObjects {
+    async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+        let path = self.root.join(key);
+        tokio::task::spawn_blocking(move || std::fs::read(path))
+            .await
+            .map_err(|e| StoreError::unavailable("a storage task", e))?
+            .map_err(|e| StoreError::unavailable("reading an object", e))
+    }
+
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+        let path = self.root.join(key);
+        tokio::task::spawn_blocking(move || write_atomic(&path, &bytes, false))
+            .await
+            .map_err(|e| StoreError::unavailable("a storage task", e))?
+            .map_err(|e| StoreError::unavailable("writing an object", e))
+    }
+}
+
+/// A lake file written: its key and how many events it holds.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Written {
+    /// Its key in the lake.
+    pub key: String,
+    /// Its events.
+    pub events: usize,
+}
+
+/// The exporter's flow: reads the alert object `key` from `source` and writes its lake files
+/// ([`export_object`]) to `lake`. `Ok(None)` when `key` is no alert object (nothing read).
+///
+/// # Errors
+///
+/// [`ExportError`]: reading, decoding, encoding or writing failed; writing again is harmless
+/// (the same files, the same rows).
+pub async fn export(
+    source: &dyn Objects,
+    lake: &dyn Objects,
+    location: &Location,
+    key: &str,
+) -> Result<Option<Vec<Written>>, ExportError> {
+    if stem(key).is_none() {
+        return Ok(None);
+    }
+    let bytes = source.get(key).await.map_err(ExportError::Read)?;
+    let Some(files) = export_object(location, key, &bytes)? else {
+        return Ok(None);
+    };
+    write_files(lake, files).await.map(Some)
+}
+
+async fn write_files(
+    lake: &dyn Objects,
+    files: Vec<LakeFile>,
+) -> Result<Vec<Written>, ExportError> {
+    let mut written = Vec::with_capacity(files.len());
+    for f in files {
+        lake.put(&f.key, f.bytes)
+            .await
+            .map_err(|source| ExportError::Write {
+                key: f.key.clone(),
+                source,
+            })?;
+        written.push(Written {
+            key: f.key,
+            events: f.events,
+        });
+    }
+    Ok(written)
 }
 
 /// What kind of alert object a key names.
@@ -163,11 +271,12 @@ pub fn export_object(
         return Ok(None);
     };
     let events = match input {
-        Input::Raw => ndjson::decode_batch(bytes)?
+        Input::Raw => ndjson::decode_batch(bytes)
+            .map_err(ExportError::Corrupt)?
             .iter()
             .map(shared::ocsf::map)
             .collect(),
-        Input::Ocsf => ocsf_ndjson::decode_batch(bytes)?,
+        Input::Ocsf => ocsf_ndjson::decode_batch(bytes).map_err(ExportError::Corrupt)?,
     };
     files_of(location, &stem, events).map(Some)
 }
@@ -175,6 +284,8 @@ pub fn export_object(
 /// The local lake: files under `{data}/lake/`, at the keys of [`Location::key`].
 #[derive(Debug, Clone)]
 pub struct LocalLake {
+    /// The data directory: its `alerts/` and `ocsf/` objects are the input.
+    data: DirObjects,
     data_dir: PathBuf,
     root: PathBuf,
     location: Location,
@@ -184,32 +295,36 @@ impl LocalLake {
     /// The lake under `{data_dir}/lake/`, partitioned as `location` says.
     pub fn new(data_dir: &Path, location: Location) -> Self {
         LocalLake {
+            data: DirObjects::new(data_dir),
             data_dir: data_dir.to_path_buf(),
             root: data_dir.join("lake"),
             location,
         }
     }
 
-    /// Rewrites the lake files of every raw alert object under the attempt `prefix`
-    /// ([`BatchId::attempt_prefix`]): a batch whose object was written but whose lake files were
-    /// not (interrupted between the two) gets them.
+    /// Exports (again) every alert object, raw or OCSF, under the attempt `prefix`
+    /// ([`BatchId::attempt_prefix`]) with the exporter's flow ([`export`]): a batch whose
+    /// object was written but whose lake files were not (interrupted between the two) gets
+    /// them; the others are rewritten unchanged.
     async fn repair(&self, prefix: &str) -> Result<(), StoreError> {
-        let (dir, name_prefix) = prefix.rsplit_once('/').unwrap_or(("", prefix));
-        let entries = match std::fs::read_dir(self.data_dir.join(dir)) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(StoreError::unavailable("listing alerts", e)),
-        };
-        for entry in entries {
-            let entry = entry.map_err(|e| StoreError::unavailable("listing alerts", e))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if !(name.starts_with(name_prefix) && name.ends_with(".ndjson.gz")) {
-                continue;
+        let lake = DirObjects::new(&self.root);
+        for prefix in [prefix.to_owned(), BatchId::ocsf(prefix)] {
+            let (dir, name_prefix) = prefix.rsplit_once('/').unwrap_or(("", prefix.as_str()));
+            let entries = match std::fs::read_dir(self.data_dir.join(dir)) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(StoreError::unavailable("listing alerts", e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| StoreError::unavailable("listing alerts", e))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !name.starts_with(name_prefix) {
+                    continue;
+                }
+                export(&self.data, &lake, &self.location, &format!("{dir}/{name}"))
+                    .await
+                    .map_err(store_error)?;
             }
-            let bytes = std::fs::read(entry.path())
-                .map_err(|e| StoreError::unavailable("reading alerts", e))?;
-            self.write_key(&format!("{dir}/{name}"), &ndjson::decode_batch(&bytes)?)
-                .await?;
         }
         Ok(())
     }
@@ -231,34 +346,15 @@ impl LocalLake {
     /// [`StoreError::Unavailable`] when a file cannot be written, [`StoreError::Corrupt`] when
     /// the events do not fit the Parquet schema (a bug).
     pub async fn write(&self, batch: &BatchId, records: &[AlertRecord]) -> Result<(), StoreError> {
-        self.write_key(&batch.key(), records).await
-    }
-
-    async fn write_key(&self, key: &str, records: &[AlertRecord]) -> Result<(), StoreError> {
-        let Some((_, stem)) = stem(key) else {
+        let Some((_, stem)) = stem(&batch.key()) else {
             return Ok(());
         };
         let events = records.iter().map(shared::ocsf::map).collect();
-        let files = files_of(&self.location, &stem, events).map_err(|e| StoreError::Corrupt {
-            what: format!("the lake files of {key}"),
-            source: Box::new(e),
-        })?;
-        let root = self.root.clone();
-        tokio::task::spawn_blocking(move || {
-            for f in files {
-                let path = root.join(&f.key);
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir)?;
-                }
-                let tmp = path.with_extension("parquet.tmp");
-                std::fs::write(&tmp, &f.bytes)?;
-                std::fs::rename(&tmp, &path)?;
-            }
-            Ok::<_, std::io::Error>(())
-        })
-        .await
-        .map_err(|e| StoreError::unavailable("a storage task", e))?
-        .map_err(|e| StoreError::unavailable("writing the lake", e))
+        let files = files_of(&self.location, &stem, events).map_err(store_error)?;
+        write_files(&DirObjects::new(&self.root), files)
+            .await
+            .map_err(store_error)?;
+        Ok(())
     }
 
     /// Every Parquet file under the lake (path, bytes), in path order.
@@ -294,6 +390,17 @@ impl LocalLake {
                 Ok((p, bytes))
             })
             .collect()
+    }
+}
+
+/// An export failure as the sink's error: the store's own, or a Parquet one as corrupt data.
+fn store_error(e: ExportError) -> StoreError {
+    match e {
+        ExportError::Read(e) | ExportError::Corrupt(e) | ExportError::Write { source: e, .. } => e,
+        ExportError::Parquet(e) => StoreError::Corrupt {
+            what: "the lake files of a batch".into(),
+            source: Box::new(e),
+        },
     }
 }
 

@@ -1,15 +1,19 @@
-//! `ocsf-exporter` (issue K): the alerts bucket's objects as OCSF Detection Findings in Parquet,
+//! `ocsf-exporter`: the alerts bucket's objects as OCSF Detection Findings in Parquet,
 //! in an Amazon Security Lake custom source ([`lake`] has the layout and the exactly-once
 //! argument).
 //!
 //! | event | what it does | answer |
 //! |---|---|---|
-//! | EventBridge `Object Created` of the alerts bucket (`detail.bucket.name`, `detail.object.key`) | exports the object | [`Exported`] |
-//! | S3 notification (`Records[].s3.bucket.name`, `.object.key`, URL-encoded) | exports each object | [`Exported`] |
+//! | `EventBridgeEvent<ObjectCreated>`: `"source": "aws.s3"`, `"detail-type": "Object Created"` of the alerts bucket (the deployed trigger) | `lake::export` of the object | [`Exported`] |
+//! | `S3Event` (an S3 notification, `Records[].s3.bucket.name` and `.object.key`) | `lake::export` of each object | [`Exported`] |
 //!
-//! An object of another bucket or outside `alerts/` and `ocsf/` is skipped. Each object's lake
-//! files are named after it, so an event delivered twice rewrites the same files with the same
-//! rows. A failure is a Lambda error (`ExportFailed`, `InvalidEvent`): the event is retried.
+//! The payload is told apart by its keys ([`ObjectEvent::read`]), then read into the types of
+//! `aws_lambda_events`. Keys are URL-decoded (S3 notifications encode them; our alert object keys
+//! hold no `%` or `+`, so decoding an unencoded one changes nothing). An object of another bucket
+//! or outside `alerts/` and `ocsf/` is skipped. Each object's lake files are named after it, so
+//! an event delivered twice rewrites the same files with the same rows. A failure is a Lambda
+//! error with a stable `errorType` (`InvalidEvent`, `ExportFailed`): an asynchronous invoke is
+//! retried, then lands in the dead-letter queue.
 //!
 //! Configuration (read once per cold start; a missing or invalid variable stops the start,
 //! named):
@@ -24,10 +28,12 @@
 //! | `MSSP_LAKE_ROLE_ARN` | no | the function's own role | The custom source's role, assumed to write. |
 //! | `MSSP_LAKE_EXTERNAL_ID` | no | | The external id the role's trust policy asks for. |
 
-use aws_sdk_s3::primitives::ByteStream;
-use lake::Location;
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use aws_lambda_events::s3::S3Event;
+use lake::s3::S3Objects;
+use lake::{ExportError, Location, Written};
 use lambda_runtime::{Diagnostic, LambdaEvent};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::config::{ConfigError, Env};
 
@@ -94,14 +100,14 @@ impl ExporterConfig {
     }
 }
 
-/// The clients, built once per cold start.
+/// The adapters, built once per cold start.
 pub struct Deps {
     /// The configuration.
     pub config: ExporterConfig,
-    /// Reads the alerts bucket (the function's role).
-    pub source: aws_sdk_s3::Client,
-    /// Writes the lake (the custom source's role when configured).
-    pub lake: aws_sdk_s3::Client,
+    /// The alerts bucket (read with the function's role).
+    pub source: S3Objects,
+    /// The lake's bucket (written with the custom source's role when configured).
+    pub lake: S3Objects,
 }
 
 /// The start: JSON logs, the configuration, the clients.
@@ -135,41 +141,145 @@ pub async fn start() -> Result<Deps, ConfigError> {
         None => source.clone(),
     };
     Ok(Deps {
+        source: S3Objects::new(source, &config.bucket),
+        lake: S3Objects::new(lake, &config.lake_bucket),
         config,
-        source,
-        lake,
     })
 }
 
 /// Why an invocation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
-    /// Not an S3 or EventBridge object event.
-    #[error(
-        "invalid event: {0}; expected an EventBridge \"Object Created\" event or an S3 notification"
-    )]
+    /// Not an S3 object-created event.
+    #[error("invalid event: {0}; expected {ACCEPTED}")]
     InvalidEvent(String),
-    /// Reading, converting or writing failed (retried).
-    #[error("exporting {key} failed: {reason}")]
+    /// Reading, converting or writing an object failed (the event is retried).
+    #[error("exporting {key} failed")]
     ExportFailed {
         /// The alert object.
         key: String,
         /// What failed.
-        reason: String,
+        #[source]
+        source: ExportError,
     },
+}
+
+/// The event shapes this function accepts, quoted in [`HandlerError::InvalidEvent`].
+pub const ACCEPTED: &str = "an EventBridge \"Object Created\" event of S3 (source aws.s3) or an S3 \
+     event notification (Records[].s3.bucket.name, Records[].s3.object.key)";
+
+impl HandlerError {
+    /// The stable `errorType` reported to Lambda.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            HandlerError::InvalidEvent(_) => "InvalidEvent",
+            HandlerError::ExportFailed { .. } => "ExportFailed",
+        }
+    }
 }
 
 impl From<HandlerError> for Diagnostic {
     fn from(e: HandlerError) -> Diagnostic {
+        let mut message = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            message.push_str(": ");
+            message.push_str(&s.to_string());
+            source = s.source();
+        }
         Diagnostic {
-            error_type: match e {
-                HandlerError::InvalidEvent(_) => "InvalidEvent",
-                HandlerError::ExportFailed { .. } => "ExportFailed",
-            }
-            .into(),
-            error_message: e.to_string(),
+            error_type: e.error_type().into(),
+            error_message: message,
         }
     }
+}
+
+/// The `detail` of S3's `Object Created` EventBridge event: the fields the exporter reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectCreated {
+    /// `{"name"}`.
+    pub bucket: Bucket,
+    /// `{"key", …}`.
+    pub object: Object,
+}
+
+/// The bucket of an [`ObjectCreated`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bucket {
+    /// Its name.
+    pub name: String,
+}
+
+/// The object of an [`ObjectCreated`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Object {
+    /// Its key.
+    pub key: String,
+}
+
+/// An invocation's payload.
+#[derive(Debug)]
+pub enum ObjectEvent {
+    /// S3's `Object Created` event through EventBridge (the deployed trigger).
+    EventBridge(Box<EventBridgeEvent<ObjectCreated>>),
+    /// An S3 event notification.
+    S3(S3Event),
+}
+
+impl ObjectEvent {
+    /// Reads `payload`: `detail-type` or `source` make it an EventBridge event (which must be
+    /// S3's `Object Created`), `Records` an S3 notification. The error says why it is neither.
+    pub fn read(payload: Value) -> Result<Self, String> {
+        let Value::Object(fields) = &payload else {
+            return Err("the event is not an object".into());
+        };
+        if fields.contains_key("detail-type") || fields.contains_key("source") {
+            let e: EventBridgeEvent<ObjectCreated> =
+                shared::lambda::decode(payload, "the EventBridge event")?;
+            if e.source != "aws.s3" || e.detail_type != "Object Created" {
+                return Err(format!(
+                    "an EventBridge event of source {:?} and detail-type {:?}",
+                    shared::flows::onboarding::sanitize(&e.source, 64),
+                    shared::flows::onboarding::sanitize(&e.detail_type, 64)
+                ));
+            }
+            return Ok(ObjectEvent::EventBridge(Box::new(e)));
+        }
+        if fields.contains_key("Records") {
+            return shared::lambda::decode(payload, "the S3 event").map(ObjectEvent::S3);
+        }
+        Err("an object without detail-type or Records".into())
+    }
+
+    /// The (bucket, key) of each object the event names, keys URL-decoded.
+    ///
+    /// # Errors
+    ///
+    /// A record without a bucket name or an object key.
+    pub fn objects(&self) -> Result<Vec<(String, String)>, String> {
+        match self {
+            ObjectEvent::EventBridge(e) => Ok(vec![(
+                e.detail.bucket.name.clone(),
+                url_decoded(&e.detail.object.key),
+            )]),
+            ObjectEvent::S3(e) => e
+                .records
+                .iter()
+                .map(|r| match (&r.s3.bucket.name, &r.s3.object.key) {
+                    (Some(b), Some(k)) => Ok((b.clone(), url_decoded(k))),
+                    _ => Err("an S3 event record without s3.bucket.name or s3.object.key".into()),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A key as S3 event notifications encode it (form encoding: a space is `+`), decoded.
+fn url_decoded(key: &str) -> String {
+    url::form_urlencoded::parse(format!("k={key}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
 }
 
 /// What an invocation wrote.
@@ -185,84 +295,32 @@ pub struct Exported {
     pub skipped: usize,
 }
 
-/// The (bucket, key) of each object an event names.
-pub fn objects_of(event: &Value) -> Result<Vec<(String, String)>, HandlerError> {
-    if event["detail-type"] == "Object Created" {
-        let d = &event["detail"];
-        return match (d["bucket"]["name"].as_str(), d["object"]["key"].as_str()) {
-            (Some(b), Some(k)) => Ok(vec![(b.to_owned(), k.to_owned())]),
-            _ => Err(HandlerError::InvalidEvent(
-                "an Object Created event without detail.bucket.name and detail.object.key".into(),
-            )),
-        };
-    }
-    let Some(records) = event["Records"].as_array() else {
-        return Err(HandlerError::InvalidEvent(
-            "neither detail-type nor Records".into(),
-        ));
-    };
-    records
-        .iter()
-        .map(|r| {
-            let s3 = &r["s3"];
-            match (s3["bucket"]["name"].as_str(), s3["object"]["key"].as_str()) {
-                // Keys in S3 notifications are URL-encoded as in a form (a space is `+`).
-                (Some(b), Some(k)) => Ok((
-                    b.to_owned(),
-                    url::form_urlencoded::parse(format!("k={k}").as_bytes())
-                        .next()
-                        .map(|(_, v)| v.into_owned())
-                        .unwrap_or_default(),
-                )),
-                _ => Err(HandlerError::InvalidEvent(
-                    "a record without s3.bucket.name and s3.object.key".into(),
-                )),
-            }
-        })
-        .collect()
-}
-
-/// Serves one invocation.
+/// Serves one invocation: each object the event names through `lake::export`.
 pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Exported, HandlerError> {
-    let objects = objects_of(&event.payload)?;
+    let objects = ObjectEvent::read(event.payload)
+        .and_then(|e| e.objects())
+        .map_err(HandlerError::InvalidEvent)
+        .inspect_err(|e| tracing::warn!(error_type = e.error_type(), "event refused"))?;
     let mut out = Exported::default();
     for (bucket, key) in objects {
-        if bucket != deps.config.bucket || lake::stem(&key).is_none() {
+        let exported = if bucket == deps.config.bucket {
+            lake::export(&deps.source, &deps.lake, &deps.config.location, &key)
+                .await
+                .map_err(|source| HandlerError::ExportFailed {
+                    key: key.clone(),
+                    source,
+                })
+                .inspect_err(|e| tracing::error!(error = %e, "export failed"))?
+        } else {
+            None
+        };
+        let Some(files) = exported else {
             out.skipped += 1;
             continue;
-        }
-        let failed = |reason: String| HandlerError::ExportFailed {
-            key: key.clone(),
-            reason,
         };
-        let body = deps
-            .source
-            .get_object()
-            .bucket(&bucket)
-            .key(&key)
-            .send()
-            .await
-            .map_err(|e| failed(format!("reading: {}", e.into_service_error())))?
-            .body
-            .collect()
-            .await
-            .map_err(|e| failed(format!("reading: {e}")))?
-            .into_bytes();
-        let files = lake::export_object(&deps.config.location, &key, &body)
-            .map_err(|e| failed(e.to_string()))?
-            .unwrap_or_default();
-        for f in files {
-            deps.lake
-                .put_object()
-                .bucket(&deps.config.lake_bucket)
-                .key(&f.key)
-                .content_type("application/vnd.apache.parquet")
-                .body(ByteStream::from(f.bytes))
-                .send()
-                .await
-                .map_err(|e| failed(format!("writing {}: {}", f.key, e.into_service_error())))?;
-            out.events += f.events;
-            out.files.push(f.key);
+        for Written { key, events } in files {
+            out.events += events;
+            out.files.push(key);
         }
         out.objects += 1;
     }
@@ -277,79 +335,4 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Exported, 
 }
 
 #[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    #[test]
-    fn both_event_shapes_name_their_objects() {
-        let eb = json!({"source": "aws.s3", "detail-type": "Object Created",
-            "detail": {"bucket": {"name": "b"}, "object": {"key": "alerts/tenant=t/date=d/x.ndjson.gz"}}});
-        assert_eq!(
-            objects_of(&eb).expect("eventbridge"),
-            [("b".into(), "alerts/tenant=t/date=d/x.ndjson.gz".into())]
-        );
-        let s3 = json!({"Records": [{"s3": {"bucket": {"name": "b"}, "object": {"key": "alerts/tenant%3Dt/a+b.ndjson.gz"}}}]});
-        assert_eq!(
-            objects_of(&s3).expect("s3"),
-            [("b".into(), "alerts/tenant=t/a b.ndjson.gz".into())]
-        );
-        for bad in [
-            json!({}),
-            json!({"Records": [{}]}),
-            json!({"detail-type": "Object Created"}),
-        ] {
-            assert!(objects_of(&bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn the_module_table_documents_exactly_the_variables_read() {
-        let documented: Vec<&str> = include_str!("lib.rs")
-            .lines()
-            .take_while(|l| l.starts_with("//!"))
-            .filter_map(|l| l.strip_prefix("//! | `"))
-            .filter_map(|l| l.split('`').next())
-            .filter(|v| v.starts_with("MSSP_"))
-            .collect();
-        assert_eq!(documented, ExporterConfig::VARIABLES);
-        let env: Env = [
-            ("MSSP_BUCKET", "alerts"),
-            ("MSSP_LAKE_BUCKET", "lake"),
-            ("MSSP_LAKE_PREFIX", "/ext/mssp-alerts/"),
-            ("MSSP_LAKE_ACCOUNT_ID", "123456789012"),
-            ("AWS_REGION", "eu-west-1"),
-        ]
-        .into_iter()
-        .collect();
-        let c = ExporterConfig::from_env(&env).expect("valid");
-        assert_eq!(
-            (c.location.prefix.as_str(), c.location.region.as_str()),
-            ("ext/mssp-alerts", "eu-west-1")
-        );
-        for var in [
-            "MSSP_BUCKET",
-            "MSSP_LAKE_BUCKET",
-            "MSSP_LAKE_PREFIX",
-            "MSSP_LAKE_ACCOUNT_ID",
-        ] {
-            let partial: Env = [
-                ("MSSP_BUCKET", "alerts"),
-                ("MSSP_LAKE_BUCKET", "lake"),
-                ("MSSP_LAKE_PREFIX", "ext/x"),
-                ("MSSP_LAKE_ACCOUNT_ID", "1"),
-                ("MSSP_LAKE_REGION", "r"),
-            ]
-            .into_iter()
-            .filter(|(k, _)| *k != var)
-            .collect();
-            assert_eq!(
-                ExporterConfig::from_env(&partial)
-                    .expect_err("missing")
-                    .var(),
-                var
-            );
-        }
-    }
-}
+mod tests;
