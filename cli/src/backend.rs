@@ -67,8 +67,10 @@ impl Backend {
             clock,
             config.settings(public_base_url),
         );
-        // The Security Lake files of every batch, as the ocsf-exporter Lambda writes them.
-        deps.sink = Arc::new(lake::LakeSink::new(deps.sink, local_lake(dir)));
+        // The objects the configured format asks for, and the Security Lake files of every
+        // batch, as the ocsf-exporter Lambda writes them.
+        let files = FileAlertSink::new(dir).with_format(config.output_format);
+        deps.sink = Arc::new(lake::LakeSink::new(Arc::new(files), local_lake(dir)));
         Backend {
             deps,
             local: Some(LocalFiles {

@@ -133,6 +133,32 @@ resource "aws_iam_role_policy" "lake_source" {
   })
 }
 
+# moto delivers EventBridge events to SQS targets but invokes no Lambda target: a second target
+# on the exporter's rule puts the very events moto emits (the bucket's object-created events that
+# match the rule's pattern) on a queue, which the end-to-end test hands to the packaged exporter.
+resource "aws_sqs_queue" "lake_events" {
+  name                    = "${var.name}-lake-events"
+  sqs_managed_sse_enabled = true
+}
+
+resource "aws_sqs_queue_policy" "lake_events" {
+  queue_url = aws_sqs_queue.lake_events.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Service = "events.amazonaws.com" }
+      Action    = "sqs:SendMessage"
+      Resource  = aws_sqs_queue.lake_events.arn
+    }]
+  })
+}
+
+resource "aws_cloudwatch_event_target" "lake_events" {
+  rule = module.mssp_alerts.ocsf_export_rule_name
+  arn  = aws_sqs_queue.lake_events.arn
+}
+
 output "outputs" {
   description = "Everything the E2E test needs, in one object."
   value = {
@@ -150,5 +176,6 @@ output "outputs" {
     lake_bucket      = aws_s3_bucket.lake.id
     lake_role_arn    = aws_iam_role.lake_source.arn
     lake_dlq_url     = module.mssp_alerts.ocsf_export_dead_letter_queue_url
+    lake_events_url  = aws_sqs_queue.lake_events.url
   }
 }

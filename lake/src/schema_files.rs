@@ -1,5 +1,6 @@
 //! The OCSF 1.1.0 definitions the validator reads, embedded from `tests/fixtures/ocsf/1.1.0/`
-//! (vendored from github.com/ocsf/ocsf-schema, tag v1.1.0, Apache-2.0; see its README.md).
+//! (vendored unchanged from the OCSF schema repository, tag v1.1.0, Apache-2.0; source, commit
+//! and licence in `tests/fixtures/ocsf/README.md`).
 
 /// `(path below the schema root, file contents)`.
 pub const FILES: &[(&str, &str)] = &[

@@ -1,15 +1,24 @@
-# Amazon Security Lake (issue K), off unless var.security_lake is set: the ocsf-exporter function
-# (its role, log group, alarm and settings come with the other functions, functions.tf) turns
-# each alert object into OCSF Detection Findings in Parquet under the custom source's prefix,
+# Amazon Security Lake, off unless var.security_lake is set: the ocsf-exporter function (its
+# role, log group, alarm and settings come with the other functions, functions.tf) turns each
+# alert object into OCSF Detection Findings in Parquet under the custom source's prefix,
 # `{prefix}/region={region}/accountId={account}/eventDay={YYYYMMDD}/{object}.parquet`
 # (lake/src/lib.rs). It is triggered by the alerts bucket's object-created events through
 # EventBridge (the bucket's notification configuration also carries the SIEM's queue when
 # alert_notifications is on; EventBridge delivery does not conflict with it).
 #
-# Exactly once per record: a file is named after its alert object, so a retried or duplicated
-# event rewrites the same files with the same rows. Events the function fails on (after Lambda's
-# two retries of an asynchronous invoke) go to its dead-letter queue, which alarms; redrive them
-# to the function.
+# Why object-created events rather than a schedule: exactly once per record comes without state.
+# A lake file is a function of one alert object and is named after it, so an event delivered
+# twice, retried, or redriven from the dead-letter queue rewrites the same file with the same
+# rows; a schedule would have to remember which objects it exported, and a crash between
+# writing and remembering would duplicate rows. Security Lake asks for files in increments of 5
+# minutes to a day (for query performance, not as an ingestion condition): the fetcher writes an
+# object only for a round that found something new (an idle round writes none), so a tenant's
+# files come at most once per fetch round (every 5 minutes by default) unless a backlog spans
+# several chunks; a fleet writes up to one small file per active tenant per round. Where
+# query cost matters, compact a day's partition (e.g. an Athena CTAS) after the day closes.
+#
+# Events the function fails on (after Lambda's two retries of an asynchronous invoke) go to its
+# dead-letter queue, which alarms; redrive them to the function.
 #
 # The exporter writes with the custom source's role (Security Lake creates it with the source;
 # its trust policy names this account and the external id): it may only sts:AssumeRole that

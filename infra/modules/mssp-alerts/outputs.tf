@@ -82,3 +82,8 @@ output "security_lake_prefix" {
   description = "With security_lake: where the exporter writes in the lake's bucket ({prefix}/region=…/accountId=…/eventDay=…/). Null without."
   value       = local.lake_enabled ? local.lake_prefix : null
 }
+
+output "ocsf_export_rule_name" {
+  description = "With security_lake: the EventBridge rule of the alert objects' object-created events, which invokes the ocsf-exporter. Null without."
+  value       = try(aws_cloudwatch_event_rule.lake[0].name, null)
+}

@@ -12,7 +12,7 @@
 //!    encrypted with the created key;
 //! 5. the bucket notified the alert-notification queue (`alert_notifications`, what a SIEM's S3
 //!    input reads) once per object the fetcher wrote, and only the bucket may send to it;
-//! 6. the `ocsf-exporter` (`security_lake`, issue K) gets the object-created event of every
+//! 6. the `ocsf-exporter` (`security_lake`) gets the object-created event of every
 //!    object the fetcher wrote — each twice, once also as an S3 notification — and the lake
 //!    (a stand-in bucket and custom-source role: moto has no Security Lake) holds every record
 //!    once, as valid OCSF in Parquet in its event day's partition, written with the custom
@@ -675,7 +675,7 @@ async fn keys_under(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Vec<
     }
 }
 
-/// The exporter's part (issue K): every alert object's event delivered to the packaged
+/// The exporter's part: every alert object's event delivered to the packaged
 /// exporter twice (and once more as an S3 notification); the lake then holds each record once.
 async fn export_to_lake(d: &Deployment, env: &TestEnv, sdk: &aws_config::SdkConfig) {
     let bucket = d.output("alerts_bucket");
@@ -705,47 +705,72 @@ async fn export_to_lake(d: &Deployment, env: &TestEnv, sdk: &aws_config::SdkConf
     want.sort();
     assert_eq!(twins, want, "one OCSF object beside each raw one");
 
-    let exporter = d.spawn(env, "ocsf-exporter", &[]).await;
-    let event = |key: &str| {
-        json!({
-            "version": "0", "id": uuid::Uuid::new_v4().to_string(),
-            "detail-type": "Object Created", "source": "aws.s3", "account": "123456789012",
-            "time": Utc::now().to_rfc3339(), "region": "us-east-1",
-            "resources": [format!("arn:aws:s3:::{bucket}")],
-            "detail": {"version": "0", "bucket": {"name": bucket},
-                       "object": {"key": key, "size": 1, "etag": "e", "sequencer": "1"},
-                       "request-id": "r", "requester": "123456789012", "reason": "PutObject"},
+    // The object-created events moto emitted for what the fetcher wrote, as the exporter's rule
+    // matched them (its second target, a queue: moto invokes no Lambda target).
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let events: Vec<Value> = receive_until(&sqs, d.output("lake_events_url"), |m| {
+        m.len() >= objects.len()
+    })
+    .await
+    .iter()
+    .map(|m| serde_json::from_str(m.body().unwrap_or_default()).expect("an EventBridge event"))
+    .collect();
+    let mut evented: Vec<String> = events
+        .iter()
+        .map(|e| {
+            assert_eq!(
+                (
+                    &e["source"],
+                    &e["detail-type"],
+                    &e["detail"]["bucket"]["name"]
+                ),
+                (&json!("aws.s3"), &json!("Object Created"), &json!(bucket)),
+                "{e}"
+            );
+            e["detail"]["object"]["key"]
+                .as_str()
+                .expect("key")
+                .to_owned()
         })
-    };
+        .collect();
+    evented.sort();
+    evented.dedup();
+    let mut raw = objects.clone();
+    raw.sort();
+    assert_eq!(
+        evented, raw,
+        "one event per alert object (the rule's pattern leaves ocsf/ out)"
+    );
+
+    let exporter = d.spawn(env, "ocsf-exporter", &[]).await;
     let mut files = BTreeSet::new();
-    let mut exported = 0;
     // Every event twice: EventBridge delivers at least once.
-    for round in 0..2 {
-        for key in &objects {
-            let answer = exporter.invoke(&event(key)).await.unwrap_or_else(|e| {
-                panic!(
-                    "{key}: {e}
-{}",
-                    exporter.logs()
-                )
-            });
+    for _ in 0..2 {
+        for event in &events {
+            let answer = exporter
+                .invoke(event)
+                .await
+                .unwrap_or_else(|e| panic!("{event}: {e}\n{}", exporter.logs()));
             assert_eq!(answer["objects"], 1, "{answer}");
-            if round == 0 {
-                exported += answer["events"].as_u64().unwrap_or(0);
-            }
             for f in answer["files"].as_array().expect("files") {
                 files.insert(f.as_str().expect("key").to_owned());
             }
         }
     }
-    // The same object as an S3 notification (URL-encoded key), and another prefix's skipped.
+    // The first object again as an S3 notification (the key URL-encoded, as S3 sends it), with
+    // another bucket's object, which is skipped.
+    let mut notification: Value =
+        serde_json::from_str(include_str!("../../fixtures/events/s3-object-created.json"))
+            .expect("fixture");
+    let mut other = notification["Records"][0].clone();
     let encoded: String = url::form_urlencoded::byte_serialize(objects[0].as_bytes()).collect();
-    let notification = json!({"Records": [
-        {"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
-         "s3": {"bucket": {"name": bucket}, "object": {"key": encoded}}},
-        {"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
-         "s3": {"bucket": {"name": bucket}, "object": {"key": "elsewhere/x.json"}}},
-    ]});
+    notification["Records"][0]["s3"]["bucket"]["name"] = json!(bucket);
+    notification["Records"][0]["s3"]["object"]["key"] = json!(encoded);
+    other["s3"]["bucket"]["name"] = json!("another-bucket");
+    notification["Records"]
+        .as_array_mut()
+        .expect("records")
+        .push(other);
     let answer = exporter
         .invoke(&notification)
         .await
@@ -755,15 +780,19 @@ async fn export_to_lake(d: &Deployment, env: &TestEnv, sdk: &aws_config::SdkConf
         (json!(1), json!(1))
     );
 
-    // The lake: exactly the files named, each in its event day's partition, each record once.
+    // The lake, read back with the parquet crate's row reader: exactly the files named, each
+    // record once, equal to its mapping, in its event day's partition.
     let lake_keys: BTreeSet<String> = keys_under(&s3, lake_bucket, "ext/mssp-alerts/")
         .await
         .into_iter()
         .collect();
     assert_eq!(lake_keys, files, "the files the exporter named, no others");
-    let validator = lake::schema::Validator::ocsf_1_1("detection_finding").expect("schema");
-    let mut uids = Vec::new();
+    let mut rows = BTreeMap::new();
     for key in &lake_keys {
+        assert!(
+            key.starts_with("ext/mssp-alerts/region=us-east-1/accountId=123456789012/eventDay="),
+            "{key}"
+        );
         let body = s3
             .get_object()
             .bucket(lake_bucket)
@@ -776,41 +805,22 @@ async fn export_to_lake(d: &Deployment, env: &TestEnv, sdk: &aws_config::SdkConf
             .await
             .expect("body")
             .into_bytes();
-        let events = lake::parquet::read(&body).expect("Parquet");
-        assert!(!events.is_empty(), "{key}");
-        for e in events {
-            let day = lake::event_day(&e).format("%Y%m%d").to_string();
-            assert!(
-                key.starts_with(&format!(
-                    "ext/mssp-alerts/region=us-east-1/accountId=123456789012/eventDay={day}/"
-                )),
-                "{key} holds an event of {day}"
-            );
-            let errors = validator.validate(&e);
-            assert!(errors.is_empty(), "{key}: {errors:?}");
-            uids.push(e["metadata"]["uid"].as_str().expect("uid").to_owned());
-        }
+        rows.insert(format!("/{key}"), crate::ocsf::parquet_rows(&body));
     }
     let sink = S3AlertSink::new(s3.clone(), bucket, None);
-    let mut records: Vec<String> = sink
-        .records(None)
-        .await
-        .expect("records")
-        .into_iter()
-        .map(|r| r.dedup_key)
-        .collect();
-    records.sort();
-    uids.sort();
-    assert_eq!(uids.len(), exported as usize);
-    assert_eq!(uids, records, "every record in the lake, exactly once");
+    let records = sink.records(None).await.expect("records");
+    let mapped: Vec<Value> = records.iter().map(shared::ocsf::map).collect();
+    let validated = crate::ocsf::validate_all(&mapped);
+    let read_back = crate::ocsf::check_lake(&rows, &mapped);
     eprintln!(
-        "infra_e2e: ocsf-exporter got {} object events twice (and an S3 notification): {} Parquet \
-         files in {lake_bucket}/ext/mssp-alerts/region=…/accountId=…/eventDay=…/, {} records \
-         once each, every one valid OCSF {}",
+        "infra_e2e: {} object-created events moto emitted for the fetcher's {} alert objects, each \
+         delivered twice to ocsf-exporter (and one as an S3 notification): {} Parquet files in \
+         {lake_bucket}/ext/mssp-alerts/region=us-east-1/accountId=123456789012/eventDay=…/, \
+         {read_back} rows read back, each of the {validated} records once, valid OCSF {}",
+        events.len(),
         objects.len(),
         lake_keys.len(),
-        uids.len(),
-        validator.version()
+        crate::ocsf::VALIDATOR.version()
     );
 }
 
