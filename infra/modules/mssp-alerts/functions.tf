@@ -1,5 +1,6 @@
-# The functions (three, and the ocsf-exporter with var.security_lake), each with its own role (least privilege: the calls its code makes, on
-# the exact resources) and its own encrypted log group. The AWS calls are those of the adapters
+# The functions (three, and the ocsf-exporter with var.security_lake), each with its own role
+# (least privilege: the calls its code makes, on the exact resources) and its own encrypted log
+# group. The AWS calls are those of the adapters
 # in shared/src/adapters/aws.rs (Secrets Manager, DynamoDB) and aws_fetch.rs (DynamoDB, S3):
 #
 # | function         | tenant secrets           | app secret | table                                | bucket (alerts/*)     | queue                          |

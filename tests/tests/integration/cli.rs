@@ -689,9 +689,9 @@ async fn mssp_demo_runs_end_to_end_and_prints_a_table_per_tenant() {
         .find(|l| l.trim_start().starts_with("lake/"))
         .unwrap_or_else(|| panic!("a lake/ line: {demo:?}"));
     assert!(
-        line.contains(&source.display().to_string())
-            && line.contains("region=local/accountId=local/eventDay=<YYYYMMDD>")
-            && line.contains(&format!("{} OCSF Detection Findings", records.len()))
+        line.contains(
+            "demo-data/lake/ext/mssp-alerts/region=local/accountId=local/eventDay=<YYYYMMDD>/"
+        ) && line.contains(&format!("{} OCSF Detection Findings", records.len()))
             && line.contains("each delivered record once"),
         "{line}"
     );

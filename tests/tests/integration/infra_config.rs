@@ -521,6 +521,8 @@ fn placeholder(var: &str) -> &'static str {
         "commercial"
     } else if var.ends_with("_CONCURRENCY") {
         "4"
+    } else if var == FetcherConfig::OUTPUT_FORMAT_VAR {
+        "raw+ocsf"
     } else {
         "placeholder"
     }
