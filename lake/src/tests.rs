@@ -192,3 +192,102 @@ async fn the_local_lake_sink_writes_beside_the_file_sink_and_repairs_an_interrup
     assert_eq!(rows, 4, "3 records of batch 0 once, 1 of batch 1");
     assert!(lake.source_dir().starts_with(dir.path().join("lake")));
 }
+
+#[tokio::test]
+async fn exporting_an_object_twice_rewrites_the_same_files_with_the_same_rows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = DirObjects::new(dir.path().join("bucket"));
+    let lake = DirObjects::new(dir.path().join("lake"));
+    let location = Location {
+        prefix: "ext/mssp-alerts".into(),
+        region: "eu-west-1".into(),
+        account: "123456789012".into(),
+    };
+    let key = format!(
+        "alerts/tenant={}/date=2026-03-02/graph-0000000007-00003.ndjson.gz",
+        tid()
+    );
+    source
+        .put(&key, ndjson::encode_batch(&records()).expect("encode"))
+        .await
+        .expect("put");
+    let first = export(&source, &lake, &location, &key)
+        .await
+        .expect("export")
+        .expect("an alert object");
+    let files = LocalLake::new(dir.path(), location.clone())
+        .files()
+        .expect("files");
+    let again = export(&source, &lake, &location, &key)
+        .await
+        .expect("export again")
+        .expect("an alert object");
+    assert_eq!(again, first);
+    assert_eq!(
+        LocalLake::new(dir.path(), location.clone())
+            .files()
+            .expect("files"),
+        files,
+        "the same files, byte for byte"
+    );
+    assert_eq!(first.iter().map(|w| w.events).sum::<usize>(), 3);
+    // Another key is not read (it does not exist) and writes nothing.
+    assert_eq!(
+        export(&source, &lake, &location, "elsewhere/x.ndjson.gz")
+            .await
+            .expect("skipped"),
+        None
+    );
+    // A missing alert object is a read error (retried), not a skip.
+    let missing = key.replace("00003", "00004");
+    assert!(matches!(
+        export(&source, &lake, &location, &missing).await,
+        Err(ExportError::Read(_))
+    ));
+}
+
+#[tokio::test]
+async fn with_ocsf_objects_only_the_local_lake_repairs_from_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let location = Location {
+        prefix: "ext/mssp-alerts".into(),
+        region: "local".into(),
+        account: "local".into(),
+    };
+    let files = Arc::new(
+        FileAlertSink::new(dir.path()).with_format(shared::config::output::OutputFormat::Ocsf),
+    );
+    let lake = LocalLake::new(dir.path(), location);
+    let sink = LakeSink::new(files.clone(), lake.clone());
+    let batch = BatchId {
+        tenant_id: tid(),
+        api: AlertApi::Siem,
+        cursor_version: 9,
+        date: "2026-03-02".into(),
+        seq: 0,
+    };
+    // Interrupted after the OCSF object, before the lake files.
+    files.write_batch(&batch, &records()).await.expect("object");
+    assert!(lake.files().expect("files").is_empty());
+    assert!(!dir.path().join("alerts").exists(), "no raw object");
+    let contents = sink
+        .attempt_contents(&tid(), AlertApi::Siem, "2026-03-02", 9)
+        .await
+        .expect("contents");
+    assert_eq!(contents.delivered.len(), 3);
+    let rows: Vec<Value> = lake
+        .files()
+        .expect("files")
+        .iter()
+        .flat_map(|(_, b)| parquet::read(b).expect("parquet"))
+        .collect();
+    let mut uids: Vec<&str> = rows
+        .iter()
+        .map(|e| e["metadata"]["uid"].as_str().expect("uid"))
+        .collect();
+    uids.sort_unstable();
+    let records = records();
+    let mut want: Vec<&str> = records.iter().map(|r| r.dedup_key.as_str()).collect();
+    want.sort_unstable();
+    assert_eq!(uids, want);
+}
