@@ -230,6 +230,53 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn ocsf_objects_are_written_read_back_and_repaired_beside_raw_ones() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let t = tid(2);
+        let records = [
+            record(&t, "a1", json!({"id": "a1", "title": "x"})),
+            record(&t, "a2", json!({})),
+        ];
+        // raw+ocsf: both objects, at the same key below their prefixes.
+        let both = FileAlertSink::new(dir.path()).with_format(OutputFormat::RawAndOcsf);
+        both.write_batch(&batch(&t, 7, 0), &records)
+            .await
+            .expect("write");
+        let twin = |seq: u32| {
+            dir.path().join(format!(
+                "ocsf/tenant={t}/date=2026-03-01/graph-0000000007-{seq:05}.ndjson.gz"
+            ))
+        };
+        let events = ocsf_ndjson::decode_batch(&fs::read(twin(0)).expect("twin")).expect("OCSF");
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0]["metadata"]["uid"], records[0].dedup_key.as_str());
+        // Interrupted between the raw object and its twin: the retry's read-back writes it.
+        FileAlertSink::new(dir.path())
+            .write_batch(&batch(&t, 7, 1), &records[..1])
+            .await
+            .expect("raw only");
+        assert!(!twin(1).exists());
+        let contents = both
+            .attempt_contents(&t, AlertApi::Graph, "2026-03-01", 7)
+            .await
+            .expect("contents");
+        assert_eq!((contents.next_seq, contents.delivered.len()), (2, 3));
+        assert!(twin(1).exists(), "the missing twin is written");
+        // ocsf only: the attempt is read back from the OCSF objects.
+        let ocsf = FileAlertSink::new(dir.path()).with_format(OutputFormat::Ocsf);
+        let from_ocsf = ocsf
+            .attempt_contents(&t, AlertApi::Graph, "2026-03-01", 7)
+            .await
+            .expect("contents");
+        assert_eq!(from_ocsf.next_seq, 2);
+        let sorted = |mut d: Vec<(String, chrono::DateTime<chrono::Utc>)>| {
+            d.sort();
+            d
+        };
+        assert_eq!(sorted(from_ocsf.delivered), sorted(contents.delivered));
+    }
+
+    #[tokio::test]
     async fn objects_land_at_their_keys_and_a_rewrite_replaces_the_object() {
         let dir = tempfile::tempdir().expect("tempdir");
         let sink = FileAlertSink::new(dir.path());
