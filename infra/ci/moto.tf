@@ -135,7 +135,8 @@ resource "aws_iam_role_policy" "lake_source" {
 
 # moto delivers EventBridge events to SQS targets but invokes no Lambda target: a second target
 # on the exporter's rule puts the very events moto emits (the bucket's object-created events that
-# match the rule's pattern) on a queue, which the end-to-end test hands to the packaged exporter.
+# match the rule's pattern) on a queue, which the end-to-end test hands to the packaged exporter
+# (scripts/test removes the Lambda target from the emulator after apply: moto raises on it).
 resource "aws_sqs_queue" "lake_events" {
   name                    = "${var.name}-lake-events"
   sqs_managed_sse_enabled = true
@@ -177,5 +178,6 @@ output "outputs" {
     lake_role_arn    = aws_iam_role.lake_source.arn
     lake_dlq_url     = module.mssp_alerts.ocsf_export_dead_letter_queue_url
     lake_events_url  = aws_sqs_queue.lake_events.url
+    lake_rule        = module.mssp_alerts.ocsf_export_rule_name
   }
 }

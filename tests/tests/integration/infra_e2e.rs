@@ -705,8 +705,23 @@ async fn export_to_lake(d: &Deployment, env: &TestEnv, sdk: &aws_config::SdkConf
     want.sort();
     assert_eq!(twins, want, "one OCSF object beside each raw one");
 
+    // The rule invokes the exporter (as applied; scripts/test then removed that target from
+    // moto, which invokes no Lambda target), and its second target is the test's queue.
+    let targets: Vec<&str> = d.applied["lake_rule_targets"]
+        .as_array()
+        .expect("the rule's targets")
+        .iter()
+        .filter_map(|t| t["Arn"].as_str())
+        .collect();
+    assert!(
+        targets
+            .iter()
+            .any(|a| a.ends_with(":function:mssp-ci-ocsf-exporter"))
+            && targets.iter().any(|a| a.ends_with(":mssp-ci-lake-events")),
+        "{targets:?}"
+    );
     // The object-created events moto emitted for what the fetcher wrote, as the exporter's rule
-    // matched them (its second target, a queue: moto invokes no Lambda target).
+    // matched them.
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let events: Vec<Value> = receive_until(&sqs, d.output("lake_events_url"), |m| {
         m.len() >= objects.len()
