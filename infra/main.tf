@@ -18,6 +18,7 @@ locals {
     consent-callback = var.consent_callback_zip
     token-refresh    = var.token_refresh_zip
     alert-fetcher    = var.alert_fetcher_zip
+    ocsf-exporter    = var.ocsf_exporter_zip
   }
 }
 
@@ -29,13 +30,15 @@ module "mssp_alerts" {
   functions = {
     for name, path in local.packages : name => {
       package = startswith(path, "/") ? path : "${local.repository_root}/${path}"
-    }
+    } if name != "ocsf-exporter" || var.security_lake != null
   }
   public_base_url     = var.public_base_url
   cloud               = var.cloud
   siem_region         = var.siem_region
   microsoft_endpoints = var.microsoft_endpoints
   alert_notifications = var.alert_notifications
+  output_format       = var.output_format
+  security_lake       = var.security_lake
   alarm_email         = var.alarm_email
   tags                = var.tags
 }

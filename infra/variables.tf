@@ -80,3 +80,33 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "ocsf_exporter_zip" {
+  description = "Package of ocsf-exporter (used with security_lake), relative to the repository root or absolute."
+  type        = string
+  default     = "target/lambda/ocsf-exporter/bootstrap.zip"
+}
+
+variable "output_format" {
+  description = "What the fetcher writes: raw (default), ocsf or raw+ocsf (the module's output_format)."
+  type        = string
+  default     = null
+}
+
+variable "security_lake" {
+  description = "Export to an Amazon Security Lake custom source: null (default) for none; see the module's security_lake variable (bucket, source_name, role_arn, external_id, …)."
+  type = object({
+    bucket                   = string
+    source_name              = optional(string, "mssp-alerts")
+    source_version           = optional(string, "1.0")
+    prefix                   = optional(string)
+    role_arn                 = optional(string)
+    external_id              = optional(string)
+    account_id               = optional(string)
+    region                   = optional(string)
+    create_custom_log_source = optional(bool, false)
+    crawler_role_arn         = optional(string)
+    event_class              = optional(string, "DETECTION_FINDING")
+  })
+  default = null
+}

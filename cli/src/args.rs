@@ -158,6 +158,8 @@ pub enum Format {
     Json,
     /// One record per line.
     Ndjson,
+    /// One OCSF Detection Finding (class 2004, OCSF 1.1.0) per line, one per record.
+    Ocsf,
 }
 
 #[derive(Debug, Subcommand)]

@@ -43,18 +43,36 @@ pub struct LocalFiles {
     pub sink: FileAlertSink,
 }
 
+/// The local lake (`{data}/lake/ext/mssp-alerts/region=local/accountId=local/…`): the layout of
+/// the Security Lake custom source the exporter writes, with placeholder partition values.
+pub fn local_lake(data_dir: &std::path::Path) -> lake::LocalLake {
+    lake::LocalLake::new(
+        data_dir,
+        lake::Location {
+            prefix: "ext/mssp-alerts".into(),
+            region: "local".into(),
+            account: "local".into(),
+        },
+    )
+}
+
 impl Backend {
     /// The file adapters under `config.data_dir` with `clock`, for a consent endpoint at
     /// `public_base_url`.
     pub fn local(config: &Config, public_base_url: Url, clock: Arc<dyn Clock>) -> Backend {
         let dir = &config.data_dir;
+        let mut deps = assemble::local(
+            dir,
+            &config.app_credentials_file,
+            clock,
+            config.settings(public_base_url),
+        );
+        // The objects the configured format asks for, and the Security Lake files of every
+        // batch, as the ocsf-exporter Lambda writes them.
+        let files = FileAlertSink::new(dir).with_format(config.output_format);
+        deps.sink = Arc::new(lake::LakeSink::new(Arc::new(files), local_lake(dir)));
         Backend {
-            deps: assemble::local(
-                dir,
-                &config.app_credentials_file,
-                clock,
-                config.settings(public_base_url),
-            ),
+            deps,
             local: Some(LocalFiles {
                 data_dir: dir.clone(),
                 sink: FileAlertSink::new(dir),

@@ -30,6 +30,7 @@
 //! | `fetch.initial_lookback` | `MSSP_FETCH_INITIAL_LOOKBACK` | `7d` | where a tenant's first fetch starts |
 //! | `fetch.chunk_target` | `MSSP_FETCH_CHUNK_TARGET` | `20000` | alerts per committed chunk |
 //! | `fetch.http_timeout` | `MSSP_HTTP_TIMEOUT` | `60s` | timeout of each Microsoft request |
+//! | `fetch.output_format` | `MSSP_OUTPUT_FORMAT` | `raw` | local sink: `raw` (`alerts/…`), `ocsf` (`ocsf/…`, one OCSF Detection Finding per line) or `raw+ocsf`; the lake's Parquet files (`lake/…`) are written whatever it is |
 //! | `aws.secrets_prefix` | `MSSP_SECRETS_PREFIX` | | `--backend aws`: Secrets Manager prefix |
 //! | `aws.app_secret_id` | `MSSP_APP_SECRET_ID` | `{prefix}/app` | `--backend aws`: the app secret |
 //! | `aws.table` | `MSSP_TABLE` | | `--backend aws`: DynamoDB table |
@@ -46,7 +47,10 @@ use std::time::Duration;
 
 use shared::adapters::local::FileAppSecrets;
 use shared::config::Endpoints;
-use shared::config::deployment::{ServiceConfig, check_public_base, endpoints_from_env};
+use shared::config::deployment::{
+    FetcherConfig, ServiceConfig, check_public_base, endpoints_from_env,
+};
+use shared::config::output::OutputFormat;
 use shared::config::{ConfigError, Env};
 use shared::domain::SiemRegion;
 use shared::flows::Settings;
@@ -55,7 +59,7 @@ use url::Url;
 use crate::error::CliError;
 
 /// Every file key and the variable that overrides it, in the order of the module table.
-pub const KEYS: [(&str, &str); 26] = [
+pub const KEYS: [(&str, &str); 27] = [
     ("backend", "MSSP_BACKEND"),
     ("data_dir", "MSSP_DATA_DIR"),
     ("public_base_url", ServiceConfig::PUBLIC_BASE_URL_VAR),
@@ -80,6 +84,7 @@ pub const KEYS: [(&str, &str); 26] = [
     ("fetch.initial_lookback", "MSSP_FETCH_INITIAL_LOOKBACK"),
     ("fetch.chunk_target", "MSSP_FETCH_CHUNK_TARGET"),
     ("fetch.http_timeout", "MSSP_HTTP_TIMEOUT"),
+    ("fetch.output_format", FetcherConfig::OUTPUT_FORMAT_VAR),
     ("aws.secrets_prefix", ServiceConfig::SECRETS_PREFIX_VAR),
     ("aws.app_secret_id", ServiceConfig::APP_SECRET_ID_VAR),
     ("aws.table", ServiceConfig::TABLE_VAR),
@@ -332,6 +337,8 @@ pub struct Config {
     pub chunk_target: u64,
     /// Timeout of each Microsoft request.
     pub http_timeout: Duration,
+    /// What the local sink writes.
+    pub output_format: OutputFormat,
 }
 
 impl Config {
@@ -384,6 +391,7 @@ impl Config {
             initial_lookback: duration(env, "MSSP_FETCH_INITIAL_LOOKBACK", mins(7 * 24 * 60))?,
             chunk_target: env.parse_or("MSSP_FETCH_CHUNK_TARGET", 20_000u64)?,
             http_timeout: duration(env, "MSSP_HTTP_TIMEOUT", Duration::from_secs(60))?,
+            output_format: env.parse_or(FetcherConfig::OUTPUT_FORMAT_VAR, OutputFormat::Raw)?,
             data_dir,
         })
     }

@@ -15,6 +15,7 @@
 //!
 //! The product reads time from the emulator's clock, so both agree on token expiry and windows.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -114,6 +115,10 @@ struct Row {
     expected: usize,
     missing: usize,
     duplicates: usize,
+    /// Records whose OCSF rendering does not validate against OCSF 1.1.0.
+    ocsf_invalid: usize,
+    /// The dedup keys of the records delivered.
+    keys: Vec<String>,
 }
 
 impl Row {
@@ -121,6 +126,7 @@ impl Row {
         self.totals.error.is_none()
             && self.missing == 0
             && self.duplicates == 0
+            && self.ocsf_invalid == 0
             && self.expected > 0
     }
 }
@@ -198,6 +204,8 @@ pub async fn run(config: &Config, chosen_dir: Option<&Path>) -> Result<Exit, Cli
         siem: shared::config::SiemEndpoint::fixed(u.siem.clone()),
     }));
     demo_config.http_timeout = Duration::from_secs(20);
+    // Both object formats (the raw records are the ground truth's input), and the lake.
+    demo_config.output_format = shared::config::output::OutputFormat::RawAndOcsf;
     let clock = Arc::new(EmulatorClock(emu.state().clone()));
     let backend = Backend::local(&demo_config, public.clone(), clock);
     shared::adapters::local::FileAppSecrets::at(&demo_config.app_credentials_file).write(
@@ -233,6 +241,8 @@ pub async fn run(config: &Config, chosen_dir: Option<&Path>) -> Result<Exit, Cli
                 "ok: every version once".to_string()
             } else if let Some(e) = &r.totals.error {
                 format!("FAILED: {e}")
+            } else if r.ocsf_invalid > 0 {
+                format!("FAILED: {} invalid OCSF events", r.ocsf_invalid)
             } else {
                 format!("FAILED: {} missing, {} duplicated", r.missing, r.duplicates)
             };
@@ -272,10 +282,25 @@ pub async fn run(config: &Config, chosen_dir: Option<&Path>) -> Result<Exit, Cli
         "  alerts/    {objects} NDJSON.gz objects, alerts/tenant=<id>/date=<day>/<api>-<version>-<seq>.ndjson.gz \
          (one line per alert version; read with zcat)"
     );
+    println!(
+        "  ocsf/      {} NDJSON.gz objects, the same keys under ocsf/: one OCSF {} Detection \
+         Finding (class 2004) per line, metadata.uid = the record's dedup_key",
+        count_objects(&dir.join("ocsf")),
+        shared::ocsf::VERSION
+    );
+    let lake = lake_check(&dir, &rows);
+    println!(
+        "  lake/      {} Parquet files, {} OCSF Detection Findings ({}) in the Amazon Security \
+         Lake custom-source layout: {}/region=local/accountId=local/eventDay=<YYYYMMDD>/<object>.parquet",
+        lake.files,
+        lake.events,
+        lake.verdict(),
+        lake.source_dir.display()
+    );
     println!("  registry/  tenant records (JSON) and used consent nonces");
     println!("  cursors/   watermark and delivered keys per tenant");
     println!("  secrets/   app credentials and tenant tokens (mode 0600)");
-    let all_ok = rows.iter().all(Row::ok);
+    let all_ok = rows.iter().all(Row::ok) && lake.ok();
     println!();
     println!(
         "{} Finished in {:.1}s.",
@@ -291,6 +316,106 @@ pub async fn run(config: &Config, chosen_dir: Option<&Path>) -> Result<Exit, Cli
     } else {
         Exit::TenantsFailed
     })
+}
+
+/// The local lake after the rounds, read back.
+struct LakeCheck {
+    source_dir: PathBuf,
+    files: usize,
+    events: usize,
+    /// Records delivered (every tenant's).
+    delivered: usize,
+    /// Delivered records whose event is not in the lake, or is more than once.
+    missing: usize,
+    duplicates: usize,
+    /// Events in a partition other than their event day's, or files that do not read back.
+    misplaced: usize,
+    /// Events read back that do not validate against OCSF 1.1.0.
+    invalid: usize,
+    error: Option<String>,
+}
+
+impl LakeCheck {
+    fn ok(&self) -> bool {
+        self.error.is_none()
+            && self.events == self.delivered
+            && self.missing + self.duplicates + self.misplaced + self.invalid == 0
+    }
+
+    fn verdict(&self) -> String {
+        match &self.error {
+            Some(e) => format!("FAILED: {e}"),
+            None if self.ok() => {
+                "each delivered record once, in its event day's partition, valid OCSF".into()
+            }
+            None => format!(
+                "FAILED: {} missing, {} duplicated, {} in a wrong partition, {} invalid",
+                self.missing, self.duplicates, self.misplaced, self.invalid
+            ),
+        }
+    }
+}
+
+/// Reads every Parquet file of the local lake back: each delivered record's event once
+/// (`metadata.uid` = its dedup key), in the partition of its event day, valid OCSF.
+fn lake_check(dir: &Path, rows: &[Row]) -> LakeCheck {
+    let lake = crate::backend::local_lake(dir);
+    let mut check = LakeCheck {
+        source_dir: lake.source_dir(),
+        files: 0,
+        events: 0,
+        delivered: rows.iter().map(|r| r.delivered).sum(),
+        missing: 0,
+        duplicates: 0,
+        misplaced: 0,
+        invalid: 0,
+        error: None,
+    };
+    let validator = match lake::schema::Validator::ocsf_1_1("detection_finding") {
+        Ok(v) => v,
+        Err(e) => {
+            check.error = Some(e.to_string());
+            return check;
+        }
+    };
+    let files = match lake.files() {
+        Ok(f) => f,
+        Err(e) => {
+            check.error = Some(e.to_string());
+            return check;
+        }
+    };
+    check.files = files.len();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (path, bytes) in &files {
+        let Ok(events) = lake::parquet::read(bytes) else {
+            check.misplaced += 1;
+            continue;
+        };
+        for e in events {
+            check.events += 1;
+            let day = format!("eventDay={}", lake::event_day(&e).format("%Y%m%d"));
+            if !path.components().any(|c| c.as_os_str() == day.as_str()) {
+                check.misplaced += 1;
+            }
+            if !validator.validate(&e).is_empty() {
+                check.invalid += 1;
+            }
+            if let Some(uid) = e["metadata"]["uid"].as_str() {
+                *seen.entry(uid.to_owned()).or_default() += 1;
+            }
+        }
+    }
+    for keys in rows.iter().map(|r| &r.keys) {
+        for k in keys {
+            match seen.get(k) {
+                None => check.missing += 1,
+                Some(1) => {}
+                Some(_) => check.duplicates += 1,
+            }
+        }
+    }
+    check
 }
 
 /// Per tenant: what its fetches did so far.
@@ -398,6 +523,8 @@ async fn steps(s: &Deps, backend: &Backend, emu: &Arc<EmuState>) -> Result<Vec<R
 
     // 4. What landed, against the emulator's ground truth.
     let local = backend.require_local("demo")?;
+    let validator = lake::schema::Validator::ocsf_1_1("detection_finding")
+        .map_err(|e| demo_err("the OCSF schema", e))?;
     let now = emu.now();
     let mut rows = Vec::new();
     for ((id, model, api), total) in TENANTS.into_iter().zip(totals) {
@@ -405,6 +532,11 @@ async fn steps(s: &Deps, backend: &Backend, emu: &Arc<EmuState>) -> Result<Vec<R
         let tenant = backend.tenant(&tid).await?;
         let records = local.sink.records(Some(&tid))?;
         let keys = records.iter().map(|r| r.dedup_key.as_str());
+        // Every record's OCSF rendering against the OCSF schema (the vendored 1.1.0 definitions).
+        let ocsf_invalid = records
+            .iter()
+            .filter(|r| !validator.validate(&shared::ocsf::map(r)).is_empty())
+            .count();
         let check = emulator::scenario::Api::named(tenant.alert_api.as_str())
             .and_then(|api| emu.world().truth(id, now).map(|t| t.check(api, keys)));
         rows.push(Row {
@@ -416,6 +548,8 @@ async fn steps(s: &Deps, backend: &Backend, emu: &Arc<EmuState>) -> Result<Vec<R
             duplicates: check.as_ref().map_or(0, |c| c.duplicates),
             delivered: records.len(),
             expected: check.as_ref().map_or(0, |c| c.expected),
+            ocsf_invalid,
+            keys: records.iter().map(|r| r.dedup_key.clone()).collect(),
             totals: total,
         });
     }

@@ -540,6 +540,14 @@ pub async fn fetch(
             }
             print!("{out}");
         }
+        Format::Ocsf => {
+            let mut out = String::new();
+            for r in &records {
+                out.push_str(&shared::ocsf::map(r).to_string());
+                out.push('\n');
+            }
+            print!("{out}");
+        }
     }
     eprintln!(
         "mssp: {} alert versions of {id} from {} to {} in {:.1}s",

@@ -62,11 +62,14 @@ pub fn aws(config: &ServiceConfig, sdk: &aws_config::SdkConfig) -> Deps {
 /// The alert-fetcher's dependencies: [`aws`] plus the alerts bucket and the work queue.
 pub fn aws_fetcher(config: &FetcherConfig, sdk: &aws_config::SdkConfig) -> Deps {
     let mut deps = aws(&config.service, sdk);
-    deps.sink = Arc::new(S3AlertSink::new(
-        s3_client(sdk),
-        &config.bucket,
-        config.alerts_kms_key_id.clone(),
-    ));
+    deps.sink = Arc::new(
+        S3AlertSink::new(
+            s3_client(sdk),
+            &config.bucket,
+            config.alerts_kms_key_id.clone(),
+        )
+        .with_format(config.output_format),
+    );
     deps.queue = Arc::new(SqsWorkQueue::new(
         aws_sdk_sqs::Client::new(sdk),
         &config.queue_url,

@@ -115,8 +115,9 @@ fn sqs_records(payload: Value) -> Result<Vec<SqsRecord>, String> {
         .collect())
 }
 
-/// `payload` as a `T`, or why not (`what` names it).
-fn decode<T: DeserializeOwned>(payload: Value, what: &str) -> Result<T, String> {
+/// `payload` as a `T`, or why not (`what` names it, the decoder's message is quoted printable and
+/// short).
+pub fn decode<T: DeserializeOwned>(payload: Value, what: &str) -> Result<T, String> {
     serde_json::from_value(payload)
         .map_err(|e| format!("{what} is malformed ({})", sanitize(&e.to_string(), QUOTED)))
 }

@@ -394,6 +394,19 @@ impl BatchId {
         )
     }
 
+    /// The key of the batch's OCSF object: [`BatchId::key`] under `ocsf/` instead of `alerts/`.
+    pub fn ocsf_key(&self) -> String {
+        Self::ocsf(&self.key())
+    }
+
+    /// `alerts/…` → `ocsf/…`: where the OCSF twin of a raw object (or an attempt prefix) is.
+    pub fn ocsf(raw_key: &str) -> String {
+        format!(
+            "ocsf/{}",
+            raw_key.strip_prefix("alerts/").unwrap_or(raw_key)
+        )
+    }
+
     /// The common prefix of every object of one attempt.
     pub fn attempt_prefix(
         tenant: &TenantId,

@@ -6,7 +6,7 @@
 //! | `{"action": "dispatch", "job": "sweep"}` (the sweep's schedule) | one `{"tenant_id", "job": "sweep"}` per active tenant | [`Dispatched`] |
 //! | SQS event (`Records[].body` = `{"tenant_id", "job"?}`) | per record, bounded concurrency: `fetch_tenant`, or a slice of the tenant's sweep or backfill (an unfinished job puts its next slice on the queue) | `SqsBatchResponse`: `{"batchItemFailures": [{"itemIdentifier": messageId}]}` listing only the failed ones |
 //! | `{"action": "backfill", "tenant_id", "since", "until"?}` | records the backfill and puts its first slice on the queue | [`BackfillRequested`] |
-//! | `{"action": "fetch", "tenant_id", "since", "until"?, "limit"?, "page_token"?}` | `fetch_range`, no cursor move | [`RangePage`]: `{"tenant_id", "since", "until", "count", "alerts": […], "next_page_token"}`, each answer under 6 MB |
+//! | `{"action": "fetch", "tenant_id", "since", "until"?, "limit"?, "page_token"?, "format"?}` | `fetch_range`, no cursor move | [`RangePage`]: `{"tenant_id", "since", "until", "count", "alerts": […], "next_page_token"}`, each answer under 6 MB; `"format": "ocsf"`: `alerts` are OCSF Detection Findings |
 //! | `{"action": "fetch_now", "tenant_id"}` | `fetch_tenant` now | [`FetchedNow`]: `{"tenant_id", "report"}` |
 //! | `{"action": "status", "tenant_id"?}` | tenant health | [`Health`]: `{"tenant_id"?, "tenants": […]}` |
 //!
@@ -42,12 +42,12 @@ use shared::lambda::{Event, SqsRecord, stop_at};
 use shared::metrics::{self, Observation};
 use shared::ports::{StoreError, WorkItem, WorkJob};
 
-pub use range::{MAX_ANSWER_BYTES, MAX_LIMIT, RangePage};
+pub use range::{Alerts, MAX_ANSWER_BYTES, MAX_LIMIT, RangePage};
 
 /// The event shapes this function accepts, quoted in [`HandlerError::InvalidEvent`].
 pub const ACCEPTED: &str = "an EventBridge scheduled event, an SQS event whose bodies are \
      {\"tenant_id\": \"<GUID>\", \"job\"?: \"fetch\"|\"sweep\"|\"backfill\"}, or a direct invoke: \
-     {\"action\": \"fetch\", \"tenant_id\", \"since\", \"until\", \"limit\", \"page_token\"}, \
+     {\"action\": \"fetch\", \"tenant_id\", \"since\", \"until\", \"limit\", \"page_token\", \"format\": \"raw\"|\"ocsf\"}, \
      {\"action\": \"fetch_now\", \"tenant_id\"}, {\"action\": \"status\", \"tenant_id\"?}, \
      {\"action\": \"backfill\", \"tenant_id\", \"since\", \"until\"?} or \
      {\"action\": \"dispatch\", \"job\": \"fetch\"|\"sweep\"}";

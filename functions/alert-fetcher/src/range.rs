@@ -1,5 +1,6 @@
 //! The `fetch` direct invoke: the alerts of a time range now, without moving the cursor, paged
-//! under Lambda's 6 MB answer limit with an opaque `page_token`.
+//! under Lambda's 6 MB answer limit with an opaque `page_token`; `"format": "ocsf"` answers each
+//! record's OCSF Detection Finding ([`shared::ocsf::map`]) instead of the record.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -31,6 +32,33 @@ pub struct FetchRange {
     until: Option<String>,
     limit: Option<usize>,
     page_token: Option<String>,
+    /// `raw` (the records, default) or `ocsf`.
+    format: Option<String>,
+}
+
+/// The alerts of a page: the records, or their OCSF rendering.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Alerts {
+    /// `mssp.alert/1` records.
+    Raw(Vec<AlertRecord>),
+    /// OCSF Detection Findings, one per record.
+    Ocsf(Vec<serde_json::Value>),
+}
+
+impl Alerts {
+    /// How many.
+    pub fn len(&self) -> usize {
+        match self {
+            Alerts::Raw(a) => a.len(),
+            Alerts::Ocsf(a) => a.len(),
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// One page of a range: at most `limit` records after the previous page's last.
@@ -44,8 +72,8 @@ pub struct RangePage {
     pub until: DateTime<Utc>,
     /// `alerts.len()`.
     pub count: usize,
-    /// The records of this page, by (version, id).
-    pub alerts: Vec<AlertRecord>,
+    /// The records of this page, by (version, id), or their OCSF rendering.
+    pub alerts: Alerts,
     /// Pass it back as `page_token` for the next page; `None` on the last.
     pub next_page_token: Option<String>,
 }
@@ -82,12 +110,18 @@ struct Query {
     until: DateTime<Utc>,
     limit: usize,
     after: Option<PageToken>,
+    ocsf: bool,
 }
 
 impl Query {
     /// `req` checked; `until` defaults to `now`, a page token brings its own window.
     fn new(req: FetchRange, now: DateTime<Utc>) -> Result<Query, HandlerError> {
         let tenant_id = tenant(&req.tenant_id)?;
+        let ocsf = match req.format.as_deref() {
+            None | Some("raw") => false,
+            Some("ocsf") => true,
+            Some(_) => return Err(invalid("format must be raw or ocsf")),
+        };
         let limit = req.limit.unwrap_or(DEFAULT_LIMIT);
         if limit == 0 || limit > MAX_LIMIT {
             return Err(invalid(format!("limit must be 1..={MAX_LIMIT}")));
@@ -118,6 +152,7 @@ impl Query {
             until,
             limit,
             after,
+            ocsf,
         })
     }
 
@@ -141,14 +176,30 @@ impl Query {
     }
 
     /// The records of this page and, when more remain, the token of the next.
-    fn page(
+    fn page(&self, all: Vec<AlertRecord>) -> Result<(Alerts, Option<PageToken>), HandlerError> {
+        let (raw, next) = if self.ocsf {
+            self.page_of(all, |r| serde_json::to_vec(&shared::ocsf::map(r)))?
+        } else {
+            self.page_of(all, serde_json::to_vec)?
+        };
+        let alerts = if self.ocsf {
+            Alerts::Ocsf(raw.iter().map(shared::ocsf::map).collect())
+        } else {
+            Alerts::Raw(raw)
+        };
+        Ok((alerts, next))
+    }
+
+    /// The records of this page, `rendered` measuring each as it will be answered.
+    fn page_of(
         &self,
         all: Vec<AlertRecord>,
+        rendered: impl Fn(&AlertRecord) -> serde_json::Result<Vec<u8>>,
     ) -> Result<(Vec<AlertRecord>, Option<PageToken>), HandlerError> {
         let mut alerts: Vec<AlertRecord> = Vec::new();
         let mut size = 256;
         for r in all.into_iter().filter(|r| self.is_new(r)) {
-            let bytes = serde_json::to_vec(&r).map(|b| b.len()).unwrap_or(0) + 1;
+            let bytes = rendered(&r).map(|b| b.len()).unwrap_or(0) + 1;
             if alerts.len() >= self.limit || size + bytes > MAX_ANSWER_BYTES {
                 let last = alerts
                     .last()

@@ -53,6 +53,12 @@ locals {
       }
     },
     {
+      for q in aws_sqs_queue.lake_dead_letters : "ocsf-export-dead-letters" => {
+        queue   = q.name
+        meaning = "The ocsf-exporter failed on an alert object's event three times and the event sits in ${q.name}: that object is not in the Security Lake. See the exporter's logs, fix, then send the event to the function again."
+      }
+    },
+    {
       for q in aws_sqs_queue.alert_notification_dead_letters : "alert-notification-dead-letters" => {
         queue   = q.name
         meaning = "The notification of an alert object failed ${var.max_receive_count} deliveries to the SIEM's reader and sits in ${q.name}: that object is not in the SIEM. Fix the reader (its S3 input's errors), then redrive."

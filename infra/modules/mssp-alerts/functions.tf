@@ -1,12 +1,14 @@
-# The three functions, each with its own role (least privilege: the calls its code makes, on
-# the exact resources) and its own encrypted log group. The AWS calls are those of the adapters
+# The functions (three, and the ocsf-exporter with var.security_lake), each with its own role
+# (least privilege: the calls its code makes, on the exact resources) and its own encrypted log
+# group. The AWS calls are those of the adapters
 # in shared/src/adapters/aws.rs (Secrets Manager, DynamoDB) and aws_fetch.rs (DynamoDB, S3):
 #
 # | function         | tenant secrets           | app secret | table                                | bucket (alerts/*)     | queue                          |
 # |------------------|--------------------------|------------|--------------------------------------|-----------------------|--------------------------------|
 # | consent-callback | CreateSecret, Put, Tag   | Get        | GetItem, PutItem                     |                       |                                |
 # | token-refresh    | Get, Put                 | Get        | GetItem, PutItem, Scan               |                       |                                |
-# | alert-fetcher    | Get, Put                 | Get        | GetItem, PutItem, UpdateItem, Scan   | Put, Get, List        | Send, Receive, Delete, GetAttr |
+# | alert-fetcher    | Get, Put                 | Get        | GetItem, PutItem, UpdateItem, Query, Scan | Put, Get, List (alerts/*, ocsf/* with OCSF output) | Send, Receive, Delete, GetAttr |
+# | ocsf-exporter    |                          |            |                                      | Get (alerts/*, ocsf/*) | — ; writes the lake (lake.tf)  |
 #
 # No function may delete a tenant secret or a table item: offboarding is the operator's
 # (`mssp tenants remove`, with the operator's own credentials).
@@ -27,34 +29,36 @@ locals {
     consent-callback = [local.kms_via.secretsmanager, local.kms_via.dynamodb]
     token-refresh    = [local.kms_via.secretsmanager, local.kms_via.dynamodb]
     alert-fetcher    = [local.kms_via.secretsmanager, local.kms_via.dynamodb, local.kms_via.s3, local.kms_via.sqs]
+    ocsf-exporter    = [local.kms_via.s3]
   }
   key_statements = {
     for k, via in local.key_via : k => [{
+      # The exporter only reads (SSE-KMS alert objects): Decrypt.
       Sid       = "KeyThroughItsServices"
       Effect    = "Allow"
-      Action    = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+      Action    = k == "ocsf-exporter" ? ["kms:Decrypt"] : ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
       Resource  = aws_kms_key.this.arn
       Condition = { StringEquals = { "kms:ViaService" = via } }
     }]
   }
 
   # Statements every function has: its own log streams, and the app secret (every flow reads
-  # the app registration's credentials).
+  # the app registration's credentials; not the ocsf-exporter, which runs no flow).
   common_statements = {
-    for k, arn in local.log_group_arns : k => [
+    for k, arn in local.log_group_arns : k => concat([
       {
         Sid      = "OwnLogStreams"
         Effect   = "Allow"
         Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
         Resource = "${arn}:*"
-      },
+      }], k == "ocsf-exporter" ? [] : [
       {
         Sid      = "ReadAppSecret"
         Effect   = "Allow"
         Action   = ["secretsmanager:GetSecretValue"]
         Resource = aws_secretsmanager_secret.app.arn
       },
-    ]
+    ])
   }
 
   function_statements = {
@@ -133,17 +137,18 @@ locals {
       {
         # Writes alert objects; reads and lists those of an interrupted attempt of the same
         # cursor version (alerts/tenant=…/) so a retried delivery skips what already landed.
+        # With output_format ocsf or raw+ocsf, the same under ocsf/ (the OCSF objects).
         Sid      = "AlertObjects"
         Effect   = "Allow"
         Action   = ["s3:PutObject", "s3:GetObject"]
-        Resource = "${aws_s3_bucket.alerts.arn}/alerts/*"
+        Resource = [for p in local.output_prefixes : "${aws_s3_bucket.alerts.arn}/${p}*"]
       },
       {
         Sid       = "ListAlertObjects"
         Effect    = "Allow"
         Action    = ["s3:ListBucket"]
         Resource  = aws_s3_bucket.alerts.arn
-        Condition = { StringLike = { "s3:prefix" = ["alerts/*"] } }
+        Condition = { StringLike = { "s3:prefix" = [for p in local.output_prefixes : "${p}*"] } }
       },
       {
         # SendMessage covers SendMessageBatch (dispatch); the rest is the SQS event source.
@@ -153,6 +158,7 @@ locals {
         Resource = aws_sqs_queue.work.arn
       },
     ]
+    ocsf-exporter = local.exporter_statements
   }
 }
 
@@ -232,6 +238,10 @@ locals {
       description = "mssp-alerts: dispatches and fetches every tenant's alerts into S3; direct invoke for SOC tooling"
       environment = merge(local.service_environment, local.fetcher_environment)
     }
+    ocsf-exporter = {
+      description = "mssp-alerts: each alert object as OCSF Parquet in the Amazon Security Lake custom source"
+      environment = local.exporter_environment
+    }
   }
 
   # The settings of var.functions over these defaults: a field left null keeps its default.
@@ -243,10 +253,11 @@ locals {
       consent-callback = { memory_size = 256, timeout = 20, reserved_concurrency = null }
       token-refresh    = { memory_size = 256, timeout = 300, reserved_concurrency = null }
       alert-fetcher    = { memory_size = 512, timeout = 300, reserved_concurrency = null }
+      ocsf-exporter    = { memory_size = 512, timeout = 120, reserved_concurrency = null }
     } :
     name => merge(defaults, {
       for field, value in var.functions[name] : field => value if value != null && field != "package"
-    })
+    }) if contains(keys(var.functions), name)
   }
 }
 
@@ -255,7 +266,7 @@ resource "aws_lambda_function" "function" {
   #checkov:skip=CKV_AWS_115:No concurrency is reserved by default (the expression hides it from checkov): a fresh account's quota is 10 concurrent executions and AWS keeps 10 unreserved, so any reservation fails the apply there; var.functions sets one per function once the quota allows. Bursts stay bounded without it: the SQS event source's maximum_concurrency caps the fetcher's work, the API stage's throttling the consent endpoint, and the schedules start token-refresh and the dispatch once per period.
   #checkov:skip=CKV_AWS_117:Reaches only Microsoft's public endpoints and regional AWS APIs; no VPC resource to reach, and a VPC would add NAT gateways for no isolation gain.
   #checkov:skip=CKV_AWS_272:Packages are built by cargo lambda in the operator's pipeline and deployed by this module; no AWS Signer profile is part of this deployment.
-  for_each = local.functions
+  for_each = { for k, f in local.functions : k => f if contains(keys(local.function_names), k) }
 
   function_name                  = local.function_names[each.key]
   description                    = each.value.description
@@ -272,6 +283,14 @@ resource "aws_lambda_function" "function" {
 
   environment {
     variables = each.value.environment
+  }
+
+  # The exporter is invoked asynchronously (EventBridge): what it fails on lands here (lake.tf).
+  dynamic "dead_letter_config" {
+    for_each = each.key == "ocsf-exporter" ? aws_sqs_queue.lake_dead_letters[*].arn : []
+    content {
+      target_arn = dead_letter_config.value
+    }
   }
 
   tracing_config {

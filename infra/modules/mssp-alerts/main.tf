@@ -10,6 +10,7 @@
 #   triggers.tf   schedules, the SQS event source, the consent API
 #   alarms.tf     the alarm topic and alarms
 #   dashboard.tf  the CloudWatch dashboard of the functions' metrics
+#   lake.tf       the optional Amazon Security Lake export (ocsf-exporter, var.security_lake)
 #   moved.tf      state addresses of earlier versions
 
 data "aws_caller_identity" "current" {}
@@ -24,12 +25,14 @@ locals {
   secrets_prefix = coalesce(var.secrets_prefix, var.name)
   bucket_name    = coalesce(var.alerts_bucket_name, "${var.name}-alerts-${local.account_id}-${local.region}")
 
-  # Function name by crate name (crate = folder = binary = function, STYLE.md habit 1).
-  function_names = {
+  # Function name by crate name (crate = folder = binary = function, STYLE.md habit 1); the
+  # ocsf-exporter only with var.security_lake (lake.tf).
+  function_names = { for k, v in {
     consent-callback = "${var.name}-consent-callback"
     token-refresh    = "${var.name}-token-refresh"
     alert-fetcher    = "${var.name}-alert-fetcher"
-  }
+    ocsf-exporter    = "${var.name}-ocsf-exporter"
+  } : k => v if k != "ocsf-exporter" || var.security_lake != null }
 
   # Tenant secrets are created by the functions at consent time, so only their name prefix is
   # known here. Secrets Manager appends "-" and 6 random characters to every secret's ARN.
@@ -72,6 +75,7 @@ locals {
     },
     { for name, value in {
       MSSP_FETCH_CONCURRENCY = var.fetch_concurrency == null ? null : tostring(var.fetch_concurrency)
+      MSSP_OUTPUT_FORMAT     = var.output_format
     } : name => value if value != null },
   )
 

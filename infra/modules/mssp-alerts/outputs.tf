@@ -72,3 +72,18 @@ output "alarm_topic_arn" {
   description = "ARN of the alarm topic."
   value       = aws_sns_topic.alarms.arn
 }
+
+output "ocsf_export_dead_letter_queue_url" {
+  description = "With security_lake: the ocsf-exporter's dead-letter queue (events of alert objects it failed on, to send to it again). Null without."
+  value       = try(aws_sqs_queue.lake_dead_letters[0].url, null)
+}
+
+output "security_lake_prefix" {
+  description = "With security_lake: where the exporter writes in the lake's bucket ({prefix}/region=…/accountId=…/eventDay=…/). Null without."
+  value       = local.lake_enabled ? local.lake_prefix : null
+}
+
+output "ocsf_export_rule_name" {
+  description = "With security_lake: the EventBridge rule of the alert objects' object-created events, which invokes the ocsf-exporter. Null without."
+  value       = try(aws_cloudwatch_event_rule.lake[0].name, null)
+}

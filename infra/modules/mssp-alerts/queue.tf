@@ -85,17 +85,22 @@ resource "aws_sqs_queue_policy" "alert_notifications" {
   })
 }
 
-# The bucket's whole notification configuration (S3 keeps one per bucket).
+# The bucket's whole notification configuration (S3 keeps one per bucket): the SIEM's queue, and
+# EventBridge for the ocsf-exporter (lake.tf).
 resource "aws_s3_bucket_notification" "alerts" {
-  count = var.alert_notifications ? 1 : 0
+  count = var.alert_notifications || local.lake_enabled ? 1 : 0
 
-  bucket = aws_s3_bucket.alerts.id
+  bucket      = aws_s3_bucket.alerts.id
+  eventbridge = local.lake_enabled
 
-  queue {
-    id            = "alert-objects"
-    queue_arn     = aws_sqs_queue.alert_notifications[0].arn
-    events        = ["s3:ObjectCreated:*"]
-    filter_prefix = "alerts/"
+  dynamic "queue" {
+    for_each = var.alert_notifications ? [aws_sqs_queue.alert_notifications[0].arn] : []
+    content {
+      id            = "alert-objects"
+      queue_arn     = queue.value
+      events        = ["s3:ObjectCreated:*"]
+      filter_prefix = "alerts/"
+    }
   }
 
   # S3 checks that it may send to the queue when the configuration is written.

@@ -54,7 +54,7 @@ variable "architecture" {
 variable "functions" {
   description = <<-EOT
     Each function's package and settings, by function name (consent-callback, token-refresh,
-    alert-fetcher; every one must be given): `package`, the path of its bootstrap.zip built by
+    alert-fetcher, and ocsf-exporter when security_lake is set; every one must be given): `package`, the path of its bootstrap.zip built by
     `cargo lambda build --output-format zip`; optional `memory_size` (MB), `timeout` (seconds)
     and `reserved_concurrency`. Settings left null keep the defaults of functions.tf
     (local.function_settings): memory 256/256/512 MB, timeouts 20/300/300 s, and no reserved
@@ -71,8 +71,8 @@ variable "functions" {
   }))
 
   validation {
-    condition     = toset(keys(var.functions)) == toset(["consent-callback", "token-refresh", "alert-fetcher"])
-    error_message = "functions: exactly consent-callback, token-refresh and alert-fetcher."
+    condition     = toset(keys(var.functions)) == toset(concat(["consent-callback", "token-refresh", "alert-fetcher"], var.security_lake == null ? [] : ["ocsf-exporter"]))
+    error_message = "functions: exactly consent-callback, token-refresh and alert-fetcher, and ocsf-exporter when security_lake is set."
   }
 
   validation {
@@ -151,6 +151,17 @@ variable "refresh_concurrency" {
   description = "MSSP_REFRESH_CONCURRENCY: tenants refreshed at once. Null: the function's default (8)."
   type        = number
   default     = null
+}
+
+variable "output_format" {
+  description = "MSSP_OUTPUT_FORMAT: what the fetcher writes, raw (alerts/…, records mssp.alert/1), ocsf (ocsf/…, OCSF 1.1.0 Detection Findings) or raw+ocsf. Null: the function's default (raw)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.output_format == null || contains(["raw", "ocsf", "raw+ocsf"], coalesce(var.output_format, "raw"))
+    error_message = "output_format: raw, ocsf or raw+ocsf."
+  }
 }
 
 variable "fetch_concurrency" {
@@ -284,4 +295,40 @@ variable "alarm_email" {
   description = "Email address subscribed to the alarm topic (the subscription must be confirmed). Null: none."
   type        = string
   default     = null
+}
+
+# --- Amazon Security Lake ------------------------------------------------------------------------
+
+variable "security_lake" {
+  description = <<-EOT
+    Export to an Amazon Security Lake custom source (lake.tf): null (the default) deploys no
+    exporter. Set it to turn the ocsf-exporter function on (and give its package in
+    var.functions): `bucket`, the lake's S3 bucket; `source_name` (default mssp-alerts), the
+    custom source, whose files go under `prefix` (default ext/{source_name}); `role_arn` and
+    `external_id`, the custom source's provider role the exporter assumes to write (Security
+    Lake creates it with the source); `account_id` and `region`, the accountId= and region=
+    partitions (default: this account, this region). `create_custom_log_source = true` also
+    creates the source (aws_securitylake_custom_log_source; the data lake must be enabled in the
+    region), with `crawler_role_arn` for its Glue crawler and `event_class` (default
+    DETECTION_FINDING, OCSF class 2004), and then takes role_arn and the location from it.
+  EOT
+  type = object({
+    bucket                   = string
+    source_name              = optional(string, "mssp-alerts")
+    source_version           = optional(string, "1.0")
+    prefix                   = optional(string)
+    role_arn                 = optional(string)
+    external_id              = optional(string)
+    account_id               = optional(string)
+    region                   = optional(string)
+    create_custom_log_source = optional(bool, false)
+    crawler_role_arn         = optional(string)
+    event_class              = optional(string, "DETECTION_FINDING")
+  })
+  default = null
+
+  validation {
+    condition     = var.security_lake == null || try(var.security_lake.create_custom_log_source == false || var.security_lake.crawler_role_arn != null, false)
+    error_message = "security_lake: create_custom_log_source needs crawler_role_arn (the Glue crawler's role)."
+  }
 }

@@ -75,6 +75,17 @@ fn corrupt(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> Sto
     }
 }
 
+/// The sequence number of an object of an attempt, from its key's `…-{seq:05}.ndjson.gz` suffix.
+pub(crate) fn seq_of(key: &str) -> Result<u32, StoreError> {
+    key.strip_suffix(".ndjson.gz")
+        .and_then(|k| k.rsplit('-').next())
+        .and_then(|s| s.parse::<u32>().ok())
+        .ok_or_else(|| StoreError::Corrupt {
+            what: format!("alert object {key}"),
+            source: "the key has no sequence number".into(),
+        })
+}
+
 /// Adds one object of an attempt to `into`: its sequence number (from the key's
 /// `…-{seq:05}.ndjson.gz` suffix) and the dedup keys of its records with their version times.
 pub fn add_to_attempt(
@@ -82,14 +93,7 @@ pub fn add_to_attempt(
     key: &str,
     bytes: &[u8],
 ) -> Result<(), StoreError> {
-    let seq = key
-        .strip_suffix(".ndjson.gz")
-        .and_then(|k| k.rsplit('-').next())
-        .and_then(|s| s.parse::<u32>().ok())
-        .ok_or_else(|| StoreError::Corrupt {
-            what: format!("alert object {key}"),
-            source: "the key has no sequence number".into(),
-        })?;
+    let seq = seq_of(key)?;
     into.next_seq = into.next_seq.max(seq.saturating_add(1));
     for r in decode_batch(bytes)? {
         let at = crate::microsoft::alerts::parse_time(&r.alert_version).ok_or_else(|| {

@@ -246,6 +246,7 @@ pub fn check_public_base(url: &Url) -> Result<(), ConfigError> {
 /// | `MSSP_ALERTS_KMS_KEY_ID` | no | the bucket's default encryption | KMS key requested for alert objects (SSE-KMS). |
 /// | `MSSP_QUEUE_URL` | yes | | SQS queue of per-tenant work items (dispatch writes, the fetcher consumes). |
 /// | `MSSP_FETCH_CONCURRENCY` | no | `4` | Tenants of one SQS batch fetched at once (at least 1). |
+/// | `MSSP_OUTPUT_FORMAT` | no | `raw` | What a delivery writes: `raw` (`alerts/…`, records `mssp.alert/1`), `ocsf` (`ocsf/…`, OCSF Detection Findings, `shared::ocsf`) or `raw+ocsf` (both, same keys below the prefix). |
 #[derive(Debug, Clone)]
 pub struct FetcherConfig {
     /// The shared configuration.
@@ -258,6 +259,8 @@ pub struct FetcherConfig {
     pub queue_url: String,
     /// Tenants fetched at once.
     pub fetch_concurrency: usize,
+    /// What the sink writes.
+    pub output_format: super::output::OutputFormat,
 }
 
 impl FetcherConfig {
@@ -269,12 +272,15 @@ impl FetcherConfig {
     pub const QUEUE_URL_VAR: &'static str = "MSSP_QUEUE_URL";
     /// See the table.
     pub const FETCH_CONCURRENCY_VAR: &'static str = "MSSP_FETCH_CONCURRENCY";
+    /// See the table.
+    pub const OUTPUT_FORMAT_VAR: &'static str = "MSSP_OUTPUT_FORMAT";
     /// The variables the fetcher reads beyond [`ServiceConfig::VARIABLES`].
-    pub const OWN_VARIABLES: [&'static str; 4] = [
+    pub const OWN_VARIABLES: [&'static str; 5] = [
         Self::BUCKET_VAR,
         Self::ALERTS_KMS_KEY_ID_VAR,
         Self::QUEUE_URL_VAR,
         Self::FETCH_CONCURRENCY_VAR,
+        Self::OUTPUT_FORMAT_VAR,
     ];
 
     /// Every variable the fetcher reads.
@@ -299,12 +305,14 @@ impl FetcherConfig {
                 reason: "\"0\": at least one tenant must be fetched at a time".into(),
             });
         }
+        let output_format = env.parse_or(Self::OUTPUT_FORMAT_VAR, Default::default())?;
         Ok(FetcherConfig {
             service,
             bucket,
             alerts_kms_key_id,
             queue_url,
             fetch_concurrency,
+            output_format,
         })
     }
 }

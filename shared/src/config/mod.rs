@@ -7,6 +7,7 @@
 
 pub mod cloud;
 pub mod deployment;
+pub mod output;
 
 pub use cloud::{Cloud, CloudEndpoints, Endpoints, SiemEndpoint};
 

@@ -319,6 +319,7 @@ async fn every_exposed_version_arrives_exactly_once_through_faults_and_kills() {
     );
     assert_eq!(late.marked_not_late, 0, "a record marked late that was not");
     assert!(late.multi_part > 0, "no SIEM alert of several records");
+    crate::ocsf::check_delivered(&w, &ids);
 }
 
 /// Late versions in the ground truth against the records marked late.

@@ -655,6 +655,35 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
             .all(|r| r["schema"] == "mssp.alert/1" && r["source"] == "siem")
     );
     assert!(nd.stderr.contains("alert versions of"), "{nd:?}");
+    // The same range as OCSF: one valid Detection Finding per record, metadata.uid its dedup key.
+    let oc = mssp(
+        root,
+        &with(&["fetch", CONTOSO, "--since", "-3h", "--format", "ocsf"]),
+        &[],
+    )
+    .await;
+    assert_eq!(oc.code, Some(0), "{oc:?}");
+    let events: Vec<Value> = oc
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one OCSF event per line"))
+        .collect();
+    crate::ocsf::validate_all(&events);
+    let mut uids: Vec<&str> = events
+        .iter()
+        .map(|e| e["metadata"]["uid"].as_str().expect("uid"))
+        .collect();
+    let mut keys: Vec<&str> = lines
+        .iter()
+        .map(|r| r["dedup_key"].as_str().expect("dedup_key"))
+        .collect();
+    uids.sort_unstable();
+    keys.sort_unstable();
+    assert_eq!(uids, keys, "one event per record of the range");
+    assert!(
+        events.iter().all(|e| e["class_uid"] == 2004
+            && e["metadata"]["log_name"] == "Defender for Endpoint SIEM API")
+    );
     assert_eq!(
         snapshot(&cursor),
         before,
@@ -825,8 +854,50 @@ async fn mssp_demo_runs_end_to_end_and_prints_a_table_per_tenant() {
         demo.stdout.contains("demo-data"),
         "names the data dir: {demo:?}"
     );
-    let sink = FileAlertSink::new(&dir.path().join("demo-data"));
-    assert!(sink.records(None).expect("records").len() > 400);
+    let data = dir.path().join("demo-data");
+    let sink = FileAlertSink::new(&data);
+    let records = sink.records(None).expect("records");
+    assert!(records.len() > 400);
+    // The OCSF output: the demo says where, every record's event is valid, once in the lake's
+    // Parquet files (read back with the parquet crate's row reader) in its event day's
+    // partition, and once in the OCSF NDJSON objects.
+    let source = data.join("lake/ext/mssp-alerts");
+    let line = demo
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("lake/"))
+        .unwrap_or_else(|| panic!("a lake/ line: {demo:?}"));
+    assert!(
+        line.contains(
+            "demo-data/lake/ext/mssp-alerts/region=local/accountId=local/eventDay=<YYYYMMDD>/"
+        ) && line.contains(&format!("{} OCSF Detection Findings", records.len()))
+            && line.contains("each delivered record once"),
+        "{line}"
+    );
+    assert!(
+        demo.stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("ocsf/")),
+        "{demo:?}"
+    );
+    let events: Vec<Value> = records.iter().map(shared::ocsf::map).collect();
+    let validated = crate::ocsf::validate_all(&events);
+    let rows = crate::ocsf::check_lake(&crate::ocsf::lake_files(&source), &events);
+    let mut ndjson: Vec<Value> = crate::ocsf::ocsf_objects(&data.join("ocsf"));
+    crate::ocsf::validate_all(&ndjson);
+    let uid = |e: &Value| e["metadata"]["uid"].as_str().unwrap_or_default().to_owned();
+    ndjson.sort_by_key(uid);
+    let mut want = events.clone();
+    want.sort_by_key(uid);
+    assert_eq!(
+        ndjson, want,
+        "the OCSF objects hold every record's event once"
+    );
+    eprintln!(
+        "demo: {validated} records, each valid OCSF 1.1.0, {rows} Parquet rows read back in their \
+         partitions, {} OCSF NDJSON events",
+        ndjson.len()
+    );
     let again = mssp(dir.path(), &["demo", "--data-dir", "demo-data"], &[]).await;
     assert_eq!(again.code, Some(2), "a used data dir is refused: {again:?}");
 }

@@ -214,6 +214,44 @@ async fn a_direct_fetch_larger_than_six_megabytes_is_paged() {
 }
 
 #[tokio::test]
+async fn a_direct_fetch_in_ocsf_format_answers_one_valid_detection_finding_per_record() {
+    let f = Fetcher::start().await;
+    let fetcher = f.spawn().await;
+    let since = (chrono::Utc::now() - chrono::Duration::days(1)).to_rfc3339();
+    for tenant in [CONTOSO, FABRIKAM, NORTHWIND] {
+        let raw = fetcher
+            .invoke(
+                &json!({"action": "fetch", "tenant_id": tenant, "since": since, "format": "raw"}),
+            )
+            .await
+            .expect("raw");
+        let ocsf = fetcher
+            .invoke(&json!({"action": "fetch", "tenant_id": tenant, "since": since, "until": raw["until"], "format": "ocsf"}))
+            .await
+            .expect("ocsf");
+        assert_eq!(ocsf["tenant_id"], tenant);
+        let events = ocsf["alerts"].as_array().expect("alerts").clone();
+        assert!(!events.is_empty(), "{tenant}");
+        assert_eq!(ocsf["count"], events.len());
+        crate::ocsf::validate_all(&events);
+        let uids: Vec<&Value> = events.iter().map(|e| &e["metadata"]["uid"]).collect();
+        let keys: Vec<&Value> = raw["alerts"]
+            .as_array()
+            .expect("records")
+            .iter()
+            .map(|r| &r["dedup_key"])
+            .collect();
+        assert_eq!(uids, keys, "{tenant}: the same records, in the same order");
+        assert!(
+            events
+                .iter()
+                .all(|e| e["cloud"]["account"]["uid"] == tenant),
+            "{tenant}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn fetch_now_status_and_unknown_payloads() {
     let f = Fetcher::start().await;
     f.w.register(

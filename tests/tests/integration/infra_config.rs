@@ -339,6 +339,20 @@ impl Module {
             {
                 object_items(inner)
             }
+            // { for k, v in COLLECTION : k => v [if COND] }: the collection's items (a filter
+            // may drop some at apply time; the optional ocsf-exporter is one).
+            [Tok::Op(open), inner @ .., Tok::Op(close)] if open == "{" && close == "}" => {
+                let inner = trim_newlines(inner);
+                let in_at = inner
+                    .iter()
+                    .position(|t| *t == Tok::Word("in".into()))
+                    .ok_or("for without in")?;
+                let collection = split_top(&inner[in_at + 1..], ":")
+                    .first()
+                    .copied()
+                    .ok_or("for without :")?;
+                self.object(collection, depth + 1)
+            }
             other => Err(format!(
                 "expected an object literal or local.NAME (the functions' map): {other:?}"
             )),
@@ -511,6 +525,8 @@ fn placeholder(var: &str) -> &'static str {
         "4"
     } else if var == ServiceConfig::METRICS_PER_TENANT_VAR {
         "true"
+    } else if var == FetcherConfig::OUTPUT_FORMAT_VAR {
+        "raw+ocsf"
     } else {
         "placeholder"
     }
@@ -594,6 +610,15 @@ fn terraform_gives_alert_fetcher_exactly_the_fetcher_configuration() {
     check_function("alert-fetcher", &FetcherConfig::variables(), |env| {
         FetcherConfig::from_env(env).map(|_| ())
     });
+}
+
+#[test]
+fn terraform_gives_ocsf_exporter_exactly_the_exporter_configuration() {
+    check_function(
+        "ocsf-exporter",
+        &ocsf_exporter::ExporterConfig::VARIABLES,
+        |env| ocsf_exporter::ExporterConfig::from_env(env).map(|_| ()),
+    );
 }
 
 #[test]

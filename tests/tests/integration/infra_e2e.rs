@@ -15,7 +15,12 @@
 //!    watch the metrics the functions write: every metric of the functions is on the dashboard,
 //!    nothing else is, and the lag alarm's threshold is three fetch periods;
 //! 6. the bucket notified the alert-notification queue (`alert_notifications`, what a SIEM's S3
-//!    input reads) once per object the fetcher wrote, and only the bucket may send to it.
+//!    input reads) once per object the fetcher wrote, and only the bucket may send to it;
+//! 7. the `ocsf-exporter` (`security_lake`) gets the object-created event of every
+//!    object the fetcher wrote — each twice, once also as an S3 notification — and the lake
+//!    (a stand-in bucket and custom-source role: moto has no Security Lake) holds every record
+//!    once, as valid OCSF in Parquet in its event day's partition, written with the custom
+//!    source's role it assumed.
 //!
 //! One override: consent-callback's `MSSP_PUBLIC_BASE_URL` is the bridge's URL instead of the
 //! API's invoke URL (the emulator redirects the browser to the registered redirect URI, which
@@ -71,6 +76,14 @@ const TENANTS: [(&str, &str, AuthModel, AlertApi); 4] = [
         AuthModel::DelegatedV2,
         AlertApi::Graph,
     ),
+];
+
+/// Every function the CI configuration deploys (infra/ci/moto.tf turns the exporter on).
+const FUNCTIONS: [&str; 4] = [
+    "consent-callback",
+    "token-refresh",
+    "alert-fetcher",
+    "ocsf-exporter",
 ];
 
 struct Deployment {
@@ -179,10 +192,15 @@ fn check_recorded_calls(
     recording: &str,
 ) -> BTreeMap<String, BTreeMap<String, usize>> {
     let arns = Arns::from_arn(d.output("alert_fetcher"));
-    let by_key: BTreeMap<String, &str> = ["consent-callback", "token-refresh", "alert-fetcher"]
-        .into_iter()
-        .map(|c| (access_key(c), c))
-        .collect();
+    let by_key: BTreeMap<String, &str> =
+        FUNCTIONS.into_iter().map(|c| (access_key(c), c)).collect();
+    // The exporter writes the lake with the custom source's role: the temporary credentials STS
+    // issued it (moto's start with ASIA) sign those calls, checked against that role's policy.
+    let lake_role = "the custom source's role (assumed by ocsf-exporter)";
+    let lake_policies = d.applied["lake_role_policies"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let mut seen: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
     let mut denied = Vec::new();
     for line in recording.lines().filter(|l| !l.trim().is_empty()) {
@@ -190,13 +208,17 @@ fn check_recorded_calls(
         let Some((key, calls)) = calls_of(&entry, &arns) else {
             continue;
         };
-        let Some(function) = by_key.get(&key) else {
-            continue; // the operator's (this test's) own calls
+        let (function, policies) = match by_key.get(&key) {
+            Some(function) => (
+                *function,
+                d.function(function)["Policies"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
+            ),
+            None if key.starts_with("ASIA") => (lake_role, lake_policies.clone()),
+            None => continue, // the operator's (this test's) own calls
         };
-        let policies = d.function(function)["Policies"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
         for call in calls {
             *seen
                 .entry((*function).to_owned())
@@ -244,7 +266,7 @@ async fn infra_e2e_the_packaged_functions_run_against_what_terraform_applied() {
     };
 
     // --- what Terraform deployed ---------------------------------------------------------------
-    for crate_name in ["consent-callback", "token-refresh", "alert-fetcher"] {
+    for crate_name in FUNCTIONS {
         let f = d.function(crate_name);
         assert_eq!(f["Runtime"], "provided.al2023", "{crate_name}");
         assert_eq!(f["Handler"], "bootstrap", "{crate_name}");
@@ -423,6 +445,9 @@ async fn infra_e2e_the_packaged_functions_run_against_what_terraform_applied() {
     // --- 4. dispatch and fetch -----------------------------------------------------------------
     let fetcher_stdout = fetch_every_tenant(&d, &env, &sdk).await;
 
+    // --- 7. the Security Lake export -----------------------------------------------------------
+    export_to_lake(&d, &env, &sdk).await;
+
     // --- a tenant needing re-consent ----------------------------------------------------------
     let revoke = tests::endpoint(
         &urls.control,
@@ -444,7 +469,7 @@ async fn infra_e2e_the_packaged_functions_run_against_what_terraform_applied() {
     recorder(&env, "stop-recording").await;
     let recording = recorder(&env, "download-recording").await;
     let seen = check_recorded_calls(&d, &recording);
-    for function in ["consent-callback", "token-refresh", "alert-fetcher"] {
+    for function in FUNCTIONS {
         assert!(
             seen.contains_key(function),
             "{function} made no recorded call: {seen:?}"
@@ -555,7 +580,11 @@ async fn check_alert_notifications(d: &Deployment, sdk: &aws_config::SdkConfig, 
         "{redrive}"
     );
 
-    let mut written = fetcher_writes(d, recording);
+    // The notifications are of alerts/ (the fetcher also writes OCSF twins under ocsf/).
+    let mut written: Vec<String> = fetcher_writes(d, recording)
+        .into_iter()
+        .filter(|k| k.starts_with("alerts/"))
+        .collect();
     assert!(!written.is_empty(), "the fetcher wrote objects");
     // Everything the queue holds: until a receive comes back empty.
     let bodies: Vec<String> = receive_until(&sqs, queue, |_| false)
@@ -729,6 +758,195 @@ fn check_dashboard_and_alarms(
         "infra_e2e: the dashboard shows the {} metrics the functions write ({namespace}); the \
          re-consent and lag alarms watch metrics their EMF lines declare",
         shown.len()
+    );
+}
+
+/// Every key under `prefix` of `bucket`.
+async fn keys_under(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut token = None;
+    loop {
+        let page = s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_continuation_token(token.take())
+            .send()
+            .await
+            .expect("list");
+        keys.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned)),
+        );
+        match page.next_continuation_token() {
+            Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_owned()),
+            _ => return keys,
+        }
+    }
+}
+
+/// The exporter's part: every alert object's event delivered to the packaged
+/// exporter twice (and once more as an S3 notification); the lake then holds each record once.
+async fn export_to_lake(d: &Deployment, env: &TestEnv, sdk: &aws_config::SdkConfig) {
+    let bucket = d.output("alerts_bucket");
+    let lake_bucket = d.output("lake_bucket");
+    let exporter_env = d.environment("ocsf-exporter");
+    assert_eq!(exporter_env["MSSP_BUCKET"], bucket);
+    assert_eq!(exporter_env["MSSP_LAKE_BUCKET"], lake_bucket);
+    assert_eq!(
+        exporter_env["MSSP_LAKE_ROLE_ARN"],
+        d.output("lake_role_arn")
+    );
+    assert_eq!(exporter_env["MSSP_LAKE_PREFIX"], "ext/mssp-alerts");
+    assert_eq!(
+        d.environment("alert-fetcher")["MSSP_OUTPUT_FORMAT"],
+        "raw+ocsf"
+    );
+    let s3 = s3_client(sdk);
+    let objects = keys_under(&s3, bucket, "alerts/").await;
+    assert!(!objects.is_empty(), "the fetcher wrote alert objects");
+    // raw+ocsf: each alert object has its OCSF twin.
+    let mut twins = keys_under(&s3, bucket, "ocsf/").await;
+    twins.sort();
+    let mut want: Vec<String> = objects
+        .iter()
+        .map(|k| shared::ports::BatchId::ocsf(k))
+        .collect();
+    want.sort();
+    assert_eq!(twins, want, "one OCSF object beside each raw one");
+
+    // The rule invokes the exporter (as applied; scripts/test then removed that target from
+    // moto, which invokes no Lambda target), and its second target is the test's queue.
+    let targets: Vec<&str> = d.applied["lake_rule_targets"]
+        .as_array()
+        .expect("the rule's targets")
+        .iter()
+        .filter_map(|t| t["Arn"].as_str())
+        .collect();
+    assert!(
+        targets
+            .iter()
+            .any(|a| a.ends_with(":function:mssp-ci-ocsf-exporter"))
+            && targets.iter().any(|a| a.ends_with(":mssp-ci-lake-events")),
+        "{targets:?}"
+    );
+    // The object-created events moto emitted for what the fetcher wrote, as the exporter's rule
+    // matched them.
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let events: Vec<Value> = receive_until(&sqs, d.output("lake_events_url"), |m| {
+        m.len() >= objects.len()
+    })
+    .await
+    .iter()
+    .map(|m| serde_json::from_str(m.body().unwrap_or_default()).expect("an EventBridge event"))
+    .collect();
+    let mut evented: Vec<String> = events
+        .iter()
+        .map(|e| {
+            assert_eq!(
+                (
+                    &e["source"],
+                    &e["detail-type"],
+                    &e["detail"]["bucket"]["name"]
+                ),
+                (&json!("aws.s3"), &json!("Object Created"), &json!(bucket)),
+                "{e}"
+            );
+            e["detail"]["object"]["key"]
+                .as_str()
+                .expect("key")
+                .to_owned()
+        })
+        .collect();
+    evented.sort();
+    evented.dedup();
+    let mut raw = objects.clone();
+    raw.sort();
+    assert_eq!(
+        evented, raw,
+        "one event per alert object (the rule's pattern leaves ocsf/ out)"
+    );
+
+    let exporter = d.spawn(env, "ocsf-exporter", &[]).await;
+    let mut files = BTreeSet::new();
+    // Every event twice: EventBridge delivers at least once.
+    for _ in 0..2 {
+        for event in &events {
+            let answer = exporter
+                .invoke(event)
+                .await
+                .unwrap_or_else(|e| panic!("{event}: {e}\n{}", exporter.logs()));
+            assert_eq!(answer["objects"], 1, "{answer}");
+            for f in answer["files"].as_array().expect("files") {
+                files.insert(f.as_str().expect("key").to_owned());
+            }
+        }
+    }
+    // The first object again as an S3 notification (the key URL-encoded, as S3 sends it), with
+    // another bucket's object, which is skipped.
+    let mut notification: Value =
+        serde_json::from_str(include_str!("../../fixtures/events/s3-object-created.json"))
+            .expect("fixture");
+    let mut other = notification["Records"][0].clone();
+    let encoded: String = url::form_urlencoded::byte_serialize(objects[0].as_bytes()).collect();
+    notification["Records"][0]["s3"]["bucket"]["name"] = json!(bucket);
+    notification["Records"][0]["s3"]["object"]["key"] = json!(encoded);
+    other["s3"]["bucket"]["name"] = json!("another-bucket");
+    notification["Records"]
+        .as_array_mut()
+        .expect("records")
+        .push(other);
+    let answer = exporter
+        .invoke(&notification)
+        .await
+        .expect("S3 notification");
+    assert_eq!(
+        (answer["objects"].clone(), answer["skipped"].clone()),
+        (json!(1), json!(1))
+    );
+
+    // The lake, read back with the parquet crate's row reader: exactly the files named, each
+    // record once, equal to its mapping, in its event day's partition.
+    let lake_keys: BTreeSet<String> = keys_under(&s3, lake_bucket, "ext/mssp-alerts/")
+        .await
+        .into_iter()
+        .collect();
+    assert_eq!(lake_keys, files, "the files the exporter named, no others");
+    let mut rows = BTreeMap::new();
+    for key in &lake_keys {
+        assert!(
+            key.starts_with("ext/mssp-alerts/region=us-east-1/accountId=123456789012/eventDay="),
+            "{key}"
+        );
+        let body = s3
+            .get_object()
+            .bucket(lake_bucket)
+            .key(key)
+            .send()
+            .await
+            .expect("get")
+            .body
+            .collect()
+            .await
+            .expect("body")
+            .into_bytes();
+        rows.insert(format!("/{key}"), crate::ocsf::parquet_rows(&body));
+    }
+    let sink = S3AlertSink::new(s3.clone(), bucket, None);
+    let records = sink.records(None).await.expect("records");
+    let mapped: Vec<Value> = records.iter().map(shared::ocsf::map).collect();
+    let validated = crate::ocsf::validate_all(&mapped);
+    let read_back = crate::ocsf::check_lake(&rows, &mapped);
+    eprintln!(
+        "infra_e2e: {} object-created events moto emitted for the fetcher's {} alert objects, each \
+         delivered twice to ocsf-exporter (and one as an S3 notification): {} Parquet files in \
+         {lake_bucket}/ext/mssp-alerts/region=us-east-1/accountId=123456789012/eventDay=…/, \
+         {read_back} rows read back, each of the {validated} records once, valid OCSF {}",
+        events.len(),
+        objects.len(),
+        lake_keys.len(),
+        crate::ocsf::VALIDATOR.version()
     );
 }
 
@@ -959,7 +1177,11 @@ fn infra_e2e_the_plan_applied_fits_a_fresh_accounts_concurrency_quota() {
         .iter()
         .filter(|c| c["type"] == "aws_lambda_function")
         .count();
-    assert_eq!(functions, 3, "the plan holds the three functions");
+    assert_eq!(
+        functions,
+        FUNCTIONS.len(),
+        "the plan holds the functions, the exporter with them"
+    );
     check_fits_fresh_account(&plan).unwrap_or_else(|e| panic!("{e}"));
     eprintln!(
         "infra_e2e: the plan reserves no concurrency ({functions} functions): it applies on a \

@@ -253,6 +253,15 @@ pub fn calls_of(entry: &Value, arns: &Arns) -> Option<(String, Vec<Call>)> {
                 ));
             }
         }
+        None if service == "sts" => {
+            // Query protocol: the form body names the action and, for AssumeRole, the role.
+            let form: BTreeMap<String, String> = url::form_urlencoded::parse(&body_bytes)
+                .into_owned()
+                .collect();
+            let action = form.get("Action").cloned().unwrap_or_default();
+            let resource = form.get("RoleArn").cloned().unwrap_or_else(|| "?".into());
+            calls.push(Call::new(&format!("sts:{action}"), &resource));
+        }
         None => calls.push(Call::new(
             &format!("{service}:{method} {}", url.path()),
             "?",

@@ -27,6 +27,7 @@ mod late;
 mod malformed_events;
 mod metrics;
 mod no_secrets_in_logs;
+mod ocsf;
 mod onboarding;
 mod partial;
 mod refresh;

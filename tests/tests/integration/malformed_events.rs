@@ -182,6 +182,10 @@ async fn malformed_events_to_alert_fetcher_are_invalid_events_naming_the_accepte
             json!({"action": "fetch", "tenant_id": CONTOSO, "since": since, "x": 1}),
             "unknown field `x`",
         ),
+        (
+            json!({"action": "fetch", "tenant_id": CONTOSO, "since": since, "format": "xml"}),
+            "format must be raw or ocsf",
+        ),
         (json!({"action": "fetch_now"}), "missing field `tenant_id`"),
         (
             json!({"action": "fetch_now", "tenant_id": CONTOSO, "extra": 1}),

@@ -7,6 +7,8 @@ use aws_sdk_s3::types::ServerSideEncryption;
 
 use super::sdk_err;
 use crate::adapters::ndjson::{self, CONTENT_TYPE, decode_batch, encode_batch};
+use crate::adapters::ocsf_ndjson;
+use crate::config::output::OutputFormat;
 use crate::domain::{AlertApi, TenantId};
 use crate::ports::{AlertSink, AttemptContents, BatchId, StoreError};
 use crate::record::AlertRecord;
@@ -20,12 +22,14 @@ pub fn s3_client(conf: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(s3)
 }
 
-/// Alert objects in an S3 bucket at the keys of [`BatchId::key`], NDJSON.gz, SSE-KMS.
+/// Alert objects in an S3 bucket at the keys of [`BatchId::key`], NDJSON.gz, SSE-KMS, and/or
+/// their OCSF rendering at [`BatchId::ocsf_key`], as its [`OutputFormat`] says.
 #[derive(Debug, Clone)]
 pub struct S3AlertSink {
     client: aws_sdk_s3::Client,
     bucket: String,
     kms_key_id: Option<String>,
+    format: OutputFormat,
 }
 
 impl S3AlertSink {
@@ -40,7 +44,33 @@ impl S3AlertSink {
             client,
             bucket: bucket.into(),
             kms_key_id,
+            format: OutputFormat::Raw,
         }
+    }
+
+    /// The same sink writing `format`.
+    pub fn with_format(mut self, format: OutputFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), StoreError> {
+        let mut put = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(CONTENT_TYPE)
+            .body(ByteStream::from(body));
+        if let Some(key) = &self.kms_key_id {
+            put = put
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .ssekms_key_id(key);
+        }
+        put.send()
+            .await
+            .map_err(|e| sdk_err("writing an alert object", e.into_service_error()))?;
+        Ok(())
     }
 
     /// Every key under `prefix`, in key order.
@@ -118,22 +148,14 @@ impl AlertSink for S3AlertSink {
         batch: &BatchId,
         records: &[AlertRecord],
     ) -> Result<(), StoreError> {
-        let body = encode_batch(records)?;
-        let mut put = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(batch.key())
-            .content_type(CONTENT_TYPE)
-            .body(ByteStream::from(body));
-        if let Some(key) = &self.kms_key_id {
-            put = put
-                .server_side_encryption(ServerSideEncryption::AwsKms)
-                .ssekms_key_id(key);
+        // Raw first: a retry repairs a missing OCSF twin of a raw object (attempt_contents).
+        if self.format.raw() {
+            self.put(&batch.key(), encode_batch(records)?).await?;
         }
-        put.send()
-            .await
-            .map_err(|e| sdk_err("writing an alert object", e.into_service_error()))?;
+        if self.format.ocsf() {
+            self.put(&batch.ocsf_key(), ocsf_ndjson::encode_batch(records)?)
+                .await?;
+        }
         Ok(())
     }
 
@@ -146,9 +168,28 @@ impl AlertSink for S3AlertSink {
     ) -> Result<AttemptContents, StoreError> {
         let prefix = BatchId::attempt_prefix(tenant, api, date, cursor_version);
         let mut contents = AttemptContents::default();
+        if !self.format.raw() {
+            for key in self.keys(&BatchId::ocsf(&prefix)).await? {
+                let bytes = self.get_object(&key).await?;
+                ocsf_ndjson::add_to_attempt(&mut contents, &key, &bytes)?;
+            }
+            return Ok(contents);
+        }
+        let twins = if self.format.ocsf() {
+            self.keys(&BatchId::ocsf(&prefix)).await?
+        } else {
+            Vec::new()
+        };
         for key in self.keys(&prefix).await? {
             let bytes = self.get_object(&key).await?;
             ndjson::add_to_attempt(&mut contents, &key, &bytes)?;
+            // A raw object whose OCSF twin was not written (interrupted between the two) gets
+            // it now: the twin is a function of the raw records.
+            let twin = BatchId::ocsf(&key);
+            if self.format.ocsf() && !twins.contains(&twin) {
+                self.put(&twin, ocsf_ndjson::encode_batch(&decode_batch(&bytes)?)?)
+                    .await?;
+            }
         }
         Ok(contents)
     }

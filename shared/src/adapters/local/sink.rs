@@ -12,22 +12,33 @@ use async_trait::async_trait;
 
 use super::write_atomic;
 use crate::adapters::ndjson::{self, decode_batch, encode_batch};
+use crate::adapters::ocsf_ndjson;
+use crate::config::output::OutputFormat;
 use crate::domain::{AlertApi, TenantId};
 use crate::ports::{AlertSink, AttemptContents, BatchId, StoreError};
 use crate::record::AlertRecord;
 
-/// Alert objects under `{data}/alerts/`, at the keys of [`BatchId::key`].
+/// Alert objects under `{data}/alerts/`, at the keys of [`BatchId::key`], and/or their OCSF
+/// rendering under `{data}/ocsf/` ([`BatchId::ocsf_key`]), as its [`OutputFormat`] says.
 #[derive(Debug, Clone)]
 pub struct FileAlertSink {
     data_dir: PathBuf,
+    format: OutputFormat,
 }
 
 impl FileAlertSink {
-    /// A sink writing under `data_dir`.
+    /// A sink writing raw records under `data_dir`.
     pub fn new(data_dir: &Path) -> Self {
         FileAlertSink {
             data_dir: data_dir.to_path_buf(),
+            format: OutputFormat::Raw,
         }
+    }
+
+    /// The same sink writing `format`.
+    pub fn with_format(mut self, format: OutputFormat) -> Self {
+        self.format = format;
+        self
     }
 
     /// Every record of every object (of `tenant` only, when given), in key order then line
@@ -86,6 +97,47 @@ fn collect_objects(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), StoreError>
     Ok(())
 }
 
+/// Writes an object atomically.
+async fn write_object(path: PathBuf, bytes: Vec<u8>) -> Result<(), StoreError> {
+    tokio::task::spawn_blocking(move || write_atomic(&path, &bytes, false))
+        .await
+        .map_err(|e| StoreError::unavailable("a storage task", e))?
+        .map_err(|e| StoreError::unavailable("writing alerts", e))
+}
+
+impl FileAlertSink {
+    /// The objects (file name, bytes) whose key starts with `prefix` (`{dir}/{name prefix}`).
+    async fn objects(&self, prefix: String) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        // The prefix is `{dir}/{file name prefix}`; its directory part is a path below data.
+        let (dir, name_prefix) = prefix.rsplit_once('/').unwrap_or(("", prefix.as_str()));
+        let dir = self.data_dir.join(dir);
+        let object_prefix = name_prefix.to_string();
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            let entries = match fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(out),
+                Err(e) => return Err(StoreError::unavailable("listing alerts", e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| StoreError::unavailable("listing alerts", e))?;
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if !(name.starts_with(&object_prefix) && name.ends_with(".ndjson.gz")) {
+                    continue;
+                }
+                let bytes = fs::read(entry.path())
+                    .map_err(|e| StoreError::unavailable("reading alerts", e))?;
+                out.push((name.to_owned(), bytes));
+            }
+            out.sort();
+            Ok(out)
+        })
+        .await
+        .map_err(|e| StoreError::unavailable("a storage task", e))?
+    }
+}
+
 /// The attempt date becomes a directory name: only a real `YYYY-MM-DD` may.
 fn check_date(date: &str) -> Result<(), StoreError> {
     chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
@@ -106,12 +158,15 @@ impl AlertSink for FileAlertSink {
         records: &[AlertRecord],
     ) -> Result<(), StoreError> {
         check_date(&batch.date)?;
-        let path = self.data_dir.join(batch.key());
-        let bytes = encode_batch(records)?;
-        tokio::task::spawn_blocking(move || write_atomic(&path, &bytes, false))
-            .await
-            .map_err(|e| StoreError::unavailable("a storage task", e))?
-            .map_err(|e| StoreError::unavailable("writing alerts", e))
+        // Raw first: a retry repairs a missing OCSF twin of a raw object (attempt_contents).
+        if self.format.raw() {
+            write_object(self.data_dir.join(batch.key()), encode_batch(records)?).await?;
+        }
+        if self.format.ocsf() {
+            let bytes = ocsf_ndjson::encode_batch(records)?;
+            write_object(self.data_dir.join(batch.ocsf_key()), bytes).await?;
+        }
+        Ok(())
     }
 
     async fn attempt_contents(
@@ -123,32 +178,33 @@ impl AlertSink for FileAlertSink {
     ) -> Result<AttemptContents, StoreError> {
         check_date(date)?;
         let prefix = BatchId::attempt_prefix(tenant, api, date, cursor_version);
-        // The prefix is `{dir}/{file name prefix}`; its directory part is a path below data.
-        let (dir, name_prefix) = prefix.rsplit_once('/').unwrap_or(("", prefix.as_str()));
-        let dir = self.data_dir.join(dir);
-        let object_prefix = name_prefix.to_string();
-        tokio::task::spawn_blocking(move || {
+        if !self.format.raw() {
+            let objects = self.objects(BatchId::ocsf(&prefix)).await?;
             let mut contents = AttemptContents::default();
-            let entries = match fs::read_dir(&dir) {
-                Ok(entries) => entries,
-                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(contents),
-                Err(e) => return Err(StoreError::unavailable("listing alerts", e)),
-            };
-            for entry in entries {
-                let entry = entry.map_err(|e| StoreError::unavailable("listing alerts", e))?;
-                let name = entry.file_name();
-                let Some(name) = name.to_str() else { continue };
-                if !(name.starts_with(&object_prefix) && name.ends_with(".ndjson.gz")) {
-                    continue;
-                }
-                let bytes = fs::read(entry.path())
-                    .map_err(|e| StoreError::unavailable("reading alerts", e))?;
-                ndjson::add_to_attempt(&mut contents, name, &bytes)?;
+            for (name, bytes) in &objects {
+                ocsf_ndjson::add_to_attempt(&mut contents, name, bytes)?;
             }
-            Ok(contents)
-        })
-        .await
-        .map_err(|e| StoreError::unavailable("a storage task", e))?
+            return Ok(contents);
+        }
+        let objects = self.objects(prefix.clone()).await?;
+        let mut contents = AttemptContents::default();
+        for (name, bytes) in &objects {
+            ndjson::add_to_attempt(&mut contents, name, bytes)?;
+        }
+        if self.format.ocsf() {
+            // A raw object whose OCSF twin was not written (interrupted between the two) gets
+            // it now: the twin is a function of the raw records.
+            let (dir, _) = prefix.rsplit_once('/').unwrap_or(("", prefix.as_str()));
+            let ocsf_dir = self.data_dir.join(BatchId::ocsf(dir));
+            for (name, bytes) in objects {
+                let twin = ocsf_dir.join(&name);
+                if !twin.exists() {
+                    let records = decode_batch(&bytes)?;
+                    write_object(twin, ocsf_ndjson::encode_batch(&records)?).await?;
+                }
+            }
+        }
+        Ok(contents)
     }
 }
 
@@ -171,6 +227,53 @@ mod tests {
             date: "2026-03-01".into(),
             seq,
         }
+    }
+
+    #[tokio::test]
+    async fn ocsf_objects_are_written_read_back_and_repaired_beside_raw_ones() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let t = tid(2);
+        let records = [
+            record(&t, "a1", json!({"id": "a1", "title": "x"})),
+            record(&t, "a2", json!({})),
+        ];
+        // raw+ocsf: both objects, at the same key below their prefixes.
+        let both = FileAlertSink::new(dir.path()).with_format(OutputFormat::RawAndOcsf);
+        both.write_batch(&batch(&t, 7, 0), &records)
+            .await
+            .expect("write");
+        let twin = |seq: u32| {
+            dir.path().join(format!(
+                "ocsf/tenant={t}/date=2026-03-01/graph-0000000007-{seq:05}.ndjson.gz"
+            ))
+        };
+        let events = ocsf_ndjson::decode_batch(&fs::read(twin(0)).expect("twin")).expect("OCSF");
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0]["metadata"]["uid"], records[0].dedup_key.as_str());
+        // Interrupted between the raw object and its twin: the retry's read-back writes it.
+        FileAlertSink::new(dir.path())
+            .write_batch(&batch(&t, 7, 1), &records[..1])
+            .await
+            .expect("raw only");
+        assert!(!twin(1).exists());
+        let contents = both
+            .attempt_contents(&t, AlertApi::Graph, "2026-03-01", 7)
+            .await
+            .expect("contents");
+        assert_eq!((contents.next_seq, contents.delivered.len()), (2, 3));
+        assert!(twin(1).exists(), "the missing twin is written");
+        // ocsf only: the attempt is read back from the OCSF objects.
+        let ocsf = FileAlertSink::new(dir.path()).with_format(OutputFormat::Ocsf);
+        let from_ocsf = ocsf
+            .attempt_contents(&t, AlertApi::Graph, "2026-03-01", 7)
+            .await
+            .expect("contents");
+        assert_eq!(from_ocsf.next_seq, 2);
+        let sorted = |mut d: Vec<(String, chrono::DateTime<chrono::Utc>)>| {
+            d.sort();
+            d
+        };
+        assert_eq!(sorted(from_ocsf.delivered), sorted(contents.delivered));
     }
 
     #[tokio::test]
