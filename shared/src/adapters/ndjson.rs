@@ -25,20 +25,35 @@ const WRITE_BUFFER: usize = 64 * 1024;
 /// [`StoreError::Corrupt`] when a record cannot be serialized or compressed (a bug: records are
 /// plain JSON).
 pub fn encode_batch(records: &[AlertRecord]) -> Result<Vec<u8>, StoreError> {
+    encode_lines("NDJSON batch", records, |out, r| {
+        serde_json::to_writer(out, r)
+    })
+}
+
+/// The compressor a batch's lines are written into.
+pub(crate) type BatchWriter = BufWriter<GzEncoder<Vec<u8>>>;
+
+/// `records`, each written as one JSON value by `write`, as gzip-compressed NDJSON; errors name
+/// `kind`.
+pub(crate) fn encode_lines(
+    kind: &str,
+    records: &[AlertRecord],
+    write: impl Fn(&mut BatchWriter, &AlertRecord) -> serde_json::Result<()>,
+) -> Result<Vec<u8>, StoreError> {
     // The serializer writes token by token, a few bytes at a time, and the compressor pays a
     // fixed cost per write (flate2's miniz backend zeroes its whole 32 KiB output buffer on
     // every call): unbuffered, encoding took 88 % of a drain's CPU (tests/benches/drain.rs).
     let gz = GzEncoder::new(Vec::new(), Compression::default());
     let mut out = BufWriter::with_capacity(WRITE_BUFFER, gz);
     for record in records {
-        serde_json::to_writer(&mut out, record).map_err(|e| corrupt(&record.dedup_key, e))?;
+        write(&mut out, record).map_err(|e| corrupt_in(kind, &record.dedup_key, e))?;
         out.write_all(b"\n")
-            .map_err(|e| corrupt(&record.dedup_key, e))?;
+            .map_err(|e| corrupt_in(kind, &record.dedup_key, e))?;
     }
     out.into_inner()
-        .map_err(|e| corrupt("the batch", e.into_error()))?
+        .map_err(|e| corrupt_in(kind, "the batch", e.into_error()))?
         .finish()
-        .map_err(|e| corrupt("the batch", e))
+        .map_err(|e| corrupt_in(kind, "the batch", e))
 }
 
 /// Decodes gzip-compressed NDJSON written by [`encode_batch`] (blank lines are skipped, and
@@ -49,6 +64,14 @@ pub fn encode_batch(records: &[AlertRecord]) -> Result<Vec<u8>, StoreError> {
 /// [`StoreError::Corrupt`] naming the line when the data is not gzip, not UTF-8 JSON, or a line
 /// is not an alert record.
 pub fn decode_batch(bytes: &[u8]) -> Result<Vec<AlertRecord>, StoreError> {
+    decode_lines("NDJSON batch", bytes)
+}
+
+/// The lines of gzip-compressed NDJSON as `T`s; errors name `kind` and the line.
+pub(crate) fn decode_lines<T: serde::de::DeserializeOwned>(
+    kind: &str,
+    bytes: &[u8],
+) -> Result<Vec<T>, StoreError> {
     let mut reader = BufReader::new(MultiGzDecoder::new(bytes));
     let mut out = Vec::new();
     let mut line = Vec::new();
@@ -56,21 +79,28 @@ pub fn decode_batch(bytes: &[u8]) -> Result<Vec<AlertRecord>, StoreError> {
         line.clear();
         let read = reader
             .read_until(b'\n', &mut line)
-            .map_err(|e| corrupt(&format!("line {number}"), e))?;
+            .map_err(|e| corrupt_in(kind, &format!("line {number}"), e))?;
         if read == 0 {
             break;
         }
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        out.push(serde_json::from_slice(&line).map_err(|e| corrupt(&format!("line {number}"), e))?);
+        out.push(
+            serde_json::from_slice(&line)
+                .map_err(|e| corrupt_in(kind, &format!("line {number}"), e))?,
+        );
     }
     Ok(out)
 }
 
-fn corrupt(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+pub(crate) fn corrupt_in(
+    kind: &str,
+    what: &str,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> StoreError {
     StoreError::Corrupt {
-        what: format!("NDJSON batch: {what}"),
+        what: format!("{kind}: {what}"),
         source: Box::new(e),
     }
 }

@@ -4,11 +4,6 @@
 //! from these objects too: `metadata.uid` is the record's dedup key and
 //! `metadata.original_time` its version.
 
-use std::io::{BufRead, BufReader, BufWriter, Write};
-
-use flate2::Compression;
-use flate2::read::MultiGzDecoder;
-use flate2::write::GzEncoder;
 use serde_json::Value;
 
 use crate::ports::{AttemptContents, StoreError};
@@ -20,18 +15,9 @@ use crate::record::AlertRecord;
 ///
 /// [`StoreError::Corrupt`] when an event cannot be serialized or compressed (a bug).
 pub fn encode_batch(records: &[AlertRecord]) -> Result<Vec<u8>, StoreError> {
-    let gz = GzEncoder::new(Vec::new(), Compression::default());
-    let mut out = BufWriter::with_capacity(64 * 1024, gz);
-    for record in records {
-        serde_json::to_writer(&mut out, &crate::ocsf::map(record))
-            .map_err(|e| corrupt(&record.dedup_key, e))?;
-        out.write_all(b"\n")
-            .map_err(|e| corrupt(&record.dedup_key, e))?;
-    }
-    out.into_inner()
-        .map_err(|e| corrupt("the batch", e.into_error()))?
-        .finish()
-        .map_err(|e| corrupt("the batch", e))
+    super::ndjson::encode_lines(KIND, records, |out, r| {
+        serde_json::to_writer(out, &crate::ocsf::map(r))
+    })
 }
 
 /// The events of an object written by [`encode_batch`].
@@ -40,23 +26,7 @@ pub fn encode_batch(records: &[AlertRecord]) -> Result<Vec<u8>, StoreError> {
 ///
 /// [`StoreError::Corrupt`] naming the line when the data is not gzip or a line not JSON.
 pub fn decode_batch(bytes: &[u8]) -> Result<Vec<Value>, StoreError> {
-    let mut reader = BufReader::new(MultiGzDecoder::new(bytes));
-    let mut out = Vec::new();
-    let mut line = Vec::new();
-    for number in 1usize.. {
-        line.clear();
-        let read = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|e| corrupt(&format!("line {number}"), e))?;
-        if read == 0 {
-            break;
-        }
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        out.push(serde_json::from_slice(&line).map_err(|e| corrupt(&format!("line {number}"), e))?);
-    }
-    Ok(out)
+    super::ndjson::decode_lines(KIND, bytes)
 }
 
 /// Adds one OCSF object of an attempt to `into` (see [`super::ndjson::add_to_attempt`]).
@@ -85,12 +55,8 @@ pub fn add_to_attempt(
     Ok(())
 }
 
-fn corrupt(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
-    StoreError::Corrupt {
-        what: format!("OCSF NDJSON batch: {what}"),
-        source: Box::new(e),
-    }
-}
+/// What the errors of this format name.
+const KIND: &str = "OCSF NDJSON batch";
 
 #[cfg(test)]
 mod tests {
