@@ -29,6 +29,7 @@
 //! | `fetch.initial_lookback` | `MSSP_FETCH_INITIAL_LOOKBACK` | `7d` | where a tenant's first fetch starts |
 //! | `fetch.chunk_target` | `MSSP_FETCH_CHUNK_TARGET` | `20000` | alerts per committed chunk |
 //! | `fetch.http_timeout` | `MSSP_HTTP_TIMEOUT` | `60s` | timeout of each Microsoft request |
+//! | `fetch.gzip_level` | `MSSP_GZIP_LEVEL` | `6` | gzip level of the alert objects, 1 (fastest) to 9 (smallest) |
 //! | `aws.secrets_prefix` | `MSSP_SECRETS_PREFIX` | | `--backend aws`: Secrets Manager prefix |
 //! | `aws.app_secret_id` | `MSSP_APP_SECRET_ID` | `{prefix}/app` | `--backend aws`: the app secret |
 //! | `aws.table` | `MSSP_TABLE` | | `--backend aws`: DynamoDB table |
@@ -45,15 +46,17 @@ use std::time::Duration;
 
 use shared::adapters::local::FileAppSecrets;
 use shared::config::Endpoints;
-use shared::config::deployment::{ServiceConfig, check_public_base, endpoints_from_env};
-use shared::config::{ConfigError, Env};
+use shared::config::deployment::{
+    FetcherConfig, ServiceConfig, check_public_base, endpoints_from_env,
+};
+use shared::config::{ConfigError, Env, GzipLevel};
 use shared::flows::Settings;
 use url::Url;
 
 use crate::error::CliError;
 
 /// Every file key and the variable that overrides it, in the order of the module table.
-pub const KEYS: [(&str, &str); 25] = [
+pub const KEYS: [(&str, &str); 26] = [
     ("backend", "MSSP_BACKEND"),
     ("data_dir", "MSSP_DATA_DIR"),
     ("public_base_url", ServiceConfig::PUBLIC_BASE_URL_VAR),
@@ -77,6 +80,7 @@ pub const KEYS: [(&str, &str); 25] = [
     ("fetch.initial_lookback", "MSSP_FETCH_INITIAL_LOOKBACK"),
     ("fetch.chunk_target", "MSSP_FETCH_CHUNK_TARGET"),
     ("fetch.http_timeout", "MSSP_HTTP_TIMEOUT"),
+    ("fetch.gzip_level", FetcherConfig::GZIP_LEVEL_VAR),
     ("aws.secrets_prefix", ServiceConfig::SECRETS_PREFIX_VAR),
     ("aws.app_secret_id", ServiceConfig::APP_SECRET_ID_VAR),
     ("aws.table", ServiceConfig::TABLE_VAR),
@@ -327,6 +331,8 @@ pub struct Config {
     pub chunk_target: u64,
     /// Timeout of each Microsoft request.
     pub http_timeout: Duration,
+    /// gzip level of the alert objects.
+    pub gzip_level: GzipLevel,
 }
 
 impl Config {
@@ -378,6 +384,7 @@ impl Config {
             initial_lookback: duration(env, "MSSP_FETCH_INITIAL_LOOKBACK", mins(7 * 24 * 60))?,
             chunk_target: env.parse_or("MSSP_FETCH_CHUNK_TARGET", 20_000u64)?,
             http_timeout: duration(env, "MSSP_HTTP_TIMEOUT", Duration::from_secs(60))?,
+            gzip_level: env.parse_or(FetcherConfig::GZIP_LEVEL_VAR, GzipLevel::DEFAULT)?,
             data_dir,
         })
     }
@@ -405,6 +412,7 @@ impl Config {
         s.fetch.chunk_target = self.chunk_target;
         s.fetch.http_timeout = self.http_timeout;
         s.fetch.concurrency = self.fetch_concurrency;
+        s.fetch.gzip_level = self.gzip_level;
     }
 }
 
@@ -470,6 +478,7 @@ mod tests {
         );
         assert!(matches!(c.endpoints, Endpoints::PerCloud));
         assert_eq!(c.fetch_interval, Duration::from_secs(300));
+        assert_eq!(c.gzip_level, GzipLevel::DEFAULT);
     }
 
     #[test]
@@ -478,6 +487,7 @@ mod tests {
             ("MSSP_FETCH_INTERVAL", "soon"),
             ("MSSP_FETCH_INTERVAL", "0s"),
             ("MSSP_FETCH_CONCURRENCY", "0"),
+            ("MSSP_GZIP_LEVEL", "0"),
             ("MSSP_BACKEND", "azure"),
             ("MSSP_LISTEN", "localhost"),
             ("MSSP_PUBLIC_BASE_URL", "http://consent.example.com"),

@@ -8,6 +8,7 @@ use flate2::Compression;
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 
+use crate::config::GzipLevel;
 use crate::ports::StoreError;
 use crate::record::AlertRecord;
 
@@ -18,17 +19,17 @@ pub const CONTENT_TYPE: &str = "application/x-ndjson";
 /// Bytes of serialized records handed to the compressor at once.
 const WRITE_BUFFER: usize = 64 * 1024;
 
-/// Encodes `records` as gzip-compressed NDJSON.
+/// Encodes `records` as gzip-compressed NDJSON at `level`.
 ///
 /// # Errors
 ///
 /// [`StoreError::Corrupt`] when a record cannot be serialized or compressed (a bug: records are
 /// plain JSON).
-pub fn encode_batch(records: &[AlertRecord]) -> Result<Vec<u8>, StoreError> {
+pub fn encode_batch(records: &[AlertRecord], level: GzipLevel) -> Result<Vec<u8>, StoreError> {
     // The serializer writes token by token, a few bytes at a time, and the compressor pays a
     // fixed cost per write (flate2's miniz backend zeroes its whole 32 KiB output buffer on
     // every call): unbuffered, encoding took 88 % of a drain's CPU (tests/benches/drain.rs).
-    let gz = GzEncoder::new(Vec::new(), Compression::default());
+    let gz = GzEncoder::new(Vec::new(), Compression::new(level.get()));
     let mut out = BufWriter::with_capacity(WRITE_BUFFER, gz);
     for record in records {
         serde_json::to_writer(&mut out, record).map_err(|e| corrupt(&record.dedup_key, e))?;
@@ -158,7 +159,7 @@ pub(crate) mod tests {
                 json!({"nested": {"list": [1, 2.5, null, true]}}),
             ),
         ];
-        let bytes = encode_batch(&records).expect("encode");
+        let bytes = encode_batch(&records, GzipLevel::DEFAULT).expect("encode");
         assert_eq!(&bytes[..2], &[0x1f, 0x8b], "gzip magic");
         assert!(bytes.len() < big.len() / 10, "compressed");
         assert_eq!(decode_batch(&bytes).expect("decode"), records);
@@ -170,7 +171,7 @@ pub(crate) mod tests {
             record(&tid(), "a1", json!({"text": "line\nbreak"})),
             record(&tid(), "a2", json!({})),
         ];
-        let bytes = encode_batch(&records).expect("encode");
+        let bytes = encode_batch(&records, GzipLevel::DEFAULT).expect("encode");
         let mut text = String::new();
         std::io::Read::read_to_string(&mut MultiGzDecoder::new(&bytes[..]), &mut text)
             .expect("gunzip");
@@ -185,7 +186,7 @@ pub(crate) mod tests {
 
     #[test]
     fn an_empty_batch_round_trips_and_garbage_is_reported_as_corrupt() {
-        let empty = encode_batch(&[]).expect("encode");
+        let empty = encode_batch(&[], GzipLevel::DEFAULT).expect("encode");
         assert!(decode_batch(&empty).expect("decode").is_empty());
         assert!(matches!(
             decode_batch(b"not gzip at all"),

@@ -7,6 +7,7 @@ use aws_sdk_s3::types::ServerSideEncryption;
 
 use super::sdk_err;
 use crate::adapters::ndjson::{self, CONTENT_TYPE, decode_batch, encode_batch};
+use crate::config::GzipLevel;
 use crate::domain::{AlertApi, TenantId};
 use crate::ports::{AlertSink, AttemptContents, BatchId, StoreError};
 use crate::record::AlertRecord;
@@ -26,11 +27,12 @@ pub struct S3AlertSink {
     client: aws_sdk_s3::Client,
     bucket: String,
     kms_key_id: Option<String>,
+    gzip_level: GzipLevel,
 }
 
 impl S3AlertSink {
     /// A sink writing to `bucket`, encrypting with `kms_key_id` (id, alias or ARN) when given,
-    /// else with the bucket's default encryption.
+    /// else with the bucket's default encryption; objects at the default gzip level.
     pub fn new(
         client: aws_sdk_s3::Client,
         bucket: impl Into<String>,
@@ -40,6 +42,15 @@ impl S3AlertSink {
             client,
             bucket: bucket.into(),
             kms_key_id,
+            gzip_level: GzipLevel::DEFAULT,
+        }
+    }
+
+    /// The same sink writing its objects at `level`.
+    pub fn with_gzip_level(self, level: GzipLevel) -> Self {
+        S3AlertSink {
+            gzip_level: level,
+            ..self
         }
     }
 
@@ -118,7 +129,7 @@ impl AlertSink for S3AlertSink {
         batch: &BatchId,
         records: &[AlertRecord],
     ) -> Result<(), StoreError> {
-        let body = encode_batch(records)?;
+        let body = encode_batch(records, self.gzip_level)?;
         let mut put = self
             .client
             .put_object()

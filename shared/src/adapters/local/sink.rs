@@ -12,6 +12,7 @@ use async_trait::async_trait;
 
 use super::write_atomic;
 use crate::adapters::ndjson::{self, decode_batch, encode_batch};
+use crate::config::GzipLevel;
 use crate::domain::{AlertApi, TenantId};
 use crate::ports::{AlertSink, AttemptContents, BatchId, StoreError};
 use crate::record::AlertRecord;
@@ -20,13 +21,23 @@ use crate::record::AlertRecord;
 #[derive(Debug, Clone)]
 pub struct FileAlertSink {
     data_dir: PathBuf,
+    gzip_level: GzipLevel,
 }
 
 impl FileAlertSink {
-    /// A sink writing under `data_dir`.
+    /// A sink writing under `data_dir`, at the default gzip level.
     pub fn new(data_dir: &Path) -> Self {
         FileAlertSink {
             data_dir: data_dir.to_path_buf(),
+            gzip_level: GzipLevel::DEFAULT,
+        }
+    }
+
+    /// The same sink writing its objects at `level`.
+    pub fn with_gzip_level(self, level: GzipLevel) -> Self {
+        FileAlertSink {
+            gzip_level: level,
+            ..self
         }
     }
 
@@ -107,7 +118,7 @@ impl AlertSink for FileAlertSink {
     ) -> Result<(), StoreError> {
         check_date(&batch.date)?;
         let path = self.data_dir.join(batch.key());
-        let bytes = encode_batch(records)?;
+        let bytes = encode_batch(records, self.gzip_level)?;
         tokio::task::spawn_blocking(move || write_atomic(&path, &bytes, false))
             .await
             .map_err(|e| StoreError::unavailable("a storage task", e))?

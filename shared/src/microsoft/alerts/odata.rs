@@ -227,8 +227,14 @@ struct Head<'a> {
     mde_created: Option<Cow<'a, str>>,
 }
 
-/// Parses a page of `flavor`, keeping each alert's bytes verbatim.
-fn parse_page(flavor: Flavor, body: &[u8], page_size: usize) -> Result<Page, Unreadable> {
+/// Parses a page of `flavor` asked with `$top` = `page_size`, keeping each alert's bytes verbatim
+/// (public so that the drain bench's lean floor parses exactly as the product does).
+///
+/// # Errors
+///
+/// [`Unreadable::NotJson`] for a body that is not JSON, [`Unreadable::Shape`] for one without a
+/// `value` array of alerts that carry an id and an update time.
+pub fn parse_page(flavor: Flavor, body: &[u8], page_size: usize) -> Result<Page, Unreadable> {
     let page: RawPage = serde_json::from_slice(body)
         .map_err(|e| Unreadable::of(&e, "the page has no value array"))?;
     let full = page.value.len() >= page_size;
