@@ -401,13 +401,9 @@ async fn steps(s: &Deps, backend: &Backend, emu: &Arc<EmuState>) -> Result<Vec<R
         let tid = TenantId::parse(id).map_err(|e| demo_err("tenant id", e))?;
         let tenant = backend.tenant(&tid).await?;
         let records = local.sink.records(Some(&tid))?;
-        let truth_api = match tenant.alert_api {
-            AlertApi::Graph => emulator::scenario::Api::Graph,
-            AlertApi::Mde => emulator::scenario::Api::Mde,
-            AlertApi::Siem => emulator::scenario::Api::Siem,
-        };
         let keys = records.iter().map(|r| r.dedup_key.as_str());
-        let check = emu.world().truth(id, now).map(|t| t.check(truth_api, keys));
+        let check = emulator::scenario::Api::named(tenant.alert_api.as_str())
+            .and_then(|api| emu.world().truth(id, now).map(|t| t.check(api, keys)));
         rows.push(Row {
             name: tenant.display_name,
             model,

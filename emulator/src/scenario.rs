@@ -59,6 +59,11 @@ impl Api {
             .find(|api| api.audiences().iter().any(|a| a.eq_ignore_ascii_case(&r)))
     }
 
+    /// The API named `graph`, `mde` or `siem`.
+    pub fn named(name: &str) -> Option<Api> {
+        Api::ALL.into_iter().find(|a| a.name() == name)
+    }
+
     /// The lowercase name used in scenarios and the control API.
     pub fn name(self) -> &'static str {
         match self {

@@ -52,6 +52,7 @@ pub fn aws(config: &ServiceConfig, sdk: &aws_config::SdkConfig) -> Deps {
             variable: FetcherConfig::QUEUE_URL_VAR,
         }),
         clock: Arc::new(SystemClock),
+        cache: Arc::default(),
         settings: settings(config),
     }
 }
@@ -92,6 +93,7 @@ pub fn local(data_dir: &Path, app_file: &Path, clock: Arc<dyn Clock>, settings: 
             variable: FetcherConfig::QUEUE_URL_VAR,
         }),
         clock,
+        cache: Arc::default(),
         settings,
     }
 }

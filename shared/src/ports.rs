@@ -70,6 +70,13 @@ pub trait TenantRegistry: Send + Sync {
     async fn get(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError>;
     /// Every tenant, in id order.
     async fn list(&self) -> Result<Vec<Tenant>, StoreError>;
+    /// The active tenants (what a scheduled round works on), in id order; where the store
+    /// keeps an index by status it reads only that, not every item.
+    async fn list_active(&self) -> Result<Vec<Tenant>, StoreError> {
+        let all = self.list().await?;
+        let active = crate::domain::TenantStatus::Active;
+        Ok(all.into_iter().filter(|t| t.status == active).collect())
+    }
     /// Adds a tenant; [`StoreError::Conflict`] when it exists.
     async fn create(&self, tenant: &Tenant) -> Result<(), StoreError>;
     /// Writes `tenant` if the stored version is still `tenant.version`, and returns the stored
@@ -172,6 +179,9 @@ pub struct Cursor {
     pub backfill: Option<Job>,
     /// What the last finished backfill delivered.
     pub last_backfill: Option<JobSummary>,
+    /// When the regular fetch last found everything before `watermark` delivered (the run's
+    /// start); a tenant with nothing new has it written at most every `idle_write`.
+    pub checked_at: Option<DateTime<Utc>>,
 }
 
 /// A job over a past window — a reconciliation sweep or a backfill — that runs in slices under
@@ -243,8 +253,18 @@ impl Cursor {
             last_sweep: None,
             backfill: None,
             last_backfill: None,
+            checked_at: None,
         }
     }
+}
+
+/// A tenant's record and the cursor of the API it is read through, read together.
+#[derive(Debug, Clone, Default)]
+pub struct TenantState {
+    /// The tenant record.
+    pub tenant: Option<Tenant>,
+    /// Its cursor.
+    pub cursor: Option<Cursor>,
 }
 
 /// A per-tenant lease: one fetch per tenant at a time, scheduled or on demand.
@@ -279,6 +299,16 @@ pub trait CursorStore: Send + Sync {
         tenant: &TenantId,
         api: crate::domain::AlertApi,
     ) -> Result<Option<Cursor>, StoreError>;
+
+    /// The tenant's record and the cursor of the API it is read through, in one read where the
+    /// store can (the regular fetch reads nothing else of a tenant with nothing new).
+    async fn state(&self, tenant: &TenantId) -> Result<TenantState, StoreError>;
+
+    /// Writes `next` (watermark, delivered keys, `checked_at`) without a lease, for a run that
+    /// found nothing new: only if the stored cursor is still at `next.version`, no lease is live
+    /// at `now`, and no delivery attempt is pending (a run holding the tenant, or an interrupted
+    /// one, must not have its version moved from under it). [`StoreError::Conflict`] otherwise.
+    async fn advance(&self, next: &Cursor, now: DateTime<Utc>) -> Result<Cursor, StoreError>;
 
     /// Takes the lease for `owner` until `now + ttl` when it is free, expired or already
     /// `owner`'s, creating the cursor on first use; returns the cursor with the lease. When the

@@ -727,7 +727,8 @@ async fn download(dir: &Path, urls: &Emulated) -> anyhow::Result<()> {
     }
     let deps = tempfile::tempdir()?;
     let s = onboarded(deps.path(), urls).await?;
-    let token = shared::flows::refresh::access_token(&s, &tenant_id()?).await?;
+    let tenant = s.registry.get(&tenant_id()?).await?.context("the tenant")?;
+    let token = shared::flows::refresh::access_token(&s, &tenant).await?;
     let http = reqwest::Client::builder().no_proxy().build()?;
     let mut url = Some(format!(
         "{}/v1.0/security/alerts_v2?$top={PAGE}",

@@ -85,11 +85,18 @@ locals {
         Resource = local.tenant_secrets_arn
       },
       {
-        # Lists the tenants (Scan), records outcomes and re-consent status (conditional PutItem).
+        # Records outcomes and re-consent status (conditional PutItem).
         Sid      = "TenantRecords"
         Effect   = "Allow"
-        Action   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan"]
+        Action   = ["dynamodb:GetItem", "dynamodb:PutItem"]
         Resource = aws_dynamodb_table.state.arn
+      },
+      {
+        # Lists the active tenants: a Query of the status index, never a Scan of the table.
+        Sid      = "ActiveTenants"
+        Effect   = "Allow"
+        Action   = ["dynamodb:Query"]
+        Resource = "${aws_dynamodb_table.state.arn}/index/by-status"
       },
     ]
     alert-fetcher = [
@@ -106,14 +113,22 @@ locals {
         Resource = local.tenant_secrets_arn
       },
       {
-        # Dispatch lists the tenants (Scan); a fetch reads the tenant and its cursor (GetItem),
-        # takes and releases the lease and commits the cursor (conditional UpdateItem), records
-        # the outcome (conditional PutItem) and adds what it delivered to the delivery index
-        # (PutItem); a sweep or backfill reads the index of its days (Query).
+        # Dispatch lists the active tenants (Query of the status index); status lists them all
+        # (Scan); a fetch reads the tenant and its cursors in one
+        # BatchGetItem (GetItem after a lost race), takes and releases the lease and commits the
+        # cursor (conditional UpdateItem), records an outcome that changed (conditional PutItem)
+        # and adds what it delivered to the delivery index (PutItem); a sweep or backfill reads
+        # the index of its days (Query).
         Sid      = "TenantRecordsAndCursors"
         Effect   = "Allow"
-        Action   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:Scan"]
+        Action   = ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:Scan"]
         Resource = aws_dynamodb_table.state.arn
+      },
+      {
+        Sid      = "ActiveTenants"
+        Effect   = "Allow"
+        Action   = ["dynamodb:Query"]
+        Resource = "${aws_dynamodb_table.state.arn}/index/by-status"
       },
       {
         # Writes alert objects; reads and lists those of an interrupted attempt of the same

@@ -14,7 +14,8 @@ resource "aws_secretsmanager_secret" "app" {
 }
 
 # Tenant records (pk TENANT#{id}, sk META), fetch cursors (sk CURSOR#{api}) and used consent
-# nonces (pk NONCE#{nonce}, expiring through `ttl`): shared/src/adapters/aws.rs, aws_fetch.rs.
+# nonces (pk NONCE#{nonce}, expiring through `ttl`), the delivery index (pk INDEX#…):
+# shared/src/adapters/aws/.
 resource "aws_dynamodb_table" "state" {
   name                        = var.name
   billing_mode                = "PAY_PER_REQUEST"
@@ -30,6 +31,22 @@ resource "aws_dynamodb_table" "state" {
   attribute {
     name = "sk"
     type = "S"
+  }
+
+  attribute {
+    name = "status"
+    type = "S"
+  }
+
+  # Tenant items by status (only tenant items carry `status`, so the index holds nothing else):
+  # a scheduled round and the token refresh Query the active tenants instead of scanning the
+  # table's cursors, nonces and delivery index (shared/src/adapters/aws/dynamodb.rs STATUS_INDEX).
+  global_secondary_index {
+    name               = "by-status"
+    hash_key           = "status"
+    range_key          = "pk"
+    projection_type    = "INCLUDE"
+    non_key_attributes = ["record"]
   }
 
   ttl {

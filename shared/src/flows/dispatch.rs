@@ -3,17 +3,12 @@
 //! sweep's own schedule — a sweep slice of every active tenant (each checks whether it is due).
 
 use super::Deps;
-use crate::domain::{Tenant, TenantStatus};
+use crate::domain::Tenant;
 use crate::ports::{StoreError, WorkItem, WorkJob};
 
 /// The active tenants a scheduled run should fetch (one work item each).
 pub async fn dispatch(d: &Deps) -> Result<Vec<Tenant>, StoreError> {
-    Ok(d.registry
-        .list()
-        .await?
-        .into_iter()
-        .filter(|t| t.status == TenantStatus::Active)
-        .collect())
+    d.registry.list_active().await
 }
 
 /// The work items of a round of `job`: for the regular round, a fetch of every active tenant

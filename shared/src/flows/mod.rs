@@ -23,6 +23,7 @@ pub mod refresh;
 pub mod schedule;
 pub mod status;
 pub mod sweep;
+pub mod tokens;
 
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
@@ -112,6 +113,8 @@ pub struct Deps {
     pub queue: Arc<dyn WorkQueue>,
     /// Time.
     pub clock: Arc<dyn Clock>,
+    /// This process's access tokens.
+    pub cache: Arc<tokens::TokenCache>,
     /// Knobs.
     pub settings: Settings,
 }

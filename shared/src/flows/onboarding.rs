@@ -13,6 +13,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use url::Url;
 
+use super::tokens::Cached;
 use super::{Deps, join};
 use crate::config::Cloud;
 use crate::consent::state::{ConsentState, StateError};
@@ -392,6 +393,16 @@ async fn activate(
         rotated_at: None,
     };
     s.tokens.put(&tokens).await?;
+    if let (Some(at), Some(exp)) = (&tokens.access_token, tokens.expires_at) {
+        s.cache.put(
+            &st.tid,
+            Cached {
+                token: at.clone(),
+                expires_at: exp,
+                refresh_token_obtained_at: tokens.refresh_token_obtained_at,
+            },
+        );
+    }
     let provenance = ConsentProvenance {
         consented_by: Some(
             claims

@@ -32,7 +32,7 @@ pub async fn fetch_range_observed(
     progress: &(dyn Fn(usize) + Send + Sync),
 ) -> Result<Vec<AlertRecord>, FetchFlowError> {
     let tenant = active_tenant(d, id).await?;
-    let token = access_token(d, id).await?;
+    let token = access_token(d, &tenant).await?;
     let mut source = source_for(d, &tenant)?;
     let mut stats = DrainStats::default();
     let fetched_at = d.clock.now();

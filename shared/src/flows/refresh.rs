@@ -13,15 +13,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration as StdDuration;
 
+use chrono::{DateTime, Duration, Utc};
 use futures::StreamExt;
 use rand::Rng;
 use url::Url;
 
 use super::Deps;
 use super::onboarding::consent_link;
+use super::tokens::Cached;
 use crate::domain::{AuthModel, Outcome, Tenant, TenantId, TenantStatus, TenantTokens};
 use crate::microsoft::claims::{self, ClaimsError};
-use crate::microsoft::identity::{EntraClient, IdentityError, TokenResponse};
+use crate::microsoft::identity::{EntraClient, IdentityError, TokenResponse, default_scope};
 use crate::ports::{AppCredentials, StoreError};
 use crate::secret::AccessToken;
 
@@ -198,12 +200,8 @@ async fn record_failure(s: &Deps, tenant: &TenantId, detail: String) -> Result<(
     .map(|_| ())
 }
 
-async fn refresh_with(
-    s: &Deps,
-    creds: &AppCredentials,
-    id: &TenantId,
-    force: bool,
-) -> Result<(RefreshOutcome, AccessToken), RefreshError> {
+/// The tenant `id`, if it exists and is active.
+async fn active(s: &Deps, id: &TenantId) -> Result<Tenant, RefreshError> {
     let tenant = s
         .registry
         .get(id)
@@ -212,40 +210,201 @@ async fn refresh_with(
     if tenant.status != TenantStatus::Active {
         return Err(RefreshError::NotActive(tenant.status));
     }
+    Ok(tenant)
+}
+
+async fn refresh_with(
+    s: &Deps,
+    creds: &AppCredentials,
+    tenant: &Tenant,
+    force: bool,
+) -> Result<(RefreshOutcome, AccessToken), RefreshError> {
+    let now = s.clock.now();
+    if !force
+        && let Some(c) = s.cache.entry(&tenant.id)
+        && !stale(
+            s,
+            tenant.auth_model,
+            c.expires_at,
+            c.refresh_token_obtained_at,
+            now,
+        )
+    {
+        return Ok((RefreshOutcome::Fresh, c.token));
+    }
+    let entra = s.entra(creds, tenant.cloud)?;
+    match tenant.auth_model {
+        AuthModel::Application => {
+            // Nothing to keep alive: a client-credentials token is minted, never read from store.
+            let scope = default_scope(tenant.alert_api);
+            let got = with_retries(s, || entra.client_credentials(&tenant.id, &scope, now)).await;
+            let got = refused(s, tenant, got).await?;
+            verified(s, tenant, &got).await?;
+            remember(s, tenant, &got, None);
+            record_success(s, tenant).await?;
+            Ok((RefreshOutcome::Refreshed, got.access_token))
+        }
+        _ => refresh_delegated(s, &entra, tenant, force).await,
+    }
+}
+
+/// A delegated tenant's tokens: the stored access token while fresh, else renewed with the
+/// refresh token (the new refresh token Microsoft rotates in is persisted). When Microsoft
+/// refuses the refresh token, the store is read again first: another process may have just
+/// rotated it (two refreshes may run at once), and then its tokens are used, not a re-consent.
+async fn refresh_delegated(
+    s: &Deps,
+    entra: &EntraClient,
+    tenant: &Tenant,
+    force: bool,
+) -> Result<(RefreshOutcome, AccessToken), RefreshError> {
+    let id = &tenant.id;
     let Some(tokens) = s.tokens.get(id).await? else {
-        return Err(
-            mark_reconsent(s, &tenant, "no tokens are stored for the tenant".into()).await?,
-        );
+        return Err(mark_reconsent(s, tenant, "no tokens are stored for the tenant".into()).await?);
     };
     if !force
         && !needs_refresh(s, &tokens)
         && let Some(at) = &tokens.access_token
     {
+        let expires = tokens.expires_at.unwrap_or_default();
+        let got = TokenResponse {
+            access_token: at.clone(),
+            refresh_token: None,
+            expires_at: expires,
+            scope: None,
+        };
+        remember(s, tenant, &got, tokens.refresh_token_obtained_at);
         return Ok((RefreshOutcome::Fresh, at.clone()));
     }
-    let entra = s.entra(creds, tenant.cloud)?;
-    let got = match renew(s, &entra, &tenant, &tokens).await {
-        Ok(t) => t,
+    let got = match renew(s, entra, tenant, &tokens).await {
+        Err(e) if e.aadsts().is_some() && !e.is_transient() => {
+            match rotated_meanwhile(s, id, &tokens).await? {
+                Some(theirs) => return Ok(theirs),
+                None => refused(s, tenant, Err(e)).await?,
+            }
+        }
+        other => refused(s, tenant, other).await?,
+    };
+    verified(s, tenant, &got).await?;
+    store_renewed(s, tenant, tokens, got).await
+}
+
+/// The tokens another process stored since `ours` was read, if the refresh token changed.
+async fn rotated_meanwhile(
+    s: &Deps,
+    id: &TenantId,
+    ours: &TenantTokens,
+) -> Result<Option<(RefreshOutcome, AccessToken)>, RefreshError> {
+    let Some(now) = s.tokens.get(id).await? else {
+        return Ok(None);
+    };
+    let changed = now.rotated_at != ours.rotated_at;
+    Ok(match (changed, &now.access_token) {
+        (true, Some(at)) => {
+            tracing::info!(tenant_id = %id, "another refresh rotated the tokens meanwhile; using them");
+            Some((RefreshOutcome::Fresh, at.clone()))
+        }
+        _ => None,
+    })
+}
+
+/// Whether a cached token must be renewed at `now`.
+fn stale(
+    s: &Deps,
+    model: AuthModel,
+    expires_at: DateTime<Utc>,
+    refresh_token_obtained_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> bool {
+    let expiring = expires_at - s.settings.refresh_margin <= now;
+    let idle = model.is_delegated()
+        && refresh_token_obtained_at.is_none_or(|t| now - t >= s.settings.refresh_token_max_idle);
+    expiring || idle
+}
+
+/// Sorts a token endpoint failure: the app broken, a transient failure (recorded, status kept),
+/// or the grant gone (the tenant is marked for re-consent).
+async fn refused(
+    s: &Deps,
+    tenant: &Tenant,
+    got: Result<TokenResponse, IdentityError>,
+) -> Result<TokenResponse, RefreshError> {
+    match got {
+        Ok(t) => Ok(t),
         Err(e @ IdentityError::AppMisconfigured { .. }) => {
-            record_failure(s, id, reason_of(&e)).await?;
-            return Err(RefreshError::AppMisconfigured(e));
+            record_failure(s, &tenant.id, reason_of(&e)).await?;
+            Err(RefreshError::AppMisconfigured(e))
         }
         Err(e @ IdentityError::Transient { .. }) => {
-            record_failure(s, id, reason_of(&e)).await?;
-            return Err(RefreshError::Transient(e));
+            record_failure(s, &tenant.id, reason_of(&e)).await?;
+            Err(RefreshError::Transient(e))
         }
         // Reconsent, tenant not consented (consent withdrawn), and any other refusal of our
         // grant (e.g. invalid_grant for an unknown token): discard the grant, ask for consent.
-        Err(e) => return Err(mark_reconsent(s, &tenant, reason_of(&e)).await?),
-    };
-    if let Err(e) = claims::check(&got.access_token, id, tenant.alert_api, tenant.auth_model) {
-        let reason = match e {
-            ClaimsError::MissingPermission { .. } | ClaimsError::WrongTenant => e.to_string(),
-            ClaimsError::Unreadable => "the new access token could not be read".into(),
-        };
-        return Err(mark_reconsent(s, &tenant, reason).await?);
+        Err(e) => Err(mark_reconsent(s, tenant, reason_of(&e)).await?),
     }
-    store_renewed(s, &tenant, tokens, got).await
+}
+
+/// Checks a new token's tenant and permission; a token without them means re-consent.
+async fn verified(s: &Deps, tenant: &Tenant, got: &TokenResponse) -> Result<(), RefreshError> {
+    let checked = claims::check(
+        &got.access_token,
+        &tenant.id,
+        tenant.alert_api,
+        tenant.auth_model,
+    );
+    match checked {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let reason = match e {
+                ClaimsError::MissingPermission { .. } | ClaimsError::WrongTenant => e.to_string(),
+                ClaimsError::Unreadable => "the new access token could not be read".into(),
+            };
+            Err(mark_reconsent(s, tenant, reason).await?)
+        }
+    }
+}
+
+/// Keeps a token in this process's cache.
+fn remember(
+    s: &Deps,
+    tenant: &Tenant,
+    got: &TokenResponse,
+    refresh_token_obtained_at: Option<DateTime<Utc>>,
+) {
+    s.cache.put(
+        &tenant.id,
+        Cached {
+            token: got.access_token.clone(),
+            expires_at: got.expires_at,
+            refresh_token_obtained_at,
+        },
+    );
+}
+
+/// Records a successful refresh on the tenant when it changes what the record says: after a
+/// failure, or when the last success is more than a day old (status shows it); otherwise the
+/// record is not written.
+async fn record_success(s: &Deps, tenant: &Tenant) -> Result<(), StoreError> {
+    let now = s.clock.now();
+    let current = tenant.consecutive_failures == 0
+        && tenant
+            .last_refresh
+            .as_ref()
+            .is_some_and(|o| o.ok && now - o.at < Duration::days(1));
+    if current {
+        return Ok(());
+    }
+    s.update_tenant(&tenant.id, |t| {
+        t.consecutive_failures = 0;
+        t.last_refresh = Some(Outcome {
+            at: now,
+            ok: true,
+            detail: None,
+        });
+    })
+    .await
+    .map(|_| ())
 }
 
 /// Persists renewed tokens — the NEW refresh token Microsoft rotated in, always — and records
@@ -257,7 +416,7 @@ async fn store_renewed(
     got: TokenResponse,
 ) -> Result<(RefreshOutcome, AccessToken), RefreshError> {
     let now = s.clock.now();
-    if let Some(rt) = got.refresh_token {
+    if let Some(rt) = got.refresh_token.clone() {
         stored.refresh_token = Some(rt);
         stored.refresh_token_obtained_at = Some(now);
     }
@@ -265,15 +424,8 @@ async fn store_renewed(
     stored.expires_at = Some(got.expires_at);
     stored.rotated_at = Some(now);
     s.tokens.put(&stored).await?;
-    s.update_tenant(&tenant.id, |t| {
-        t.consecutive_failures = 0;
-        t.last_refresh = Some(Outcome {
-            at: now,
-            ok: true,
-            detail: None,
-        });
-    })
-    .await?;
+    remember(s, tenant, &got, stored.refresh_token_obtained_at);
+    record_success(s, tenant).await?;
     tracing::info!(tenant_id = %tenant.id, auth_model = %tenant.auth_model, "tokens refreshed");
     Ok((RefreshOutcome::Refreshed, got.access_token))
 }
@@ -284,14 +436,25 @@ pub async fn refresh_tenant(
     id: &TenantId,
     force: bool,
 ) -> Result<RefreshOutcome, RefreshError> {
+    let tenant = active(s, id).await?;
+    if force {
+        s.cache.forget(id);
+    }
     let creds = s.app.app_credentials().await?;
-    refresh_with(s, &creds, id, force).await.map(|(o, _)| o)
+    refresh_with(s, &creds, &tenant, force)
+        .await
+        .map(|(o, _)| o)
 }
 
-/// A usable access token for the tenant: the cached one, or a renewed one.
-pub async fn access_token(s: &Deps, id: &TenantId) -> Result<AccessToken, RefreshError> {
+/// A usable access token for `tenant`: from this process's cache while it is valid (no store
+/// is read), else the stored one, or a renewed one.
+pub async fn access_token(s: &Deps, tenant: &Tenant) -> Result<AccessToken, RefreshError> {
+    let now = s.clock.now();
+    if let Some(token) = s.cache.get(&tenant.id, now, s.settings.refresh_margin) {
+        return Ok(token);
+    }
     let creds = s.app.app_credentials().await?;
-    refresh_with(s, &creds, id, false).await.map(|(_, t)| t)
+    refresh_with(s, &creds, tenant, false).await.map(|(_, t)| t)
 }
 
 /// Refreshes every active tenant with bounded concurrency, stopping new work at `deadline`.
@@ -302,29 +465,26 @@ pub async fn refresh_all(
 ) -> Result<RefreshSummary, RefreshError> {
     let mut summary = RefreshSummary::default();
     let creds = s.app.app_credentials().await?;
-    let tenants = s.registry.list().await?;
+    let listed = s.registry.list_active().await?;
     let app_broken = Arc::new(AtomicBool::new(false));
     let creds = Arc::new(creds);
-    let active: Vec<TenantId> = tenants
-        .into_iter()
-        .filter(|t| t.status == TenantStatus::Active)
-        .map(|t| t.id)
-        .collect();
     let results: Vec<(TenantId, Option<Result<RefreshOutcome, RefreshError>>)> =
-        futures::stream::iter(active)
-            .map(|id| {
+        futures::stream::iter(listed)
+            .map(|tenant| {
                 let broken = app_broken.clone();
                 let creds = creds.clone();
                 async move {
                     let late = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
                     if late || broken.load(Ordering::SeqCst) {
-                        return (id, None);
+                        return (tenant.id, None);
                     }
-                    let r = refresh_with(s, &creds, &id, false).await.map(|(o, _)| o);
+                    let r = refresh_with(s, &creds, &tenant, false)
+                        .await
+                        .map(|(o, _)| o);
                     if matches!(r, Err(RefreshError::AppMisconfigured(_))) {
                         broken.store(true, Ordering::SeqCst);
                     }
-                    (id, Some(r))
+                    (tenant.id, Some(r))
                 }
             })
             .buffer_unordered(s.settings.refresh_concurrency.max(1))

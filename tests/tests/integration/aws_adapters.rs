@@ -2,7 +2,8 @@
 //! token store and app secrets, DynamoDB tenant registry and consent nonces.
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
 };
 use chrono::Utc;
 use emulator::Scenario;
@@ -11,7 +12,7 @@ use shared::adapters::aws::{
     SecretsManagerTokenStore,
 };
 use shared::config::Cloud;
-use shared::domain::{AlertApi, AuthModel, Tenant, TenantId, TenantTokens};
+use shared::domain::{AlertApi, AuthModel, Tenant, TenantId, TenantStatus, TenantTokens};
 use shared::ports::{AppSecrets, ConsentNonces, StoreError, TenantRegistry, TokenStore};
 use shared::secret::{AccessToken, RefreshToken};
 use tests::TestEnv;
@@ -34,7 +35,31 @@ fn tokens(t: &TenantId, rt: &str) -> TenantTokens {
     }
 }
 
-/// Creates the table the Terraform module creates: `pk`/`sk` strings, on demand.
+/// The Terraform module's `by-status` index: tenant items by `status`, then `pk`, with `record`.
+fn status_index() -> GlobalSecondaryIndex {
+    let key = |name: &str, kind| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .expect("key")
+    };
+    GlobalSecondaryIndex::builder()
+        .index_name(shared::adapters::aws::dynamodb::STATUS_INDEX)
+        .key_schema(key("status", KeyType::Hash))
+        .key_schema(key("pk", KeyType::Range))
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::Include)
+                .non_key_attributes("record")
+                .build(),
+        )
+        .build()
+        .expect("index")
+}
+
+/// Creates the table the Terraform module creates: `pk`/`sk` strings, on demand, with the
+/// `by-status` index.
 pub(crate) async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) {
     client
         .create_table()
@@ -68,6 +93,14 @@ pub(crate) async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) 
                 .build()
                 .expect("key"),
         )
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("status")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("attr"),
+        )
+        .global_secondary_indexes(status_index())
         .send()
         .await
         .expect("table created");
@@ -178,7 +211,7 @@ async fn the_app_secret_is_read_and_a_missing_or_broken_one_is_reported_without_
 }
 
 #[tokio::test]
-async fn the_dynamodb_registry_writes_conditionally_and_lists_every_tenant() {
+async fn the_dynamodb_registry_writes_conditionally_and_lists_every_tenant_and_the_active_ones() {
     let env = TestEnv::start(Scenario::default()).await.expect("env");
     let ddb = aws_sdk_dynamodb::Client::new(&env.aws_config().await);
     let table = env.unique_name("mssp-table");
@@ -234,6 +267,16 @@ async fn the_dynamodb_registry_writes_conditionally_and_lists_every_tenant() {
             .display_name,
         "Renamed"
     );
+
+    // The active tenants come from the status index: only the tenants made active, as stored.
+    assert!(reg.list_active().await.expect("none active").is_empty());
+    let mut active = Vec::new();
+    for n in [4, 7, 20] {
+        let mut t = reg.get(&tid(n)).await.expect("get").expect("exists");
+        t.status = TenantStatus::Active;
+        active.push(reg.update(&t).await.expect("activate"));
+    }
+    assert_eq!(reg.list_active().await.expect("active"), active);
 }
 
 #[tokio::test]

@@ -100,11 +100,8 @@ fn exposed(emu: &RunningEmulator, id: &str) -> usize {
 fn check(emu: &RunningEmulator, id: &str, records: &[AlertRecord]) -> emulator::world::Check {
     let now = emu.state().now();
     let truth = emu.state().world().truth(id, now).expect("tenant");
-    let api = match records.first().map(|r| r.source) {
-        Some(AlertApi::Siem) => emulator::scenario::Api::Siem,
-        Some(AlertApi::Mde) => emulator::scenario::Api::Mde,
-        _ => emulator::scenario::Api::Graph,
-    };
+    let api = records.first().map_or(AlertApi::Graph, |r| r.source);
+    let api = emulator::scenario::Api::named(api.as_str()).expect("api");
     truth.check(api, records.iter().map(|r| r.dedup_key.as_str()))
 }
 

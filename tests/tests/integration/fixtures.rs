@@ -216,11 +216,8 @@ impl World {
     /// tenant's API: one per exposed version, or per `FullId` on the SIEM API).
     pub fn delivery(&self, id: &str) -> Delivery {
         let records = self.records(id);
-        let api = match records.first().map(|r| r.source) {
-            Some(AlertApi::Siem) => emulator::scenario::Api::Siem,
-            Some(AlertApi::Mde) => emulator::scenario::Api::Mde,
-            _ => emulator::scenario::Api::Graph,
-        };
+        let api = records.first().map_or(AlertApi::Graph, |r| r.source);
+        let api = emulator::scenario::Api::named(api.as_str()).expect("api");
         let now = self.emu.state().now();
         let truth = self.emu.state().world().truth(id, now).expect("tenant");
         truth.check(api, records.iter().map(|r| r.dedup_key.as_str()))

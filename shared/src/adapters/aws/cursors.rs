@@ -19,15 +19,20 @@ use std::collections::{BTreeMap, HashMap};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, ReturnValue, ReturnValuesOnConditionCheckFailure,
+};
 use chrono::{DateTime, Duration, Utc};
 use flate2::Compression;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 
+use super::dynamodb::{tenant_from, tenant_key};
 use super::{n, s, sdk_err, tenant_pk};
 use crate::domain::{AlertApi, TenantId};
-use crate::ports::{Cursor, CursorStore, Job, JobSummary, Lease, LeaseError, Progress, StoreError};
+use crate::ports::{
+    Cursor, CursorStore, Job, JobSummary, Lease, LeaseError, Progress, StoreError, TenantState,
+};
 
 /// The largest compressed cursor `record` written: DynamoDB refuses items over 400 KB, and the
 /// keys and other attributes need a little room.
@@ -68,6 +73,8 @@ struct CursorRecord {
     backfill: Option<Job>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     last_backfill: Option<JobSummary>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    checked_at: Option<DateTime<Utc>>,
 }
 
 impl CursorRecord {
@@ -82,6 +89,7 @@ impl CursorRecord {
             last_sweep: c.last_sweep.clone(),
             backfill: c.backfill.clone(),
             last_backfill: c.last_backfill.clone(),
+            checked_at: c.checked_at,
         }
     }
 }
@@ -177,6 +185,7 @@ fn cursor_from(
         last_sweep: record.last_sweep,
         backfill: record.backfill,
         last_backfill: record.last_backfill,
+        checked_at: record.checked_at,
         version,
         lease,
         attempt_date,
@@ -265,6 +274,103 @@ impl DynamoDbCursorStore {
 
 #[async_trait]
 impl CursorStore for DynamoDbCursorStore {
+    /// One `BatchGetItem` of the tenant item and its cursor items (one per API; the tenant's
+    /// own API picks its cursor), eventually consistent: a read that lags a commit sees an older
+    /// cursor, the run then finds versions "new" that were delivered, and its conditional lease
+    /// or commit sorts it out.
+    async fn state(&self, tenant: &TenantId) -> Result<TenantState, StoreError> {
+        let mut keys = KeysAndAttributes::builder().keys(tenant_key(tenant));
+        for api in AlertApi::ALL {
+            keys = keys.keys(cursor_key(tenant, api));
+        }
+        let keys = keys.build().map_err(|e| sdk_err("building a read", e))?;
+        let mut unprocessed = HashMap::from([(self.table.clone(), keys)]);
+        let mut state = TenantState::default();
+        let mut cursors = Vec::new();
+        for _ in 0..5 {
+            let out = self
+                .client
+                .batch_get_item()
+                .set_request_items(Some(unprocessed))
+                .send()
+                .await
+                .map_err(|e| sdk_err("reading a tenant's state", e.into_service_error()))?;
+            for item in out
+                .responses()
+                .and_then(|r| r.get(&self.table))
+                .into_iter()
+                .flatten()
+            {
+                let sk = item.get("sk").and_then(|v| v.as_s().ok());
+                match sk.map(String::as_str) {
+                    Some("META") => state.tenant = Some(tenant_from(item)?),
+                    Some(sk) => {
+                        let api = AlertApi::ALL
+                            .into_iter()
+                            .find(|a| cursor_sk(*a).as_s().ok().map(String::as_str) == Some(sk));
+                        if let Some(api) = api {
+                            cursors.push(cursor_from(tenant, api, item)?);
+                        }
+                    }
+                    None => {}
+                }
+            }
+            match out.unprocessed_keys() {
+                Some(rest) if !rest.is_empty() => unprocessed = rest.clone(),
+                _ => {
+                    let api = state.tenant.as_ref().map(|t| t.alert_api);
+                    state.cursor = cursors.into_iter().find(|c| Some(c.api) == api);
+                    return Ok(state);
+                }
+            }
+        }
+        Err(StoreError::unavailable(
+            "reading a tenant's state",
+            std::io::Error::other("DynamoDB left keys unprocessed five times"),
+        ))
+    }
+
+    async fn advance(&self, next: &Cursor, now: DateTime<Utc>) -> Result<Cursor, StoreError> {
+        let record = encode_record(&CursorRecord::of(next))?;
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(cursor_key(&next.tenant_id, next.api)))
+            .update_expression("SET #record = :record, version = :next")
+            .condition_expression(
+                "version = :v AND attribute_not_exists(attempt_date) \
+                 AND (attribute_not_exists(lease_owner) OR lease_expires <= :now)",
+            )
+            .expression_attribute_names("#record", "record")
+            .expression_attribute_values(":record", AttributeValue::B(Blob::new(record)))
+            .expression_attribute_values(":next", n(next.version + 1))
+            .expression_attribute_values(":v", n(next.version))
+            .expression_attribute_values(":now", n(now.timestamp_millis()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match r {
+            Ok(out) => {
+                let item = out.attributes().ok_or_else(|| {
+                    corrupt(
+                        format!("cursor {}/{}", next.tenant_id, next.api),
+                        "no attributes returned",
+                    )
+                })?;
+                cursor_from(&next.tenant_id, next.api, item)
+            }
+            Err(e) => {
+                let e = e.into_service_error();
+                if e.is_conditional_check_failed_exception() {
+                    Err(StoreError::Conflict)
+                } else {
+                    Err(sdk_err("advancing a cursor", e))
+                }
+            }
+        }
+    }
+
     async fn get(&self, tenant: &TenantId, api: AlertApi) -> Result<Option<Cursor>, StoreError> {
         let out = self
             .client

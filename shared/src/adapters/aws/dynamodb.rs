@@ -9,10 +9,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
 use super::{n, s, sdk_err, tenant_pk};
-use crate::domain::{Tenant, TenantId};
+use crate::domain::{Tenant, TenantId, TenantStatus};
 use crate::ports::{ConsentNonces, StoreError, TenantRegistry};
 
-fn tenant_key(id: &TenantId) -> HashMap<String, AttributeValue> {
+pub(crate) fn tenant_key(id: &TenantId) -> HashMap<String, AttributeValue> {
     HashMap::from([
         ("pk".to_string(), tenant_pk(id)),
         ("sk".to_string(), s("META")),
@@ -32,7 +32,7 @@ fn tenant_item(t: &Tenant) -> Result<HashMap<String, AttributeValue>, StoreError
     Ok(item)
 }
 
-fn tenant_from(item: &HashMap<String, AttributeValue>) -> Result<Tenant, StoreError> {
+pub(crate) fn tenant_from(item: &HashMap<String, AttributeValue>) -> Result<Tenant, StoreError> {
     let record = item
         .get("record")
         .and_then(|v| v.as_s().ok())
@@ -45,6 +45,10 @@ fn tenant_from(item: &HashMap<String, AttributeValue>) -> Result<Tenant, StoreEr
         source: Box::new(e),
     })
 }
+
+/// The global secondary index of tenant items by `status` (hash key `status`, range key `pk`,
+/// projecting `record`); Terraform creates it with the table.
+pub const STATUS_INDEX: &str = "by-status";
 
 /// The tenant registry in DynamoDB.
 #[derive(Debug, Clone)]
@@ -94,6 +98,36 @@ impl TenantRegistry for DynamoDbTenantRegistry {
                 .send()
                 .await
                 .map_err(|e| sdk_err("listing tenants", e.into_service_error()))?;
+            for item in page.items() {
+                out.push(tenant_from(item)?);
+            }
+            match page.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    /// A `Query` of the `by-status` index (tenant items by their `status` attribute, with their
+    /// `record`), eventually consistent, paged by 1 MB: no other item of the table is read.
+    async fn list_active(&self) -> Result<Vec<Tenant>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(STATUS_INDEX)
+                .key_condition_expression("#status = :active")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":active", s(TenantStatus::Active.as_str()))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| sdk_err("listing the active tenants", e.into_service_error()))?;
             for item in page.items() {
                 out.push(tenant_from(item)?);
             }

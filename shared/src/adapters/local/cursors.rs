@@ -10,14 +10,16 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 
+use super::registry::tenant_file;
 use super::{locked, read_json, write_json};
-use crate::domain::{AlertApi, TenantId};
-use crate::ports::{Cursor, CursorStore, Lease, LeaseError, StoreError};
+use crate::domain::{AlertApi, Tenant, TenantId};
+use crate::ports::{Cursor, CursorStore, Lease, LeaseError, StoreError, TenantState};
 
 /// Cursors under `{data}/cursors/`, one JSON file per (tenant, API).
 
 #[derive(Debug, Clone)]
 pub struct FileCursorStore {
+    data_dir: PathBuf,
     dir: PathBuf,
 }
 
@@ -25,6 +27,7 @@ impl FileCursorStore {
     /// A store under `data_dir`.
     pub fn new(data_dir: &Path) -> Self {
         FileCursorStore {
+            data_dir: data_dir.to_path_buf(),
             dir: data_dir.join("cursors"),
         }
     }
@@ -79,6 +82,21 @@ fn take_lease(
     Ok(cursor)
 }
 
+/// The transition of [`CursorStore::advance`]: `next` on `current`, if nobody holds or left it.
+fn advance_onto(current: Cursor, next: &Cursor, now: DateTime<Utc>) -> Result<Cursor, StoreError> {
+    let held = current.lease.as_ref().is_some_and(|l| is_live(l, now));
+    if current.version != next.version || held || current.attempt_date.is_some() {
+        return Err(StoreError::Conflict);
+    }
+    Ok(Cursor {
+        watermark: next.watermark,
+        delivered: next.delivered.clone(),
+        checked_at: next.checked_at,
+        version: current.version + 1,
+        ..current
+    })
+}
+
 /// The transition of [`CursorStore::commit`]: `next`'s progress on `current`, if `owner` may.
 fn commit_onto(
     current: Cursor,
@@ -107,6 +125,34 @@ impl CursorStore for FileCursorStore {
     async fn get(&self, tenant: &TenantId, api: AlertApi) -> Result<Option<Cursor>, StoreError> {
         locked(self.tenant_dir(tenant), move |dir| {
             read_json(&cursor_path(dir, api))
+        })
+        .await
+    }
+
+    async fn state(&self, tenant: &TenantId) -> Result<TenantState, StoreError> {
+        // Both files are replaced whole, by rename: a read without the locks sees one version.
+        let tenant_file = tenant_file(&self.data_dir, tenant);
+        let tenant_dir = self.tenant_dir(tenant);
+        tokio::task::spawn_blocking(move || {
+            let tenant: Option<Tenant> = read_json(&tenant_file)?;
+            let cursor = match &tenant {
+                Some(t) => read_json(&cursor_path(&tenant_dir, t.alert_api))?,
+                None => None,
+            };
+            Ok(TenantState { tenant, cursor })
+        })
+        .await
+        .map_err(|e| StoreError::unavailable("a storage task", e))?
+    }
+
+    async fn advance(&self, next: &Cursor, now: DateTime<Utc>) -> Result<Cursor, StoreError> {
+        let next = next.clone();
+        locked(self.tenant_dir(&next.tenant_id), move |dir| {
+            let path = cursor_path(dir, next.api);
+            let current: Cursor = read_json(&path)?.ok_or(StoreError::Conflict)?;
+            let stored = advance_onto(current, &next, now)?;
+            write_json(&path, &stored, false)?;
+            Ok(stored)
         })
         .await
     }

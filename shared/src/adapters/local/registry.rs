@@ -30,6 +30,12 @@ fn tenant_path(dir: &Path, id: &TenantId) -> PathBuf {
     dir.join(format!("{id}.json"))
 }
 
+/// The file of tenant `id`'s record under `data_dir` (read without the registry's lock by the
+/// cursor store: records are replaced whole, by rename).
+pub(crate) fn tenant_file(data_dir: &Path, id: &TenantId) -> PathBuf {
+    tenant_path(&data_dir.join("registry").join("tenants"), id)
+}
+
 #[async_trait]
 impl TenantRegistry for FileTenantRegistry {
     async fn get(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError> {

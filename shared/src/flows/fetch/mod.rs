@@ -18,6 +18,7 @@
 
 pub mod deliver;
 pub mod drain;
+pub mod idle;
 pub mod job;
 pub mod live;
 pub mod plan;
@@ -67,6 +68,8 @@ pub struct FetchSettings {
     pub http_timeout: StdDuration,
     /// Tenants fetched at once (a local round, or the tenants of one SQS batch).
     pub concurrency: usize,
+    /// How often the cursor of a tenant with nothing new is written (its watermark moves on).
+    pub idle_write: Duration,
     /// How often each tenant is swept for versions that became visible late.
     pub sweep_interval: Duration,
     /// How far back a sweep looks (at most the API's retention).
@@ -99,6 +102,7 @@ impl Default for FetchSettings {
             retry: RetryPolicy::default(),
             http_timeout: StdDuration::from_secs(60),
             concurrency: 4,
+            idle_write: Duration::hours(1),
             sweep_interval: Duration::hours(6),
             sweep_horizon: Duration::days(7),
             sweep_share: 0.2,
@@ -315,44 +319,75 @@ pub(crate) async fn lease(
     }
 }
 
-fn record_outcome(t: &mut Tenant, now: DateTime<Utc>, ok: bool, detail: Option<String>) {
-    t.last_fetch = Some(Outcome {
-        at: now,
-        ok,
-        detail,
-    });
-    if ok {
-        t.consecutive_failures = 0;
-    } else {
-        t.consecutive_failures += 1;
+/// The tenant record after a fetch: written only when the outcome changes what it says — a
+/// failure, a recovery, or a success more than a day after the last recorded one (status shows
+/// it); a healthy tenant's routine fetch writes nothing.
+async fn record_outcome(d: &Deps, tenant: &Tenant, result: &Result<FetchReport, FetchFlowError>) {
+    let now = d.clock.now();
+    let detail = result.as_ref().err().map(ToString::to_string);
+    let ok = detail.is_none();
+    let unchanged = ok
+        && tenant.consecutive_failures == 0
+        && tenant
+            .last_fetch
+            .as_ref()
+            .is_some_and(|o| o.ok && now - o.at < Duration::days(1));
+    if unchanged {
+        return;
+    }
+    let written = d
+        .update_tenant(&tenant.id, |t| {
+            t.last_fetch = Some(Outcome {
+                at: now,
+                ok,
+                detail: detail.clone(),
+            });
+            t.consecutive_failures = if ok { 0 } else { t.consecutive_failures + 1 };
+        })
+        .await;
+    if let Err(e) = written {
+        tracing::warn!(tenant_id = %tenant.id, error = %e, "could not record the fetch outcome");
     }
 }
 
-/// Runs one scheduled fetch of a tenant (see the module docs).
+/// Runs one scheduled fetch of a tenant (see the module docs): one read of its state; a glance
+/// at its window without the lease ([`idle`]); the regular run under the lease when there is
+/// something to do.
 pub async fn fetch_tenant(
     d: &Deps,
     id: &TenantId,
     opts: &FetchOptions<'_>,
 ) -> Result<FetchReport, FetchFlowError> {
-    let tenant = active_tenant(d, id).await?;
+    let state = d.cursors.state(id).await?;
+    let tenant = state.tenant.ok_or(FetchFlowError::UnknownTenant)?;
+    if tenant.status != TenantStatus::Active {
+        return Err(FetchFlowError::NotActive(tenant.status));
+    }
+    let now = d.clock.now();
+    if let Some(l) = state.cursor.as_ref().and_then(|c| c.lease.as_ref())
+        && l.owner != opts.owner
+        && l.expires_at > now
+    {
+        return Err(FetchFlowError::Busy(l.expires_at));
+    }
+    if let Some(cursor) = &state.cursor
+        && let idle::Glance::Idle(report) = idle::glance(d, &tenant, cursor, opts.deadline).await
+    {
+        let result = Ok(report);
+        record_outcome(d, &tenant, &result).await;
+        return result;
+    }
     let cursor = lease(d, &tenant, opts).await?;
     let result = live::run(d, &tenant, cursor, opts).await;
     if matches!(result, Err(FetchFlowError::Interrupted(_))) {
         // A killed process releases nothing; the lease expires by itself.
         return result;
     }
-    let _ = d.cursors.release(id, tenant.alert_api, &opts.owner).await;
-    let finished = d.clock.now();
-    let (ok, detail) = match &result {
-        Ok(_) => (true, None),
-        Err(e) => (false, Some(e.to_string())),
-    };
-    if let Err(e) = d
-        .update_tenant(id, |t| record_outcome(t, finished, ok, detail.clone()))
-        .await
-    {
-        tracing::warn!(tenant_id = %id, error = %e, "could not record the fetch outcome");
+    if result.is_err() {
+        // A run that finished released the lease with its last commit.
+        let _ = d.cursors.release(id, tenant.alert_api, &opts.owner).await;
     }
+    record_outcome(d, &tenant, &result).await;
     log_result(&tenant, &result);
     result
 }

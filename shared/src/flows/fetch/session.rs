@@ -52,7 +52,7 @@ impl<'a> Session<'a> {
         index_from: DateTime<Utc>,
     ) -> Result<Session<'a>, FetchFlowError> {
         let now = d.clock.now();
-        let token = access_token(d, &tenant.id).await?;
+        let token = access_token(d, tenant).await?;
         let attempt = Attempt::resume(d.sink.as_ref(), &cursor, now).await?;
         Ok(Session {
             report: FetchReport {
@@ -116,7 +116,7 @@ impl<'a> Session<'a> {
                     // The token may have been revoked or the clocks disagree: renew once, retry.
                     self.renewed = true;
                     refresh_tenant(self.d, &self.tenant.id, true).await?;
-                    self.token = access_token(self.d, &self.tenant.id).await?;
+                    self.token = access_token(self.d, self.tenant).await?;
                 }
                 Err(FetchError::Rejected { .. } | FetchError::Gone(_))
                     if matches!(drain.progress.at, Position::Link(_))
@@ -199,6 +199,23 @@ impl<'a> Session<'a> {
     /// first, then the cursor keeps the keys inside the overlap, renews the lease, and a new
     /// attempt starts under the new version.
     pub async fn commit(&mut self, change: impl FnOnce(&mut Cursor)) -> Result<(), FetchFlowError> {
+        self.commit_as(change, false).await
+    }
+
+    /// Commits as [`Session::commit`] does, as the run's last write: nothing is pending after it
+    /// (no attempt date) and the lease is released with it.
+    pub async fn commit_last(
+        &mut self,
+        change: impl FnOnce(&mut Cursor),
+    ) -> Result<(), FetchFlowError> {
+        self.commit_as(change, true).await
+    }
+
+    async fn commit_as(
+        &mut self,
+        change: impl FnOnce(&mut Cursor),
+        last: bool,
+    ) -> Result<(), FetchFlowError> {
         self.opts.hooks.at(HookPoint::BeforeCommit)?;
         let fs = &self.d.settings.fetch;
         let now = self.d.clock.now();
@@ -211,8 +228,8 @@ impl<'a> Session<'a> {
         if next.covered_since.is_none() {
             next.covered_since = Some(self.covered_since());
         }
-        next.attempt_date = Some(now.date_naive().to_string());
-        next.lease = Some(Lease {
+        next.attempt_date = (!last).then(|| now.date_naive().to_string());
+        next.lease = (!last).then(|| Lease {
             owner: self.opts.owner.clone(),
             expires_at: now + fs.lease_ttl,
         });
