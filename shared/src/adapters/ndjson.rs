@@ -2,7 +2,7 @@
 //! line ending in `\n`, the whole gzip-compressed. Encoding streams records one by one into the
 //! compressor; decoding reads line by line, so neither holds the uncompressed text whole.
 
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader, BufWriter};
 
 use flate2::Compression;
 use flate2::read::MultiGzDecoder;
@@ -10,7 +10,7 @@ use flate2::write::GzEncoder;
 
 use crate::config::GzipLevel;
 use crate::ports::StoreError;
-use crate::record::AlertRecord;
+use crate::record::{AlertRecord, LineWriter};
 
 /// The media type of the uncompressed content. Objects are `.ndjson.gz` files, so the
 /// compression is part of the object, not a transfer or content encoding.
@@ -31,9 +31,10 @@ pub fn encode_batch(records: &[AlertRecord], level: GzipLevel) -> Result<Vec<u8>
     // every call): unbuffered, encoding took 88 % of a drain's CPU (tests/benches/drain.rs).
     let gz = GzEncoder::new(Vec::new(), Compression::new(level.get()));
     let mut out = BufWriter::with_capacity(WRITE_BUFFER, gz);
+    let mut lines = LineWriter::default();
     for record in records {
-        serde_json::to_writer(&mut out, record).map_err(|e| corrupt(&record.dedup_key, e))?;
-        out.write_all(b"\n")
+        lines
+            .write(&mut out, record)
             .map_err(|e| corrupt(&record.dedup_key, e))?;
     }
     out.into_inner()
@@ -106,6 +107,8 @@ pub fn add_to_attempt(
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use std::io::Write;
+
     use chrono::{TimeZone, Utc};
     use serde_json::json;
 
@@ -136,7 +139,7 @@ pub(crate) mod tests {
                 .with_ymd_and_hms(2026, 3, 1, 9, 5, 0)
                 .single()
                 .expect("valid time"),
-            alert: serde_json::value::to_raw_value(&alert).expect("json"),
+            alert: serde_json::value::to_raw_value(&alert).expect("json").into(),
         }
     }
 
@@ -182,6 +185,43 @@ pub(crate) mod tests {
         assert_eq!(first["schema"], "mssp.alert/1");
         assert_eq!(first["change"], "created");
         assert_eq!(first["source"], "graph");
+    }
+
+    #[test]
+    fn lines_are_written_byte_for_byte_as_serde_writes_records() {
+        let other = TenantId::parse("22222222-2222-4222-8222-222222222222").expect("tid");
+        let mut records = vec![
+            record(&tid(), "a1", json!({"text": "line\nbreak", "n": [1, 2.5, null]})),
+            record(&tid(), "id \"quoted\" \\ \u{1} é", json!({})),
+            record(&other, "a3", json!({"x": "y"})),
+        ];
+        let mut late = record(&tid(), "a4", json!({"late": true}));
+        (late.change, late.first_seen, late.late, late.delay_s) =
+            (Change::Updated, true, true, Some(-0));
+        records.push(late);
+        let mut renamed = record(&tid(), "a5", json!({}));
+        renamed.tenant_name = "Contoso\t\"new\"".into();
+        renamed.source = AlertApi::Siem;
+        renamed.fetched_at += chrono::Duration::nanoseconds(123_456_700);
+        renamed.delay_s = Some(86_400);
+        records.push(renamed);
+        // A raw alert written with whitespace stays as written.
+        let spaced: Box<serde_json::value::RawValue> =
+            serde_json::from_str("{ \"a\" : [ 1 , 2 ] }").expect("raw");
+        let mut spaced_record = record(&tid(), "a6", json!({}));
+        spaced_record.alert = spaced.into();
+        records.push(spaced_record);
+        let mut lines = LineWriter::default();
+        for r in records.iter().chain(records.iter().rev()) {
+            let mut fast = Vec::new();
+            lines.write(&mut fast, r).expect("write");
+            let mut serde = serde_json::to_vec(r).expect("serde");
+            serde.push(b'\n');
+            assert_eq!(
+                String::from_utf8(fast).expect("utf-8"),
+                String::from_utf8(serde).expect("utf-8")
+            );
+        }
     }
 
     #[test]
