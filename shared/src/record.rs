@@ -137,7 +137,7 @@ impl LineWriter {
         out.write_all(b",\"fetched_at\":")?;
         out.write_all(fetched)?;
         out.write_all(b",\"alert\":")?;
-        out.write_all(r.alert.get().as_bytes())?;
+        out.write_all(r.alert.bytes())?;
         out.write_all(b"}\n")
     }
 }

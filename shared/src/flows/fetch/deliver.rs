@@ -25,7 +25,7 @@ pub struct Attempt {
     /// interrupted attempt of the same cursor version left, and what this run wrote.
     pub delivered: BTreeMap<String, DateTime<Utc>>,
     /// Alert ids with a delivered version among `delivered` (rebuilt when it is pruned).
-    known_ids: HashSet<String>,
+    known_ids: foldhash::HashSet<String>,
     /// Digests delivered since the last commit, with their version day, for the index.
     pending: Vec<(NaiveDate, u64)>,
     /// Version times of what an interrupted attempt had delivered (read back at the start).
@@ -69,9 +69,7 @@ impl Attempt {
 
     /// Records a delivered key for the index and the first-seen test; returns its digest.
     fn note(&mut self, key: &str, version: DateTime<Utc>) -> u64 {
-        if let Some(id) = alert_id_of(key)
-            && !self.known_ids.contains(id)
-        {
+        if let Some(id) = alert_id_of(key) {
             self.known_ids.insert(id.to_string());
         }
         let d = digest(key);
@@ -144,7 +142,7 @@ fn batch_of(cursor: &Cursor, now: DateTime<Utc>) -> BatchId {
     }
 }
 
-fn ids_of(delivered: &BTreeMap<String, DateTime<Utc>>) -> HashSet<String> {
+fn ids_of(delivered: &BTreeMap<String, DateTime<Utc>>) -> foldhash::HashSet<String> {
     delivered
         .keys()
         .filter_map(|k| alert_id_of(k).map(str::to_string))
@@ -208,7 +206,7 @@ impl<'a> Deliverer<'a> {
     /// Whether `a` is an update of an alert none of whose versions was delivered: its creation
     /// lies inside the window (so every earlier version would be in hand) and none is.
     fn first_seen(&self, a: &SourceAlert) -> bool {
-        !self.attempt.known_ids.contains(&a.id) && a.created.is_some_and(|c| c >= self.window_start)
+        a.created.is_some_and(|c| c >= self.window_start) && !self.attempt.known_ids.contains(&a.id)
     }
 
     /// Whether `a` was delivered already: by its key, or by the key an earlier release gave it,

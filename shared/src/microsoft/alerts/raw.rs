@@ -26,6 +26,11 @@ pub struct RawAlert {
 }
 
 impl RawAlert {
+    /// The alert's JSON text, as bytes (what the sinks write).
+    pub fn bytes(&self) -> &[u8] {
+        self.page.as_bytes().get(self.span.clone()).unwrap_or(b"{}")
+    }
+
     /// The alert's JSON text.
     pub fn get(&self) -> &str {
         // The span was cut at ASCII delimiters of the page (`{`, `}`): always char boundaries.
