@@ -280,6 +280,7 @@ mod tests {
             .expect("the fetcher's docs");
         let documented: Vec<&str> = table
             .lines()
+            .skip(1)
             .take_while(|l| l.starts_with("///"))
             .filter_map(|l| l.strip_prefix("/// | `"))
             .filter_map(|l| l.split('`').next())

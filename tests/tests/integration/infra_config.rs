@@ -507,6 +507,8 @@ fn placeholder(var: &str) -> &'static str {
         "commercial"
     } else if var.ends_with("_CONCURRENCY") {
         "4"
+    } else if var.ends_with("_LEVEL") {
+        "6"
     } else {
         "placeholder"
     }

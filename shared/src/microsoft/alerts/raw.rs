@@ -336,3 +336,61 @@ impl<'de, const N: usize> Visitor<'de> for PageSeed<'de, N> {
         Ok(ODataItems { items, next_link })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NAMES: [&str; 2] = ["id", "t"];
+
+    fn texts(page: &str) -> Vec<(String, Option<String>, Option<String>)> {
+        let shared = Arc::new(page.to_string());
+        let read = odata_page(&shared, &NAMES).expect("a page");
+        read.items
+            .iter()
+            .map(|i| {
+                let field = |n| i.field(n).map(Cow::into_owned);
+                (i.raw(&shared).get().to_string(), field(0), field(1))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_alert_is_cut_from_the_page_exactly_as_written() {
+        let a = r#"{ "id" : "a1", "t":"x", "nested": {"id": "inner", "l": [1, {"}": "{"}]} }"#;
+        let b = r#"{"\"k\\":"esc","id":"b\u00e9\"2","t":null}"#;
+        let c = "{\n\t\"t\": \"τ 🛡\",\r\n \"id\":\"c\" \n}";
+        let page = format!(
+            "{{\"@odata.context\":\"x\", \"value\" : [ {a} ,{b},\n{c}\n], \"@odata.nextLink\":\"https://n/x?$skip=2\"}}"
+        );
+        let got = texts(&page);
+        assert_eq!(got[0], (a.into(), Some("a1".into()), Some("x".into())));
+        assert_eq!(got[1], (b.into(), Some("bé\"2".into()), None));
+        assert_eq!(got[2], (c.into(), Some("c".into()), Some("τ 🛡".into())));
+        let read = odata_page(&page, &NAMES).expect("a page");
+        assert_eq!(read.next_link.as_deref(), Some("https://n/x?$skip=2"));
+    }
+
+    #[test]
+    fn pages_that_are_not_arrays_of_objects_are_refused_by_kind() {
+        let shape = |p: &str| matches!(odata_page(p, &NAMES), Err(Unreadable::Shape(_)));
+        assert!(shape(r#"{"value":[{}]}"#));
+        assert!(shape(r#"{"value":[1]}"#));
+        assert!(shape(r#"{"other":[]}"#));
+        assert!(shape("[]"));
+        assert!(matches!(
+            odata_page(r#"{"value":[{"id":"a"}"#, &NAMES),
+            Err(Unreadable::NotJson)
+        ));
+        assert!(matches!(
+            odata_page(r#"{"value":[]} trailing"#, &NAMES),
+            Err(Unreadable::NotJson)
+        ));
+        let items = array_page(r#" [ {"id":"a"} ] "#, &NAMES).expect("an array");
+        assert_eq!(items.len(), 1);
+        assert!(matches!(
+            array_page(r#"{"id":"a"}"#, &NAMES),
+            Err(Unreadable::Shape(_))
+        ));
+    }
+}
