@@ -85,9 +85,15 @@ impl LineWriter {
     ///
     /// What `out` returns.
     pub fn write(&mut self, out: &mut impl Write, r: &AlertRecord) -> io::Result<()> {
-        let same_head = self.head_of.as_ref().is_some_and(|(schema, tid, name, api)| {
-            *schema == r.schema && *tid == r.tenant_id && *name == r.tenant_name && *api == r.source
-        });
+        let same_head = self
+            .head_of
+            .as_ref()
+            .is_some_and(|(schema, tid, name, api)| {
+                *schema == r.schema
+                    && *tid == r.tenant_id
+                    && *name == r.tenant_name
+                    && *api == r.source
+            });
         if !same_head {
             self.head.clear();
             self.head.extend_from_slice(b"{\"schema\":");

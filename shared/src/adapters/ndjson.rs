@@ -139,7 +139,9 @@ pub(crate) mod tests {
                 .with_ymd_and_hms(2026, 3, 1, 9, 5, 0)
                 .single()
                 .expect("valid time"),
-            alert: serde_json::value::to_raw_value(&alert).expect("json").into(),
+            alert: serde_json::value::to_raw_value(&alert)
+                .expect("json")
+                .into(),
         }
     }
 
@@ -191,7 +193,11 @@ pub(crate) mod tests {
     fn lines_are_written_byte_for_byte_as_serde_writes_records() {
         let other = TenantId::parse("22222222-2222-4222-8222-222222222222").expect("tid");
         let mut records = vec![
-            record(&tid(), "a1", json!({"text": "line\nbreak", "n": [1, 2.5, null]})),
+            record(
+                &tid(),
+                "a1",
+                json!({"text": "line\nbreak", "n": [1, 2.5, null]}),
+            ),
             record(&tid(), "id \"quoted\" \\ \u{1} é", json!({})),
             record(&other, "a3", json!({"x": "y"})),
         ];

@@ -293,7 +293,10 @@ mod tests {
         let mut pairs = MINIMAL.to_vec();
         pairs.extend([
             ("MSSP_BUCKET", "alerts"),
-            ("MSSP_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/1/work"),
+            (
+                "MSSP_QUEUE_URL",
+                "https://sqs.us-east-1.amazonaws.com/1/work",
+            ),
         ]);
         let c = FetcherConfig::from_env(&env(&pairs)).unwrap();
         assert_eq!(c.gzip_level, GzipLevel::DEFAULT);

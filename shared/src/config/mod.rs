@@ -283,7 +283,10 @@ mod tests {
     #[test]
     fn gzip_levels_are_one_to_nine() {
         assert_eq!(GzipLevel::default().get(), 6);
-        assert_eq!(env([("L", " 1 ")]).parse::<GzipLevel>("L").unwrap().get(), 1);
+        assert_eq!(
+            env([("L", " 1 ")]).parse::<GzipLevel>("L").unwrap().get(),
+            1
+        );
         assert_eq!(env([("L", "9")]).parse::<GzipLevel>("L").unwrap().get(), 9);
         for bad in ["0", "10", "-1", "fast", "6.5"] {
             let e = env([("L", bad)]).parse::<GzipLevel>("L").unwrap_err();

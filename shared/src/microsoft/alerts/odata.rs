@@ -246,9 +246,13 @@ fn parse_alert(
         .filter(|s| !s.is_empty() && s.len() <= 256)
         .ok_or_else(|| Unreadable::Shape("an alert has no id".into()))?
         .into_owned();
-    let version = item.field(1).as_deref().and_then(parse_time).ok_or_else(|| {
-        Unreadable::Shape(format!("alert {id} has no valid {}", flavor.updated()))
-    })?;
+    let version = item
+        .field(1)
+        .as_deref()
+        .and_then(parse_time)
+        .ok_or_else(|| {
+            Unreadable::Shape(format!("alert {id} has no valid {}", flavor.updated()))
+        })?;
     Ok(SourceAlert {
         record_id: id.clone(),
         id,
@@ -368,7 +372,11 @@ mod tests {
                 .get()
                 .contains(r#""title":"x \u00e9","n":[1,2.50,null]"#)
         );
-        assert!(!parse_page(Flavor::Graph, body.to_vec(), 2).expect("ok").full);
+        assert!(
+            !parse_page(Flavor::Graph, body.to_vec(), 2)
+                .expect("ok")
+                .full
+        );
     }
 
     #[test]

@@ -95,9 +95,13 @@ fn parse_detection(item: &raw::Item<'_, 4>, page: &Arc<String>) -> Result<Source
         .filter(|s| !s.is_empty() && s.len() <= 256)
         .ok_or_else(|| Unreadable::Shape("a detection has no AlertId".into()))?
         .into_owned();
-    let version = item.field(2).as_deref().and_then(parse_time).ok_or_else(|| {
-        Unreadable::Shape(format!("detection {id} has no valid LastProcessedTimeUtc"))
-    })?;
+    let version = item
+        .field(2)
+        .as_deref()
+        .and_then(parse_time)
+        .ok_or_else(|| {
+            Unreadable::Shape(format!("detection {id} has no valid LastProcessedTimeUtc"))
+        })?;
     let record_id = item
         .field(1)
         .filter(|s| !s.is_empty() && s.len() <= 512)
@@ -177,7 +181,12 @@ mod tests {
             {"AlertId":"da2","LastProcessedTimeUtc":"2020-09-30T14:11:44.0779765Z"}
         ]"#;
         let page = parse_answer(body.to_vec()).expect("ok");
-        assert!(page.alerts[0].raw.get().starts_with(r#"{"AlertId":"da1","FullId":"da1:ioc-a""#));
+        assert!(
+            page.alerts[0]
+                .raw
+                .get()
+                .starts_with(r#"{"AlertId":"da1","FullId":"da1:ioc-a""#)
+        );
         assert!(page.alerts[2].raw.get().ends_with(r#"14:11:44.0779765Z"}"#));
         let ids: Vec<_> = page
             .alerts
@@ -194,7 +203,13 @@ mod tests {
             Some("11111111-1111-4111-8111-111111111111:da1:2020-09-30T14:11:44.0779765Z")
         );
         assert_eq!(page.alerts[2].legacy_key(&tid), None);
-        assert!(matches!(parse_answer(b"{}".to_vec()), Err(Unreadable::Shape(_))));
-        assert!(matches!(parse_answer(b"[{".to_vec()), Err(Unreadable::NotJson)));
+        assert!(matches!(
+            parse_answer(b"{}".to_vec()),
+            Err(Unreadable::Shape(_))
+        ));
+        assert!(matches!(
+            parse_answer(b"[{".to_vec()),
+            Err(Unreadable::NotJson)
+        ));
     }
 }
