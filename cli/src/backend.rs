@@ -69,7 +69,9 @@ impl Backend {
         );
         // The objects the configured format asks for, and the Security Lake files of every
         // batch, as the ocsf-exporter Lambda writes them.
-        let files = FileAlertSink::new(dir).with_format(config.output_format);
+        let files = FileAlertSink::new(dir)
+            .with_format(config.output_format)
+            .with_gzip_level(config.gzip_level);
         deps.sink = Arc::new(lake::LakeSink::new(Arc::new(files), local_lake(dir)));
         Backend {
             deps,

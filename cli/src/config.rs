@@ -31,6 +31,7 @@
 //! | `fetch.chunk_target` | `MSSP_FETCH_CHUNK_TARGET` | `20000` | alerts per committed chunk |
 //! | `fetch.http_timeout` | `MSSP_HTTP_TIMEOUT` | `60s` | timeout of each Microsoft request |
 //! | `fetch.output_format` | `MSSP_OUTPUT_FORMAT` | `raw` | local sink: `raw` (`alerts/…`), `ocsf` (`ocsf/…`, one OCSF Detection Finding per line) or `raw+ocsf`; the lake's Parquet files (`lake/…`) are written whatever it is |
+//! | `fetch.gzip_level` | `MSSP_GZIP_LEVEL` | `6` | gzip level of the alert objects, 1 (fastest) to 9 (smallest) |
 //! | `aws.secrets_prefix` | `MSSP_SECRETS_PREFIX` | | `--backend aws`: Secrets Manager prefix |
 //! | `aws.app_secret_id` | `MSSP_APP_SECRET_ID` | `{prefix}/app` | `--backend aws`: the app secret |
 //! | `aws.table` | `MSSP_TABLE` | | `--backend aws`: DynamoDB table |
@@ -51,7 +52,7 @@ use shared::config::deployment::{
     FetcherConfig, ServiceConfig, check_public_base, endpoints_from_env,
 };
 use shared::config::output::OutputFormat;
-use shared::config::{ConfigError, Env};
+use shared::config::{ConfigError, Env, GzipLevel};
 use shared::domain::SiemRegion;
 use shared::flows::Settings;
 use url::Url;
@@ -59,7 +60,7 @@ use url::Url;
 use crate::error::CliError;
 
 /// Every file key and the variable that overrides it, in the order of the module table.
-pub const KEYS: [(&str, &str); 27] = [
+pub const KEYS: [(&str, &str); 28] = [
     ("backend", "MSSP_BACKEND"),
     ("data_dir", "MSSP_DATA_DIR"),
     ("public_base_url", ServiceConfig::PUBLIC_BASE_URL_VAR),
@@ -85,6 +86,7 @@ pub const KEYS: [(&str, &str); 27] = [
     ("fetch.chunk_target", "MSSP_FETCH_CHUNK_TARGET"),
     ("fetch.http_timeout", "MSSP_HTTP_TIMEOUT"),
     ("fetch.output_format", FetcherConfig::OUTPUT_FORMAT_VAR),
+    ("fetch.gzip_level", FetcherConfig::GZIP_LEVEL_VAR),
     ("aws.secrets_prefix", ServiceConfig::SECRETS_PREFIX_VAR),
     ("aws.app_secret_id", ServiceConfig::APP_SECRET_ID_VAR),
     ("aws.table", ServiceConfig::TABLE_VAR),
@@ -339,6 +341,8 @@ pub struct Config {
     pub http_timeout: Duration,
     /// What the local sink writes.
     pub output_format: OutputFormat,
+    /// gzip level of the alert objects.
+    pub gzip_level: GzipLevel,
 }
 
 impl Config {
@@ -392,6 +396,7 @@ impl Config {
             chunk_target: env.parse_or("MSSP_FETCH_CHUNK_TARGET", 20_000u64)?,
             http_timeout: duration(env, "MSSP_HTTP_TIMEOUT", Duration::from_secs(60))?,
             output_format: env.parse_or(FetcherConfig::OUTPUT_FORMAT_VAR, OutputFormat::Raw)?,
+            gzip_level: env.parse_or(FetcherConfig::GZIP_LEVEL_VAR, GzipLevel::DEFAULT)?,
             data_dir,
         })
     }
@@ -420,6 +425,7 @@ impl Config {
         s.fetch.chunk_target = self.chunk_target;
         s.fetch.http_timeout = self.http_timeout;
         s.fetch.concurrency = self.fetch_concurrency;
+        s.fetch.gzip_level = self.gzip_level;
     }
 }
 
@@ -485,6 +491,7 @@ mod tests {
         );
         assert!(matches!(c.endpoints, Endpoints::PerCloud));
         assert_eq!(c.fetch_interval, Duration::from_secs(300));
+        assert_eq!(c.gzip_level, GzipLevel::DEFAULT);
     }
 
     #[test]
@@ -493,6 +500,7 @@ mod tests {
             ("MSSP_FETCH_INTERVAL", "soon"),
             ("MSSP_FETCH_INTERVAL", "0s"),
             ("MSSP_FETCH_CONCURRENCY", "0"),
+            ("MSSP_GZIP_LEVEL", "0"),
             ("MSSP_BACKEND", "azure"),
             ("MSSP_LISTEN", "localhost"),
             ("MSSP_PUBLIC_BASE_URL", "http://consent.example.com"),

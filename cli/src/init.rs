@@ -81,6 +81,7 @@ overlap = "1h"              # look again below the watermark              MSSP_F
 initial_lookback = "7d"     # a tenant's first fetch starts here   MSSP_FETCH_INITIAL_LOOKBACK
 chunk_target = 20000        # alerts per committed chunk              MSSP_FETCH_CHUNK_TARGET
 http_timeout = "60s"        # each Microsoft request                       MSSP_HTTP_TIMEOUT
+gzip_level = 6              # alert objects: 1 fastest .. 9 smallest         MSSP_GZIP_LEVEL
 
 # --backend aws: the deployment's stores, named as the Lambda functions read them. The AWS SDK
 # reads AWS_REGION, credentials and AWS_ENDPOINT_URL from the environment.

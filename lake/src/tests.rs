@@ -28,7 +28,9 @@ fn record(api: AlertApi, id: &str, version: &str, alert: Value) -> AlertRecord {
             .with_ymd_and_hms(2026, 3, 2, 0, 5, 0)
             .single()
             .expect("time"),
-        alert: serde_json::value::to_raw_value(&alert).expect("json"),
+        alert: serde_json::value::to_raw_value(&alert)
+            .expect("json")
+            .into(),
     }
 }
 
@@ -110,7 +112,8 @@ fn an_object_becomes_one_file_per_event_day_named_after_it() {
         "alerts/tenant={}/date=2026-03-02/graph-0000000007-00003.ndjson.gz",
         tid()
     );
-    let bytes = ndjson::encode_batch(&records()).expect("encode");
+    let bytes =
+        ndjson::encode_batch(&records(), shared::config::GzipLevel::DEFAULT).expect("encode");
     let files = export_object(&location, &key, &bytes)
         .expect("export")
         .expect("an alert object");
@@ -129,7 +132,8 @@ fn an_object_becomes_one_file_per_event_day_named_after_it() {
     );
     assert_eq!(files.iter().map(|f| f.events).collect::<Vec<_>>(), [1, 2]);
     // The same object's OCSF twin gives the same files, byte for byte.
-    let twin = ocsf_ndjson::encode_batch(&records()).expect("encode");
+    let twin =
+        ocsf_ndjson::encode_batch(&records(), shared::config::GzipLevel::DEFAULT).expect("encode");
     let again = export_object(&location, &BatchId::ocsf(&key), &twin)
         .expect("export")
         .expect("an OCSF object");
@@ -208,7 +212,10 @@ async fn exporting_an_object_twice_rewrites_the_same_files_with_the_same_rows() 
         tid()
     );
     source
-        .put(&key, ndjson::encode_batch(&records()).expect("encode"))
+        .put(
+            &key,
+            ndjson::encode_batch(&records(), shared::config::GzipLevel::DEFAULT).expect("encode"),
+        )
         .await
         .expect("put");
     let first = export(&source, &lake, &location, &key)

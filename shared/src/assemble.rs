@@ -68,19 +68,21 @@ pub fn aws_fetcher(config: &FetcherConfig, sdk: &aws_config::SdkConfig) -> Deps 
             &config.bucket,
             config.alerts_kms_key_id.clone(),
         )
-        .with_format(config.output_format),
+        .with_format(config.output_format)
+        .with_gzip_level(config.gzip_level),
     );
     deps.queue = Arc::new(SqsWorkQueue::new(
         aws_sdk_sqs::Client::new(sdk),
         &config.queue_url,
     ));
     deps.settings.fetch.concurrency = config.fetch_concurrency;
+    deps.settings.fetch.gzip_level = config.gzip_level;
     deps
 }
 
 /// The dependencies over the files of `data_dir` (the embedded default), with the app's
-/// credentials at `app_file`, time from `clock` and `settings`. No work queue: one process
-/// schedules its own fetches.
+/// credentials at `app_file`, time from `clock` and `settings` (the sink writes objects at
+/// `settings.fetch.gzip_level`). No work queue: one process schedules its own fetches.
 pub fn local(data_dir: &Path, app_file: &Path, clock: Arc<dyn Clock>, settings: Settings) -> Deps {
     Deps {
         registry: Arc::new(FileTenantRegistry::new(data_dir)),
@@ -88,7 +90,7 @@ pub fn local(data_dir: &Path, app_file: &Path, clock: Arc<dyn Clock>, settings: 
         nonces: Arc::new(FileConsentNonces::new(data_dir)),
         app: Arc::new(FileAppSecrets::at(app_file)),
         cursors: Arc::new(FileCursorStore::new(data_dir)),
-        sink: Arc::new(FileAlertSink::new(data_dir)),
+        sink: Arc::new(FileAlertSink::new(data_dir).with_gzip_level(settings.fetch.gzip_level)),
         index: Arc::new(FileDeliveryIndex::new(data_dir)),
         queue: Arc::new(NotConfigured {
             variable: FetcherConfig::QUEUE_URL_VAR,

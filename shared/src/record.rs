@@ -2,10 +2,10 @@
 //! one place that builds it from what an API returned.
 
 use chrono::{DateTime, Utc};
-use serde_json::value::RawValue;
+use std::io::{self, Write};
 
 use crate::domain::{AlertApi, Tenant, TenantId};
-use crate::microsoft::alerts::{SourceAlert, fmt7};
+use crate::microsoft::alerts::{RawAlert, SourceAlert, fmt7};
 
 /// The value of [`AlertRecord::schema`].
 pub const SCHEMA: &str = "mssp.alert/1";
@@ -44,7 +44,7 @@ pub struct AlertRecord {
     /// When we fetched it.
     pub fetched_at: DateTime<Utc>,
     /// The alert exactly as the API returned it: its bytes, written verbatim.
-    pub alert: Box<RawValue>,
+    pub alert: RawAlert,
 }
 
 impl PartialEq for AlertRecord {
@@ -62,6 +62,89 @@ impl PartialEq for AlertRecord {
             && self.dedup_key == other.dedup_key
             && self.fetched_at == other.fetched_at
             && self.alert.get() == other.alert.get()
+    }
+}
+
+/// Writes records as NDJSON lines, byte for byte as `serde_json` writes an [`AlertRecord`] (a
+/// test holds the two to it), without its per-field overhead: the fields a batch shares (schema,
+/// tenant, source, fetch time) are escaped once and reused, and the alert's bytes are copied as
+/// they are. This is the sinks' encoder; it writes into whatever it is given (the compressor).
+#[derive(Default)]
+pub struct LineWriter {
+    /// `{"schema":…,"tenant_id":…,"tenant_name":…,"source":…,"change":` of the last record.
+    head: Vec<u8>,
+    head_of: Option<(String, TenantId, String, AlertApi)>,
+    /// `fetched_at` of the last record, and its JSON.
+    fetched: Option<(DateTime<Utc>, Vec<u8>)>,
+}
+
+impl LineWriter {
+    /// Writes `r` and a newline to `out`.
+    ///
+    /// # Errors
+    ///
+    /// What `out` returns.
+    pub fn write(&mut self, out: &mut impl Write, r: &AlertRecord) -> io::Result<()> {
+        let same_head = self
+            .head_of
+            .as_ref()
+            .is_some_and(|(schema, tid, name, api)| {
+                *schema == r.schema
+                    && *tid == r.tenant_id
+                    && *name == r.tenant_name
+                    && *api == r.source
+            });
+        if !same_head {
+            self.head.clear();
+            self.head.extend_from_slice(b"{\"schema\":");
+            serde_json::to_writer(&mut self.head, &r.schema)?;
+            self.head.extend_from_slice(b",\"tenant_id\":");
+            serde_json::to_writer(&mut self.head, r.tenant_id.as_str())?;
+            self.head.extend_from_slice(b",\"tenant_name\":");
+            serde_json::to_writer(&mut self.head, &r.tenant_name)?;
+            self.head.extend_from_slice(b",\"source\":");
+            serde_json::to_writer(&mut self.head, &r.source)?;
+            self.head.extend_from_slice(b",\"change\":");
+            self.head_of = Some((
+                r.schema.clone(),
+                r.tenant_id.clone(),
+                r.tenant_name.clone(),
+                r.source,
+            ));
+        }
+        let fetched = match &self.fetched {
+            Some((at, json)) if *at == r.fetched_at => json,
+            _ => {
+                let json = serde_json::to_vec(&r.fetched_at)?;
+                &self.fetched.insert((r.fetched_at, json)).1
+            }
+        };
+        out.write_all(&self.head)?;
+        out.write_all(match r.change {
+            Change::Created => b"\"created\"",
+            Change::Updated => b"\"updated\"",
+        })?;
+        if r.first_seen {
+            out.write_all(b",\"first_seen\":true")?;
+        }
+        if r.late {
+            out.write_all(b",\"late\":true")?;
+        }
+        if let Some(delay) = r.delay_s {
+            out.write_all(b",\"delay_s\":")?;
+            out.write_all(delay.to_string().as_bytes())?;
+        }
+        out.write_all(b",\"alert_id\":")?;
+        serde_json::to_writer(&mut *out, &r.alert_id)?;
+        out.write_all(b",\"alert_version\":")?;
+        serde_json::to_writer(&mut *out, &r.alert_version)?;
+        out.write_all(b",\"dedup_key\":")?;
+        serde_json::to_writer(&mut *out, &r.dedup_key)?;
+        out.write_all(b",\"fetched_at\":")?;
+        out.write_all(fetched)?;
+        out.write_all(b",\"alert\":")?;
+        out.write_all(r.alert.bytes())?;
+        out.write_all(b"}\n")
     }
 }
 
@@ -126,6 +209,18 @@ pub fn build(
     fetched_at: DateTime<Utc>,
     labels: Labels,
 ) -> AlertRecord {
+    let key = alert.dedup_key(&tenant.id);
+    build_keyed(tenant, alert, key, fetched_at, labels)
+}
+
+/// [`build`] with the alert's dedup key, computed already ([`SourceAlert::dedup_key`]).
+pub fn build_keyed(
+    tenant: &Tenant,
+    alert: SourceAlert,
+    dedup_key: String,
+    fetched_at: DateTime<Utc>,
+    labels: Labels,
+) -> AlertRecord {
     let change = Change::of(tenant.alert_api, &alert);
     let first_seen = labels.first_seen;
     AlertRecord {
@@ -140,7 +235,7 @@ pub fn build(
         change,
         first_seen: first_seen && change == Change::Updated,
         alert_version: fmt7(alert.version),
-        dedup_key: alert.dedup_key(&tenant.id),
+        dedup_key,
         alert_id: alert.id,
         fetched_at,
         alert: alert.raw,

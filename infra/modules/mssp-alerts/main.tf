@@ -76,6 +76,7 @@ locals {
     { for name, value in {
       MSSP_FETCH_CONCURRENCY = var.fetch_concurrency == null ? null : tostring(var.fetch_concurrency)
       MSSP_OUTPUT_FORMAT     = var.output_format
+      MSSP_GZIP_LEVEL        = var.gzip_level == null ? null : tostring(var.gzip_level)
     } : name => value if value != null },
   )
 

@@ -170,6 +170,17 @@ variable "fetch_concurrency" {
   default     = null
 }
 
+variable "gzip_level" {
+  description = "MSSP_GZIP_LEVEL: gzip level of the alert objects, 1 (fastest) to 9 (smallest). Null: the function's default (6)."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.gzip_level == null || (floor(var.gzip_level) == var.gzip_level && var.gzip_level >= 1 && var.gzip_level <= 9)
+    error_message = "gzip_level: a whole number from 1 to 9, or null."
+  }
+}
+
 # --- schedules and queue ------------------------------------------------------------------------
 
 variable "fetch_schedule" {

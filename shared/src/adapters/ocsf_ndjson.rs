@@ -4,7 +4,11 @@
 //! from these objects too: `metadata.uid` is the record's dedup key and
 //! `metadata.original_time` its version.
 
+use std::io::Write;
+
 use serde_json::Value;
+
+use crate::config::GzipLevel;
 
 use crate::ports::{AttemptContents, StoreError};
 use crate::record::AlertRecord;
@@ -14,9 +18,10 @@ use crate::record::AlertRecord;
 /// # Errors
 ///
 /// [`StoreError::Corrupt`] when an event cannot be serialized or compressed (a bug).
-pub fn encode_batch(records: &[AlertRecord]) -> Result<Vec<u8>, StoreError> {
-    super::ndjson::encode_lines(KIND, records, |out, r| {
-        serde_json::to_writer(out, &crate::ocsf::map(r))
+pub fn encode_batch(records: &[AlertRecord], level: GzipLevel) -> Result<Vec<u8>, StoreError> {
+    super::ndjson::encode_lines(KIND, records, level, |out, r| {
+        serde_json::to_writer(&mut *out, &crate::ocsf::map(r))?;
+        out.write_all(b"\n")
     })
 }
 
@@ -73,7 +78,7 @@ mod tests {
             record(&t, "a1", json!({"id": "a1", "title": "x"})),
             record(&t, "a2", json!({})),
         ];
-        let bytes = encode_batch(&records).expect("encode");
+        let bytes = encode_batch(&records, GzipLevel::DEFAULT).expect("encode");
         let events = decode_batch(&bytes).expect("decode");
         assert_eq!(events.len(), 2);
         assert_eq!(events[0]["class_uid"], 2004);

@@ -31,7 +31,7 @@
 
 use url::Url;
 
-use super::{CloudEndpoints, ConfigError, Endpoints, Env};
+use super::{CloudEndpoints, ConfigError, Endpoints, Env, GzipLevel};
 use crate::domain::SiemRegion;
 
 /// Configuration shared by the Lambda functions, read once per cold start.
@@ -247,6 +247,7 @@ pub fn check_public_base(url: &Url) -> Result<(), ConfigError> {
 /// | `MSSP_QUEUE_URL` | yes | | SQS queue of per-tenant work items (dispatch writes, the fetcher consumes). |
 /// | `MSSP_FETCH_CONCURRENCY` | no | `4` | Tenants of one SQS batch fetched at once (at least 1). |
 /// | `MSSP_OUTPUT_FORMAT` | no | `raw` | What a delivery writes: `raw` (`alerts/…`, records `mssp.alert/1`), `ocsf` (`ocsf/…`, OCSF Detection Findings, `shared::ocsf`) or `raw+ocsf` (both, same keys below the prefix). |
+/// | `MSSP_GZIP_LEVEL` | no | `6` | gzip level of the alert objects, 1 (fastest) to 9 (smallest); see [`GzipLevel`]. |
 #[derive(Debug, Clone)]
 pub struct FetcherConfig {
     /// The shared configuration.
@@ -261,6 +262,8 @@ pub struct FetcherConfig {
     pub fetch_concurrency: usize,
     /// What the sink writes.
     pub output_format: super::output::OutputFormat,
+    /// gzip level of the alert objects.
+    pub gzip_level: GzipLevel,
 }
 
 impl FetcherConfig {
@@ -274,13 +277,16 @@ impl FetcherConfig {
     pub const FETCH_CONCURRENCY_VAR: &'static str = "MSSP_FETCH_CONCURRENCY";
     /// See the table.
     pub const OUTPUT_FORMAT_VAR: &'static str = "MSSP_OUTPUT_FORMAT";
+    /// See the table.
+    pub const GZIP_LEVEL_VAR: &'static str = "MSSP_GZIP_LEVEL";
     /// The variables the fetcher reads beyond [`ServiceConfig::VARIABLES`].
-    pub const OWN_VARIABLES: [&'static str; 5] = [
+    pub const OWN_VARIABLES: [&'static str; 6] = [
         Self::BUCKET_VAR,
         Self::ALERTS_KMS_KEY_ID_VAR,
         Self::QUEUE_URL_VAR,
         Self::FETCH_CONCURRENCY_VAR,
         Self::OUTPUT_FORMAT_VAR,
+        Self::GZIP_LEVEL_VAR,
     ];
 
     /// Every variable the fetcher reads.
@@ -306,6 +312,7 @@ impl FetcherConfig {
             });
         }
         let output_format = env.parse_or(Self::OUTPUT_FORMAT_VAR, Default::default())?;
+        let gzip_level = env.parse_or(Self::GZIP_LEVEL_VAR, GzipLevel::DEFAULT)?;
         Ok(FetcherConfig {
             service,
             bucket,
@@ -313,6 +320,7 @@ impl FetcherConfig {
             queue_url,
             fetch_concurrency,
             output_format,
+            gzip_level,
         })
     }
 }
@@ -341,6 +349,43 @@ mod tests {
             .filter_map(|l| l.split('`').next())
             .collect();
         assert_eq!(documented, ServiceConfig::VARIABLES.to_vec());
+    }
+
+    #[test]
+    fn the_fetcher_table_documents_exactly_its_own_variables() {
+        let source = include_str!("deployment.rs");
+        let table = source
+            .split("/// The alert-fetcher's configuration")
+            .nth(1)
+            .expect("the fetcher's docs");
+        let documented: Vec<&str> = table
+            .lines()
+            .skip(1)
+            .take_while(|l| l.starts_with("///"))
+            .filter_map(|l| l.strip_prefix("/// | `"))
+            .filter_map(|l| l.split('`').next())
+            .collect();
+        assert_eq!(documented, FetcherConfig::OWN_VARIABLES.to_vec());
+    }
+
+    #[test]
+    fn the_fetchers_gzip_level_is_optional_and_validated() {
+        let mut pairs = MINIMAL.to_vec();
+        pairs.extend([
+            ("MSSP_BUCKET", "alerts"),
+            (
+                "MSSP_QUEUE_URL",
+                "https://sqs.us-east-1.amazonaws.com/1/work",
+            ),
+        ]);
+        let c = FetcherConfig::from_env(&env(&pairs)).unwrap();
+        assert_eq!(c.gzip_level, GzipLevel::DEFAULT);
+        pairs.push(("MSSP_GZIP_LEVEL", "1"));
+        let c = FetcherConfig::from_env(&env(&pairs)).unwrap();
+        assert_eq!(c.gzip_level.get(), 1);
+        *pairs.last_mut().unwrap() = ("MSSP_GZIP_LEVEL", "0");
+        let e = FetcherConfig::from_env(&env(&pairs)).unwrap_err();
+        assert_eq!(e.var(), "MSSP_GZIP_LEVEL");
     }
 
     #[test]

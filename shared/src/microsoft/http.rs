@@ -211,7 +211,7 @@ impl Getter<'_> {
         url: &Url,
         token: &AccessToken,
         on_partial: OnPartial,
-        parse: impl Fn(&[u8]) -> Result<T, Unreadable>,
+        parse: impl Fn(Vec<u8>) -> Result<T, Unreadable>,
     ) -> Result<Answer<T>, FetchError> {
         let mut attempt = 0;
         loop {
@@ -249,7 +249,7 @@ impl Getter<'_> {
         url: &Url,
         token: &AccessToken,
         on_partial: OnPartial,
-        parse: &impl Fn(&[u8]) -> Result<T, Unreadable>,
+        parse: &impl Fn(Vec<u8>) -> Result<T, Unreadable>,
     ) -> Result<Attempt<T>, FetchError> {
         let remaining = self.deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
@@ -274,8 +274,8 @@ impl Getter<'_> {
             206 if on_partial == OnPartial::Retry => {
                 Attempt::Retry(wait, FetchError::Partial(partial.unwrap_or_default()))
             }
-            200 | 206 => match resp.bytes().await {
-                Ok(body) => match parse(&body) {
+            200 | 206 => match read_body(resp).await {
+                Ok(body) => match parse(body) {
                     Ok(value) => Attempt::Done(Answer { value, partial }),
                     Err(Unreadable::NotJson) => Attempt::Retry(
                         None,
@@ -337,6 +337,19 @@ fn warning(headers: &reqwest::header::HeaderMap) -> String {
 
 async fn body_snippet(resp: reqwest::Response) -> String {
     snippet(&resp.text().await.unwrap_or_default())
+}
+
+/// The whole body, read chunk by chunk into one buffer sized by `Content-Length` when the
+/// server sends it (a page is several megabytes: growing a buffer by doubling copies it again).
+async fn read_body(mut resp: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+    /// A hint, not a promise: never reserve more than this up front.
+    const MAX_HINT: u64 = 64 * 1024 * 1024;
+    let hint = resp.content_length().unwrap_or(0).min(MAX_HINT);
+    let mut body = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
+    while let Some(chunk) = resp.chunk().await? {
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// A short, single-line excerpt of an error body for the tenant's record: the message of a

@@ -26,7 +26,9 @@ pub(crate) fn record(api: AlertApi, change: Change, alert: Value) -> AlertRecord
             .with_ymd_and_hms(2021, 5, 2, 16, 19, 1)
             .single()
             .expect("time"),
-        alert: serde_json::value::to_raw_value(&alert).expect("json"),
+        alert: serde_json::value::to_raw_value(&alert)
+            .expect("json")
+            .into(),
     }
 }
 

@@ -71,7 +71,8 @@ fn record(tenant: &TenantId, alert_id: &str, n: u32) -> AlertRecord {
         alert: serde_json::value::to_raw_value(
             &json!({"id": alert_id, "title": "Suspicious sign-in 可疑登录", "n": n}),
         )
-        .expect("json"),
+        .expect("json")
+        .into(),
     }
 }
 

@@ -527,6 +527,8 @@ fn placeholder(var: &str) -> &'static str {
         "true"
     } else if var == FetcherConfig::OUTPUT_FORMAT_VAR {
         "raw+ocsf"
+    } else if var.ends_with("_LEVEL") {
+        "6"
     } else {
         "placeholder"
     }

@@ -8,6 +8,7 @@ use aws_sdk_s3::types::ServerSideEncryption;
 use super::sdk_err;
 use crate::adapters::ndjson::{self, CONTENT_TYPE, decode_batch, encode_batch};
 use crate::adapters::ocsf_ndjson;
+use crate::config::GzipLevel;
 use crate::config::output::OutputFormat;
 use crate::domain::{AlertApi, TenantId};
 use crate::ports::{AlertSink, AttemptContents, BatchId, StoreError};
@@ -30,11 +31,12 @@ pub struct S3AlertSink {
     bucket: String,
     kms_key_id: Option<String>,
     format: OutputFormat,
+    gzip_level: GzipLevel,
 }
 
 impl S3AlertSink {
     /// A sink writing to `bucket`, encrypting with `kms_key_id` (id, alias or ARN) when given,
-    /// else with the bucket's default encryption.
+    /// else with the bucket's default encryption; objects at the default gzip level.
     pub fn new(
         client: aws_sdk_s3::Client,
         bucket: impl Into<String>,
@@ -45,6 +47,15 @@ impl S3AlertSink {
             bucket: bucket.into(),
             kms_key_id,
             format: OutputFormat::Raw,
+            gzip_level: GzipLevel::DEFAULT,
+        }
+    }
+
+    /// The same sink writing its objects at `level`.
+    pub fn with_gzip_level(self, level: GzipLevel) -> Self {
+        S3AlertSink {
+            gzip_level: level,
+            ..self
         }
     }
 
@@ -150,11 +161,15 @@ impl AlertSink for S3AlertSink {
     ) -> Result<(), StoreError> {
         // Raw first: a retry repairs a missing OCSF twin of a raw object (attempt_contents).
         if self.format.raw() {
-            self.put(&batch.key(), encode_batch(records)?).await?;
+            self.put(&batch.key(), encode_batch(records, self.gzip_level)?)
+                .await?;
         }
         if self.format.ocsf() {
-            self.put(&batch.ocsf_key(), ocsf_ndjson::encode_batch(records)?)
-                .await?;
+            self.put(
+                &batch.ocsf_key(),
+                ocsf_ndjson::encode_batch(records, self.gzip_level)?,
+            )
+            .await?;
         }
         Ok(())
     }
@@ -187,8 +202,11 @@ impl AlertSink for S3AlertSink {
             // it now: the twin is a function of the raw records.
             let twin = BatchId::ocsf(&key);
             if self.format.ocsf() && !twins.contains(&twin) {
-                self.put(&twin, ocsf_ndjson::encode_batch(&decode_batch(&bytes)?)?)
-                    .await?;
+                self.put(
+                    &twin,
+                    ocsf_ndjson::encode_batch(&decode_batch(&bytes)?, self.gzip_level)?,
+                )
+                .await?;
             }
         }
         Ok(contents)

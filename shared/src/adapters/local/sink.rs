@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use super::write_atomic;
 use crate::adapters::ndjson::{self, decode_batch, encode_batch};
 use crate::adapters::ocsf_ndjson;
+use crate::config::GzipLevel;
 use crate::config::output::OutputFormat;
 use crate::domain::{AlertApi, TenantId};
 use crate::ports::{AlertSink, AttemptContents, BatchId, StoreError};
@@ -24,14 +25,24 @@ use crate::record::AlertRecord;
 pub struct FileAlertSink {
     data_dir: PathBuf,
     format: OutputFormat,
+    gzip_level: GzipLevel,
 }
 
 impl FileAlertSink {
-    /// A sink writing raw records under `data_dir`.
+    /// A sink writing raw records under `data_dir`, at the default gzip level.
     pub fn new(data_dir: &Path) -> Self {
         FileAlertSink {
             data_dir: data_dir.to_path_buf(),
             format: OutputFormat::Raw,
+            gzip_level: GzipLevel::DEFAULT,
+        }
+    }
+
+    /// The same sink writing its objects at `level`.
+    pub fn with_gzip_level(self, level: GzipLevel) -> Self {
+        FileAlertSink {
+            gzip_level: level,
+            ..self
         }
     }
 
@@ -160,10 +171,14 @@ impl AlertSink for FileAlertSink {
         check_date(&batch.date)?;
         // Raw first: a retry repairs a missing OCSF twin of a raw object (attempt_contents).
         if self.format.raw() {
-            write_object(self.data_dir.join(batch.key()), encode_batch(records)?).await?;
+            write_object(
+                self.data_dir.join(batch.key()),
+                encode_batch(records, self.gzip_level)?,
+            )
+            .await?;
         }
         if self.format.ocsf() {
-            let bytes = ocsf_ndjson::encode_batch(records)?;
+            let bytes = ocsf_ndjson::encode_batch(records, self.gzip_level)?;
             write_object(self.data_dir.join(batch.ocsf_key()), bytes).await?;
         }
         Ok(())
@@ -200,7 +215,8 @@ impl AlertSink for FileAlertSink {
                 let twin = ocsf_dir.join(&name);
                 if !twin.exists() {
                     let records = decode_batch(&bytes)?;
-                    write_object(twin, ocsf_ndjson::encode_batch(&records)?).await?;
+                    write_object(twin, ocsf_ndjson::encode_batch(&records, self.gzip_level)?)
+                        .await?;
                 }
             }
         }

@@ -25,7 +25,7 @@ pub struct Attempt {
     /// interrupted attempt of the same cursor version left, and what this run wrote.
     pub delivered: BTreeMap<String, DateTime<Utc>>,
     /// Alert ids with a delivered version among `delivered` (rebuilt when it is pruned).
-    known_ids: HashSet<String>,
+    known_ids: foldhash::HashSet<String>,
     /// Digests delivered since the last commit, with their version day, for the index.
     pending: Vec<(NaiveDate, u64)>,
     /// Version times of what an interrupted attempt had delivered (read back at the start).
@@ -37,14 +37,18 @@ pub struct Attempt {
 impl Attempt {
     /// Starts the attempt of `cursor`, or resumes it when an earlier run left objects under its
     /// version (`cursor.attempt_date` is set until a commit clears it).
+    ///
+    /// The attempt takes the cursor's delivered keys: it holds them from here on, and lends them
+    /// to each commit ([`Attempt::keep_in`]).
     pub async fn resume(
         sink: &dyn AlertSink,
-        cursor: &Cursor,
+        cursor: &mut Cursor,
         now: DateTime<Utc>,
     ) -> Result<Attempt, StoreError> {
+        let delivered = std::mem::take(&mut cursor.delivered);
         let mut attempt = Attempt {
-            known_ids: ids_of(&cursor.delivered),
-            delivered: cursor.delivered.clone(),
+            known_ids: ids_of(&delivered),
+            delivered,
             pending: Vec::new(),
             resumed: Vec::new(),
             batch: batch_of(cursor, now),
@@ -63,12 +67,14 @@ impl Attempt {
         Ok(attempt)
     }
 
-    /// Records a delivered key for the index and the first-seen test.
-    fn note(&mut self, key: &str, version: DateTime<Utc>) {
+    /// Records a delivered key for the index and the first-seen test; returns its digest.
+    fn note(&mut self, key: &str, version: DateTime<Utc>) -> u64 {
         if let Some(id) = alert_id_of(key) {
             self.known_ids.insert(id.to_string());
         }
-        self.pending.push((version.date_naive(), digest(key)));
+        let d = digest(key);
+        self.pending.push((version.date_naive(), d));
+        d
     }
 
     /// Queues every key in hand for the index: the first commit of a cursor that predates the
@@ -102,8 +108,9 @@ impl Attempt {
         self.batch = batch_of(cursor, now);
     }
 
-    /// Puts the delivered keys `next` keeps into it: those inside the overlap below its
-    /// watermark (older ones are in the index).
+    /// Lends `next` the delivered keys it keeps: those inside the overlap below its watermark
+    /// (older ones are in the index). They are moved, not copied — a cursor of a dense backlog
+    /// holds tens of thousands — and taken back with [`Attempt::take_back`] after the commit.
     pub fn keep_in(&mut self, next: &mut Cursor, overlap: chrono::Duration) {
         if let Some(watermark) = next.watermark {
             let keep_from = watermark - overlap;
@@ -113,7 +120,12 @@ impl Attempt {
                 self.known_ids = ids_of(&self.delivered);
             }
         }
-        next.delivered = self.delivered.clone();
+        next.delivered = std::mem::take(&mut self.delivered);
+    }
+
+    /// Takes back the keys [`Attempt::keep_in`] lent `next`.
+    pub fn take_back(&mut self, next: &mut Cursor) {
+        self.delivered = std::mem::take(&mut next.delivered);
     }
 }
 
@@ -130,7 +142,7 @@ fn batch_of(cursor: &Cursor, now: DateTime<Utc>) -> BatchId {
     }
 }
 
-fn ids_of(delivered: &BTreeMap<String, DateTime<Utc>>) -> HashSet<String> {
+fn ids_of(delivered: &BTreeMap<String, DateTime<Utc>>) -> foldhash::HashSet<String> {
     delivered
         .keys()
         .filter_map(|k| alert_id_of(k).map(str::to_string))
@@ -194,7 +206,7 @@ impl<'a> Deliverer<'a> {
     /// Whether `a` is an update of an alert none of whose versions was delivered: its creation
     /// lies inside the window (so every earlier version would be in hand) and none is.
     fn first_seen(&self, a: &SourceAlert) -> bool {
-        !self.attempt.known_ids.contains(&a.id) && a.created.is_some_and(|c| c >= self.window_start)
+        a.created.is_some_and(|c| c >= self.window_start) && !self.attempt.known_ids.contains(&a.id)
     }
 
     /// Whether `a` was delivered already: by its key, or by the key an earlier release gave it,
@@ -212,7 +224,7 @@ impl<'a> Deliverer<'a> {
     /// object is written are its keys counted as delivered.
     pub async fn deliver(&mut self, alerts: Vec<SourceAlert>) -> Result<(), FetchError> {
         let mut records = Vec::with_capacity(alerts.len());
-        let mut keys = Vec::with_capacity(alerts.len());
+        let mut versions = Vec::with_capacity(alerts.len());
         for a in alerts {
             let key = a.dedup_key(&self.tenant.id);
             if self.delivered(&a, &key) {
@@ -223,8 +235,14 @@ impl<'a> Deliverer<'a> {
                 first_seen: self.first_seen(&a),
                 late: self.late,
             };
-            keys.push((key, a.version));
-            records.push(record::build(self.tenant, a, self.fetched_at, labels));
+            versions.push(a.version);
+            records.push(record::build_keyed(
+                self.tenant,
+                a,
+                key,
+                self.fetched_at,
+                labels,
+            ));
         }
         if records.is_empty() {
             return Ok(());
@@ -234,14 +252,14 @@ impl<'a> Deliverer<'a> {
             .await
             .map_err(FetchError::Delivery)?;
         self.attempt.batch.seq += 1;
-        for (key, version) in keys {
-            self.attempt.note(&key, version);
-            if let Some(index) = self.index.as_mut() {
-                index.insert(digest(&key));
-            }
-            self.attempt.delivered.insert(key, version);
-        }
         self.report.count(&records);
+        for (r, version) in records.into_iter().zip(versions) {
+            let d = self.attempt.note(&r.dedup_key, version);
+            if let Some(index) = self.index.as_mut() {
+                index.insert(d);
+            }
+            self.attempt.delivered.insert(r.dedup_key, version);
+        }
         self.hooks
             .at(HookPoint::AfterDelivery)
             .map_err(|_| FetchError::Interrupted)

@@ -4,8 +4,6 @@
 //! API's count. Its [`Progress`] is what a checkpoint stores, so a run stopped after any page
 //! resumes there instead of listing the window again.
 
-use std::collections::HashSet;
-
 use tokio::time::Instant;
 
 use crate::microsoft::alerts::{
@@ -19,7 +17,7 @@ pub struct Drain {
     /// Where it stands (stored by checkpoints).
     pub progress: Progress,
     /// Record ids listed by this run (the progress carries only those at the current boundary).
-    seen: HashSet<String>,
+    seen: foldhash::HashSet<String>,
     /// Whether the last page ended the window.
     done: bool,
     /// Whether the window's first page ended it (nothing to check then).

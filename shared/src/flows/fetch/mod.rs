@@ -31,6 +31,7 @@ use tokio::time::Instant;
 
 use super::refresh::RefreshError;
 use super::{Deps, region};
+use crate::config::GzipLevel;
 use crate::domain::{AlertApi, Outcome, SiemRegion, Tenant, TenantId, TenantStatus};
 use crate::microsoft::alerts::odata::{Flavor, ODataSource};
 use crate::microsoft::alerts::siem::SiemSource;
@@ -77,6 +78,9 @@ pub struct FetchSettings {
     pub sweep_share: f64,
     /// How long one slice of a sweep or backfill may hold a tenant.
     pub job_slice: StdDuration,
+    /// gzip level of the alert objects. The sinks take it when they are built
+    /// ([`crate::assemble`]): set it before, not after.
+    pub gzip_level: GzipLevel,
 }
 
 impl Default for FetchSettings {
@@ -103,6 +107,7 @@ impl Default for FetchSettings {
             sweep_horizon: Duration::days(7),
             sweep_share: 0.2,
             job_slice: StdDuration::from_secs(60),
+            gzip_level: GzipLevel::DEFAULT,
         }
     }
 }

@@ -29,7 +29,7 @@ pub struct Session<'a> {
     pub opts: &'a FetchOptions<'a>,
     /// When the run started.
     pub now: DateTime<Utc>,
-    /// The cursor as last stored.
+    /// The cursor as last stored, less its delivered keys (the attempt holds them).
     pub cursor: Cursor,
     /// Where a cursor that predates the delivery index starts indexing: the run's window start.
     pub index_from: DateTime<Utc>,
@@ -48,13 +48,14 @@ impl<'a> Session<'a> {
     pub async fn open(
         d: &'a Deps,
         tenant: &'a Tenant,
-        cursor: Cursor,
+        mut cursor: Cursor,
         opts: &'a FetchOptions<'a>,
         index_from: DateTime<Utc>,
     ) -> Result<Session<'a>, FetchFlowError> {
         let now = d.clock.now();
         let token = access_token(d, tenant).await?;
-        let attempt = Attempt::resume(d.sink.as_ref(), &cursor, now).await?;
+        // The attempt holds the delivered keys from here on (`cursor.delivered` stays empty).
+        let attempt = Attempt::resume(d.sink.as_ref(), &mut cursor, now).await?;
         Ok(Session {
             report: FetchReport {
                 tenant_id: tenant.id.to_string(),
@@ -252,7 +253,12 @@ impl<'a> Session<'a> {
             .add(tenant, api, &self.attempt.pending())
             .await?;
         self.attempt.keep_in(&mut next, fs.overlap);
-        self.cursor = self.d.cursors.commit(&next, &self.opts.owner, now).await?;
+        let committed = self.d.cursors.commit(&next, &self.opts.owner, now).await;
+        self.attempt.take_back(&mut next);
+        let mut committed = committed?;
+        // The attempt holds the keys; the store's copy of them is not kept twice.
+        committed.delivered.clear();
+        self.cursor = committed;
         self.attempt.restart(&self.cursor, now);
         self.report.chunks_committed += 1;
         self.report.watermark_after = self.cursor.watermark;

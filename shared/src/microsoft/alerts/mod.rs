@@ -3,16 +3,18 @@
 //! window on the API's update timestamp at a time, from a [`Position`] that says where the page
 //! starts, and says where the next one starts; the fetch flow drives the pages, so a drain can
 //! stop after any page and resume there later (DESIGN §6 Fetch step 2), and memory does not grow
-//! with the backlog. Pages are parsed without building a JSON tree: each alert's bytes are kept
-//! verbatim ([`RawValue`]) and only its id and times are read.
+//! with the backlog. Pages are parsed once, without building a JSON tree: each alert's bytes are
+//! kept verbatim ([`RawAlert`], a range of the page) and only its id and times are read
+//! ([`raw`]).
 
 pub mod odata;
+pub mod raw;
 pub mod siem;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde_json::value::RawValue;
 
+pub use self::raw::RawAlert;
 use crate::domain::{AlertApi, TenantId};
 use crate::secret::AccessToken;
 
@@ -30,7 +32,7 @@ pub struct SourceAlert {
     /// Creation time, when the API gives one.
     pub created: Option<DateTime<Utc>>,
     /// The alert exactly as returned: its bytes, untouched.
-    pub raw: Box<RawValue>,
+    pub raw: RawAlert,
 }
 
 impl SourceAlert {
@@ -48,7 +50,14 @@ impl SourceAlert {
 
 /// `<tenant>:<record id>:<version with 7 fractional digits>`.
 pub fn dedup_key(tenant: &TenantId, id: &str, version: DateTime<Utc>) -> String {
-    format!("{tenant}:{id}:{}", fmt7(version))
+    let tenant = tenant.as_str();
+    let mut key = String::with_capacity(tenant.len() + id.len() + 30);
+    key.push_str(tenant);
+    key.push(':');
+    key.push_str(id);
+    key.push(':');
+    push_fmt7(&mut key, version);
+    key
 }
 
 /// A half-open window `[since, until)` on the update timestamp.
@@ -230,11 +239,36 @@ pub trait AlertSource: Send + Sync {
 
 /// Formats a time as Microsoft does in alert payloads: 7 fractional digits and `Z`.
 pub fn fmt7(t: DateTime<Utc>) -> String {
-    format!(
-        "{}.{:07}Z",
-        t.format("%Y-%m-%dT%H:%M:%S"),
-        t.timestamp_subsec_nanos() / 100
-    )
+    let mut s = String::with_capacity(28);
+    push_fmt7(&mut s, t);
+    s
+}
+
+/// Appends [`fmt7`] of `t` to `out`. Years 0 to 9999 (every time an API sends) are written digit
+/// by digit — this runs several times per alert — and any other time (or a leap second) through
+/// `chrono`.
+pub fn push_fmt7(out: &mut String, t: DateTime<Utc>) {
+    use chrono::{Datelike, Timelike};
+    let ticks = t.timestamp_subsec_nanos() / 100;
+    let year = t.year();
+    if !(0..=9999).contains(&year) || ticks >= 10_000_000 {
+        out.push_str(&format!("{}.{ticks:07}Z", t.format("%Y-%m-%dT%H:%M:%S")));
+        return;
+    }
+    let mut push = |sep: Option<char>, n: u32, width: u32| {
+        out.extend(sep);
+        for p in (0..width).rev() {
+            out.push(char::from(b'0' + (n / 10u32.pow(p) % 10) as u8));
+        }
+    };
+    push(None, year as u32, 4);
+    push(Some('-'), t.month(), 2);
+    push(Some('-'), t.day(), 2);
+    push(Some('T'), t.hour(), 2);
+    push(Some(':'), t.minute(), 2);
+    push(Some(':'), t.second(), 2);
+    push(Some('.'), ticks, 7);
+    out.push('Z');
 }
 
 /// Parses an API timestamp: RFC 3339 with any number of fractional digits; a timestamp without
@@ -274,6 +308,18 @@ mod tests {
         let t = parse_time("2016-09-12T00:00:00.000").expect("no offset is UTC");
         assert_eq!(fmt7(t), "2016-09-12T00:00:00.0000000Z");
         assert!(parse_time("yesterday").is_none());
+        for s in [
+            "0001-01-01T00:00:00.0000000Z",
+            "1999-12-31T23:59:59.9999999Z",
+            "2026-03-01T09:05:07.0000100Z",
+        ] {
+            assert_eq!(fmt7(parse_time(s).expect("t")), s);
+        }
+        let far = chrono::NaiveDate::from_ymd_opt(12345, 1, 2)
+            .and_then(|d| d.and_hms_nano_opt(3, 4, 5, 500_000_000))
+            .expect("t")
+            .and_utc();
+        assert_eq!(fmt7(far), "+12345-01-02T03:04:05.5000000Z");
         let tid = TenantId::parse("11111111-1111-4111-8111-111111111111").expect("tid");
         assert_eq!(
             dedup_key(

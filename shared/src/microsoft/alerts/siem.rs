@@ -11,15 +11,15 @@ use std::sync::Once;
 
 use std::borrow::Cow;
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde_json::value::RawValue;
 use url::Url;
 
 use super::{
     AlertSource, DrainStats, FetchError, Page, Position, SourceAlert, Window, fmt7, parse_time,
-    tick,
+    raw, tick,
 };
 use crate::domain::AlertApi;
 #[cfg(test)]
@@ -89,28 +89,19 @@ impl SiemSource {
     }
 }
 
-/// The fields of a detection the fetch needs; every other field is skipped unread.
-#[derive(serde::Deserialize)]
-struct Head<'a> {
-    #[serde(rename = "AlertId", borrow)]
-    alert_id: Option<Cow<'a, str>>,
-    #[serde(rename = "FullId", default, borrow)]
-    full_id: Option<Cow<'a, str>>,
-    #[serde(rename = "LastProcessedTimeUtc", default, borrow)]
-    processed: Option<Cow<'a, str>>,
-    #[serde(rename = "AlertTime", default, borrow)]
-    alert_time: Option<Cow<'a, str>>,
-}
+/// The fields of a detection the fetch reads: `AlertId`, `FullId`, `LastProcessedTimeUtc`,
+/// `AlertTime`.
+const FIELDS: [&str; 4] = ["AlertId", "FullId", "LastProcessedTimeUtc", "AlertTime"];
 
-/// A bare JSON array of detections, each kept verbatim. Records repeated in one answer (same
-/// `FullId` and `LastProcessedTimeUtc`) are kept once.
-fn parse_answer(body: &[u8]) -> Result<Page, Unreadable> {
-    let items: Vec<&RawValue> = serde_json::from_slice(body)
-        .map_err(|e| Unreadable::of(&e, "the answer is not a JSON array"))?;
+/// A bare JSON array of detections, read in one pass, each kept verbatim. Records repeated in
+/// one answer (same `FullId` and `LastProcessedTimeUtc`) are kept once.
+fn parse_answer(body: Vec<u8>) -> Result<Page, Unreadable> {
+    let page = Arc::new(String::from_utf8(body).map_err(|_| Unreadable::NotJson)?);
+    let items = raw::array_page(&page, &FIELDS)?;
     let mut seen = HashSet::new();
     let mut alerts = Vec::with_capacity(items.len());
-    for raw in items {
-        let a = parse_detection(raw)?;
+    for item in &items {
+        let a = parse_detection(item, &page)?;
         if seen.insert((a.record_id.clone(), a.version)) {
             alerts.push(a);
         }
@@ -126,31 +117,29 @@ fn parse_answer(body: &[u8]) -> Result<Page, Unreadable> {
 /// One detection: `AlertId` is the alert, `FullId` the record's unique key (reference §1.6;
 /// several records — `AlertPart`s, IOCs — share one `AlertId`), `LastProcessedTimeUtc` the
 /// version.
-fn parse_detection(raw: &RawValue) -> Result<SourceAlert, Unreadable> {
-    let head: Head = serde_json::from_str(raw.get())
-        .map_err(|e| Unreadable::of(&e, "a detection is not a JSON object"))?;
-    let id = head
-        .alert_id
+fn parse_detection(item: &raw::Item<'_, 4>, page: &Arc<String>) -> Result<SourceAlert, Unreadable> {
+    let id = item
+        .field(0)
         .filter(|s| !s.is_empty() && s.len() <= 256)
         .ok_or_else(|| Unreadable::Shape("a detection has no AlertId".into()))?
         .into_owned();
-    let version = head
-        .processed
+    let version = item
+        .field(2)
         .as_deref()
         .and_then(parse_time)
         .ok_or_else(|| {
             Unreadable::Shape(format!("detection {id} has no valid LastProcessedTimeUtc"))
         })?;
-    let record_id = head
-        .full_id
+    let record_id = item
+        .field(1)
         .filter(|s| !s.is_empty() && s.len() <= 512)
         .map_or_else(|| id.clone(), Cow::into_owned);
     Ok(SourceAlert {
         record_id,
         id,
         version,
-        created: head.alert_time.as_deref().and_then(parse_time),
-        raw: raw.to_owned(),
+        created: item.field(3).as_deref().and_then(parse_time),
+        raw: item.raw(page),
     })
 }
 
@@ -219,7 +208,14 @@ mod tests {
             {"AlertId":"da1","FullId":"da1:ioc-b","AlertPart":1,"LastProcessedTimeUtc":"2020-09-30T14:11:44.0779765Z","AlertTime":"2020-09-30T14:09:20.35743Z"},
             {"AlertId":"da2","LastProcessedTimeUtc":"2020-09-30T14:11:44.0779765Z"}
         ]"#;
-        let page = parse_answer(body).expect("ok");
+        let page = parse_answer(body.to_vec()).expect("ok");
+        assert!(
+            page.alerts[0]
+                .raw
+                .get()
+                .starts_with(r#"{"AlertId":"da1","FullId":"da1:ioc-a""#)
+        );
+        assert!(page.alerts[2].raw.get().ends_with(r#"14:11:44.0779765Z"}"#));
         let ids: Vec<_> = page
             .alerts
             .iter()
@@ -235,7 +231,13 @@ mod tests {
             Some("11111111-1111-4111-8111-111111111111:da1:2020-09-30T14:11:44.0779765Z")
         );
         assert_eq!(page.alerts[2].legacy_key(&tid), None);
-        assert!(matches!(parse_answer(b"{}"), Err(Unreadable::Shape(_))));
-        assert!(matches!(parse_answer(b"[{"), Err(Unreadable::NotJson)));
+        assert!(matches!(
+            parse_answer(b"{}".to_vec()),
+            Err(Unreadable::Shape(_))
+        ));
+        assert!(matches!(
+            parse_answer(b"[{".to_vec()),
+            Err(Unreadable::NotJson)
+        ));
     }
 }
