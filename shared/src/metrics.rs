@@ -20,6 +20,8 @@
 //! | `TenantsNeedingReconsent` | `mssp_tenants_needing_reconsent_total` | Count | counter | token refresh |
 //! | `TokensRefreshed` | `mssp_tokens_refreshed_total` | Count | counter | token refresh |
 //! | `RefreshFailures` | `mssp_refresh_failures_total` | Count | counter | token refresh |
+//! | `AppCredentialsRefused` | `mssp_app_credentials_refused` | None | gauge | token refresh run (1: Microsoft refused the app's credentials) |
+//! | `ClientSecretDaysLeft` | `mssp_client_secret_days_left` | None | gauge | token refresh run, when the app secret has `client_secret_expires` |
 //! | `Schedule…` | `mssp_schedule_…` | | gauges | `mssp serve`'s fixed-rate schedule, each interval |
 //!
 //! The Prometheus name is always `mssp_` + the CloudWatch name in snake case, plus `_total` for a
@@ -59,6 +61,7 @@ use serde_json::{Map, Value, json};
 use crate::config::deployment::MetricsConfig;
 use crate::domain::{AlertApi, Tenant, TenantId};
 use crate::flows::Deps;
+use crate::flows::app_health::Credentials;
 use crate::flows::cadence::Fit;
 use crate::flows::fetch::job::Slice;
 use crate::flows::fetch::{FetchFlowError, FetchReport};
@@ -126,6 +129,10 @@ pub enum Metric {
     TokensRefreshed,
     /// Tenants whose token refresh failed for now.
     RefreshFailures,
+    /// 1 when Microsoft refused the app registration's own credentials in a refresh cycle.
+    AppCredentialsRefused,
+    /// Whole days until the app's client secret expires (when the app secret says).
+    ClientSecretDaysLeft,
     /// Tenants on `mssp serve`'s schedule.
     ScheduleTenants,
     /// Fetches the last interval started.
@@ -146,7 +153,7 @@ pub enum Metric {
 
 impl Metric {
     /// Every metric, in the order they are rendered.
-    pub const ALL: [Metric; 16] = [
+    pub const ALL: [Metric; 18] = [
         Metric::AlertsDelivered,
         Metric::LateAlerts,
         Metric::FetchFailures,
@@ -155,6 +162,8 @@ impl Metric {
         Metric::TenantsNeedingReconsent,
         Metric::TokensRefreshed,
         Metric::RefreshFailures,
+        Metric::AppCredentialsRefused,
+        Metric::ClientSecretDaysLeft,
         Metric::ScheduleTenants,
         Metric::ScheduleFetchesStarted,
         Metric::ScheduleLateStarts,
@@ -176,6 +185,8 @@ impl Metric {
             Metric::TenantsNeedingReconsent => "TenantsNeedingReconsent",
             Metric::TokensRefreshed => "TokensRefreshed",
             Metric::RefreshFailures => "RefreshFailures",
+            Metric::AppCredentialsRefused => "AppCredentialsRefused",
+            Metric::ClientSecretDaysLeft => "ClientSecretDaysLeft",
             Metric::ScheduleTenants => "ScheduleTenants",
             Metric::ScheduleFetchesStarted => "ScheduleFetchesStarted",
             Metric::ScheduleLateStarts => "ScheduleLateStarts",
@@ -221,7 +232,10 @@ impl Metric {
     pub fn unit(self) -> Unit {
         match self {
             Metric::LagSeconds | Metric::ScheduleMaxDelaySeconds => Unit::Seconds,
-            Metric::ScheduleUtilization | Metric::ScheduleFits => Unit::None,
+            Metric::ScheduleUtilization
+            | Metric::ScheduleFits
+            | Metric::AppCredentialsRefused
+            | Metric::ClientSecretDaysLeft => Unit::None,
             _ => Unit::Count,
         }
     }
@@ -271,6 +285,12 @@ impl Metric {
             Metric::TokensRefreshed => "Tenants whose tokens a token refresh renewed.",
             Metric::RefreshFailures => {
                 "Tenants whose token refresh failed for now (identity platform, storage, or the app registration refused)."
+            }
+            Metric::AppCredentialsRefused => {
+                "1 when Microsoft refused the app registration's client id and secret in the last refresh cycle (no tenant's token can be renewed), else 0."
+            }
+            Metric::ClientSecretDaysLeft => {
+                "Whole days until the app's client secret expires, from client_secret_expires in the app secret (negative once expired)."
             }
             Metric::ScheduleTenants => "Tenants on the fetch schedule in the last interval.",
             Metric::ScheduleFetchesStarted => "Fetches started in the last interval.",
@@ -323,6 +343,14 @@ impl Observation {
     fn with(mut self, metric: Metric, value: impl Into<f64>) -> Self {
         self.values.push((metric, value.into()));
         self
+    }
+
+    /// [`Observation::with`] when there is a value.
+    fn with_some(self, metric: Metric, value: Option<f64>) -> Self {
+        match value {
+            Some(v) => self.with(metric, v),
+            None => self,
+        }
     }
 
     /// The value of `metric`, if the observation has one.
@@ -415,6 +443,17 @@ impl Observation {
                 summary.reconsent.len() as f64,
             )
             .with(Metric::RefreshFailures, summary.failed.len() as f64)
+            .with(
+                Metric::AppCredentialsRefused,
+                u8::from(
+                    summary.app_misconfigured.is_some()
+                        || matches!(summary.app.credentials, Credentials::Refused { .. }),
+                ),
+            )
+            .with_some(
+                Metric::ClientSecretDaysLeft,
+                summary.app.client_secret_days_left.map(|d| d as f64),
+            )
     }
 
     /// The refresh of one tenant (a direct invoke). `None` when nothing was refreshed and
@@ -908,6 +947,27 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_app_and_its_secrets_days_left_are_reported() {
+        let mut summary = RefreshSummary::default();
+        summary.app.credentials = Credentials::Refused {
+            code: Some(7_000_222),
+            problem: "the app's client secret has expired".into(),
+        };
+        summary.app.client_secret_days_left = Some(-2);
+        let o = Observation::refresh_run(&summary);
+        assert_eq!(o.value(Metric::AppCredentialsRefused), Some(1.0));
+        assert_eq!(o.value(Metric::ClientSecretDaysLeft), Some(-2.0));
+        let misconfigured = RefreshSummary {
+            app_misconfigured: Some("the app registration is disabled".into()),
+            ..RefreshSummary::default()
+        };
+        assert_eq!(
+            Observation::refresh_run(&misconfigured).value(Metric::AppCredentialsRefused),
+            Some(1.0)
+        );
+    }
+
+    #[test]
     fn refreshes_count_renewed_reconsent_and_failed_tenants() {
         let summary = RefreshSummary {
             refreshed: vec![id(A), id(B)],
@@ -919,6 +979,12 @@ mod tests {
         assert_eq!(o.value(Metric::TokensRefreshed), Some(2.0));
         assert_eq!(o.value(Metric::TenantsNeedingReconsent), Some(1.0));
         assert_eq!(o.value(Metric::RefreshFailures), Some(1.0));
+        assert_eq!(o.value(Metric::AppCredentialsRefused), Some(0.0));
+        assert_eq!(
+            o.value(Metric::ClientSecretDaysLeft),
+            None,
+            "no expiry known"
+        );
         let v = o.emf(&config(true), at());
         assert_eq!(
             v["_aws"]["CloudWatchMetrics"][0]["Dimensions"],

@@ -1,7 +1,8 @@
 # Alarms to one encrypted SNS topic: a tenant stuck in the dead-letter queue, an alert object the
 # SIEM's reader gave up on (alert_notifications), any function error, a tenant that needs
-# re-consent, and a fleet whose furthest-behind tenant trails by more than lag_alarm_seconds. The
-# last two watch the metrics the functions write as Embedded Metric Format lines
+# re-consent, the app registration's credentials refused or its client secret within 30 days of
+# expiring, and a fleet whose furthest-behind tenant trails by more than lag_alarm_seconds. The
+# last four watch the metrics the functions write as Embedded Metric Format lines
 # (shared/src/metrics.rs; the dashboard of dashboard.tf shows them).
 
 locals {
@@ -38,9 +39,9 @@ resource "aws_sns_topic_subscription" "email" {
   endpoint  = var.alarm_email
 }
 
-# Each alarm fires when its statistic over five minutes exceeds its threshold — any occurrence,
-# except the lag (no data: nothing happened) — and notifies the topic; they differ in what they
-# count. `notify_ok`: also when it clears — the dead-letter queue drained, a function stopped
+# Each alarm fires when its statistic over five minutes exceeds its threshold (the secret's days
+# left: falls below it) — any occurrence, except the lag (no data: nothing happened) — and
+# notifies the topic; they differ in what they count. `notify_ok`: also when it clears — the dead-letter queue drained, a function stopped
 # failing, the lag recovered. Not for re-consent: the count drops back to zero while the tenant
 # still needs re-consent.
 locals {
@@ -99,6 +100,25 @@ locals {
         threshold   = 0
         notify_ok   = false
       }
+      app-credentials = {
+        description = "Microsoft refused the app registration's client id or secret in a token refresh cycle: no tenant's token can be renewed, and every tenant stops once its access token expires. The token-refresh log line \"refresh run finished\" and `mssp status` say why (AADSTS code); usually the client secret expired or the app secret holds its Secret ID instead of its Value: create a new secret (Entra admin center > App registrations > Certificates & secrets) and write it into the app secret."
+        namespace   = local.metric_namespace
+        metric      = "AppCredentialsRefused"
+        dimensions  = null
+        statistic   = "Maximum"
+        threshold   = 0
+        notify_ok   = true
+      }
+      client-secret-expiring = {
+        description = "The app registration's client secret expires within 30 days (client_secret_expires in the app secret): create a new one (Entra admin center > App registrations > Certificates & secrets), write its Value and expiry into the app secret; the old one keeps working until it expires."
+        namespace   = local.metric_namespace
+        metric      = "ClientSecretDaysLeft"
+        dimensions  = null
+        statistic   = "Minimum"
+        threshold   = 30
+        comparison  = "LessThanThreshold"
+        notify_ok   = true
+      }
       fetch-lag = {
         description = "A tenant's alerts trail by more than ${local.lag_alarm_seconds} s (three fetch periods): the dashboard's table names the tenants furthest behind; see their last fetch in `mssp status` or the alert-fetcher logs (throttling, a backlog larger than a run, a failing API), and the FetchFailures graph."
         namespace   = local.metric_namespace
@@ -123,7 +143,7 @@ resource "aws_cloudwatch_metric_alarm" "alarm" {
   statistic           = each.value.statistic
   period              = 300
   evaluation_periods  = 1
-  comparison_operator = "GreaterThanThreshold"
+  comparison_operator = try(each.value.comparison, "GreaterThanThreshold")
   threshold           = each.value.threshold
   treat_missing_data  = "notBreaching"
   alarm_actions       = [aws_sns_topic.alarms.arn]

@@ -106,10 +106,23 @@ locals {
           query  = "SOURCE '${aws_cloudwatch_log_group.function["alert-fetcher"].name}' | filter Event = \"fetch\" | stats max(LagSeconds) as lag_s, sum(AlertsDelivered) as delivered, sum(FetchFailures) as failures by TenantId, Api | sort lag_s desc | limit 25"
         }
       },
+      {
+        type = "metric", x = 0, y = 28, width = 24, height = 6
+        properties = merge(local.metric_widget, {
+          title = "App registration: credentials refused (1 = refused) and days until the client secret expires"
+          metrics = [
+            [local.metric_namespace, "AppCredentialsRefused", { label = "credentials refused", stat = "Maximum" }],
+            [local.metric_namespace, "ClientSecretDaysLeft", { label = "client secret days left", stat = "Minimum", yAxis = "right" }],
+          ]
+          annotations = {
+            horizontal = [{ label = "secret expiry alarm", value = 30, yAxis = "right" }]
+          }
+        })
+      },
     ],
     var.metrics_per_tenant ? [
       {
-        type = "metric", x = 0, y = 28, width = 24, height = 6
+        type = "metric", x = 0, y = 34, width = 24, height = 6
         properties = merge(local.metric_widget, {
           title = "Lag per tenant (seconds; metrics_per_tenant)"
           metrics = [[{

@@ -176,7 +176,7 @@ variable "gzip_level" {
   default     = null
 
   validation {
-    condition     = var.gzip_level == null || (floor(var.gzip_level) == var.gzip_level && var.gzip_level >= 1 && var.gzip_level <= 9)
+    condition     = var.gzip_level == null || try(floor(var.gzip_level) == var.gzip_level && var.gzip_level >= 1 && var.gzip_level <= 9, false)
     error_message = "gzip_level: a whole number from 1 to 9, or null."
   }
 }

@@ -679,7 +679,12 @@ fn the_dashboard_shows_every_metric_the_functions_write() {
             m.name()
         );
     }
-    for alarmed in [Metric::LagSeconds, Metric::TenantsNeedingReconsent] {
+    for alarmed in [
+        Metric::LagSeconds,
+        Metric::TenantsNeedingReconsent,
+        Metric::AppCredentialsRefused,
+        Metric::ClientSecretDaysLeft,
+    ] {
         assert!(
             alarms.contains(&format!("metric      = \"{}\"", alarmed.name())),
             "alarms.tf has no alarm on {}",
