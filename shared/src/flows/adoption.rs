@@ -389,16 +389,13 @@ async fn register_pending(
     Ok((t, false))
 }
 
-/// Stores the verified token and activates the tenant with provenance "adopted".
-async fn adopt(
-    s: &Deps,
+/// Provenance "adopted": the roles the admin had granted, and what the client-credentials
+/// token showed about them.
+fn adopted_provenance(
     new: &NewTenant,
-    existing: Option<Tenant>,
-    token: TokenResponse,
     claims: &TokenClaims,
-    scope: String,
-) -> Result<(Tenant, bool), StoreError> {
-    let now = s.clock.now();
+    now: chrono::DateTime<chrono::Utc>,
+) -> ConsentProvenance {
     let granted: Vec<String> = claims.granted().iter().map(|g| sanitize(g, 128)).collect();
     let accepted = new.alert_api.app_roles();
     let roles = if accepted.is_empty() {
@@ -417,15 +414,28 @@ async fn adopt(
         )
     };
     let verified = format!("client-credentials token: tid is {}; {roles}", new.id);
-    store_tokens(s, &new.id, AuthModel::Application, token, scope).await?;
-    let provenance = ConsentProvenance {
+    ConsentProvenance {
         consented_by: Some("tenant administrator (granted before onboarding)".into()),
         consented_at: now,
         granted,
         auth_model: AuthModel::Application,
         method: ConsentMethod::Adopted,
         verified: Some(verified),
-    };
+    }
+}
+
+/// Stores the verified token and activates the tenant with provenance "adopted".
+async fn adopt(
+    s: &Deps,
+    new: &NewTenant,
+    existing: Option<Tenant>,
+    token: TokenResponse,
+    claims: &TokenClaims,
+    scope: String,
+) -> Result<(Tenant, bool), StoreError> {
+    let now = s.clock.now();
+    store_tokens(s, &new.id, AuthModel::Application, token, scope).await?;
+    let provenance = adopted_provenance(new, claims, now);
     let activate = |t: &mut Tenant| {
         set_fields(t, new, now);
         t.status = TenantStatus::Active;
