@@ -227,14 +227,13 @@ impl Item {
     }
 
     /// A process with its image file, its parent (and the parent's file) and its user.
-    fn process(&mut self, parts: Process) {
-        let Process {
-            mut process,
-            file,
-            mut parent,
-            parent_file,
-            user,
-        } = parts;
+    fn process(
+        &mut self,
+        mut process: Obj,
+        file: Option<Obj>,
+        (mut parent, parent_file): (Obj, Option<Obj>),
+        user: Option<Obj>,
+    ) {
         if let Some(f) = file {
             process.set_obj("file", f);
         }
@@ -303,15 +302,6 @@ fn place_with_pid(
     }
 }
 
-/// The parts of a process evidence, as each API names them.
-struct Process {
-    process: Obj,
-    file: Option<Obj>,
-    parent: Obj,
-    parent_file: Option<Obj>,
-    user: Option<Obj>,
-}
-
 /// A process's `pid`, `cmd_line` and `created_time`, and its parent's `pid` and `created_time`,
 /// from the API's field names.
 fn pids(s: &mut Source, created: &str, parent_created: &str) -> (Obj, Obj) {
@@ -353,13 +343,7 @@ fn graph_item(out: &mut Evidences, i: usize, item: &Value) {
             let image = graph_file_of(&mut it, "imageFile");
             let parent_file = graph_file_of(&mut it, "parentProcessImageFile");
             let user = graph_user_of(&mut it);
-            it.process(Process {
-                process,
-                file: image,
-                parent,
-                parent_file,
-                user,
-            });
+            it.process(process, image, (parent, parent_file), user);
         }
         "userEvidence" => {
             let user = graph_user_of(&mut it);
@@ -425,13 +409,7 @@ fn mde_item(out: &mut Evidences, i: usize, item: &Value) {
                 None,
             );
             let user = mde_user(&mut it.s);
-            it.process(Process {
-                process,
-                file: image,
-                parent,
-                parent_file,
-                user,
-            });
+            it.process(process, image, (parent, parent_file), user);
         }
         "User" => {
             let user = mde_user(&mut it.s);
