@@ -203,6 +203,25 @@ enum Attempt<T> {
     Fail(FetchError),
 }
 
+impl<'a> Getter<'a> {
+    /// A getter for one request of a source: its client, budget and retry policy.
+    pub fn new(
+        http: &'a reqwest::Client,
+        budget: &'a mut RequestBudget,
+        policy: RetryPolicy,
+        deadline: Instant,
+        stats: &'a mut RequestStats,
+    ) -> Self {
+        Getter {
+            http,
+            budget,
+            deadline,
+            policy,
+            stats,
+        }
+    }
+}
+
 impl Getter<'_> {
     /// GETs `url` with `token` and parses the body with `parse`; see [`Getter`] for what is
     /// retried. A body `parse` finds [`Unreadable::NotJson`] is retried, a wrong shape fails.

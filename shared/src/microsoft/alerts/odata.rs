@@ -144,13 +144,13 @@ impl ODataSource {
             u.query_pairs_mut().append_pair("$filter", &filter);
         }
         let flavor = self.flavor;
-        Getter {
-            http: &self.http,
-            budget: &mut self.budget,
+        Getter::new(
+            &self.http,
+            &mut self.budget,
+            self.policy,
             deadline,
-            policy: self.policy,
-            stats: &mut stats.http,
-        }
+            &mut stats.http,
+        )
         .get(&u, token, OnPartial::Retry, |body| {
             parse_count(flavor, &body)
         })
@@ -293,13 +293,13 @@ impl AlertSource for ODataSource {
     ) -> Result<Page, FetchError> {
         let url = self.page_url(&window, at)?;
         let (flavor, page_size) = (self.flavor, self.page_size);
-        let answer = Getter {
-            http: &self.http,
-            budget: &mut self.budget,
+        let answer = Getter::new(
+            &self.http,
+            &mut self.budget,
+            self.policy,
             deadline,
-            policy: self.policy,
-            stats: &mut stats.http,
-        }
+            &mut stats.http,
+        )
         .get(&url, token, OnPartial::Return, |body| {
             parse_page(flavor, body, page_size)
         })

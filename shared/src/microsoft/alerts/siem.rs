@@ -76,13 +76,13 @@ impl SiemSource {
             .append_pair("sinceTimeUtc", &fmt7(window.since))
             .append_pair("untilTimeUtc", &fmt7(window.until - tick()))
             .append_pair("limit", "1");
-        let answer = Getter {
-            http: &self.http,
-            budget: &mut self.budget,
+        let answer = Getter::new(
+            &self.http,
+            &mut self.budget,
+            self.policy,
             deadline,
-            policy: self.policy,
-            stats: &mut stats.http,
-        }
+            &mut stats.http,
+        )
         .get(&u, token, OnPartial::Retry, parse_answer)
         .await?;
         Ok(!answer.value.alerts.is_empty())
@@ -172,13 +172,13 @@ impl AlertSource for SiemSource {
         u.query_pairs_mut()
             .append_pair("sinceTimeUtc", &fmt7(window.since))
             .append_pair("untilTimeUtc", &fmt7(window.until - tick()));
-        let answer = Getter {
-            http: &self.http,
-            budget: &mut self.budget,
+        let answer = Getter::new(
+            &self.http,
+            &mut self.budget,
+            self.policy,
             deadline,
-            policy: self.policy,
-            stats: &mut stats.http,
-        }
+            &mut stats.http,
+        )
         .get(&u, token, OnPartial::Retry, parse_answer)
         .await?;
         stats.pages += 1;
