@@ -339,14 +339,7 @@ fn unchanged(t: &Tenant, new: &NewTenant) -> bool {
 /// A new record of `new`; a SIEM tenant without a region named gets the deployment's default
 /// recorded, as `mssp tenants add` does.
 fn new_record(s: &Deps, new: &NewTenant, now: chrono::DateTime<chrono::Utc>) -> Tenant {
-    let mut t = Tenant::pending(
-        new.id.clone(),
-        new.display_name.clone(),
-        new.auth_model,
-        new.alert_api,
-        new.cloud,
-        now,
-    );
+    let mut t = new.pending(now);
     set_fields(&mut t, new, now);
     if t.alert_api == AlertApi::Siem && t.siem_region.is_none() {
         t.siem_region = Some(s.settings.siem_region);

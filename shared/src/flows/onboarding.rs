@@ -48,6 +48,39 @@ pub struct NewTenant {
     pub siem_region: Option<crate::domain::SiemRegion>,
 }
 
+impl NewTenant {
+    /// A tenant of the commercial cloud, with no backfill and (SIEM) the deployment's region.
+    pub fn new(
+        id: TenantId,
+        display_name: impl Into<String>,
+        auth_model: AuthModel,
+        alert_api: AlertApi,
+    ) -> NewTenant {
+        NewTenant {
+            id,
+            display_name: display_name.into(),
+            auth_model,
+            alert_api,
+            cloud: Cloud::Commercial,
+            backfill: None,
+            siem_region: None,
+        }
+    }
+
+    /// The record of this tenant pending consent, as registered at `now` (before any of the
+    /// request's options are applied).
+    pub(crate) fn pending(&self, now: chrono::DateTime<chrono::Utc>) -> Tenant {
+        Tenant::pending(
+            self.id.clone(),
+            self.display_name.clone(),
+            self.auth_model,
+            self.alert_api,
+            self.cloud,
+            now,
+        )
+    }
+}
+
 /// The query parameters of a consent callback, as received.
 #[derive(Debug, Clone, Default)]
 pub struct Callback {
@@ -174,14 +207,7 @@ pub async fn start_onboarding(s: &Deps, new: NewTenant) -> Result<Onboarded, Con
     let now = s.clock.now();
     let tenant = match s.registry.get(&new.id).await? {
         None => {
-            let mut t = Tenant::pending(
-                new.id.clone(),
-                new.display_name.clone(),
-                new.auth_model,
-                new.alert_api,
-                new.cloud,
-                now,
-            );
+            let mut t = new.pending(now);
             t.backfill = backfill_of(&new, now);
             t.siem_region = new.siem_region;
             s.registry.create(&t).await?;
