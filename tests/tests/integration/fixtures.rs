@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use emulator::{RunningEmulator, Scenario};
 use serde_json::json;
 use shared::clock::ManualClock;
-use shared::config::{Cloud, CloudEndpoints};
+use shared::config::CloudEndpoints;
 use shared::domain::{AlertApi, AuthModel, Tenant, TenantId};
 use shared::flows::Deps;
 use shared::flows::onboarding::{Callback, NewTenant, start_onboarding};
@@ -137,6 +137,60 @@ impl World {
             .expect("signed in")
     }
 
+    /// The Microsoft sign-in URL a consent link leads to.
+    pub async fn microsoft_sign_in(&self, link: &Url) -> Url {
+        tests::local::microsoft_sign_in(&self.services, link)
+            .await
+            .expect("consent begins")
+    }
+
+    /// The tenant's record.
+    pub async fn tenant(&self, id: &str) -> Tenant {
+        self.services
+            .registry
+            .get(&tid(id))
+            .await
+            .expect("registry")
+            .expect("tenant")
+    }
+
+    /// The tenant's stored tokens.
+    pub async fn tokens(&self, id: &str) -> shared::domain::TenantTokens {
+        self.services
+            .tokens
+            .get(&tid(id))
+            .await
+            .expect("token store")
+            .expect("tokens stored")
+    }
+
+    /// Whether the tenant has tokens stored.
+    pub async fn has_tokens(&self, id: &str) -> bool {
+        self.services
+            .tokens
+            .get(&tid(id))
+            .await
+            .expect("token store")
+            .is_some()
+    }
+
+    /// Onboards Contoso (delegated v1, SIEM), Fabrikam (delegated v2, MDE) and Northwind
+    /// (application, Graph).
+    pub async fn onboard_three(&self) {
+        self.onboard(CONTOSO, AuthModel::DelegatedV1, AlertApi::Siem)
+            .await;
+        self.onboard(FABRIKAM, AuthModel::DelegatedV2, AlertApi::Mde)
+            .await;
+        self.onboard(NORTHWIND, AuthModel::Application, AlertApi::Graph)
+            .await;
+    }
+
+    /// POSTs `body` (none when `None`) to the emulator's control API at `path` and asserts it
+    /// was accepted.
+    pub async fn control(&self, path: &str, body: Option<serde_json::Value>) {
+        tests::control(&self.http, &self.emu, reqwest::Method::POST, path, body).await;
+    }
+
     /// GETs a Microsoft URL and parses the redirect back to our callback.
     pub async fn follow(&self, ms: Url) -> Callback {
         tests::local::follow_consent(&self.http, ms, &self.services.settings.redirect_uri())
@@ -153,18 +207,19 @@ impl World {
 }
 
 fn new_tenant(id: &str, model: AuthModel, api: AlertApi) -> NewTenant {
-    NewTenant {
-        id: tid(id),
-        display_name: format!("Customer {}", &id[..4]),
-        auth_model: model,
-        alert_api: api,
-        cloud: Cloud::Commercial,
-        backfill: None,
-        siem_region: None,
-    }
+    NewTenant::new(tid(id), format!("Customer {}", &id[..4]), model, api)
 }
 
 pub use tests::local::callback_of;
+
+/// Options of one fetch run by a fresh owner with a minute to run.
+fn a_minute() -> shared::flows::fetch::FetchOptions<'static> {
+    shared::flows::fetch::FetchOptions {
+        deadline: tokio::time::Instant::now() + std::time::Duration::from_secs(60),
+        owner: uuid::Uuid::new_v4().to_string(),
+        hooks: &shared::flows::fetch::NoHooks,
+    }
+}
 
 /// A tenant's records in the sink against the emulator's ground truth.
 pub type Delivery = emulator::world::Check;
@@ -175,12 +230,7 @@ impl World {
         &self,
         id: &str,
     ) -> Result<shared::flows::sweep::Swept, shared::flows::fetch::FetchFlowError> {
-        let opts = shared::flows::fetch::FetchOptions {
-            deadline: tokio::time::Instant::now() + std::time::Duration::from_secs(60),
-            owner: uuid::Uuid::new_v4().to_string(),
-            hooks: &shared::flows::fetch::NoHooks,
-        };
-        shared::flows::sweep::sweep_tenant(&self.services, &tid(id), &opts).await
+        shared::flows::sweep::sweep_tenant(&self.services, &tid(id), &a_minute()).await
     }
 
     /// The tenant's cursor of `api`.
@@ -198,12 +248,7 @@ impl World {
         &self,
         id: &str,
     ) -> Result<shared::flows::fetch::FetchReport, shared::flows::fetch::FetchFlowError> {
-        let opts = shared::flows::fetch::FetchOptions {
-            deadline: tokio::time::Instant::now() + std::time::Duration::from_secs(60),
-            owner: uuid::Uuid::new_v4().to_string(),
-            hooks: &shared::flows::fetch::NoHooks,
-        };
-        shared::flows::fetch::fetch_tenant(&self.services, &tid(id), &opts).await
+        shared::flows::fetch::fetch_tenant(&self.services, &tid(id), &a_minute()).await
     }
 
     /// Every record delivered for a tenant.

@@ -44,8 +44,8 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use shared::adapters::aws::{S3AlertSink, s3_client};
 use shared::assemble;
+use shared::config::Env;
 use shared::config::deployment::ServiceConfig;
-use shared::config::{Cloud, Env};
 use shared::domain::{AlertApi, AuthModel, TenantStatus};
 use shared::flows::Deps;
 use shared::flows::onboarding::{NewTenant, start_onboarding};
@@ -367,21 +367,10 @@ async fn infra_e2e_the_packaged_functions_run_against_what_terraform_applied() {
     );
     gw.serve(consent.clone()).expect("bridge serves");
     for (id, name, model, api) in TENANTS {
-        let link = start_onboarding(
-            &operator,
-            NewTenant {
-                id: tid(id),
-                display_name: name.into(),
-                auth_model: model,
-                alert_api: api,
-                cloud: Cloud::Commercial,
-                backfill: None,
-                siem_region: None,
-            },
-        )
-        .await
-        .expect("onboarding starts")
-        .consent_link;
+        let link = start_onboarding(&operator, NewTenant::new(tid(id), name, model, api))
+            .await
+            .expect("onboarding starts")
+            .consent_link;
         let microsoft = follow(&env, link.as_str()).await;
         let back = follow(&env, microsoft.as_str()).await;
         assert_eq!(back.path(), "/consent/callback", "{name}");

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use base64::Engine;
 use emulator::Scenario;
 use shared::assemble;
+use shared::config::Env;
 use shared::config::deployment::ServiceConfig;
-use shared::config::{Cloud, Env};
 use shared::domain::{AlertApi, AuthModel, Tenant, TenantTokens};
 use shared::flows::Deps;
 use shared::flows::onboarding::{NewTenant, begin_consent, complete_consent, start_onboarding};
@@ -134,23 +134,23 @@ impl FnWorld {
         f
     }
 
+    /// Sends `body` with `method` to the emulator's control API at `path`; asserts it was
+    /// accepted.
+    pub async fn control(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) {
+        tests::control(&self.env.http, &self.env.emulator, method, path, body).await;
+    }
+
     /// The operator registers a pending tenant; returns the consent link to send.
     pub async fn register(&self, id: &str, name: &str, model: AuthModel, api: AlertApi) -> Url {
-        start_onboarding(
-            &self.services,
-            NewTenant {
-                id: tid(id),
-                display_name: name.into(),
-                auth_model: model,
-                alert_api: api,
-                cloud: Cloud::Commercial,
-                backfill: None,
-                siem_region: None,
-            },
-        )
-        .await
-        .expect("onboarding starts")
-        .consent_link
+        start_onboarding(&self.services, NewTenant::new(tid(id), name, model, api))
+            .await
+            .expect("onboarding starts")
+            .consent_link
     }
 
     /// Onboards a tenant in-process (auto-approving emulator), without the consent binary.

@@ -22,26 +22,14 @@ fn registry_text(w: &World) -> String {
 }
 
 async fn assert_consented(w: &World, id: &str, model: AuthModel, granted: &str) {
-    let t = w
-        .services
-        .registry
-        .get(&tid(id))
-        .await
-        .expect("registry")
-        .expect("tenant");
+    let t = w.tenant(id).await;
     assert_eq!(t.status, TenantStatus::Active);
     let p = t.consent.expect("provenance recorded");
     assert_eq!(p.auth_model, model);
     assert_eq!(p.consented_at, w.clock_now());
     assert!(p.granted.iter().any(|g| g == granted), "{:?}", p.granted);
     assert!(p.consented_by.is_some());
-    let tokens = w
-        .services
-        .tokens
-        .get(&tid(id))
-        .await
-        .expect("token store")
-        .expect("tokens stored");
+    let tokens = w.tokens(id).await;
     let access = tokens.access_token.expect("access token");
     assert_eq!(
         tokens.refresh_token.is_some(),
@@ -83,15 +71,7 @@ async fn delegated_v2_consent_uses_pkce_and_offline_access() {
     let link = w
         .register(FABRIKAM, AuthModel::DelegatedV2, AlertApi::Mde)
         .await;
-    let param = link
-        .query_pairs()
-        .find(|(k, _)| k == "link")
-        .expect("link")
-        .1
-        .into_owned();
-    let ms = shared::flows::onboarding::begin_consent(&w.services, &param)
-        .await
-        .expect("begins");
+    let ms = w.microsoft_sign_in(&link).await;
     let q: std::collections::HashMap<_, _> = ms.query_pairs().into_owned().collect();
     assert_eq!(
         q.get("code_challenge_method").map(String::as_str),
@@ -129,15 +109,7 @@ async fn nothing_stored(w: &World, id: &str) {
         assert_ne!(t.status, TenantStatus::Active, "tenant must not be active");
         assert!(t.consent.is_none());
     }
-    assert!(
-        w.services
-            .tokens
-            .get(&tid(id))
-            .await
-            .expect("store")
-            .is_none(),
-        "no tokens stored"
-    );
+    assert!(!w.has_tokens(id).await, "no tokens stored");
 }
 
 #[tokio::test]
@@ -187,24 +159,12 @@ async fn a_replayed_callback_is_refused_and_changes_nothing() {
         .await;
     let cb = w.sign_in(&link).await;
     complete_consent(&w.services, &cb).await.expect("first use");
-    let before = w
-        .services
-        .tokens
-        .get(&tid(NORTHWIND))
-        .await
-        .expect("get")
-        .expect("some");
+    let before = w.tokens(NORTHWIND).await;
     let e = complete_consent(&w.services, &cb)
         .await
         .expect_err("replay");
     assert!(matches!(e, ConsentError::Replayed), "{e}");
-    let after = w
-        .services
-        .tokens
-        .get(&tid(NORTHWIND))
-        .await
-        .expect("get")
-        .expect("some");
+    let after = w.tokens(NORTHWIND).await;
     assert_eq!(
         before.access_token.map(|t| t.into_exposed()),
         after.access_token.map(|t| t.into_exposed())
@@ -220,15 +180,7 @@ async fn an_admin_consent_in_another_tenant_does_not_activate_the_bound_tenant()
     let link = w
         .register(WOODGROVE, AuthModel::Application, AlertApi::Graph)
         .await;
-    let param = link
-        .query_pairs()
-        .find(|(k, _)| k == "link")
-        .expect("link")
-        .1
-        .into_owned();
-    let ms = shared::flows::onboarding::begin_consent(&w.services, &param)
-        .await
-        .expect("begins");
+    let ms = w.microsoft_sign_in(&link).await;
     let other = url::Url::parse(&ms.as_str().replace(WOODGROVE, "organizations").replace(
         "adminconsent?",
         "adminconsent?login_hint=admin%40northwind.onmicrosoft.com&",
@@ -331,15 +283,7 @@ async fn a_cancelled_sign_in_is_reported_and_stores_nothing() {
     let link = w
         .register(CONTOSO, AuthModel::DelegatedV1, AlertApi::Siem)
         .await;
-    let param = link
-        .query_pairs()
-        .find(|(k, _)| k == "link")
-        .expect("link")
-        .1
-        .into_owned();
-    let ms = shared::flows::onboarding::begin_consent(&w.services, &param)
-        .await
-        .expect("begins");
+    let ms = w.microsoft_sign_in(&link).await;
     // The emulator's sign-in page, answered with Cancel.
     let page = w
         .http

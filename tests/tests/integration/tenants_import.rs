@@ -7,7 +7,7 @@ use std::path::Path;
 use emulator::RunningEmulator;
 use emulator::scenario::Api;
 use serde_json::Value;
-use shared::config::Cloud;
+
 use shared::domain::{AlertApi, AuthModel, ConsentMethod, TenantStatus};
 use shared::flows::adoption::{Adoption, PendingReason, onboard};
 use shared::flows::onboarding::NewTenant;
@@ -54,15 +54,12 @@ async fn identity_requests(emu: &RunningEmulator, tenant: &str) -> (u64, u64) {
 }
 
 fn app_tenant(id: &str, api: AlertApi) -> NewTenant {
-    NewTenant {
-        id: tid(id),
-        display_name: format!("Customer {}", &id[..4]),
-        auth_model: AuthModel::Application,
-        alert_api: api,
-        cloud: Cloud::Commercial,
-        backfill: None,
-        siem_region: None,
-    }
+    NewTenant::new(
+        tid(id),
+        format!("Customer {}", &id[..4]),
+        AuthModel::Application,
+        api,
+    )
 }
 
 #[tokio::test]
@@ -75,13 +72,7 @@ async fn a_tenant_whose_admin_granted_the_roles_is_adopted_without_a_click_and_f
         .expect("onboarded");
     assert!(matches!(on.adoption, Adoption::Adopted), "{on:?}");
     assert!(on.created);
-    let t = w
-        .services
-        .registry
-        .get(&tid(NORTHWIND))
-        .await
-        .expect("registry")
-        .expect("registered");
+    let t = w.tenant(NORTHWIND).await;
     assert_eq!(t.status, TenantStatus::Active);
     let c = t.consent.expect("provenance");
     assert_eq!(c.method, ConsentMethod::Adopted);
@@ -93,12 +84,7 @@ async fn a_tenant_whose_admin_granted_the_roles_is_adopted_without_a_click_and_f
         "{verified}"
     );
     assert!(
-        w.services
-            .tokens
-            .get(&tid(NORTHWIND))
-            .await
-            .expect("token store")
-            .is_some(),
+        w.has_tokens(NORTHWIND).await,
         "the verified token is stored as a consent's would be"
     );
     assert_eq!(
@@ -199,31 +185,15 @@ async fn a_token_issued_for_another_tenant_is_never_adopted() {
         );
         assert_eq!(on.tenant.status, TenantStatus::PendingConsent);
     }
-    let t = w
-        .services
-        .registry
-        .get(&tid(NORTHWIND))
-        .await
-        .expect("registry")
-        .expect("registered");
+    let t = w.tenant(NORTHWIND).await;
     assert_eq!(t.status, TenantStatus::PendingConsent);
     assert!(t.consent.is_none());
     assert!(
-        w.services
-            .tokens
-            .get(&tid(NORTHWIND))
-            .await
-            .expect("token store")
-            .is_none(),
+        !w.has_tokens(NORTHWIND).await,
         "no token of another tenant is kept"
     );
     assert!(
-        w.services
-            .tokens
-            .get(&tid(FABRIKAM))
-            .await
-            .expect("token store")
-            .is_none(),
+        !w.has_tokens(FABRIKAM).await,
         "nor filed under the tenant it names"
     );
 }
