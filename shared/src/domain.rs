@@ -402,6 +402,19 @@ pub struct BackfillRequest {
 }
 
 impl Tenant {
+    /// Makes the tenant active on `provenance` with its tokens just obtained (`how`): failures
+    /// are reset and that is its last, successful, refresh.
+    pub fn activate(&mut self, provenance: ConsentProvenance, now: DateTime<Utc>, how: &str) {
+        self.status = TenantStatus::Active;
+        self.consent = Some(provenance);
+        self.consecutive_failures = 0;
+        self.last_refresh = Some(Outcome {
+            at: now,
+            ok: true,
+            detail: Some(how.into()),
+        });
+    }
+
     /// A new tenant waiting for consent.
     pub fn pending(
         id: TenantId,

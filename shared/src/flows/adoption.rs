@@ -35,7 +35,7 @@ use super::onboarding::{
 use super::refresh::with_retries;
 use crate::config::Cloud;
 use crate::domain::{
-    AlertApi, AuthModel, ConsentMethod, ConsentProvenance, Outcome, Tenant, TenantId, TenantStatus,
+    AlertApi, AuthModel, ConsentMethod, ConsentProvenance, Tenant, TenantId, TenantStatus,
 };
 use crate::microsoft::claims::{self, ClaimsError, TokenClaims};
 use crate::microsoft::identity::{EntraClient, IdentityError, TokenResponse, default_scope};
@@ -431,14 +431,7 @@ async fn adopt(
     let provenance = adopted_provenance(new, claims, now);
     let activate = |t: &mut Tenant| {
         set_fields(t, new, now);
-        t.status = TenantStatus::Active;
-        t.consent = Some(provenance.clone());
-        t.consecutive_failures = 0;
-        t.last_refresh = Some(Outcome {
-            at: now,
-            ok: true,
-            detail: Some("token minted at adoption".into()),
-        });
+        t.activate(provenance.clone(), now, "token minted at adoption");
     };
     let created = if existing.is_none() {
         let mut t = new_record(s, new, now);

@@ -18,8 +18,8 @@ use super::{Deps, join};
 use crate::config::Cloud;
 use crate::consent::state::{ConsentState, StateError};
 use crate::domain::{
-    AlertApi, AuthModel, BackfillRequest, ConsentMethod, ConsentProvenance, Outcome, Tenant,
-    TenantId, TenantStatus, TenantTokens,
+    AlertApi, AuthModel, BackfillRequest, ConsentMethod, ConsentProvenance, Tenant, TenantId,
+    TenantStatus, TenantTokens,
 };
 use crate::microsoft::claims::{self, ClaimsError};
 use crate::microsoft::identity::{IdentityError, TokenResponse, default_scope, delegated_scope};
@@ -439,14 +439,7 @@ async fn activate(
     };
     let tenant = s
         .update_tenant(&st.tid, |t| {
-            t.status = TenantStatus::Active;
-            t.consent = Some(provenance.clone());
-            t.consecutive_failures = 0;
-            t.last_refresh = Some(Outcome {
-                at: now,
-                ok: true,
-                detail: Some("tokens obtained at consent".into()),
-            });
+            t.activate(provenance.clone(), now, "tokens obtained at consent")
         })
         .await?;
     tracing::info!(
