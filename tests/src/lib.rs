@@ -166,6 +166,22 @@ pub async fn control(
     assert!(resp.status().is_success(), "{path}: {}", resp.status());
 }
 
+/// GETs `url`, which must redirect, and returns the `Location` it redirects to.
+///
+/// # Panics
+///
+/// When the answer is not a redirect to an absolute URL.
+pub async fn redirect_of(http: &reqwest::Client, url: &str) -> Url {
+    let resp = http.get(url).send().await.expect("GET");
+    assert_eq!(resp.status().as_u16(), 302, "{url} redirects");
+    let location = resp
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .expect("location");
+    Url::parse(location).expect("absolute location")
+}
+
 /// The workspace root (the folder holding the top-level `Cargo.toml`).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

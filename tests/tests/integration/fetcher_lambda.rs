@@ -111,12 +111,7 @@ fn failed_ids(answer: &Value) -> Vec<String> {
 async fn dispatch_then_an_sqs_batch_lands_alerts_in_s3_and_reports_only_the_poisoned_tenant() {
     let f = Fetcher::start().await;
     // Contoso's SIEM API has been turned off: its fetch fails every time (a poisoned tenant).
-    f.w.control(
-        reqwest::Method::PATCH,
-        &format!("tenants/{CONTOSO}/switches"),
-        Some(json!({"siem_enabled": false})),
-    )
-    .await;
+    f.w.siem_off(CONTOSO).await;
     let fetcher = f.spawn().await;
 
     let scheduled: Value = serde_json::from_str(SCHEDULED).expect("fixture");

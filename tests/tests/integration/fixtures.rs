@@ -11,7 +11,9 @@ use shared::clock::ManualClock;
 use shared::config::CloudEndpoints;
 use shared::domain::{AlertApi, AuthModel, Tenant, TenantId};
 use shared::flows::Deps;
-use shared::flows::onboarding::{Callback, NewTenant, start_onboarding};
+use shared::flows::onboarding::{
+    Callback, ConsentError, NewTenant, complete_consent, start_onboarding,
+};
 use url::Url;
 
 pub const APP_ID: &str = "7f3b2c1a-5d4e-4f60-9a8b-1c2d3e4f5a6b";
@@ -137,6 +139,20 @@ impl World {
             .expect("signed in")
     }
 
+    /// Registers a pending tenant and signs in through its consent link: the callback Microsoft
+    /// sends back, not yet completed.
+    pub async fn signed_in(&self, id: &str, model: AuthModel, api: AlertApi) -> Callback {
+        let link = self.register(id, model, api).await;
+        self.sign_in(&link).await
+    }
+
+    /// Completes consent with `cb`, which the flow must refuse; its error.
+    pub async fn refused(&self, cb: &Callback) -> ConsentError {
+        complete_consent(&self.services, cb)
+            .await
+            .expect_err("consent refused")
+    }
+
     /// The Microsoft sign-in URL a consent link leads to.
     pub async fn microsoft_sign_in(&self, link: &Url) -> Url {
         tests::local::microsoft_sign_in(&self.services, link)
@@ -156,22 +172,20 @@ impl World {
 
     /// The tenant's stored tokens.
     pub async fn tokens(&self, id: &str) -> shared::domain::TenantTokens {
-        self.services
-            .tokens
-            .get(&tid(id))
-            .await
-            .expect("token store")
-            .expect("tokens stored")
+        self.stored_tokens(id).await.expect("tokens stored")
     }
 
     /// Whether the tenant has tokens stored.
     pub async fn has_tokens(&self, id: &str) -> bool {
+        self.stored_tokens(id).await.is_some()
+    }
+
+    async fn stored_tokens(&self, id: &str) -> Option<shared::domain::TenantTokens> {
         self.services
             .tokens
             .get(&tid(id))
             .await
             .expect("token store")
-            .is_some()
     }
 
     /// Onboards Contoso (delegated v1, SIEM), Fabrikam (delegated v2, MDE) and Northwind

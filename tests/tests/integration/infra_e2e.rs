@@ -245,14 +245,7 @@ fn scheduled() -> Value {
 }
 
 async fn follow(env: &TestEnv, url: &str) -> Url {
-    let resp = env.http.get(url).send().await.expect("GET");
-    assert_eq!(resp.status().as_u16(), 302, "{url} redirects");
-    let location = resp
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .expect("location");
-    Url::parse(location).expect("absolute location")
+    tests::redirect_of(&env.http, url).await
 }
 
 #[tokio::test]

@@ -181,14 +181,17 @@ impl FnWorld {
 
     /// GETs `url` and returns the `Location` it redirects to.
     pub async fn redirect_of(&self, url: &str) -> Url {
-        let resp = self.env.http.get(url).send().await.expect("GET");
-        assert_eq!(resp.status().as_u16(), 302, "{url} redirects");
-        let location = resp
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .expect("location");
-        Url::parse(location).expect("absolute location")
+        tests::redirect_of(&self.env.http, url).await
+    }
+
+    /// Turns the tenant's SIEM API off in the emulator: every fetch of it fails.
+    pub async fn siem_off(&self, id: &str) {
+        self.control(
+            reqwest::Method::PATCH,
+            &format!("tenants/{id}/switches"),
+            Some(serde_json::json!({"siem_enabled": false})),
+        )
+        .await;
     }
 
     pub async fn tenant(&self, id: &str) -> Option<Tenant> {

@@ -234,12 +234,7 @@ fn metric_env() -> Vec<(String, String)> {
 async fn the_fetchers_emf_lines_follow_the_specification_and_count_what_it_delivered() {
     let f = Fetcher::start().await;
     // Contoso's SIEM API is turned off: its fetch fails.
-    f.w.control(
-        reqwest::Method::PATCH,
-        &format!("tenants/{CONTOSO}/switches"),
-        Some(json!({"siem_enabled": false})),
-    )
-    .await;
+    f.w.siem_off(CONTOSO).await;
     let mut env = f.w.lambda_env();
     env.push(("MSSP_BUCKET".into(), f.bucket.clone()));
     env.push(("MSSP_QUEUE_URL".into(), f.queue_url.clone()));

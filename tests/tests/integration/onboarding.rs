@@ -115,10 +115,9 @@ async fn nothing_stored(w: &World, id: &str) {
 #[tokio::test]
 async fn forged_and_garbage_states_are_refused_and_nothing_is_stored() {
     let w = World::start().await;
-    let link = w
-        .register(CONTOSO, AuthModel::DelegatedV1, AlertApi::Siem)
+    let mut cb = w
+        .signed_in(CONTOSO, AuthModel::DelegatedV1, AlertApi::Siem)
         .await;
-    let mut cb = w.sign_in(&link).await;
     let real = cb.state.clone().expect("state");
     let (payload, _) = real.split_once('.').expect("two parts");
     for bad in [
@@ -128,9 +127,7 @@ async fn forged_and_garbage_states_are_refused_and_nothing_is_stored() {
         "x".repeat(10_000),
     ] {
         cb.state = Some(bad);
-        let e = complete_consent(&w.services, &cb)
-            .await
-            .expect_err("refused");
+        let e = w.refused(&cb).await;
         assert!(e.is_client_error(), "{e}");
     }
     nothing_stored(&w, CONTOSO).await;
@@ -139,14 +136,11 @@ async fn forged_and_garbage_states_are_refused_and_nothing_is_stored() {
 #[tokio::test]
 async fn an_expired_state_is_refused() {
     let w = World::start().await;
-    let link = w
-        .register(CONTOSO, AuthModel::DelegatedV1, AlertApi::Siem)
+    let cb = w
+        .signed_in(CONTOSO, AuthModel::DelegatedV1, AlertApi::Siem)
         .await;
-    let cb = w.sign_in(&link).await;
     w.advance(Duration::minutes(31));
-    let e = complete_consent(&w.services, &cb)
-        .await
-        .expect_err("expired");
+    let e = w.refused(&cb).await;
     assert!(e.to_string().contains("expired"), "{e}");
     nothing_stored(&w, CONTOSO).await;
 }
@@ -154,15 +148,12 @@ async fn an_expired_state_is_refused() {
 #[tokio::test]
 async fn a_replayed_callback_is_refused_and_changes_nothing() {
     let w = World::start().await;
-    let link = w
-        .register(NORTHWIND, AuthModel::Application, AlertApi::Graph)
+    let cb = w
+        .signed_in(NORTHWIND, AuthModel::Application, AlertApi::Graph)
         .await;
-    let cb = w.sign_in(&link).await;
     complete_consent(&w.services, &cb).await.expect("first use");
     let before = w.tokens(NORTHWIND).await;
-    let e = complete_consent(&w.services, &cb)
-        .await
-        .expect_err("replay");
+    let e = w.refused(&cb).await;
     assert!(matches!(e, ConsentError::Replayed), "{e}");
     let after = w.tokens(NORTHWIND).await;
     assert_eq!(
@@ -188,9 +179,7 @@ async fn an_admin_consent_in_another_tenant_does_not_activate_the_bound_tenant()
     .expect("url");
     let cb = w.follow(other).await;
     assert_eq!(cb.tenant.as_deref(), Some(NORTHWIND));
-    let e = complete_consent(&w.services, &cb)
-        .await
-        .expect_err("refused");
+    let e = w.refused(&cb).await;
     assert!(e.to_string().contains("not consented"), "{e}");
     nothing_stored(&w, WOODGROVE).await;
 }
@@ -241,10 +230,9 @@ async fn a_token_for_another_tenant_is_refused() {
         let _ = axum::serve(listener, proxy).await;
     });
     // Woodgrove's admin consents, so the flow gets as far as the token.
-    let link = w
-        .register(WOODGROVE, AuthModel::Application, AlertApi::Graph)
+    let cb = w
+        .signed_in(WOODGROVE, AuthModel::Application, AlertApi::Graph)
         .await;
-    let cb = w.sign_in(&link).await;
     let mut s = w.services.clone();
     let u = w.emu.urls().clone();
     s.settings.endpoints =
@@ -264,13 +252,10 @@ async fn a_consent_without_the_needed_permission_is_refused_naming_it() {
     let mut sc = crate::fixtures::scenario();
     sc.apps[0].permissions.app_roles.clear();
     let w = World::start_with(sc).await;
-    let link = w
-        .register(NORTHWIND, AuthModel::Application, AlertApi::Graph)
+    let cb = w
+        .signed_in(NORTHWIND, AuthModel::Application, AlertApi::Graph)
         .await;
-    let cb = w.sign_in(&link).await;
-    let e = complete_consent(&w.services, &cb)
-        .await
-        .expect_err("refused");
+    let e = w.refused(&cb).await;
     assert!(e.to_string().contains("SecurityAlert.Read.All"), "{e}");
     nothing_stored(&w, NORTHWIND).await;
 }
@@ -316,9 +301,7 @@ async fn a_cancelled_sign_in_is_reported_and_stores_nothing() {
         .expect("location")
         .to_string();
     let cb = crate::fixtures::callback_of(&url::Url::parse(&location).expect("url"));
-    let e = complete_consent(&w.services, &cb)
-        .await
-        .expect_err("denied");
+    let e = w.refused(&cb).await;
     assert!(matches!(e, ConsentError::Denied { .. }), "{e}");
     nothing_stored(&w, CONTOSO).await;
 }

@@ -9,12 +9,8 @@ use shared::flows::refresh::{RefreshError, RefreshOutcome, refresh_all, refresh_
 use crate::fixtures::{APP_ID, CONTOSO, FABRIKAM, NORTHWIND, World, tid};
 
 async fn refresh_token_of(w: &World, id: &str) -> String {
-    w.services
-        .tokens
-        .get(&tid(id))
+    w.tokens(id)
         .await
-        .expect("store")
-        .expect("tokens")
         .refresh_token
         .expect("refresh token")
         .into_exposed()
