@@ -24,9 +24,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use url::Url;
 
-use super::{
-    AlertSource, DrainStats, FetchError, Page, Position, SourceAlert, Window, fmt7, parse_time, raw,
-};
+use super::{AlertSource, DrainStats, FetchError, Page, Position, SourceAlert, Window, fmt7, raw};
 use crate::domain::AlertApi;
 use crate::microsoft::http::{Getter, OnPartial, RequestBudget, RetryPolicy, Unreadable};
 use crate::secret::AccessToken;
@@ -242,22 +240,16 @@ fn parse_alert(
     page: &Arc<String>,
 ) -> Result<SourceAlert, Unreadable> {
     let id = item
-        .field(0)
-        .filter(|s| !s.is_empty() && s.len() <= 256)
-        .ok_or_else(|| Unreadable::Shape("an alert has no id".into()))?
-        .into_owned();
-    let version = item
-        .field(1)
-        .as_deref()
-        .and_then(parse_time)
-        .ok_or_else(|| {
-            Unreadable::Shape(format!("alert {id} has no valid {}", flavor.updated()))
-        })?;
+        .key(0, 256)
+        .ok_or_else(|| Unreadable::Shape("an alert has no id".into()))?;
+    let version = item.time(1).ok_or_else(|| {
+        Unreadable::Shape(format!("alert {id} has no valid {}", flavor.updated()))
+    })?;
     Ok(SourceAlert {
         record_id: id.clone(),
         id,
         version,
-        created: item.field(2).as_deref().and_then(parse_time),
+        created: item.time(2),
         raw: item.raw(page),
     })
 }

@@ -9,7 +9,6 @@
 
 use std::sync::Once;
 
-use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -18,8 +17,7 @@ use chrono::{DateTime, Utc};
 use url::Url;
 
 use super::{
-    AlertSource, DrainStats, FetchError, Page, Position, SourceAlert, Window, fmt7, parse_time,
-    raw, tick,
+    AlertSource, DrainStats, FetchError, Page, Position, SourceAlert, Window, fmt7, raw, tick,
 };
 use crate::domain::AlertApi;
 #[cfg(test)]
@@ -119,26 +117,17 @@ fn parse_answer(body: Vec<u8>) -> Result<Page, Unreadable> {
 /// version.
 fn parse_detection(item: &raw::Item<'_, 4>, page: &Arc<String>) -> Result<SourceAlert, Unreadable> {
     let id = item
-        .field(0)
-        .filter(|s| !s.is_empty() && s.len() <= 256)
-        .ok_or_else(|| Unreadable::Shape("a detection has no AlertId".into()))?
-        .into_owned();
-    let version = item
-        .field(2)
-        .as_deref()
-        .and_then(parse_time)
-        .ok_or_else(|| {
-            Unreadable::Shape(format!("detection {id} has no valid LastProcessedTimeUtc"))
-        })?;
-    let record_id = item
-        .field(1)
-        .filter(|s| !s.is_empty() && s.len() <= 512)
-        .map_or_else(|| id.clone(), Cow::into_owned);
+        .key(0, 256)
+        .ok_or_else(|| Unreadable::Shape("a detection has no AlertId".into()))?;
+    let version = item.time(2).ok_or_else(|| {
+        Unreadable::Shape(format!("detection {id} has no valid LastProcessedTimeUtc"))
+    })?;
+    let record_id = item.key(1, 512).unwrap_or_else(|| id.clone());
     Ok(SourceAlert {
         record_id,
         id,
         version,
-        created: item.field(3).as_deref().and_then(parse_time),
+        created: item.time(3),
         raw: item.raw(page),
     })
 }
