@@ -38,17 +38,7 @@ type InFlight = Arc<Mutex<HashSet<(TenantId, AlertApi)>>>;
 
 /// Runs until SIGINT/SIGTERM.
 pub async fn run(config: &Config) -> Result<Exit, CliError> {
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| CliError::io(format!("listening on {}", config.listen), e))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| CliError::io("reading the listening address", e))?;
-    let public = match &config.public_base_url {
-        Some(u) => u.clone(),
-        None => Url::parse(&format!("http://{addr}"))
-            .map_err(|e| CliError::Usage(format!("listening address {addr}: {e}")))?,
-    };
+    let (listener, addr, public) = listen(config).await?;
     let backend = Backend::local(config, public.clone(), Arc::new(SystemClock));
     backend.check_app().await?;
     let data_dir = backend.require_local("serve")?.data_dir.clone();
@@ -88,14 +78,8 @@ pub async fn run(config: &Config) -> Result<Exit, CliError> {
     );
     let _ = stop_tx.send(true);
     let deadline = Instant::now() + config.shutdown_grace;
-    for (what, mut task) in [("fetch", fetch), ("refresh", refresh)] {
-        if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
-            task.abort();
-            tracing::warn!(
-                schedule = what,
-                "still running at the end of the grace; stopped"
-            );
-        }
+    for (what, task) in [("fetch", fetch), ("refresh", refresh)] {
+        finish_by(deadline, what, task).await;
     }
     release_leases(&services, &in_flight, &owner).await;
     match tokio::time::timeout(Duration::from_secs(5), server).await {
@@ -105,6 +89,36 @@ pub async fn run(config: &Config) -> Result<Exit, CliError> {
     }
     println!("mssp serve: stopped");
     Ok(Exit::Ok)
+}
+
+/// The consent endpoint's listener, its address, and the public base URL (configured, else
+/// that address).
+async fn listen(
+    config: &Config,
+) -> Result<(tokio::net::TcpListener, std::net::SocketAddr, Url), CliError> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| CliError::io(format!("listening on {}", config.listen), e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| CliError::io("reading the listening address", e))?;
+    let public = match &config.public_base_url {
+        Some(u) => u.clone(),
+        None => Url::parse(&format!("http://{addr}"))
+            .map_err(|e| CliError::Usage(format!("listening address {addr}: {e}")))?,
+    };
+    Ok((listener, addr, public))
+}
+
+/// Lets a schedule's task finish until `deadline`, then stops it.
+async fn finish_by(deadline: Instant, what: &str, mut task: tokio::task::JoinHandle<()>) {
+    if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+        task.abort();
+        tracing::warn!(
+            schedule = what,
+            "still running at the end of the grace; stopped"
+        );
+    }
 }
 
 /// What `mssp serve` serves, where, and on which schedules.
