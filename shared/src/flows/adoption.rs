@@ -29,9 +29,7 @@ use futures::StreamExt;
 use url::Url;
 
 use super::Deps;
-use super::onboarding::{
-    ConsentError, NewTenant, backfill_of, consent_link_with, sanitize, store_tokens,
-};
+use super::onboarding::{ConsentError, NewTenant, consent_link_with, sanitize, store_tokens};
 use super::refresh::with_retries;
 use crate::config::Cloud;
 use crate::domain::{
@@ -311,20 +309,6 @@ fn done(t: &Tenant) -> bool {
     matches!(t.status, TenantStatus::Active | TenantStatus::Suspended)
 }
 
-/// Writes what the operator said about the tenant onto its record.
-fn set_fields(t: &mut Tenant, new: &NewTenant, now: chrono::DateTime<chrono::Utc>) {
-    t.display_name = new.display_name.clone();
-    t.auth_model = new.auth_model;
-    t.alert_api = new.alert_api;
-    t.cloud = new.cloud;
-    if new.siem_region.is_some() {
-        t.siem_region = new.siem_region;
-    }
-    if let Some(b) = backfill_of(new, now) {
-        t.backfill = Some(b);
-    }
-}
-
 /// Whether writing `new` onto `t` would change nothing.
 fn unchanged(t: &Tenant, new: &NewTenant) -> bool {
     t.display_name == new.display_name
@@ -340,7 +324,7 @@ fn unchanged(t: &Tenant, new: &NewTenant) -> bool {
 /// recorded, as `mssp tenants add` does.
 fn new_record(s: &Deps, new: &NewTenant, now: chrono::DateTime<chrono::Utc>) -> Tenant {
     let mut t = new.pending(now);
-    set_fields(&mut t, new, now);
+    new.write_onto(&mut t, now);
     if t.alert_api == AlertApi::Siem && t.siem_region.is_none() {
         t.siem_region = Some(s.settings.siem_region);
     }
@@ -373,7 +357,7 @@ async fn register_pending(
     }
     let t = s
         .update_tenant(&new.id, |t| {
-            set_fields(t, new, now);
+            new.write_onto(t, now);
             if t.status == TenantStatus::Offboarded {
                 t.status = TenantStatus::PendingConsent;
             }
@@ -430,7 +414,7 @@ async fn adopt(
     store_tokens(s, &new.id, AuthModel::Application, token, scope).await?;
     let provenance = adopted_provenance(new, claims, now);
     let activate = |t: &mut Tenant| {
-        set_fields(t, new, now);
+        new.write_onto(t, now);
         t.activate(provenance.clone(), now, "token minted at adoption");
     };
     let created = if existing.is_none() {

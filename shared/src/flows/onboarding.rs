@@ -67,6 +67,21 @@ impl NewTenant {
         }
     }
 
+    /// Writes what the operator said about the tenant onto its record `t` (a region or a
+    /// backfill left out keeps the record's).
+    pub(crate) fn write_onto(&self, t: &mut Tenant, now: chrono::DateTime<chrono::Utc>) {
+        t.display_name = self.display_name.clone();
+        t.auth_model = self.auth_model;
+        t.alert_api = self.alert_api;
+        t.cloud = self.cloud;
+        if self.siem_region.is_some() {
+            t.siem_region = self.siem_region;
+        }
+        if let Some(b) = backfill_of(self, now) {
+            t.backfill = Some(b);
+        }
+    }
+
     /// The record of this tenant pending consent, as registered at `now` (before any of the
     /// request's options are applied).
     pub(crate) fn pending(&self, now: chrono::DateTime<chrono::Utc>) -> Tenant {
@@ -219,16 +234,7 @@ pub async fn start_onboarding(s: &Deps, new: NewTenant) -> Result<Onboarded, Con
             }
             _ => {
                 s.update_tenant(&new.id, |t| {
-                    t.display_name = new.display_name.clone();
-                    t.auth_model = new.auth_model;
-                    t.alert_api = new.alert_api;
-                    t.cloud = new.cloud;
-                    if new.siem_region.is_some() {
-                        t.siem_region = new.siem_region;
-                    }
-                    if let Some(b) = backfill_of(&new, now) {
-                        t.backfill = Some(b);
-                    }
+                    new.write_onto(t, now);
                     if t.status == TenantStatus::Offboarded {
                         t.status = TenantStatus::PendingConsent;
                     }
