@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use chrono::NaiveDate;
 
-use super::locked;
+use super::{locked, removed};
 use crate::domain::{AlertApi, TenantId};
 use crate::ports::{DeliveryIndex, StoreError};
 
@@ -120,11 +120,10 @@ impl DeliveryIndex for FileDeliveryIndex {
         // The tenant directory and its lock stay (see the cursor store); the days go.
         locked(self.tenant_dir(tenant), |dir| {
             for api in AlertApi::ALL {
-                match fs::remove_dir_all(dir.join(api.as_str())) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == ErrorKind::NotFound => {}
-                    Err(e) => return Err(StoreError::unavailable("deleting the index", e)),
-                }
+                removed(
+                    fs::remove_dir_all(dir.join(api.as_str())),
+                    "deleting the index",
+                )?;
             }
             Ok(())
         })
