@@ -203,20 +203,25 @@ enum Attempt<T> {
     Fail(FetchError),
 }
 
-impl<'a> Getter<'a> {
-    /// A getter for one request of a source: its client, budget and retry policy.
-    pub fn new(
-        http: &'a reqwest::Client,
-        budget: &'a mut RequestBudget,
-        policy: RetryPolicy,
-        deadline: Instant,
-        stats: &'a mut RequestStats,
-    ) -> Self {
+/// What the requests of one source share: its HTTP client, its request budget and its retry
+/// policy.
+pub struct Requester {
+    /// HTTP client (timeouts set, no redirects).
+    pub http: reqwest::Client,
+    /// Budget of this tenant and API.
+    pub budget: RequestBudget,
+    /// Retries.
+    pub policy: RetryPolicy,
+}
+
+impl Requester {
+    /// A getter for one request, waiting no later than `deadline`, counted in `stats`.
+    pub fn getter<'a>(&'a mut self, deadline: Instant, stats: &'a mut RequestStats) -> Getter<'a> {
         Getter {
-            http,
-            budget,
+            http: &self.http,
+            budget: &mut self.budget,
             deadline,
-            policy,
+            policy: self.policy,
             stats,
         }
     }

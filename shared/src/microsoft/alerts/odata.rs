@@ -26,7 +26,7 @@ use url::Url;
 
 use super::{AlertSource, DrainStats, FetchError, Page, Position, SourceAlert, Window, fmt7, raw};
 use crate::domain::AlertApi;
-use crate::microsoft::http::{Getter, OnPartial, RequestBudget, RetryPolicy, Unreadable};
+use crate::microsoft::http::{OnPartial, RequestBudget, Requester, RetryPolicy, Unreadable};
 use crate::secret::AccessToken;
 
 /// Which OData API.
@@ -74,10 +74,8 @@ impl Flavor {
 pub struct ODataSource {
     flavor: Flavor,
     base: Url,
-    http: reqwest::Client,
-    budget: RequestBudget,
+    requests: Requester,
     page_size: usize,
-    policy: RetryPolicy,
 }
 
 impl ODataSource {
@@ -94,10 +92,12 @@ impl ODataSource {
         ODataSource {
             flavor,
             base,
-            http,
-            budget,
+            requests: Requester {
+                http,
+                budget,
+                policy,
+            },
             page_size: page_size.max(1),
-            policy,
         }
     }
 
@@ -142,18 +142,13 @@ impl ODataSource {
             u.query_pairs_mut().append_pair("$filter", &filter);
         }
         let flavor = self.flavor;
-        Getter::new(
-            &self.http,
-            &mut self.budget,
-            self.policy,
-            deadline,
-            &mut stats.http,
-        )
-        .get(&u, token, OnPartial::Retry, |body| {
-            parse_count(flavor, &body)
-        })
-        .await
-        .map(|a| a.value)
+        self.requests
+            .getter(deadline, &mut stats.http)
+            .get(&u, token, OnPartial::Retry, |body| {
+                parse_count(flavor, &body)
+            })
+            .await
+            .map(|a| a.value)
     }
 
     fn page_url(&self, window: &Window, at: &Position) -> Result<Url, FetchError> {
@@ -285,17 +280,13 @@ impl AlertSource for ODataSource {
     ) -> Result<Page, FetchError> {
         let url = self.page_url(&window, at)?;
         let (flavor, page_size) = (self.flavor, self.page_size);
-        let answer = Getter::new(
-            &self.http,
-            &mut self.budget,
-            self.policy,
-            deadline,
-            &mut stats.http,
-        )
-        .get(&url, token, OnPartial::Return, |body| {
-            parse_page(flavor, body, page_size)
-        })
-        .await?;
+        let answer = self
+            .requests
+            .getter(deadline, &mut stats.http)
+            .get(&url, token, OnPartial::Return, |body| {
+                parse_page(flavor, body, page_size)
+            })
+            .await?;
         stats.pages += 1;
         Ok(Page {
             partial: answer.partial,

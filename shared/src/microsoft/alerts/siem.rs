@@ -22,7 +22,7 @@ use super::{
 use crate::domain::AlertApi;
 #[cfg(test)]
 use crate::domain::TenantId;
-use crate::microsoft::http::{Getter, OnPartial, RequestBudget, RetryPolicy, Unreadable};
+use crate::microsoft::http::{OnPartial, RequestBudget, Requester, RetryPolicy, Unreadable};
 use crate::secret::AccessToken;
 
 static DEPRECATION: Once = Once::new();
@@ -30,9 +30,7 @@ static DEPRECATION: Once = Once::new();
 /// The SIEM API source of one tenant.
 pub struct SiemSource {
     base: Url,
-    http: reqwest::Client,
-    budget: RequestBudget,
-    policy: RetryPolicy,
+    requests: Requester,
 }
 
 impl SiemSource {
@@ -52,14 +50,26 @@ impl SiemSource {
         });
         SiemSource {
             base,
-            http,
-            budget,
-            policy,
+            requests: Requester {
+                http,
+                budget,
+                policy,
+            },
         }
     }
 }
 
 impl SiemSource {
+    /// `api/alerts` asking for the detections updated in `window` (`untilTimeUtc` is inclusive,
+    /// so it names the window's last tick).
+    fn window_url(&self, window: &Window) -> Url {
+        let mut u = super::join(&self.base, "api/alerts");
+        u.query_pairs_mut()
+            .append_pair("sinceTimeUtc", &fmt7(window.since))
+            .append_pair("untilTimeUtc", &fmt7(window.until - tick()));
+        u
+    }
+
     /// Whether this exporter holds any detection of the token's tenant updated in `window`
     /// (one request, `limit=1`): how a tenant read at the wrong region's exporter is told.
     pub async fn holds_any(
@@ -69,20 +79,13 @@ impl SiemSource {
         deadline: tokio::time::Instant,
         stats: &mut DrainStats,
     ) -> Result<bool, FetchError> {
-        let mut u = super::join(&self.base, "api/alerts");
-        u.query_pairs_mut()
-            .append_pair("sinceTimeUtc", &fmt7(window.since))
-            .append_pair("untilTimeUtc", &fmt7(window.until - tick()))
-            .append_pair("limit", "1");
-        let answer = Getter::new(
-            &self.http,
-            &mut self.budget,
-            self.policy,
-            deadline,
-            &mut stats.http,
-        )
-        .get(&u, token, OnPartial::Retry, parse_answer)
-        .await?;
+        let mut u = self.window_url(&window);
+        u.query_pairs_mut().append_pair("limit", "1");
+        let answer = self
+            .requests
+            .getter(deadline, &mut stats.http)
+            .get(&u, token, OnPartial::Retry, parse_answer)
+            .await?;
         Ok(!answer.value.alerts.is_empty())
     }
 }
@@ -157,19 +160,12 @@ impl AlertSource for SiemSource {
         deadline: tokio::time::Instant,
         stats: &mut DrainStats,
     ) -> Result<Page, FetchError> {
-        let mut u = super::join(&self.base, "api/alerts");
-        u.query_pairs_mut()
-            .append_pair("sinceTimeUtc", &fmt7(window.since))
-            .append_pair("untilTimeUtc", &fmt7(window.until - tick()));
-        let answer = Getter::new(
-            &self.http,
-            &mut self.budget,
-            self.policy,
-            deadline,
-            &mut stats.http,
-        )
-        .get(&u, token, OnPartial::Retry, parse_answer)
-        .await?;
+        let u = self.window_url(&window);
+        let answer = self
+            .requests
+            .getter(deadline, &mut stats.http)
+            .get(&u, token, OnPartial::Retry, parse_answer)
+            .await?;
         stats.pages += 1;
         Ok(answer.value)
     }
