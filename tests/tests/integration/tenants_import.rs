@@ -9,7 +9,7 @@ use emulator::scenario::Api;
 use serde_json::Value;
 
 use shared::domain::{AlertApi, AuthModel, ConsentMethod, TenantStatus};
-use shared::flows::adoption::{Adoption, PendingReason, onboard};
+use shared::flows::adoption::{Adoption, Onboarding, PendingReason, onboard};
 use shared::flows::onboarding::NewTenant;
 use url::Url;
 
@@ -62,14 +62,19 @@ fn app_tenant(id: &str, api: AlertApi) -> NewTenant {
     )
 }
 
+/// `mssp tenants add` of an application tenant: adopted, or registered pending consent.
+async fn onboard_app(w: &World, id: &str, api: AlertApi) -> Onboarding {
+    onboard(&w.services, app_tenant(id, api))
+        .await
+        .expect("onboarded")
+}
+
 #[tokio::test]
 async fn a_tenant_whose_admin_granted_the_roles_is_adopted_without_a_click_and_fetched() {
     let w = World::start().await;
     grant(&w.emu, NORTHWIND, Api::Graph, &["SecurityAlert.Read.All"]);
 
-    let on = onboard(&w.services, app_tenant(NORTHWIND, AlertApi::Graph))
-        .await
-        .expect("onboarded");
+    let on = onboard_app(&w, NORTHWIND, AlertApi::Graph).await;
     assert!(matches!(on.adoption, Adoption::Adopted), "{on:?}");
     assert!(on.created);
     let t = w.tenant(NORTHWIND).await;
@@ -107,9 +112,7 @@ async fn a_tenant_without_the_roles_stays_pending_with_a_link_naming_the_missing
     // The admin granted the Defender for Endpoint role, not Graph's.
     grant(&w.emu, WOODGROVE, Api::Mde, &["Alert.Read.All"]);
 
-    let on = onboard(&w.services, app_tenant(WOODGROVE, AlertApi::Graph))
-        .await
-        .expect("onboarded");
+    let on = onboard_app(&w, WOODGROVE, AlertApi::Graph).await;
     let Adoption::Pending {
         consent_link,
         reason,
@@ -138,9 +141,7 @@ async fn a_tenant_without_the_roles_stays_pending_with_a_link_naming_the_missing
     );
 
     // Nothing granted at all: pending too, the app not granted in the tenant.
-    let on = onboard(&w.services, app_tenant(CONTOSO, AlertApi::Mde))
-        .await
-        .expect("onboarded");
+    let on = onboard_app(&w, CONTOSO, AlertApi::Mde).await;
     assert!(
         matches!(
             &on.adoption,
@@ -154,9 +155,7 @@ async fn a_tenant_without_the_roles_stays_pending_with_a_link_naming_the_missing
 
     // Once the admin grants Graph's role, onboarding again adopts it.
     grant(&w.emu, WOODGROVE, Api::Graph, &["SecurityAlert.Read.All"]);
-    let on = onboard(&w.services, app_tenant(WOODGROVE, AlertApi::Graph))
-        .await
-        .expect("onboarded");
+    let on = onboard_app(&w, WOODGROVE, AlertApi::Graph).await;
     assert!(matches!(on.adoption, Adoption::Adopted), "{on:?}");
     assert!(!on.created);
 }
@@ -170,9 +169,7 @@ async fn a_token_issued_for_another_tenant_is_never_adopted() {
     issue_tid(&w.emu, NORTHWIND, FABRIKAM);
 
     for _ in 0..2 {
-        let on = onboard(&w.services, app_tenant(NORTHWIND, AlertApi::Graph))
-            .await
-            .expect("onboarded");
+        let on = onboard_app(&w, NORTHWIND, AlertApi::Graph).await;
         assert!(
             matches!(
                 &on.adoption,
