@@ -24,7 +24,6 @@ use chrono::{DateTime, Utc};
 use emulator::scenario::GenerateSpec;
 use emulator::{EmuState, Scenario};
 use shared::clock::Clock;
-use shared::config::Cloud;
 use shared::config::Endpoints;
 use shared::domain::{AlertApi, AuthModel, TenantId, TenantStatus};
 use shared::flows::Deps;
@@ -144,6 +143,57 @@ pub async fn run(config: &Config, chosen_dir: Option<&Path>) -> Result<Exit, Cli
         .local_addr()
         .map_err(|e| CliError::io("reading the local address", e))?;
     let public = Url::parse(&format!("http://{addr}")).map_err(|e| demo_err("local URL", e))?;
+    let (scenario, app) = scenario(addr)?;
+    let emu = emulator::start(scenario)
+        .await
+        .map_err(|e| demo_err("starting the Microsoft emulator", e))?;
+    println!(
+        "Microsoft emulator: {} (identity, Graph, Defender for Endpoint, SIEM API; sign-ins \
+         auto-approved)",
+        emu.base_url()
+    );
+    let backend = product(config, &dir, &emu, public.clone(), app)?;
+    let services = backend.deps.clone();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let server = server::spawn(listener, services.clone(), None, async {
+        let _ = stop_rx.await;
+    });
+    println!(
+        "Consent endpoint:   {public} (the consent-callback Lambda's handler, served by axum)"
+    );
+    println!("Data directory:     {}", dir.display());
+    println!();
+
+    let result = steps(&services, &backend, emu.state()).await;
+    let _ = stop_tx.send(());
+    let _ = server.await;
+    emu.shutdown().await;
+    let rows = result?;
+
+    println!();
+    print!("{}", results_table(&rows));
+    let all_ok = print_output(&dir, &rows);
+    println!();
+    println!(
+        "{} Finished in {:.1}s.",
+        if all_ok {
+            "Every tenant delivered every alert version the emulator exposed, exactly once."
+        } else {
+            "Some tenants did not deliver their alerts."
+        },
+        started.elapsed().as_secs_f64()
+    );
+    Ok(if all_ok {
+        Exit::Ok
+    } else {
+        Exit::TenantsFailed
+    })
+}
+
+/// The sample scenario, its app redirecting to our consent endpoint at `addr`, sign-ins
+/// auto-approved, the clock frozen, and each tenant given alerts for the two rounds; and the
+/// app's client id and secret.
+fn scenario(addr: std::net::SocketAddr) -> Result<(Scenario, (String, String)), CliError> {
     let mut scenario = Scenario::sample();
     if scenario.tenants.len() < TENANTS.len() || scenario.apps.is_empty() {
         return Err(CliError::Demo(
@@ -183,31 +233,33 @@ pub async fn run(config: &Config, chosen_dir: Option<&Path>) -> Result<Exit, Cli
         .first()
         .map(|s| s.value.clone())
         .ok_or_else(|| CliError::Demo("the sample app has no secret".into()))?;
-    let emu = emulator::start(scenario)
-        .await
-        .map_err(|e| demo_err("starting the Microsoft emulator", e))?;
-    let u = emu.urls().clone();
-    println!(
-        "Microsoft emulator: {} (identity, Graph, Defender for Endpoint, SIEM API; sign-ins \
-         auto-approved)",
-        emu.base_url()
-    );
+    Ok((scenario, (client_id, client_secret)))
+}
 
-    // The product over the file stores, pointed at the emulator, on the emulator's clock.
+/// The product over the file stores in `dir`, pointed at the emulator, on the emulator's clock,
+/// with the sample app's credentials stored.
+fn product(
+    config: &Config,
+    dir: &Path,
+    emu: &emulator::RunningEmulator,
+    public: Url,
+    (client_id, client_secret): (String, String),
+) -> Result<Backend, CliError> {
+    let u = emu.urls().clone();
     let mut demo_config = config.clone();
-    demo_config.data_dir = dir.clone();
+    demo_config.data_dir = dir.to_path_buf();
     demo_config.app_credentials_file = dir.join("secrets").join("app.json");
     demo_config.endpoints = Endpoints::Fixed(Box::new(shared::config::CloudEndpoints {
-        authority: u.authority.clone(),
-        graph: u.graph.clone(),
-        mde: u.mde.clone(),
-        siem: shared::config::SiemEndpoint::fixed(u.siem.clone()),
+        authority: u.authority,
+        graph: u.graph,
+        mde: u.mde,
+        siem: shared::config::SiemEndpoint::fixed(u.siem),
     }));
     demo_config.http_timeout = Duration::from_secs(20);
     // Both object formats (the raw records are the ground truth's input), and the lake.
     demo_config.output_format = shared::config::output::OutputFormat::RawAndOcsf;
     let clock = Arc::new(EmulatorClock(emu.state().clone()));
-    let backend = Backend::local(&demo_config, public.clone(), clock);
+    let backend = Backend::local(&demo_config, public, clock);
     shared::adapters::local::FileAppSecrets::at(&demo_config.app_credentials_file).write(
         &AppCredentials {
             client_id,
@@ -217,23 +269,11 @@ pub async fn run(config: &Config, chosen_dir: Option<&Path>) -> Result<Exit, Cli
             client_secret_expires: None,
         },
     )?;
-    let services = backend.deps.clone();
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let server = server::spawn(listener, services.clone(), None, async {
-        let _ = stop_rx.await;
-    });
-    println!(
-        "Consent endpoint:   {public} (the consent-callback Lambda's handler, served by axum)"
-    );
-    println!("Data directory:     {}", dir.display());
-    println!();
+    Ok(backend)
+}
 
-    let result = steps(&services, &backend, emu.state()).await;
-    let _ = stop_tx.send(());
-    let _ = server.await;
-    emu.shutdown().await;
-    let rows = result?;
-
+/// A row per tenant: what it delivered against what the emulator exposed.
+fn results_table(rows: &[Row]) -> String {
     let table_rows: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
@@ -258,23 +298,23 @@ pub async fn run(config: &Config, chosen_dir: Option<&Path>) -> Result<Exit, Cli
             ]
         })
         .collect();
-    println!();
-    print!(
-        "{}",
-        table(
-            &[
-                "TENANT",
-                "MODEL",
-                "API",
-                "STATUS",
-                "DELIVERED/EXPECTED",
-                "CREATED/UPDATED",
-                "LAG",
-                "CHECK"
-            ],
-            &table_rows
-        )
-    );
+    table(
+        &[
+            "TENANT",
+            "MODEL",
+            "API",
+            "STATUS",
+            "DELIVERED/EXPECTED",
+            "CREATED/UPDATED",
+            "LAG",
+            "CHECK",
+        ],
+        &table_rows,
+    )
+}
+
+/// Prints what the data directory holds; whether every tenant and the lake check out.
+fn print_output(dir: &Path, rows: &[Row]) -> bool {
     let objects = count_objects(&dir.join("alerts"));
     println!();
     println!("Output in {}:", dir.display());
@@ -288,7 +328,7 @@ pub async fn run(config: &Config, chosen_dir: Option<&Path>) -> Result<Exit, Cli
         count_objects(&dir.join("ocsf")),
         shared::ocsf::VERSION
     );
-    let lake = lake_check(&dir, &rows);
+    let lake = lake_check(dir, rows);
     println!(
         "  lake/      {} Parquet files, {} OCSF Detection Findings ({}) in the Amazon Security \
          Lake custom-source layout: {}/region=local/accountId=local/eventDay=<YYYYMMDD>/<object>.parquet",
@@ -300,22 +340,7 @@ pub async fn run(config: &Config, chosen_dir: Option<&Path>) -> Result<Exit, Cli
     println!("  registry/  tenant records (JSON) and used consent nonces");
     println!("  cursors/   watermark and delivered keys per tenant");
     println!("  secrets/   app credentials and tenant tokens (mode 0600)");
-    let all_ok = rows.iter().all(Row::ok) && lake.ok();
-    println!();
-    println!(
-        "{} Finished in {:.1}s.",
-        if all_ok {
-            "Every tenant delivered every alert version the emulator exposed, exactly once."
-        } else {
-            "Some tenants did not deliver their alerts."
-        },
-        started.elapsed().as_secs_f64()
-    );
-    Ok(if all_ok {
-        Exit::Ok
-    } else {
-        Exit::TenantsFailed
-    })
+    rows.iter().all(Row::ok) && lake.ok()
 }
 
 /// The local lake after the rounds, read back.
@@ -475,41 +500,8 @@ async fn round(
 }
 
 async fn steps(s: &Deps, backend: &Backend, emu: &Arc<EmuState>) -> Result<Vec<Row>, CliError> {
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .map_err(|e| demo_err("building the HTTP client", e))?;
-
     // 2. Onboarding and consent, over HTTP.
-    for (id, model, api) in TENANTS {
-        let tid = TenantId::parse(id).map_err(|e| demo_err("tenant id", e))?;
-        let name = emu
-            .world()
-            .resolve_tenant(id)
-            .map(|t| t.name.clone())
-            .unwrap_or_else(|| id.to_string());
-        let on = start_onboarding(
-            s,
-            NewTenant {
-                id: tid,
-                display_name: name.clone(),
-                auth_model: model,
-                alert_api: api,
-                cloud: Cloud::Commercial,
-                backfill: None,
-                siem_region: None,
-            },
-        )
-        .await?;
-        let hops = consent_over_http(&http, on.consent_link).await?;
-        println!(
-            "Consent: {name:<10} {:<13} {:<6} {hops}",
-            model.as_str(),
-            api.as_str()
-        );
-    }
+    consent_all(s, emu).await?;
 
     // 3. Two scheduled rounds, an hour apart on the emulator's clock.
     let mut totals: Vec<Totals> = TENANTS.iter().map(|_| Totals::default()).collect();
@@ -522,6 +514,42 @@ async fn steps(s: &Deps, backend: &Backend, emu: &Arc<EmuState>) -> Result<Vec<R
     round(s, backend, &mut totals, "Round 2").await?;
 
     // 4. What landed, against the emulator's ground truth.
+    check_delivery(backend, emu, totals).await
+}
+
+/// Registers each demo tenant and consents for it the way the customer's admin does, over HTTP.
+async fn consent_all(s: &Deps, emu: &Arc<EmuState>) -> Result<(), CliError> {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .map_err(|e| demo_err("building the HTTP client", e))?;
+    for (id, model, api) in TENANTS {
+        let tid = TenantId::parse(id).map_err(|e| demo_err("tenant id", e))?;
+        let name = emu
+            .world()
+            .resolve_tenant(id)
+            .map(|t| t.name.clone())
+            .unwrap_or_else(|| id.to_string());
+        let on = start_onboarding(s, NewTenant::new(tid, name.clone(), model, api)).await?;
+        let hops = consent_over_http(&http, on.consent_link).await?;
+        println!(
+            "Consent: {name:<10} {:<13} {:<6} {hops}",
+            model.as_str(),
+            api.as_str()
+        );
+    }
+    Ok(())
+}
+
+/// Each tenant's records in the sink against the emulator's ground truth, and their OCSF
+/// renderings against the OCSF schema.
+async fn check_delivery(
+    backend: &Backend,
+    emu: &Arc<EmuState>,
+    totals: Vec<Totals>,
+) -> Result<Vec<Row>, CliError> {
     let local = backend.require_local("demo")?;
     let validator = lake::schema::Validator::ocsf_1_1("detection_finding")
         .map_err(|e| demo_err("the OCSF schema", e))?;

@@ -72,30 +72,10 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
             local_only(&config, "serve")?;
             serve::run(&config).await
         }
-        Command::Tenants(t) => {
-            let (src, config) = load(g)?;
-            let b = Backend::open(&src, &config).await?;
-            match t {
-                TenantsCommand::Add(a) => onboard::add(&b, a, json).await,
-                TenantsCommand::Import(i) => onboard::import(&b, i, json).await,
-                TenantsCommand::List => operate::list(&b, json).await,
-                TenantsCommand::Show { id } => operate::show(&b, &id, json).await,
-                TenantsCommand::Suspend { id } => operate::suspend(&b, &id, json).await,
-                TenantsCommand::Resume { id } => operate::resume(&b, &id, json).await,
-                TenantsCommand::Remove { id } => operate::remove(&b, &id, json).await,
-                TenantsCommand::SetRegion { id, region } => {
-                    operate::set_region(&b, &id, region, json).await
-                }
-            }
-        }
-        Command::ConsentLink { id } => {
-            let (src, config) = load(g)?;
-            operate::link(&Backend::open(&src, &config).await?, &id, json).await
-        }
+        Command::Tenants(t) => tenants(&open(g).await?.0, t, json).await,
+        Command::ConsentLink { id } => operate::link(&open(g).await?.0, &id, json).await,
         Command::Refresh { id, force } => {
-            let (src, config) = load(g)?;
-            let b = Backend::open(&src, &config).await?;
-            operate::refresh(&b, id.as_ref(), force, json).await
+            operate::refresh(&open(g).await?.0, id.as_ref(), force, json).await
         }
         Command::Fetch {
             id,
@@ -103,8 +83,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
             until,
             format,
         } => {
-            let (src, config) = load(g)?;
-            let b = Backend::open(&src, &config).await?;
+            let (b, config) = open(g).await?;
             operate::fetch(&b, &id, &since, &until, format, config.fetch_run_deadline).await
         }
         Command::Backfill {
@@ -113,14 +92,12 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
             until,
             api,
         } => {
-            let (src, config) = load(g)?;
-            let b = Backend::open(&src, &config).await?;
             let range = backfill::Range {
                 since: &since,
                 until: until.as_deref(),
                 api,
             };
-            backfill::run(&b, &id, range, json).await
+            backfill::run(&open(g).await?.0, &id, range, json).await
         }
         Command::Run { once, tenants } => {
             let (_, config) = load(g)?;
@@ -133,14 +110,34 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
             run::run(&b, &config, once, tenants, json).await
         }
         Command::Status { all, state, api } => {
-            let (src, config) = load(g)?;
             let sel = status::Selection {
                 all,
                 state,
                 api,
                 ..status::Selection::default()
             };
-            status::run(&Backend::open(&src, &config).await?, sel, json).await
+            status::run(&open(g).await?.0, sel, json).await
         }
+    }
+}
+
+/// The backend the configuration names, opened, and the configuration.
+async fn open(g: &args::Global) -> Result<(Backend, Config), CliError> {
+    let (src, config) = load(g)?;
+    let b = Backend::open(&src, &config).await?;
+    Ok((b, config))
+}
+
+/// `mssp tenants …`.
+async fn tenants(b: &Backend, t: TenantsCommand, json: bool) -> Result<Exit, CliError> {
+    match t {
+        TenantsCommand::Add(a) => onboard::add(b, a, json).await,
+        TenantsCommand::Import(i) => onboard::import(b, i, json).await,
+        TenantsCommand::List => operate::list(b, json).await,
+        TenantsCommand::Show { id } => operate::show(b, &id, json).await,
+        TenantsCommand::Suspend { id } => operate::suspend(b, &id, json).await,
+        TenantsCommand::Resume { id } => operate::resume(b, &id, json).await,
+        TenantsCommand::Remove { id } => operate::remove(b, &id, json).await,
+        TenantsCommand::SetRegion { id, region } => operate::set_region(b, &id, region, json).await,
     }
 }

@@ -23,19 +23,7 @@ use crate::output::print_json;
 
 /// `mssp tenants add`.
 pub async fn add(b: &Backend, a: AddTenant, json: bool) -> Result<Exit, CliError> {
-    let backfill = a
-        .backfill
-        .as_deref()
-        .map(|h| {
-            parse_duration(h)
-                .and_then(|d| chrono::Duration::from_std(d).ok())
-                .ok_or_else(|| {
-                    CliError::Usage(format!(
-                        "--backfill {h:?}: expected a duration such as 180d"
-                    ))
-                })
-        })
-        .transpose()?;
+    let backfill = backfill_of(a.backfill.as_deref())?;
     if a.siem_region.is_some() && a.api != AlertApi::Siem {
         return Err(CliError::Usage(
             "--siem-region applies to tenants read through the siem API only".into(),
@@ -84,8 +72,29 @@ pub async fn add(b: &Backend, a: AddTenant, json: bool) -> Result<Exit, CliError
             "reason": reason,
             "consent_link": link.as_ref().map(|l| l.as_str()),
         }))?;
-        return Ok(exit);
+    } else {
+        print_added(b, &on, link, reason);
     }
+    Ok(exit)
+}
+
+/// `--backfill`: how far back the first fetch reads.
+fn backfill_of(arg: Option<&str>) -> Result<Option<chrono::Duration>, CliError> {
+    arg.map(|h| {
+        parse_duration(h)
+            .and_then(|d| chrono::Duration::from_std(d).ok())
+            .ok_or_else(|| {
+                CliError::Usage(format!(
+                    "--backfill {h:?}: expected a duration such as 180d"
+                ))
+            })
+    })
+    .transpose()
+}
+
+/// What `mssp tenants add` did, for the operator: adopted, or the consent link to send.
+fn print_added(b: &Backend, on: &Onboarding, link: Option<url::Url>, reason: Option<String>) {
+    let t = &on.tenant;
     let what = format!(
         "{} ({}): {}, {} API, {} cloud",
         t.display_name, t.id, t.auth_model, t.alert_api, t.cloud
@@ -121,7 +130,6 @@ pub async fn add(b: &Backend, a: AddTenant, json: bool) -> Result<Exit, CliError
         }
         (_, None) => {}
     }
-    Ok(exit)
 }
 
 fn kind(a: &Adoption) -> &'static str {
@@ -197,12 +205,56 @@ pub async fn import(b: &Backend, a: ImportTenants, json: bool) -> Result<Exit, C
         .links
         .clone()
         .unwrap_or_else(|| fleet_file::default_links(&a.file));
-    let total = parsed.tenants.len();
-    let progress = Arc::new(Progress::default());
     let started = Instant::now();
-    let ticker = {
-        let p = progress.clone();
-        let file = shown.clone();
+    let progress = Arc::new(Progress::default());
+    let ticker = progress.report_every_2s(shown.clone(), parsed.tenants.len(), started);
+    let numbers: Vec<usize> = parsed.tenants.iter().map(|l| l.number).collect();
+    let requests: Vec<NewTenant> = parsed.tenants.into_iter().map(|l| l.tenant).collect();
+    let counter = progress.clone();
+    let report = adoption::import(&b.deps, requests, a.concurrency.into(), &move |r| {
+        counter.record(r)
+    })
+    .await;
+    ticker.abort();
+    let report = report?;
+
+    let mut rows: Vec<LineResult> = parsed.bad.into_iter().map(LineResult::bad).collect();
+    rows.extend(
+        numbers
+            .into_iter()
+            .zip(report.results)
+            .map(|(line, r)| LineResult::of(line, r)),
+    );
+    rows.sort_by_key(|r| r.line);
+    write_links(&links_path, &rows)?;
+
+    let summary = ImportSummary {
+        file: shown,
+        links_file: links_path.display().to_string(),
+        app_misconfigured: report.app_misconfigured,
+        rows,
+    };
+    if json {
+        summary.print_json()?;
+    } else {
+        summary.print(started.elapsed());
+    }
+    Ok(if summary.count("failed") > 0 {
+        Exit::TenantsFailed
+    } else {
+        Exit::Ok
+    })
+}
+
+impl Progress {
+    /// Prints the progress line to stderr every two seconds until the task is aborted.
+    fn report_every_2s(
+        self: &Arc<Self>,
+        file: String,
+        total: usize,
+        started: Instant,
+    ) -> tokio::task::JoinHandle<()> {
+        let p = self.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(2));
             every.tick().await;
@@ -219,21 +271,13 @@ pub async fn import(b: &Backend, a: ImportTenants, json: bool) -> Result<Exit, C
                 );
             }
         })
-    };
-    let numbers: Vec<usize> = parsed.tenants.iter().map(|l| l.number).collect();
-    let requests: Vec<NewTenant> = parsed.tenants.into_iter().map(|l| l.tenant).collect();
-    let counter = progress.clone();
-    let report = adoption::import(&b.deps, requests, a.concurrency.into(), &move |r| {
-        counter.record(r)
-    })
-    .await;
-    ticker.abort();
-    let report = report?;
+    }
+}
 
-    let mut rows: Vec<LineResult> = parsed
-        .bad
-        .into_iter()
-        .map(|bad| LineResult {
+impl LineResult {
+    /// A line the file could not give a tenant from.
+    fn bad(bad: fleet_file::BadLine) -> Self {
+        LineResult {
             line: bad.number,
             tenant: None,
             created: false,
@@ -241,67 +285,81 @@ pub async fn import(b: &Backend, a: ImportTenants, json: bool) -> Result<Exit, C
             reason: Some(bad.reason),
             group: None,
             consent_link: None,
-        })
-        .collect();
-    for (line, r) in numbers.into_iter().zip(report.results) {
-        rows.push(match r {
-            Ok(on) => {
-                let (result, reason, group, link) = match on.adoption {
-                    Adoption::Adopted => ("adopted", None, None, None),
-                    Adoption::AlreadyOnboarded => ("done", None, None, None),
-                    Adoption::Pending {
-                        consent_link,
-                        reason,
-                    } => (
-                        "pending",
-                        Some(reason.to_string()),
-                        Some(self::group(&reason)),
-                        Some(consent_link.to_string()),
-                    ),
-                    Adoption::Unverified { reason } => (
-                        "failed",
-                        Some(format!(
-                            "registered pending, not verified: {reason}; import again to check"
-                        )),
-                        None,
-                        None,
-                    ),
-                };
-                LineResult {
-                    line,
-                    tenant: Some(on.tenant),
-                    created: on.created,
-                    result,
-                    reason,
-                    group,
-                    consent_link: link,
-                }
-            }
-            Err(e) => LineResult {
-                line,
-                tenant: None,
-                created: false,
-                result: "failed",
-                reason: Some(e.to_string()),
-                group: None,
-                consent_link: None,
-            },
-        });
+        }
     }
-    rows.sort_by_key(|r| r.line);
-    write_links(&links_path, &rows)?;
 
-    let count = |what: &str| rows.iter().filter(|r| r.result == what).count();
-    let (adopted, pending, done, failed) = (
-        count("adopted"),
-        count("pending"),
-        count("done"),
-        count("failed"),
-    );
-    let added = rows.iter().filter(|r| r.created).count();
-    let links_shown = links_path.display().to_string();
-    if json {
-        let tenants: Vec<_> = rows
+    /// What the onboarding of line `line`'s tenant came to.
+    fn of(line: usize, r: Result<Onboarding, ConsentError>) -> Self {
+        let on = match r {
+            Ok(on) => on,
+            Err(e) => {
+                return LineResult {
+                    line,
+                    tenant: None,
+                    created: false,
+                    result: "failed",
+                    reason: Some(e.to_string()),
+                    group: None,
+                    consent_link: None,
+                };
+            }
+        };
+        let (result, reason, group, link) = match on.adoption {
+            Adoption::Adopted => ("adopted", None, None, None),
+            Adoption::AlreadyOnboarded => ("done", None, None, None),
+            Adoption::Pending {
+                consent_link,
+                reason,
+            } => (
+                "pending",
+                Some(reason.to_string()),
+                Some(self::group(&reason)),
+                Some(consent_link.to_string()),
+            ),
+            Adoption::Unverified { reason } => (
+                "failed",
+                Some(format!(
+                    "registered pending, not verified: {reason}; import again to check"
+                )),
+                None,
+                None,
+            ),
+        };
+        LineResult {
+            line,
+            tenant: Some(on.tenant),
+            created: on.created,
+            result,
+            reason,
+            group,
+            consent_link: link,
+        }
+    }
+}
+
+/// What an import did, line by line, for the operator.
+struct ImportSummary {
+    file: String,
+    links_file: String,
+    app_misconfigured: Option<String>,
+    /// In file order.
+    rows: Vec<LineResult>,
+}
+
+impl ImportSummary {
+    /// How many lines came to `result` (`adopted`, `pending`, `done`, `failed`).
+    fn count(&self, result: &str) -> usize {
+        self.rows.iter().filter(|r| r.result == result).count()
+    }
+
+    /// How many tenants this run added to the registry.
+    fn added(&self) -> usize {
+        self.rows.iter().filter(|r| r.created).count()
+    }
+
+    fn print_json(&self) -> Result<(), CliError> {
+        let tenants: Vec<_> = self
+            .rows
             .iter()
             .map(|r| {
                 json!({
@@ -316,32 +374,44 @@ pub async fn import(b: &Backend, a: ImportTenants, json: bool) -> Result<Exit, C
             })
             .collect();
         print_json(&json!({
-            "file": shown,
-            "links_file": links_shown,
-            "added": added,
-            "adopted": adopted,
-            "pending": pending,
-            "done": done,
-            "failed": failed,
-            "app_misconfigured": report.app_misconfigured,
+            "file": self.file,
+            "links_file": self.links_file,
+            "added": self.added(),
+            "adopted": self.count("adopted"),
+            "pending": self.count("pending"),
+            "done": self.count("done"),
+            "failed": self.count("failed"),
+            "app_misconfigured": self.app_misconfigured,
             "tenants": tenants,
-        }))?;
-    } else {
-        if let Some(reason) = &report.app_misconfigured {
+        }))
+    }
+
+    fn print(&self, took: Duration) {
+        if let Some(reason) = &self.app_misconfigured {
             println!(
                 "THE APP REGISTRATION IS MISCONFIGURED (every application tenant is affected): \
                  {reason}"
             );
         }
+        let (adopted, pending, done, failed) = (
+            self.count("adopted"),
+            self.count("pending"),
+            self.count("done"),
+            self.count("failed"),
+        );
         println!(
-            "Imported {shown}: {} tenants in {:.1}s.",
-            rows.len(),
-            started.elapsed().as_secs_f64()
+            "Imported {}: {} tenants in {:.1}s.",
+            self.file,
+            self.rows.len(),
+            took.as_secs_f64()
         );
         println!("  adopted  {adopted:>6}  active without a click (token tid and roles verified)");
-        println!("  pending  {pending:>6}  waiting for a click; consent links in {links_shown}");
+        println!(
+            "  pending  {pending:>6}  waiting for a click; consent links in {}",
+            self.links_file
+        );
         let mut groups: BTreeMap<&str, usize> = BTreeMap::new();
-        for g in rows.iter().filter_map(|r| r.group.as_deref()) {
+        for g in self.rows.iter().filter_map(|r| r.group.as_deref()) {
             *groups.entry(g).or_default() += 1;
         }
         for (g, n) in groups {
@@ -356,37 +426,42 @@ pub async fn import(b: &Backend, a: ImportTenants, json: bool) -> Result<Exit, C
                 "listed below: fix them and import again (the rest is kept)"
             }
         );
-        println!("{added} tenants were added to the registry by this run.");
+        println!(
+            "{} tenants were added to the registry by this run.",
+            self.added()
+        );
+        self.print_failures();
+    }
+
+    /// The first failed lines with their reasons.
+    fn print_failures(&self) {
         const LISTED: usize = 20;
-        let failures: Vec<&LineResult> = rows.iter().filter(|r| r.result == "failed").collect();
-        if !failures.is_empty() {
-            println!();
-            println!("Failed:");
-            for r in failures.iter().take(LISTED) {
-                let who = r
-                    .tenant
-                    .as_ref()
-                    .map(|t| format!(" (tenant {})", t.id))
-                    .unwrap_or_default();
-                println!(
-                    "  line {}{who}: {}",
-                    r.line,
-                    r.reason.as_deref().unwrap_or("-")
-                );
-            }
-            if failures.len() > LISTED {
-                println!(
-                    "  … and {} more (--json lists every line)",
-                    failures.len() - LISTED
-                );
-            }
+        let failures: Vec<&LineResult> =
+            self.rows.iter().filter(|r| r.result == "failed").collect();
+        if failures.is_empty() {
+            return;
+        }
+        println!();
+        println!("Failed:");
+        for r in failures.iter().take(LISTED) {
+            let who = r
+                .tenant
+                .as_ref()
+                .map(|t| format!(" (tenant {})", t.id))
+                .unwrap_or_default();
+            println!(
+                "  line {}{who}: {}",
+                r.line,
+                r.reason.as_deref().unwrap_or("-")
+            );
+        }
+        if failures.len() > LISTED {
+            println!(
+                "  … and {} more (--json lists every line)",
+                failures.len() - LISTED
+            );
         }
     }
-    Ok(if failed > 0 {
-        Exit::TenantsFailed
-    } else {
-        Exit::Ok
-    })
 }
 
 /// Writes the consent links of this run's pending tenants to `path` (CSV; a header only when

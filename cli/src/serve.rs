@@ -38,20 +38,10 @@ type InFlight = Arc<Mutex<HashSet<(TenantId, AlertApi)>>>;
 
 /// Runs until SIGINT/SIGTERM.
 pub async fn run(config: &Config) -> Result<Exit, CliError> {
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| CliError::io(format!("listening on {}", config.listen), e))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| CliError::io("reading the listening address", e))?;
-    let public = match &config.public_base_url {
-        Some(u) => u.clone(),
-        None => Url::parse(&format!("http://{addr}"))
-            .map_err(|e| CliError::Usage(format!("listening address {addr}: {e}")))?,
-    };
+    let (listener, addr, public) = listen(config).await?;
     let backend = Backend::local(config, public.clone(), Arc::new(SystemClock));
     backend.check_app().await?;
-    let local = backend.require_local("serve")?.clone();
+    let data_dir = backend.require_local("serve")?.data_dir.clone();
     let services = backend.deps.clone();
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -62,19 +52,7 @@ pub async fn run(config: &Config) -> Result<Exit, CliError> {
         Some(metrics.clone()),
         stopped(stop_rx.clone()),
     );
-    println!(
-        "mssp serve: consent endpoint {public} listening on {addr} (redirect URI {})",
-        services.settings.redirect_uri()
-    );
-    println!("mssp serve: metrics for Prometheus at http://{addr}/metrics");
-    println!(
-        "mssp serve: data in {}; refresh every {}, fetch each tenant every {}; SIGINT/SIGTERM stops \
-         (in-flight fetches get {})",
-        local.data_dir.display(),
-        human(config.refresh_interval),
-        human(config.fetch_interval),
-        human(config.shutdown_grace)
-    );
+    banner(config, &services, &public, addr, &data_dir);
 
     let owner = format!("mssp-serve-{}", uuid::Uuid::new_v4().simple());
     let in_flight: InFlight = Arc::default();
@@ -100,25 +78,10 @@ pub async fn run(config: &Config) -> Result<Exit, CliError> {
     );
     let _ = stop_tx.send(true);
     let deadline = Instant::now() + config.shutdown_grace;
-    for (what, mut task) in [("fetch", fetch), ("refresh", refresh)] {
-        if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
-            task.abort();
-            tracing::warn!(
-                schedule = what,
-                "still running at the end of the grace; stopped"
-            );
-        }
+    for (what, task) in [("fetch", fetch), ("refresh", refresh)] {
+        finish_by(deadline, what, task).await;
     }
-    let left: Vec<_> = in_flight
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .drain()
-        .collect();
-    for (id, api) in left {
-        if let Err(e) = services.cursors.release(&id, api, &owner).await {
-            tracing::warn!(tenant_id = %id, error = %e, "could not release a lease");
-        }
-    }
+    release_leases(&services, &in_flight, &owner).await;
     match tokio::time::timeout(Duration::from_secs(5), server).await {
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "the consent endpoint failed"),
         Err(_) => tracing::warn!("the consent endpoint did not stop in time"),
@@ -126,6 +89,74 @@ pub async fn run(config: &Config) -> Result<Exit, CliError> {
     }
     println!("mssp serve: stopped");
     Ok(Exit::Ok)
+}
+
+/// The consent endpoint's listener, its address, and the public base URL (configured, else
+/// that address).
+async fn listen(
+    config: &Config,
+) -> Result<(tokio::net::TcpListener, std::net::SocketAddr, Url), CliError> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| CliError::io(format!("listening on {}", config.listen), e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| CliError::io("reading the listening address", e))?;
+    let public = match &config.public_base_url {
+        Some(u) => u.clone(),
+        None => Url::parse(&format!("http://{addr}"))
+            .map_err(|e| CliError::Usage(format!("listening address {addr}: {e}")))?,
+    };
+    Ok((listener, addr, public))
+}
+
+/// Lets a schedule's task finish until `deadline`, then stops it.
+async fn finish_by(deadline: Instant, what: &str, mut task: tokio::task::JoinHandle<()>) {
+    if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+        task.abort();
+        tracing::warn!(
+            schedule = what,
+            "still running at the end of the grace; stopped"
+        );
+    }
+}
+
+/// What `mssp serve` serves, where, and on which schedules.
+fn banner(
+    config: &Config,
+    s: &Deps,
+    public: &Url,
+    addr: std::net::SocketAddr,
+    data_dir: &std::path::Path,
+) {
+    println!(
+        "mssp serve: consent endpoint {public} listening on {addr} (redirect URI {})",
+        s.settings.redirect_uri()
+    );
+    println!("mssp serve: metrics for Prometheus at http://{addr}/metrics");
+    println!(
+        "mssp serve: data in {}; refresh every {}, fetch each tenant every {}; SIGINT/SIGTERM stops \
+         (in-flight fetches get {})",
+        data_dir.display(),
+        human(config.refresh_interval),
+        human(config.fetch_interval),
+        human(config.shutdown_grace)
+    );
+}
+
+/// Releases the leases of the fetches stopped at the end of the grace, so the next start does
+/// not wait for them to expire.
+async fn release_leases(s: &Deps, in_flight: &InFlight, owner: &str) {
+    let left: Vec<_> = in_flight
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .drain()
+        .collect();
+    for (id, api) in left {
+        if let Err(e) = s.cursors.release(&id, api, owner).await {
+            tracing::warn!(tenant_id = %id, error = %e, "could not release a lease");
+        }
+    }
 }
 
 /// Resolves once `stop` turns true (or its sender is gone).
@@ -152,17 +183,7 @@ async fn refresh_loop(
         match refresh_all(&s, Some(Instant::now() + every)).await {
             Ok(sum) => {
                 metrics.record(&Observation::refresh_run(&sum));
-                tracing::info!(
-                    refreshed = sum.refreshed.len(),
-                    fresh = sum.fresh.len(),
-                    reconsent = sum.reconsent.len(),
-                    failed = sum.failed.len(),
-                    skipped = sum.skipped.len(),
-                    app_misconfigured = sum.app_misconfigured.is_some(),
-                    client_secret_days_left = sum.app.client_secret_days_left,
-                    expiry_warning_days = sum.app.expiry_warning_days,
-                    "refresh run finished"
-                )
+                sum.log_finished();
             }
             Err(e) => tracing::error!(error = %e, "refresh run failed"),
         }
@@ -190,76 +211,102 @@ async fn fetch_loop(
     };
     let lister = s.clone();
     let listed_metrics = metrics.clone();
-    let list = move || {
-        let (s, metrics) = (lister.clone(), listed_metrics.clone());
-        async move {
-            match dispatch(&s).await {
-                Ok(tenants) => {
-                    metrics.retain_tenants(tenants.iter().map(|t| &t.id));
-                    tenants
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot list the tenants to fetch");
-                    Vec::new()
-                }
-            }
-        }
-    };
+    let list = move || list_tenants(lister.clone(), listed_metrics.clone());
     let work_metrics = metrics.clone();
     let deadline = config.fetch_run_deadline;
     let work = move |t: Tenant| {
-        let (s, owner, in_flight) = (s.clone(), owner.clone(), in_flight.clone());
-        let metrics = work_metrics.clone();
-        async move {
-            let key = (t.id.clone(), t.alert_api);
-            in_flight
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(key.clone());
-            let opts = FetchOptions {
-                deadline: Instant::now() + deadline,
-                owner,
-                hooks: &NoHooks,
-            };
-            let work = tenant_work(&s, &t, &opts).await;
-            if let Some(o) = Observation::work(&t, &work) {
-                metrics.record(&o);
-            }
-            if let Err(FetchFlowError::Busy(until)) = work.fetch {
-                tracing::info!(tenant_id = %t.id, until = %until, "another fetch holds the tenant")
-            }
-            // The flows logged and recorded any failure on the tenant.
-            in_flight
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&key);
-        }
+        let running = Running {
+            owner: owner.clone(),
+            deadline,
+            in_flight: in_flight.clone(),
+            metrics: work_metrics.clone(),
+        };
+        fetch_one(s.clone(), t, running)
     };
     let file = schedule_file(&config.data_dir);
-    let report = move |fit: Fit| {
-        metrics.record(&Observation::fit(&fit));
-        if fit.fits() {
-            tracing::info!(
-                tenants = fit.tenants,
-                utilization = fit.utilization,
-                "{}",
-                fit.describe()
-            );
-        } else {
-            tracing::warn!(
-                tenants = fit.tenants,
-                late = fit.late,
-                skipped = fit.skipped,
-                utilization = fit.utilization,
-                "{}",
-                fit.describe()
-            );
-        }
-        if let Err(e) = write_fit(&file, &fit) {
-            tracing::warn!(error = %e, "could not record how the schedule went");
-        }
-    };
+    let report = move |fit: Fit| report_fit(&metrics, &file, &fit);
     cadence::run(cadence, list, work, report, stop).await;
+}
+
+/// The tenants to fetch this interval; the metrics forget the others.
+async fn list_tenants(s: Deps, metrics: Arc<Registry>) -> Vec<Tenant> {
+    match dispatch(&s).await {
+        Ok(tenants) => {
+            metrics.retain_tenants(tenants.iter().map(|t| &t.id));
+            tenants
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot list the tenants to fetch");
+            Vec::new()
+        }
+    }
+}
+
+/// What a tenant's work of the interval runs with.
+struct Running {
+    /// This process's lease owner.
+    owner: String,
+    /// How long the work may run from when it starts.
+    deadline: Duration,
+    in_flight: InFlight,
+    metrics: Arc<Registry>,
+}
+
+/// One tenant's work of the interval, known as in flight while it runs.
+async fn fetch_one(s: Deps, t: Tenant, r: Running) {
+    let Running {
+        owner,
+        deadline,
+        in_flight,
+        metrics,
+    } = r;
+    let key = (t.id.clone(), t.alert_api);
+    let opts = FetchOptions {
+        deadline: Instant::now() + deadline,
+        owner,
+        hooks: &NoHooks,
+    };
+    in_flight
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(key.clone());
+    let work = tenant_work(&s, &t, &opts).await;
+    if let Some(o) = Observation::work(&t, &work) {
+        metrics.record(&o);
+    }
+    if let Err(FetchFlowError::Busy(until)) = work.fetch {
+        tracing::info!(tenant_id = %t.id, until = %until, "another fetch holds the tenant")
+    }
+    // The flows logged and recorded any failure on the tenant.
+    in_flight
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(&key);
+}
+
+/// How the interval went: logged, added to the metrics and kept in `file` for `mssp status`.
+fn report_fit(metrics: &Registry, file: &std::path::Path, fit: &Fit) {
+    metrics.record(&Observation::fit(fit));
+    if fit.fits() {
+        tracing::info!(
+            tenants = fit.tenants,
+            utilization = fit.utilization,
+            "{}",
+            fit.describe()
+        );
+    } else {
+        tracing::warn!(
+            tenants = fit.tenants,
+            late = fit.late,
+            skipped = fit.skipped,
+            utilization = fit.utilization,
+            "{}",
+            fit.describe()
+        );
+    }
+    if let Err(e) = write_fit(file, fit) {
+        tracing::warn!(error = %e, "could not record how the schedule went");
+    }
 }
 
 /// Where `serve` keeps how its last scheduling interval went.

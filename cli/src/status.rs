@@ -138,36 +138,8 @@ fn summary(health: &[TenantHealth]) -> String {
         "APIs: {}\n",
         counts(health.iter().map(|h| h.alert_api.as_str()))
     ));
-    let mut lags: Vec<i64> = health
-        .iter()
-        .filter(|h| h.status == TenantStatus::Active)
-        .filter_map(|h| h.lag_s)
-        .collect();
-    lags.sort_unstable();
-    if !lags.is_empty() {
-        let p = |q: f64| seconds(Some(percentile(&lags, q)));
-        out.push_str(&format!(
-            "Lag of {} fetched tenants: p50 {}, p90 {}, p99 {}, max {}\n",
-            lags.len(),
-            p(0.50),
-            p(0.90),
-            p(0.99),
-            p(1.0)
-        ));
-    }
-    let swept: Vec<_> = health
-        .iter()
-        .filter_map(|h| h.last_sweep.as_ref())
-        .collect();
-    if !swept.is_empty() {
-        let checked: u64 = swept.iter().map(|s| s.checked).sum();
-        let late: u64 = swept.iter().map(|s| s.delivered).sum();
-        let with_late = swept.iter().filter(|s| s.delivered > 0).count();
-        out.push_str(&format!(
-            "Last sweeps of {} tenants: {checked} versions checked, {late} found late (in {with_late} tenants)\n",
-            swept.len()
-        ));
-    }
+    out.push_str(&lag_line(health));
+    out.push_str(&sweeps_line(health));
     let links = health.iter().filter(|h| h.consent_link.is_some()).count();
     if links > 0 {
         out.push_str(&format!(
@@ -175,12 +147,57 @@ fn summary(health: &[TenantHealth]) -> String {
              (or reconsent_required) prints their links\n"
         ));
     }
+    out.push_str(&attention(health));
+    out
+}
+
+/// The lag percentiles of the active tenants fetched; empty when none was.
+fn lag_line(health: &[TenantHealth]) -> String {
+    let mut lags: Vec<i64> = health
+        .iter()
+        .filter(|h| h.status == TenantStatus::Active)
+        .filter_map(|h| h.lag_s)
+        .collect();
+    lags.sort_unstable();
+    if lags.is_empty() {
+        return String::new();
+    }
+    let p = |q: f64| seconds(Some(percentile(&lags, q)));
+    format!(
+        "Lag of {} fetched tenants: p50 {}, p90 {}, p99 {}, max {}\n",
+        lags.len(),
+        p(0.50),
+        p(0.90),
+        p(0.99),
+        p(1.0)
+    )
+}
+
+/// What the tenants' last sweeps found late; empty before any sweep.
+fn sweeps_line(health: &[TenantHealth]) -> String {
+    let swept: Vec<_> = health
+        .iter()
+        .filter_map(|h| h.last_sweep.as_ref())
+        .collect();
+    if swept.is_empty() {
+        return String::new();
+    }
+    let checked: u64 = swept.iter().map(|s| s.checked).sum();
+    let late: u64 = swept.iter().map(|s| s.delivered).sum();
+    let with_late = swept.iter().filter(|s| s.delivered > 0).count();
+    format!(
+        "Last sweeps of {} tenants: {checked} versions checked, {late} found late (in {with_late} tenants)\n",
+        swept.len()
+    )
+}
+
+/// The tenants that need attention, the first [`ATTENTION_ROWS`] of them with their cause.
+fn attention(health: &[TenantHealth]) -> String {
     let attention: Vec<&TenantHealth> = health.iter().filter(|h| needs_attention(h)).collect();
     if attention.is_empty() {
-        out.push_str("No tenant needs attention.\n");
-        return out;
+        return "No tenant needs attention.\n".into();
     }
-    out.push_str(&format!("\n{} tenants need attention:\n", attention.len()));
+    let mut out = format!("\n{} tenants need attention:\n", attention.len());
     let rows: Vec<Vec<String>> = attention
         .iter()
         .take(ATTENTION_ROWS)

@@ -10,6 +10,28 @@ use serde::{Deserialize, Serialize};
 use crate::config::Cloud;
 use crate::secret::{AccessToken, RefreshToken};
 
+/// `Display` as `as_str()`, and `FromStr` of any of `ALL` by that name (ASCII case and outer
+/// white space ignored), refusing anything else with `$expected`.
+macro_rules! named_by_as_str {
+    ($t:ty, $expected:literal) => {
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $t {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                <$t>::ALL
+                    .into_iter()
+                    .find(|v| v.as_str().eq_ignore_ascii_case(s.trim()))
+                    .ok_or_else(|| $expected.to_string())
+            }
+        }
+    };
+}
+
 /// A customer's Entra tenant id: a GUID, kept lowercase.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -103,21 +125,10 @@ impl AuthModel {
     }
 }
 
-impl fmt::Display for AuthModel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for AuthModel {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        AuthModel::ALL
-            .into_iter()
-            .find(|m| m.as_str().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| "expected delegated-v1, delegated-v2 or application".to_string())
-    }
-}
+named_by_as_str!(
+    AuthModel,
+    "expected delegated-v1, delegated-v2 or application"
+);
 
 /// Which alert API a tenant is read through (DESIGN §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -185,21 +196,7 @@ impl AlertApi {
     }
 }
 
-impl fmt::Display for AlertApi {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for AlertApi {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        AlertApi::ALL
-            .into_iter()
-            .find(|m| m.as_str().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| "expected graph, mde or siem".to_string())
-    }
-}
+named_by_as_str!(AlertApi, "expected graph, mde or siem");
 
 /// The regional exporter that serves a tenant's legacy SIEM API (reference §1.4): a tenant's
 /// detections are served only by its own region's `wdatp-alertexporter-{eu,us,uk}`; another
@@ -230,21 +227,7 @@ impl SiemRegion {
     }
 }
 
-impl fmt::Display for SiemRegion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for SiemRegion {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        SiemRegion::ALL
-            .into_iter()
-            .find(|r| r.as_str().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| "expected eu, us or uk".to_string())
-    }
-}
+named_by_as_str!(SiemRegion, "expected eu, us or uk");
 
 /// Where a tenant stands (DESIGN §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -419,6 +402,19 @@ pub struct BackfillRequest {
 }
 
 impl Tenant {
+    /// Makes the tenant active on `provenance` with its tokens just obtained (`how`): failures
+    /// are reset and that is its last, successful, refresh.
+    pub fn activate(&mut self, provenance: ConsentProvenance, now: DateTime<Utc>, how: &str) {
+        self.status = TenantStatus::Active;
+        self.consent = Some(provenance);
+        self.consecutive_failures = 0;
+        self.last_refresh = Some(Outcome {
+            at: now,
+            ok: true,
+            detail: Some(how.into()),
+        });
+    }
+
     /// A new tenant waiting for consent.
     pub fn pending(
         id: TenantId,

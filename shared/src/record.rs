@@ -85,40 +85,8 @@ impl LineWriter {
     ///
     /// What `out` returns.
     pub fn write(&mut self, out: &mut impl Write, r: &AlertRecord) -> io::Result<()> {
-        let same_head = self
-            .head_of
-            .as_ref()
-            .is_some_and(|(schema, tid, name, api)| {
-                *schema == r.schema
-                    && *tid == r.tenant_id
-                    && *name == r.tenant_name
-                    && *api == r.source
-            });
-        if !same_head {
-            self.head.clear();
-            self.head.extend_from_slice(b"{\"schema\":");
-            serde_json::to_writer(&mut self.head, &r.schema)?;
-            self.head.extend_from_slice(b",\"tenant_id\":");
-            serde_json::to_writer(&mut self.head, r.tenant_id.as_str())?;
-            self.head.extend_from_slice(b",\"tenant_name\":");
-            serde_json::to_writer(&mut self.head, &r.tenant_name)?;
-            self.head.extend_from_slice(b",\"source\":");
-            serde_json::to_writer(&mut self.head, &r.source)?;
-            self.head.extend_from_slice(b",\"change\":");
-            self.head_of = Some((
-                r.schema.clone(),
-                r.tenant_id.clone(),
-                r.tenant_name.clone(),
-                r.source,
-            ));
-        }
-        let fetched = match &self.fetched {
-            Some((at, json)) if *at == r.fetched_at => json,
-            _ => {
-                let json = serde_json::to_vec(&r.fetched_at)?;
-                &self.fetched.insert((r.fetched_at, json)).1
-            }
-        };
+        self.head_for(r)?;
+        let fetched = fetched_json(&mut self.fetched, r.fetched_at)?;
         out.write_all(&self.head)?;
         out.write_all(match r.change {
             Change::Created => b"\"created\"",
@@ -146,6 +114,51 @@ impl LineWriter {
         out.write_all(r.alert.bytes())?;
         out.write_all(b"}\n")
     }
+
+    /// Makes `head` the head of `r`, unless it already is (the last record's shared it).
+    fn head_for(&mut self, r: &AlertRecord) -> io::Result<()> {
+        let same_head = self
+            .head_of
+            .as_ref()
+            .is_some_and(|(schema, tid, name, api)| {
+                *schema == r.schema
+                    && *tid == r.tenant_id
+                    && *name == r.tenant_name
+                    && *api == r.source
+            });
+        if same_head {
+            return Ok(());
+        }
+        self.head.clear();
+        self.head.extend_from_slice(b"{\"schema\":");
+        serde_json::to_writer(&mut self.head, &r.schema)?;
+        self.head.extend_from_slice(b",\"tenant_id\":");
+        serde_json::to_writer(&mut self.head, r.tenant_id.as_str())?;
+        self.head.extend_from_slice(b",\"tenant_name\":");
+        serde_json::to_writer(&mut self.head, &r.tenant_name)?;
+        self.head.extend_from_slice(b",\"source\":");
+        serde_json::to_writer(&mut self.head, &r.source)?;
+        self.head.extend_from_slice(b",\"change\":");
+        self.head_of = Some((
+            r.schema.clone(),
+            r.tenant_id.clone(),
+            r.tenant_name.clone(),
+            r.source,
+        ));
+        Ok(())
+    }
+}
+
+/// The JSON of `at`, from `cache` when the last record was fetched at the same time.
+fn fetched_json(
+    cache: &mut Option<(DateTime<Utc>, Vec<u8>)>,
+    at: DateTime<Utc>,
+) -> io::Result<&[u8]> {
+    let entry = match cache.take() {
+        Some(entry) if entry.0 == at => entry,
+        _ => (at, serde_json::to_vec(&at)?),
+    };
+    Ok(&cache.insert(entry).1)
 }
 
 impl AlertRecord {

@@ -25,6 +25,7 @@
 
 pub mod apigw;
 pub mod browser;
+pub mod contract;
 pub mod lambda;
 pub mod local;
 mod moto;
@@ -142,6 +143,43 @@ impl TestEnv {
     pub async fn shutdown(self) {
         self.emulator.shutdown().await;
     }
+}
+
+/// Sends `body` (none when `None`) with `method` to the emulator's control API at `path` (below
+/// its control URL).
+///
+/// # Panics
+///
+/// When the emulator cannot be reached or refuses the request.
+pub async fn control(
+    http: &reqwest::Client,
+    emu: &RunningEmulator,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) {
+    let mut req = http.request(method, format!("{}/{path}", emu.urls().control));
+    if let Some(body) = &body {
+        req = req.json(body);
+    }
+    let resp = req.send().await.expect("control api");
+    assert!(resp.status().is_success(), "{path}: {}", resp.status());
+}
+
+/// GETs `url`, which must redirect, and returns the `Location` it redirects to.
+///
+/// # Panics
+///
+/// When the answer is not a redirect to an absolute URL.
+pub async fn redirect_of(http: &reqwest::Client, url: &str) -> Url {
+    let resp = http.get(url).send().await.expect("GET");
+    assert_eq!(resp.status().as_u16(), 302, "{url} redirects");
+    let location = resp
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .expect("location");
+    Url::parse(location).expect("absolute location")
 }
 
 /// The workspace root (the folder holding the top-level `Cargo.toml`).

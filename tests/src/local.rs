@@ -116,15 +116,25 @@ pub async fn follow_consent(
 /// When the link carries no `link` parameter, the flow refuses it, or Microsoft does not come
 /// back (see [`follow_consent`]).
 pub async fn sign_in(s: &Deps, http: &reqwest::Client, link: &Url) -> anyhow::Result<Callback> {
+    let ms = microsoft_sign_in(s, link).await?;
+    follow_consent(http, ms, &s.settings.redirect_uri()).await
+}
+
+/// Begins consent from a consent link, as our start route does: the Microsoft sign-in URL the
+/// browser is sent to.
+///
+/// # Errors
+///
+/// When the link carries no `link` parameter or the flow refuses it.
+pub async fn microsoft_sign_in(s: &Deps, link: &Url) -> anyhow::Result<Url> {
     let link_param = link
         .query_pairs()
         .find(|(k, _)| k == "link")
         .map(|(_, v)| v.into_owned())
         .context("the consent link has no link parameter")?;
-    let ms = begin_consent(s, &link_param)
+    begin_consent(s, &link_param)
         .await
-        .context("beginning consent")?;
-    follow_consent(http, ms, &s.settings.redirect_uri()).await
+        .context("beginning consent")
 }
 
 /// Onboards `new` end to end: registers it, signs in through its consent link and completes

@@ -241,18 +241,8 @@ pub async fn handle(services: &Deps, event: LambdaEvent<Value>) -> Result<Answer
             })?;
             let metrics = &services.settings.metrics;
             Observation::refresh_run(&run).emit(metrics, services.clock.now());
+            run.log_finished();
             let summary = Summary::from(run);
-            tracing::info!(
-                refreshed = summary.refreshed.len(),
-                fresh = summary.fresh.len(),
-                reconsent = summary.reconsent.len(),
-                failed = summary.failed.len(),
-                skipped = summary.skipped.len(),
-                app_misconfigured = summary.app_misconfigured.is_some(),
-                client_secret_days_left = summary.app.client_secret_days_left,
-                expiry_warning_days = summary.app.expiry_warning_days,
-                "refresh run finished"
-            );
             Ok(Answer::Run(Box::new(summary)))
         }
         Invocation::Tenant { tenant_id, force } => {

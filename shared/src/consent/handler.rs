@@ -220,110 +220,136 @@ struct Failure {
     next: &'static str,
 }
 
-/// One row per failure the consent flow can meet: a table, so it reads better whole.
+impl Failure {
+    fn new(status: u16, kind: &'static str, title: &'static str, next: &'static str) -> Failure {
+        Failure {
+            status,
+            kind,
+            title,
+            next,
+        }
+    }
+}
+
+/// One row per failure the consent flow can meet: tables, one per kind of cause, so each reads
+/// better whole.
 fn classify(e: &ConsentError) -> Failure {
-    let f = |status, kind, title, next| Failure {
-        status,
-        kind,
-        title,
-        next,
-    };
     let invalid = "This consent link is not valid";
     match e {
-        ConsentError::InvalidState(StateError::Expired) => f(
+        ConsentError::InvalidState(StateError::Expired) => Failure::new(
             410,
             "expired",
             "This consent link has expired",
             ASK_NEW_LINK,
         ),
-        ConsentError::InvalidState(_) => f(400, "invalid_state", invalid, ASK_NEW_LINK),
-        ConsentError::Replayed => f(
+        ConsentError::InvalidState(_) => Failure::new(400, "invalid_state", invalid, ASK_NEW_LINK),
+        ConsentError::Replayed => Failure::new(
             409,
             "replayed",
             "This sign-in was already used",
             "If you completed the consent a moment ago, nothing more is needed. \
              Otherwise ask your provider for a new consent link.",
         ),
-        ConsentError::UnknownTenant => f(
+        ConsentError::UnknownTenant => Failure::new(
             410,
             "unknown_tenant",
             invalid,
             "If your organization should be onboarded, tell your provider.",
         ),
-        ConsentError::NotEligible(_) => f(
+        ConsentError::NotEligible(_) => Failure::new(
             403,
             "not_eligible",
             "This tenant cannot be consented now",
             "Ask your provider to reactivate your tenant and send a new link.",
         ),
-        ConsentError::AlreadyRegistered(_) => f(
+        ConsentError::AlreadyRegistered(_) => Failure::new(
             409,
             "already_registered",
             "This tenant is already registered",
             "Nothing more is needed.",
         ),
-        ConsentError::Denied { .. } => f(
+        ConsentError::Denied { .. } => Failure::new(
             400,
             "denied",
             "Consent was not given",
             "No permission was granted and nothing was stored. If this was a mistake, open the \
              consent link from your provider again and choose Accept.",
         ),
-        ConsentError::Missing(_) | ConsentError::Malformed => f(
+        ConsentError::Missing(_) | ConsentError::Malformed => Failure::new(
             400,
             "incomplete",
             "The sign-in answer is incomplete",
             "Nothing was stored. Open the consent link from your provider again.",
         ),
-        ConsentError::Identity(IdentityError::Transient { .. }) => f(
+        ConsentError::Identity(e) => identity_failure(e),
+        ConsentError::Claims(e) => claims_failure(e),
+        ConsentError::Store(e) => store_failure(e),
+    }
+}
+
+/// Microsoft's identity platform refused or failed the code exchange.
+fn identity_failure(e: &IdentityError) -> Failure {
+    match e {
+        IdentityError::Transient { .. } => Failure::new(
             502,
             "identity_unavailable",
             "Microsoft could not be reached",
             TRY_AGAIN,
         ),
-        ConsentError::Identity(IdentityError::AppMisconfigured { .. }) => f(
+        IdentityError::AppMisconfigured { .. } => Failure::new(
             500,
             "app_misconfigured",
             "The provider's app registration is misconfigured",
             CONTACT_PROVIDER,
         ),
-        ConsentError::Identity(IdentityError::TenantNotConsented { .. }) => f(
+        IdentityError::TenantNotConsented { .. } => Failure::new(
             403,
             "not_consented",
             "Your organization has not consented",
             "Sign in with an administrator of the organization your provider registered, \
              accept, or ask your provider for a new link.",
         ),
-        ConsentError::Identity(_) => f(
+        _ => Failure::new(
             400,
             "identity_rejected",
             "Microsoft did not accept the sign-in",
             "Nothing was stored. Open the consent link from your provider again.",
         ),
-        ConsentError::Claims(ClaimsError::MissingPermission { .. }) => f(
+    }
+}
+
+/// The tokens Microsoft returned do not grant what the product needs.
+fn claims_failure(e: &ClaimsError) -> Failure {
+    match e {
+        ClaimsError::MissingPermission { .. } => Failure::new(
             403,
             "missing_permission",
             "A needed permission was not granted",
             "Nothing was stored. Sign in with an administrator who can grant admin consent, \
              accept every permission requested, or ask your provider for help.",
         ),
-        ConsentError::Claims(ClaimsError::WrongTenant) => f(
+        ClaimsError::WrongTenant => Failure::new(
             400,
             "wrong_tenant",
             "The sign-in was for another organization",
             "Nothing was stored. Sign in with an account of the organization your provider \
              registered, or ask your provider for a new link.",
         ),
-        ConsentError::Claims(ClaimsError::Unreadable) => f(
+        ClaimsError::Unreadable => Failure::new(
             502,
             "identity_unavailable",
             "Microsoft's answer could not be read",
             TRY_AGAIN,
         ),
-        ConsentError::Store(StoreError::Unavailable { .. } | StoreError::Conflict) => {
-            f(503, "store_unavailable", "The service is busy", TRY_AGAIN)
+    }
+}
+
+fn store_failure(e: &StoreError) -> Failure {
+    match e {
+        StoreError::Unavailable { .. } | StoreError::Conflict => {
+            Failure::new(503, "store_unavailable", "The service is busy", TRY_AGAIN)
         }
-        ConsentError::Store(_) => f(
+        _ => Failure::new(
             500,
             "misconfigured",
             "The service is not set up correctly",

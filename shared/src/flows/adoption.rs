@@ -29,13 +29,11 @@ use futures::StreamExt;
 use url::Url;
 
 use super::Deps;
-use super::onboarding::{
-    ConsentError, NewTenant, backfill_of, consent_link_with, sanitize, store_tokens,
-};
+use super::onboarding::{ConsentError, NewTenant, consent_link_with, sanitize, store_tokens};
 use super::refresh::with_retries;
 use crate::config::Cloud;
 use crate::domain::{
-    AlertApi, AuthModel, ConsentMethod, ConsentProvenance, Outcome, Tenant, TenantId, TenantStatus,
+    AlertApi, AuthModel, ConsentMethod, ConsentProvenance, Tenant, TenantId, TenantStatus,
 };
 use crate::microsoft::claims::{self, ClaimsError, TokenClaims};
 use crate::microsoft::identity::{EntraClient, IdentityError, TokenResponse, default_scope};
@@ -311,20 +309,6 @@ fn done(t: &Tenant) -> bool {
     matches!(t.status, TenantStatus::Active | TenantStatus::Suspended)
 }
 
-/// Writes what the operator said about the tenant onto its record.
-fn set_fields(t: &mut Tenant, new: &NewTenant, now: chrono::DateTime<chrono::Utc>) {
-    t.display_name = new.display_name.clone();
-    t.auth_model = new.auth_model;
-    t.alert_api = new.alert_api;
-    t.cloud = new.cloud;
-    if new.siem_region.is_some() {
-        t.siem_region = new.siem_region;
-    }
-    if let Some(b) = backfill_of(new, now) {
-        t.backfill = Some(b);
-    }
-}
-
 /// Whether writing `new` onto `t` would change nothing.
 fn unchanged(t: &Tenant, new: &NewTenant) -> bool {
     t.display_name == new.display_name
@@ -339,15 +323,8 @@ fn unchanged(t: &Tenant, new: &NewTenant) -> bool {
 /// A new record of `new`; a SIEM tenant without a region named gets the deployment's default
 /// recorded, as `mssp tenants add` does.
 fn new_record(s: &Deps, new: &NewTenant, now: chrono::DateTime<chrono::Utc>) -> Tenant {
-    let mut t = Tenant::pending(
-        new.id.clone(),
-        new.display_name.clone(),
-        new.auth_model,
-        new.alert_api,
-        new.cloud,
-        now,
-    );
-    set_fields(&mut t, new, now);
+    let mut t = new.pending(now);
+    new.write_onto(&mut t, now);
     if t.alert_api == AlertApi::Siem && t.siem_region.is_none() {
         t.siem_region = Some(s.settings.siem_region);
     }
@@ -380,7 +357,7 @@ async fn register_pending(
     }
     let t = s
         .update_tenant(&new.id, |t| {
-            set_fields(t, new, now);
+            new.write_onto(t, now);
             if t.status == TenantStatus::Offboarded {
                 t.status = TenantStatus::PendingConsent;
             }
@@ -389,16 +366,13 @@ async fn register_pending(
     Ok((t, false))
 }
 
-/// Stores the verified token and activates the tenant with provenance "adopted".
-async fn adopt(
-    s: &Deps,
+/// Provenance "adopted": the roles the admin had granted, and what the client-credentials
+/// token showed about them.
+fn adopted_provenance(
     new: &NewTenant,
-    existing: Option<Tenant>,
-    token: TokenResponse,
     claims: &TokenClaims,
-    scope: String,
-) -> Result<(Tenant, bool), StoreError> {
-    let now = s.clock.now();
+    now: chrono::DateTime<chrono::Utc>,
+) -> ConsentProvenance {
     let granted: Vec<String> = claims.granted().iter().map(|g| sanitize(g, 128)).collect();
     let accepted = new.alert_api.app_roles();
     let roles = if accepted.is_empty() {
@@ -417,25 +391,31 @@ async fn adopt(
         )
     };
     let verified = format!("client-credentials token: tid is {}; {roles}", new.id);
-    store_tokens(s, &new.id, AuthModel::Application, token, scope).await?;
-    let provenance = ConsentProvenance {
+    ConsentProvenance {
         consented_by: Some("tenant administrator (granted before onboarding)".into()),
         consented_at: now,
         granted,
         auth_model: AuthModel::Application,
         method: ConsentMethod::Adopted,
         verified: Some(verified),
-    };
+    }
+}
+
+/// Stores the verified token and activates the tenant with provenance "adopted".
+async fn adopt(
+    s: &Deps,
+    new: &NewTenant,
+    existing: Option<Tenant>,
+    token: TokenResponse,
+    claims: &TokenClaims,
+    scope: String,
+) -> Result<(Tenant, bool), StoreError> {
+    let now = s.clock.now();
+    store_tokens(s, &new.id, AuthModel::Application, token, scope).await?;
+    let provenance = adopted_provenance(new, claims, now);
     let activate = |t: &mut Tenant| {
-        set_fields(t, new, now);
-        t.status = TenantStatus::Active;
-        t.consent = Some(provenance.clone());
-        t.consecutive_failures = 0;
-        t.last_refresh = Some(Outcome {
-            at: now,
-            ok: true,
-            detail: Some("token minted at adoption".into()),
-        });
+        new.write_onto(t, now);
+        t.activate(provenance.clone(), now, "token minted at adoption");
     };
     let created = if existing.is_none() {
         let mut t = new_record(s, new, now);

@@ -18,8 +18,8 @@ use super::{Deps, join};
 use crate::config::Cloud;
 use crate::consent::state::{ConsentState, StateError};
 use crate::domain::{
-    AlertApi, AuthModel, BackfillRequest, ConsentMethod, ConsentProvenance, Outcome, Tenant,
-    TenantId, TenantStatus, TenantTokens,
+    AlertApi, AuthModel, BackfillRequest, ConsentMethod, ConsentProvenance, Tenant, TenantId,
+    TenantStatus, TenantTokens,
 };
 use crate::microsoft::claims::{self, ClaimsError};
 use crate::microsoft::identity::{IdentityError, TokenResponse, default_scope, delegated_scope};
@@ -46,6 +46,54 @@ pub struct NewTenant {
     pub backfill: Option<chrono::Duration>,
     /// The SIEM exporter region (SIEM tenants; `None`: the deployment's default).
     pub siem_region: Option<crate::domain::SiemRegion>,
+}
+
+impl NewTenant {
+    /// A tenant of the commercial cloud, with no backfill and (SIEM) the deployment's region.
+    pub fn new(
+        id: TenantId,
+        display_name: impl Into<String>,
+        auth_model: AuthModel,
+        alert_api: AlertApi,
+    ) -> NewTenant {
+        NewTenant {
+            id,
+            display_name: display_name.into(),
+            auth_model,
+            alert_api,
+            cloud: Cloud::Commercial,
+            backfill: None,
+            siem_region: None,
+        }
+    }
+
+    /// Writes what the operator said about the tenant onto its record `t` (a region or a
+    /// backfill left out keeps the record's).
+    pub(crate) fn write_onto(&self, t: &mut Tenant, now: chrono::DateTime<chrono::Utc>) {
+        t.display_name = self.display_name.clone();
+        t.auth_model = self.auth_model;
+        t.alert_api = self.alert_api;
+        t.cloud = self.cloud;
+        if self.siem_region.is_some() {
+            t.siem_region = self.siem_region;
+        }
+        if let Some(b) = backfill_of(self, now) {
+            t.backfill = Some(b);
+        }
+    }
+
+    /// The record of this tenant pending consent, as registered at `now` (before any of the
+    /// request's options are applied).
+    pub(crate) fn pending(&self, now: chrono::DateTime<chrono::Utc>) -> Tenant {
+        Tenant::pending(
+            self.id.clone(),
+            self.display_name.clone(),
+            self.auth_model,
+            self.alert_api,
+            self.cloud,
+            now,
+        )
+    }
 }
 
 /// The query parameters of a consent callback, as received.
@@ -174,14 +222,7 @@ pub async fn start_onboarding(s: &Deps, new: NewTenant) -> Result<Onboarded, Con
     let now = s.clock.now();
     let tenant = match s.registry.get(&new.id).await? {
         None => {
-            let mut t = Tenant::pending(
-                new.id.clone(),
-                new.display_name.clone(),
-                new.auth_model,
-                new.alert_api,
-                new.cloud,
-                now,
-            );
+            let mut t = new.pending(now);
             t.backfill = backfill_of(&new, now);
             t.siem_region = new.siem_region;
             s.registry.create(&t).await?;
@@ -193,16 +234,7 @@ pub async fn start_onboarding(s: &Deps, new: NewTenant) -> Result<Onboarded, Con
             }
             _ => {
                 s.update_tenant(&new.id, |t| {
-                    t.display_name = new.display_name.clone();
-                    t.auth_model = new.auth_model;
-                    t.alert_api = new.alert_api;
-                    t.cloud = new.cloud;
-                    if new.siem_region.is_some() {
-                        t.siem_region = new.siem_region;
-                    }
-                    if let Some(b) = backfill_of(&new, now) {
-                        t.backfill = Some(b);
-                    }
+                    new.write_onto(t, now);
                     if t.status == TenantStatus::Offboarded {
                         t.status = TenantStatus::PendingConsent;
                     }
@@ -413,14 +445,7 @@ async fn activate(
     };
     let tenant = s
         .update_tenant(&st.tid, |t| {
-            t.status = TenantStatus::Active;
-            t.consent = Some(provenance.clone());
-            t.consecutive_failures = 0;
-            t.last_refresh = Some(Outcome {
-                at: now,
-                ok: true,
-                detail: Some("tokens obtained at consent".into()),
-            });
+            t.activate(provenance.clone(), now, "tokens obtained at consent")
         })
         .await?;
     tracing::info!(

@@ -635,46 +635,9 @@ pub async fn refresh_all(
         );
         return Ok(summary);
     }
-    let app_broken = Arc::new(AtomicBool::new(false));
-    let creds = Arc::new(creds);
-    let results: Vec<(TenantId, Option<Result<RefreshOutcome, RefreshError>>)> =
-        futures::stream::iter(listed)
-            .map(|tenant| {
-                let broken = app_broken.clone();
-                let creds = creds.clone();
-                async move {
-                    let late = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
-                    if late || broken.load(Ordering::SeqCst) {
-                        return (tenant.id, None);
-                    }
-                    let r = refresh_with(s, &creds, &tenant, false)
-                        .await
-                        .map(|(o, _)| o);
-                    if matches!(r, Err(RefreshError::AppMisconfigured(_))) {
-                        broken.store(true, Ordering::SeqCst);
-                    }
-                    (tenant.id, Some(r))
-                }
-            })
-            .buffer_unordered(s.settings.refresh_concurrency.max(1))
-            .collect()
-            .await;
+    let results = refresh_each(s, creds, listed, deadline).await;
     for (id, r) in results {
-        match r {
-            None => summary.skipped.push(id),
-            Some(Ok(RefreshOutcome::Refreshed)) => summary.refreshed.push(id),
-            Some(Ok(RefreshOutcome::Fresh)) => summary.fresh.push(id),
-            Some(Err(RefreshError::ReconsentRequired { consent_link, .. })) => {
-                summary.reconsent.push((id, consent_link))
-            }
-            Some(Err(RefreshError::AppMisconfigured(e))) => {
-                if summary.app_misconfigured.is_none() {
-                    summary.app_misconfigured = Some(e.to_string());
-                }
-                summary.failed.push((id, e.to_string()));
-            }
-            Some(Err(e)) => summary.failed.push((id, e.to_string())),
-        }
+        summary.count(id, r);
     }
     if let Some(reason) = &summary.app_misconfigured {
         tracing::error!(
@@ -684,4 +647,77 @@ pub async fn refresh_all(
         );
     }
     Ok(summary)
+}
+
+/// What one tenant's refresh came to; `None`: not tried (the deadline passed, or the app was
+/// found misconfigured, so every later tenant would fail the same way).
+type TenantRefresh = (TenantId, Option<Result<RefreshOutcome, RefreshError>>);
+
+/// Refreshes `listed` with bounded concurrency, stopping new work at `deadline` or once one
+/// tenant finds the app misconfigured.
+async fn refresh_each(
+    s: &Deps,
+    creds: AppCredentials,
+    listed: Vec<Tenant>,
+    deadline: Option<tokio::time::Instant>,
+) -> Vec<TenantRefresh> {
+    let app_broken = Arc::new(AtomicBool::new(false));
+    let creds = Arc::new(creds);
+    futures::stream::iter(listed)
+        .map(|tenant| {
+            let broken = app_broken.clone();
+            let creds = creds.clone();
+            async move {
+                let late = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
+                if late || broken.load(Ordering::SeqCst) {
+                    return (tenant.id, None);
+                }
+                let r = refresh_with(s, &creds, &tenant, false)
+                    .await
+                    .map(|(o, _)| o);
+                if matches!(r, Err(RefreshError::AppMisconfigured(_))) {
+                    broken.store(true, Ordering::SeqCst);
+                }
+                (tenant.id, Some(r))
+            }
+        })
+        .buffer_unordered(s.settings.refresh_concurrency.max(1))
+        .collect()
+        .await
+}
+
+impl RefreshSummary {
+    /// Logs the run's counts, one line a run.
+    pub fn log_finished(&self) {
+        tracing::info!(
+            refreshed = self.refreshed.len(),
+            fresh = self.fresh.len(),
+            reconsent = self.reconsent.len(),
+            failed = self.failed.len(),
+            skipped = self.skipped.len(),
+            app_misconfigured = self.app_misconfigured.is_some(),
+            client_secret_days_left = self.app.client_secret_days_left,
+            expiry_warning_days = self.app.expiry_warning_days,
+            "refresh run finished"
+        );
+    }
+
+    /// Files one tenant's result under what it came to.
+    fn count(&mut self, id: TenantId, r: Option<Result<RefreshOutcome, RefreshError>>) {
+        match r {
+            None => self.skipped.push(id),
+            Some(Ok(RefreshOutcome::Refreshed)) => self.refreshed.push(id),
+            Some(Ok(RefreshOutcome::Fresh)) => self.fresh.push(id),
+            Some(Err(RefreshError::ReconsentRequired { consent_link, .. })) => {
+                self.reconsent.push((id, consent_link))
+            }
+            Some(Err(RefreshError::AppMisconfigured(e))) => {
+                if self.app_misconfigured.is_none() {
+                    self.app_misconfigured = Some(e.to_string());
+                }
+                self.failed.push((id, e.to_string()));
+            }
+            Some(Err(e)) => self.failed.push((id, e.to_string())),
+        }
+    }
 }

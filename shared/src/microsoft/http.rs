@@ -203,6 +203,30 @@ enum Attempt<T> {
     Fail(FetchError),
 }
 
+/// What the requests of one source share: its HTTP client, its request budget and its retry
+/// policy.
+pub struct Requester {
+    /// HTTP client (timeouts set, no redirects).
+    pub http: reqwest::Client,
+    /// Budget of this tenant and API.
+    pub budget: RequestBudget,
+    /// Retries.
+    pub policy: RetryPolicy,
+}
+
+impl Requester {
+    /// A getter for one request, waiting no later than `deadline`, counted in `stats`.
+    pub fn getter<'a>(&'a mut self, deadline: Instant, stats: &'a mut RequestStats) -> Getter<'a> {
+        Getter {
+            http: &self.http,
+            budget: &mut self.budget,
+            deadline,
+            policy: self.policy,
+            stats,
+        }
+    }
+}
+
 impl Getter<'_> {
     /// GETs `url` with `token` and parses the body with `parse`; see [`Getter`] for what is
     /// retried. A body `parse` finds [`Unreadable::NotJson`] is retried, a wrong shape fails.

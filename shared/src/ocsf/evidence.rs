@@ -198,179 +198,228 @@ pub(crate) fn items(api: AlertApi, list: Option<Value>) -> Evidences {
     out
 }
 
-fn graph_item(out: &mut Evidences, i: usize, item: &Value) {
-    let mut s = Source::of(item);
-    let kind = s.str("@odata.type").unwrap_or_default();
-    let short = kind.rsplit('.').next().unwrap_or_default().to_owned();
-    let mut e = Obj::new();
-    let mut extra = Map::new();
-    match short.as_str() {
-        "deviceEvidence" => {
-            let mut d = device(
-                s.str("deviceDnsName"),
-                s.str("mdeDeviceId"),
-                s.str("osPlatform"),
-            );
-            if !d.is_empty() {
-                if out.device.is_none() {
-                    out.device = Some(as_device(&d));
-                }
-                d.set("type", "Device");
-                e.set_obj("dst_endpoint", d);
+/// One evidence item being mapped: what is left of the source item, the OCSF evidence, and
+/// what was mapped but cannot stand in OCSF (it joins the item's rest in `unmapped.evidence[]`).
+struct Item {
+    s: Source,
+    e: Obj,
+    extra: Map<String, Value>,
+}
+
+impl Item {
+    fn of(item: &Value) -> Self {
+        Item {
+            s: Source::of(item),
+            e: Obj::new(),
+            extra: Map::new(),
+        }
+    }
+
+    /// The affected host as `dst_endpoint`; the first one is also the finding's `device`.
+    fn device(&mut self, out: &mut Evidences, mut d: Obj) {
+        if !d.is_empty() {
+            if out.device.is_none() {
+                out.device = Some(as_device(&d));
             }
+            d.set("type", "Device");
+            self.e.set_obj("dst_endpoint", d);
+        }
+    }
+
+    /// A process with its image file, its parent (and the parent's file) and its user.
+    fn process(
+        &mut self,
+        mut process: Obj,
+        file: Option<Obj>,
+        (mut parent, parent_file): (Obj, Option<Obj>),
+        user: Option<Obj>,
+    ) {
+        if let Some(f) = file {
+            process.set_obj("file", f);
+        }
+        if let Some(pf) = parent_file {
+            parent.set_obj("file", pf);
+        }
+        let extra = &mut self.extra;
+        place_with_pid(
+            &mut process,
+            "parent_process",
+            parent,
+            extra,
+            "parentProcess",
+        );
+        if let Some(u) = user {
+            process.set_obj("user", u);
+        }
+        place_with_pid(&mut self.e, "process", process, extra, "process");
+    }
+
+    fn actor(&mut self, user: Option<Obj>) {
+        if let Some(u) = user {
+            self.e.set("actor", json!({"user": u.into_value()}));
+        }
+    }
+
+    /// `ipAddress` as `dst_endpoint.ip`; a value that is no IP address stays unmapped.
+    fn ip(&mut self) {
+        let mut ep = Obj::new();
+        if let Some(bad) = ip(&mut ep, self.s.str("ipAddress")) {
+            self.extra.insert("ipAddress".into(), json!(bad));
+        }
+        if !ep.is_empty() {
+            self.e.set_obj("dst_endpoint", ep);
+        }
+    }
+
+    fn url(&mut self) {
+        if let Some(url) = self.s.str("url") {
+            self.e.set("data", json!({ "url": url }));
+        }
+    }
+
+    /// Pushes the evidence, and the rest of the item under its index and type.
+    fn finish(self, out: &mut Evidences, i: usize, kind: &str) {
+        let mut rest = self.s.rest();
+        rest.extend(self.extra);
+        out.push(self.e);
+        out.rest(Some(i), kind, rest);
+    }
+}
+
+/// Places `obj` at `key` of `into` when it has a `pid` (OCSF requires one); else it stays
+/// unmapped under `unmapped_key`.
+fn place_with_pid(
+    into: &mut Obj,
+    key: &str,
+    obj: Obj,
+    extra: &mut Map<String, Value>,
+    unmapped_key: &str,
+) {
+    if obj.has("pid") {
+        into.set_obj(key, obj);
+    } else if !obj.is_empty() {
+        extra.insert(unmapped_key.into(), obj.into_value());
+    }
+}
+
+/// A process's `pid`, `cmd_line` and `created_time`, and its parent's `pid` and `created_time`,
+/// from the API's field names.
+fn pids(s: &mut Source, created: &str, parent_created: &str) -> (Obj, Obj) {
+    let mut p = Obj::new();
+    p.set("pid", s.int("processId"))
+        .set("cmd_line", s.str("processCommandLine"))
+        .set("created_time", s.time(created));
+    let mut parent = Obj::new();
+    parent
+        .set("pid", s.int("parentProcessId"))
+        .set("created_time", s.time(parent_created));
+    (p, parent)
+}
+
+fn graph_item(out: &mut Evidences, i: usize, item: &Value) {
+    let mut it = Item::of(item);
+    let kind = it.s.str("@odata.type").unwrap_or_default();
+    match kind.rsplit('.').next().unwrap_or_default() {
+        "deviceEvidence" => {
+            let d = device(
+                it.s.str("deviceDnsName"),
+                it.s.str("mdeDeviceId"),
+                it.s.str("osPlatform"),
+            );
+            it.device(out, d);
         }
         "fileEvidence" => {
-            let (f, left) = graph_file(s.take("fileDetails"));
+            let f = graph_file_of(&mut it, "fileDetails");
             if let Some(f) = f {
-                e.set_obj("file", f);
+                it.e.set_obj("file", f);
             }
-            with_rest(&mut extra, "fileDetails", left);
         }
         "processEvidence" => {
-            let mut p = Obj::new();
-            p.set("pid", s.int("processId"))
-                .set("cmd_line", s.str("processCommandLine"))
-                .set("created_time", s.time("processCreationDateTime"));
-            let (f, left) = graph_file(s.take("imageFile"));
-            if let Some(f) = f {
-                p.set_obj("file", f);
-            }
-            with_rest(&mut extra, "imageFile", left);
-            let mut parent = Obj::new();
-            parent
-                .set("pid", s.int("parentProcessId"))
-                .set("created_time", s.time("parentProcessCreationDateTime"));
-            let (pf, left) = graph_file(s.take("parentProcessImageFile"));
-            if let Some(pf) = pf {
-                parent.set_obj("file", pf);
-            }
-            with_rest(&mut extra, "parentProcessImageFile", left);
-            if parent.has("pid") {
-                p.set_obj("parent_process", parent);
-            } else if !parent.is_empty() {
-                extra.insert("parentProcess".into(), parent.into_value());
-            }
-            let (u, left) = graph_user(s.take("userAccount"));
-            if let Some(u) = u {
-                p.set_obj("user", u);
-            }
-            with_rest(&mut extra, "userAccount", left);
-            if p.has("pid") {
-                e.set_obj("process", p);
-            } else if !p.is_empty() {
-                extra.insert("process".into(), p.into_value());
-            }
+            let (process, parent) = pids(
+                &mut it.s,
+                "processCreationDateTime",
+                "parentProcessCreationDateTime",
+            );
+            let image = graph_file_of(&mut it, "imageFile");
+            let parent_file = graph_file_of(&mut it, "parentProcessImageFile");
+            let user = graph_user_of(&mut it);
+            it.process(process, image, (parent, parent_file), user);
         }
         "userEvidence" => {
-            let (u, left) = graph_user(s.take("userAccount"));
-            if let Some(u) = u {
-                e.set("actor", json!({"user": u.into_value()}));
-            }
-            with_rest(&mut extra, "userAccount", left);
+            let user = graph_user_of(&mut it);
+            it.actor(user);
         }
-        "ipEvidence" => {
-            let mut ep = Obj::new();
-            if let Some(bad) = ip(&mut ep, s.str("ipAddress")) {
-                extra.insert("ipAddress".into(), json!(bad));
-            }
-            if !ep.is_empty() {
-                e.set_obj("dst_endpoint", ep);
-            }
-        }
-        "urlEvidence" => {
-            if let Some(url) = s.str("url") {
-                e.set("data", json!({ "url": url }));
-            }
-        }
+        "ipEvidence" => it.ip(),
+        "urlEvidence" => it.url(),
         _ => {}
     }
-    let mut rest = s.rest();
-    rest.extend(extra);
-    out.push(e);
-    out.rest(Some(i), &kind, rest);
+    it.finish(out, i, &kind);
+}
+
+/// The Graph `fileDetails`-shaped object at `key` as an OCSF `file`; the rest of it stays.
+fn graph_file_of(it: &mut Item, key: &str) -> Option<Obj> {
+    let (f, left) = graph_file(it.s.take(key));
+    with_rest(&mut it.extra, key, left);
+    f
+}
+
+/// The Graph `userAccount` as an OCSF `user`; the rest of it stays.
+fn graph_user_of(it: &mut Item) -> Option<Obj> {
+    let (u, left) = graph_user(it.s.take("userAccount"));
+    with_rest(&mut it.extra, "userAccount", left);
+    u
+}
+
+/// An MDE evidence item's flat user fields as an OCSF `user` (it needs a name or a uid).
+fn mde_user(s: &mut Source) -> Option<Obj> {
+    let mut u = Obj::new();
+    u.set("name", s.str("accountName"))
+        .set("domain", s.str("domainName"))
+        .set("uid", s.str("userSid").or_else(|| s.str("aadUserId")))
+        .set("uid_alt", s.str("userPrincipalName"));
+    (u.has("name") || u.has("uid")).then_some(u)
+}
+
+/// An MDE evidence item's own file (`fileName`, `filePath`, `sha1`, `sha256`).
+fn mde_file(s: &mut Source) -> Option<Obj> {
+    let h = hashes(None, s.str("sha1"), s.str("sha256"));
+    file(s.str("fileName"), s.str("filePath"), h, None)
 }
 
 fn mde_item(out: &mut Evidences, i: usize, item: &Value) {
-    let mut s = Source::of(item);
-    let kind = s.str("entityType").unwrap_or_default();
-    let mut e = Obj::new();
-    let mut extra = Map::new();
-    let user = |s: &mut Source| {
-        let mut u = Obj::new();
-        u.set("name", s.str("accountName"))
-            .set("domain", s.str("domainName"))
-            .set("uid", s.str("userSid").or_else(|| s.str("aadUserId")))
-            .set("uid_alt", s.str("userPrincipalName"));
-        (u.has("name") || u.has("uid")).then_some(u)
-    };
+    let mut it = Item::of(item);
+    let kind = it.s.str("entityType").unwrap_or_default();
     match kind.as_str() {
         "File" => {
-            let h = hashes(None, s.str("sha1"), s.str("sha256"));
-            if let Some(f) = file(s.str("fileName"), s.str("filePath"), h, None) {
-                e.set_obj("file", f);
+            if let Some(f) = mde_file(&mut it.s) {
+                it.e.set_obj("file", f);
             }
         }
         "Process" => {
-            let h = hashes(None, s.str("sha1"), s.str("sha256"));
-            let mut p = Obj::new();
-            p.set("pid", s.int("processId"))
-                .set("cmd_line", s.str("processCommandLine"))
-                .set("created_time", s.time("processCreationTime"));
-            if let Some(f) = file(s.str("fileName"), s.str("filePath"), h, None) {
-                p.set_obj("file", f);
-            }
-            let mut parent = Obj::new();
-            parent
-                .set("pid", s.int("parentProcessId"))
-                .set("created_time", s.time("parentProcessCreationTime"));
-            let pf = file(
-                s.str("parentProcessFileName"),
-                s.str("parentProcessFilePath"),
+            let image = mde_file(&mut it.s);
+            let (process, parent) = pids(
+                &mut it.s,
+                "processCreationTime",
+                "parentProcessCreationTime",
+            );
+            let parent_file = file(
+                it.s.str("parentProcessFileName"),
+                it.s.str("parentProcessFilePath"),
                 Value::Null,
                 None,
             );
-            if let Some(pf) = pf {
-                parent.set_obj("file", pf);
-            }
-            if parent.has("pid") {
-                p.set_obj("parent_process", parent);
-            } else if !parent.is_empty() {
-                extra.insert("parentProcess".into(), parent.into_value());
-            }
-            if let Some(u) = user(&mut s) {
-                p.set_obj("user", u);
-            }
-            if p.has("pid") {
-                e.set_obj("process", p);
-            } else if !p.is_empty() {
-                extra.insert("process".into(), p.into_value());
-            }
+            let user = mde_user(&mut it.s);
+            it.process(process, image, (parent, parent_file), user);
         }
         "User" => {
-            if let Some(u) = user(&mut s) {
-                e.set("actor", json!({"user": u.into_value()}));
-            }
+            let user = mde_user(&mut it.s);
+            it.actor(user);
         }
-        "Ip" => {
-            let mut ep = Obj::new();
-            if let Some(bad) = ip(&mut ep, s.str("ipAddress")) {
-                extra.insert("ipAddress".into(), json!(bad));
-            }
-            if !ep.is_empty() {
-                e.set_obj("dst_endpoint", ep);
-            }
-        }
-        "Url" => {
-            if let Some(url) = s.str("url") {
-                e.set("data", json!({ "url": url }));
-            }
-        }
+        "Ip" => it.ip(),
+        "Url" => it.url(),
         _ => {}
     }
-    let mut rest = s.rest();
-    rest.extend(extra);
-    out.push(e);
-    out.rest(Some(i), &kind, rest);
+    it.finish(out, i, &kind);
 }
 
 /// The MDE alert's own device fields (`computerDnsName`, `machineId`) as the finding's `device`.

@@ -224,22 +224,13 @@ const GRAPH: Fields = Fields {
     evidence: Some("evidence"),
 };
 
+/// MDE names only the times differently from Graph.
 const MDE: Fields = Fields {
-    id: "id",
-    title: "title",
-    description: "description",
-    severity: "severity",
-    status: Some("status"),
-    category: "category",
     created: "alertCreationTime",
     modified: "lastUpdateTime",
     first_seen: "firstEventTime",
     last_seen: Some("lastEventTime"),
-    detection_source: "detectionSource",
-    detector: "detectorId",
-    mitre: Some("mitreTechniques"),
-    link: "alertWebUrl",
-    evidence: Some("evidence"),
+    ..GRAPH
 };
 
 const SIEM: Fields = Fields {
@@ -272,66 +263,178 @@ pub fn map(record: &AlertRecord) -> Value {
         AlertApi::Siem => &SIEM,
     };
     let version_time = parse_time(&record.alert_version).map(millis);
-
-    // finding_info
-    let mut info = Obj::new();
-    info.set(
-        "uid",
-        src.str(f.id).unwrap_or_else(|| record.alert_id.clone()),
-    );
-    let title = src.str(f.title);
-    info.set(
-        "title",
-        title.clone().unwrap_or_else(|| record.alert_id.clone()),
-    );
-    info.set("desc", src.str(f.description));
-    let created = if f.created == f.first_seen {
-        src.0
-            .get(f.created)
-            .and_then(Value::as_str)
-            .and_then(parse_time)
-            .map(millis)
-    } else {
-        src.time(f.created)
+    let finding = Finding::take(&mut src, f, record, version_time);
+    let verdict = Verdict::take(&mut src, f, record.change);
+    let product = product(&mut src, record.source, finding.detection_source.as_deref());
+    let metadata = metadata(record, product);
+    let ev = match (record.source, f.evidence) {
+        (AlertApi::Siem, _) => evidence::siem(&mut src),
+        (api, Some(k)) => evidence::items(api, src.take(k)),
+        _ => evidence::Evidences::default(),
     };
-    info.set("created_time", created);
-    let modified = src.time(f.modified).or(version_time);
-    info.set("modified_time", modified);
-    info.set("first_seen_time", src.time(f.first_seen));
-    if let Some(k) = f.last_seen {
-        info.set("last_seen_time", src.time(k));
+    let device = match record.source {
+        AlertApi::Mde => evidence::mde_device(&mut src),
+        _ => ev.device.clone(),
+    };
+    let unmapped = unmapped(src, ev.unmapped, record);
+
+    let mut event = Obj::new();
+    event
+        .set("class_uid", CLASS_UID)
+        .set("class_name", CLASS_NAME)
+        .set("category_uid", CATEGORY_UID)
+        .set("category_name", "Findings");
+    verdict.activity_and_severity(&mut event);
+    event
+        .set("time", version_time.or(finding.modified).unwrap_or(0))
+        .set("message", finding.title)
+        .set_obj("metadata", metadata)
+        .set("cloud", cloud(record))
+        .set_obj("finding_info", finding.info)
+        .set("evidences", ev.evidences);
+    verdict.status(&mut event);
+    if let Some(d) = device {
+        event.set_obj("device", d);
     }
-    if let Some(category) = src.str(f.category) {
-        info.set("types", json!([category]));
+    event.set("unmapped", Value::Object(unmapped));
+    event.into_value()
+}
+
+/// `finding_info`, and the values of it the event uses again.
+struct Finding {
+    info: Obj,
+    title: Option<String>,
+    modified: Option<i64>,
+    detection_source: Option<String>,
+}
+
+impl Finding {
+    fn take(
+        src: &mut Source,
+        f: &Fields,
+        record: &AlertRecord,
+        version_time: Option<i64>,
+    ) -> Finding {
+        let mut info = Obj::new();
+        info.set(
+            "uid",
+            src.str(f.id).unwrap_or_else(|| record.alert_id.clone()),
+        );
+        let title = src.str(f.title);
+        info.set(
+            "title",
+            title.clone().unwrap_or_else(|| record.alert_id.clone()),
+        );
+        info.set("desc", src.str(f.description));
+        // SIEM's one time is both: read it here, take it as `first_seen_time`.
+        let created = if f.created == f.first_seen {
+            src.0
+                .get(f.created)
+                .and_then(Value::as_str)
+                .and_then(parse_time)
+                .map(millis)
+        } else {
+            src.time(f.created)
+        };
+        info.set("created_time", created);
+        let modified = src.time(f.modified).or(version_time);
+        info.set("modified_time", modified);
+        info.set("first_seen_time", src.time(f.first_seen));
+        if let Some(k) = f.last_seen {
+            info.set("last_seen_time", src.time(k));
+        }
+        if let Some(category) = src.str(f.category) {
+            info.set("types", json!([category]));
+        }
+        let detection_source = src.str(f.detection_source);
+        let mut analytic = Obj::new();
+        analytic.set("name", detection_source.clone());
+        analytic.set("uid", src.str(f.detector));
+        if !analytic.is_empty() {
+            analytic.set("type_id", 0).set("type", "Unknown");
+            info.set_obj("analytic", analytic);
+        }
+        info.set("src_url", src.str(f.link));
+        if let Some(k) = f.mitre
+            && let Some(Value::Array(ids)) = src.take(k)
+        {
+            let attacks: Vec<Value> = ids.iter().filter_map(Value::as_str).map(attack).collect();
+            info.set("attacks", attacks);
+        }
+        Finding {
+            info,
+            title,
+            modified,
+            detection_source,
+        }
     }
-    let mut analytic = Obj::new();
-    let detection_source = src.str(f.detection_source);
-    analytic.set("name", detection_source.clone());
-    analytic.set("uid", src.str(f.detector));
-    if !analytic.is_empty() {
-        analytic.set("type_id", 0).set("type", "Unknown");
-        info.set_obj("analytic", analytic);
-    }
-    info.set("src_url", src.str(f.link));
-    if let Some(k) = f.mitre
-        && let Some(Value::Array(ids)) = src.take(k)
-    {
-        let attacks: Vec<Value> = ids.iter().filter_map(Value::as_str).map(attack).collect();
-        info.set("attacks", attacks);
+}
+
+/// Severity, status and the activity the status implies.
+struct Verdict {
+    severity_raw: Option<String>,
+    severity: Enum,
+    status_raw: Option<String>,
+    status: Option<Enum>,
+    activity: Enum,
+}
+
+impl Verdict {
+    fn take(src: &mut Source, f: &Fields, change: Change) -> Verdict {
+        let severity_raw = src.str(f.severity);
+        let severity = severity_raw.as_deref().map_or((0, "Unknown"), severity);
+        let status_raw = f.status.and_then(|k| src.str(k));
+        let status = status_raw.as_deref().map(status);
+        let activity = activity(change, status.map(|s| s.0));
+        Verdict {
+            severity_raw,
+            severity,
+            status_raw,
+            status,
+            activity,
+        }
     }
 
-    // severity and status
-    let severity_raw = src.str(f.severity);
-    let (severity_id, severity_caption) = severity_raw.as_deref().map_or((0, "Unknown"), severity);
-    let status_raw = f.status.and_then(|k| src.str(k));
-    let status = status_raw.as_deref().map(status);
-    let (activity_id, activity_name) = activity(record.change, status.map(|s| s.0));
+    /// `activity_*`, `type_*` and `severity*` (an Other severity keeps the API's word).
+    fn activity_and_severity(&self, event: &mut Obj) {
+        let (activity_id, activity_name) = self.activity;
+        let (severity_id, severity_caption) = self.severity;
+        event
+            .set("activity_id", activity_id)
+            .set("activity_name", activity_name)
+            .set("type_uid", CLASS_UID * 100 + activity_id)
+            .set("type_name", format!("{CLASS_NAME}: {activity_name}"))
+            .set("severity_id", severity_id)
+            .set(
+                "severity",
+                self.severity_raw
+                    .clone()
+                    .filter(|_| severity_id == 99)
+                    .unwrap_or_else(|| severity_caption.to_owned()),
+            );
+    }
 
-    // product: Graph names the product; MDE and SIEM alerts are Defender for Endpoint's
-    let service = (record.source == AlertApi::Graph)
+    /// `status_id` and `status` (an Other status keeps the API's word), when the API has one.
+    fn status(self, event: &mut Obj) {
+        if let Some((id, caption)) = self.status {
+            event.set("status_id", id).set(
+                "status",
+                if id == 99 {
+                    self.status_raw.unwrap_or_default()
+                } else {
+                    caption.to_owned()
+                },
+            );
+        }
+    }
+}
+
+/// `metadata.product`: Graph names the product; MDE and SIEM alerts are Defender for Endpoint's.
+fn product(src: &mut Source, api: AlertApi, detection_source: Option<&str>) -> Obj {
+    let service = (api == AlertApi::Graph)
         .then(|| src.str("serviceSource"))
         .flatten();
-    let product_name = match record.source {
+    let product_name = match api {
         AlertApi::Graph => service.as_deref().and_then(service_product),
         AlertApi::Mde | AlertApi::Siem => Some("Microsoft Defender for Endpoint"),
     }
@@ -340,13 +443,16 @@ pub fn map(record: &AlertRecord) -> Value {
     product
         .set("name", product_name)
         .set("vendor_name", "Microsoft");
-    if let Some(s) = &service {
-        product.set("uid", s.clone());
+    if let Some(s) = service {
+        product.set("uid", s);
     }
-    if let Some(ds) = &detection_source {
+    if let Some(ds) = detection_source {
         product.set("feature", json!({"name": ds}));
     }
+    product
+}
 
+fn metadata(record: &AlertRecord, product: Obj) -> Obj {
     let mut metadata = Obj::new();
     metadata
         .set("version", VERSION)
@@ -366,21 +472,28 @@ pub fn map(record: &AlertRecord) -> Value {
         labels.push("first_seen");
     }
     metadata.set("labels", json!(labels));
+    metadata
+}
 
-    // evidences, and the device the alert is about
-    let ev = match (record.source, f.evidence) {
-        (AlertApi::Siem, _) => evidence::siem(&mut src),
-        (api, Some(k)) => evidence::items(api, src.take(k)),
-        _ => evidence::Evidences::default(),
-    };
-    let device = match record.source {
-        AlertApi::Mde => evidence::mde_device(&mut src),
-        _ => ev.device.clone(),
-    };
+/// `cloud`: the customer's Entra tenant.
+fn cloud(record: &AlertRecord) -> Value {
+    json!({
+        "provider": "Microsoft",
+        "account": {
+            "uid": record.tenant_id.to_string(),
+            "name": record.tenant_name,
+            "type_id": 6,
+            "type": "Azure AD Account",
+        },
+    })
+}
 
+/// `unmapped`: the alert fields not placed, the evidence items' rest, and our own record fields
+/// under `mssp`.
+fn unmapped(src: Source, evidence: Vec<Value>, record: &AlertRecord) -> Map<String, Value> {
     let mut unmapped = src.rest();
-    if !ev.unmapped.is_empty() {
-        unmapped.insert("evidence".into(), Value::Array(ev.unmapped));
+    if !evidence.is_empty() {
+        unmapped.insert("evidence".into(), Value::Array(evidence));
     }
     let mut ours = Map::new();
     ours.insert("schema".into(), json!(record.schema));
@@ -397,56 +510,7 @@ pub fn map(record: &AlertRecord) -> Value {
         ours.insert("delay_s".into(), json!(d));
     }
     unmapped.insert("mssp".into(), Value::Object(ours));
-
-    let mut event = Obj::new();
-    event
-        .set("class_uid", CLASS_UID)
-        .set("class_name", CLASS_NAME)
-        .set("category_uid", CATEGORY_UID)
-        .set("category_name", "Findings")
-        .set("activity_id", activity_id)
-        .set("activity_name", activity_name)
-        .set("type_uid", CLASS_UID * 100 + activity_id)
-        .set("type_name", format!("{CLASS_NAME}: {activity_name}"))
-        .set("time", version_time.or(modified).unwrap_or(0))
-        .set("severity_id", severity_id)
-        .set(
-            "severity",
-            severity_raw
-                .filter(|_| severity_id == 99)
-                .unwrap_or_else(|| severity_caption.to_owned()),
-        )
-        .set("message", title)
-        .set_obj("metadata", metadata)
-        .set(
-            "cloud",
-            json!({
-                "provider": "Microsoft",
-                "account": {
-                    "uid": record.tenant_id.to_string(),
-                    "name": record.tenant_name,
-                    "type_id": 6,
-                    "type": "Azure AD Account",
-                },
-            }),
-        )
-        .set_obj("finding_info", info)
-        .set("evidences", ev.evidences);
-    if let Some((id, caption)) = status {
-        event.set("status_id", id).set(
-            "status",
-            if id == 99 {
-                status_raw.unwrap_or_default()
-            } else {
-                caption.to_owned()
-            },
-        );
-    }
-    if let Some(d) = device {
-        event.set_obj("device", d);
-    }
-    event.set("unmapped", Value::Object(unmapped));
-    event.into_value()
+    unmapped
 }
 
 /// `metadata.log_name`: the API the record was read from.

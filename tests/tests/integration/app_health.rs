@@ -12,7 +12,7 @@ use shared::flows::app_health::Credentials;
 use shared::flows::refresh::{RefreshSummary, refresh_all};
 use shared::ports::AppSecrets;
 
-use crate::fixtures::{APP_ID, CONTOSO, FABRIKAM, NORTHWIND, World, start_time, tid};
+use crate::fixtures::{APP_ID, FABRIKAM, NORTHWIND, World, start_time, tid};
 
 /// The MSSP's own tenant, where the app is registered.
 pub const HOME: &str = "99999999-9999-4999-8999-999999999999";
@@ -46,15 +46,6 @@ async fn describe_app(w: &World, expires: Option<DateTime<Utc>>) {
     app.write(&creds).expect("write");
 }
 
-async fn onboard_three(w: &World) {
-    w.onboard(CONTOSO, AuthModel::DelegatedV1, AlertApi::Siem)
-        .await;
-    w.onboard(FABRIKAM, AuthModel::DelegatedV2, AlertApi::Mde)
-        .await;
-    w.onboard(NORTHWIND, AuthModel::Application, AlertApi::Graph)
-        .await;
-}
-
 async fn tenants(w: &World) -> Vec<Tenant> {
     w.services.registry.list().await.expect("registry")
 }
@@ -85,7 +76,7 @@ fn warning_days(s: &RefreshSummary) -> Option<i64> {
 async fn an_expired_client_secret_is_reported_by_the_next_cycle_while_every_access_token_is_valid()
 {
     let w = World::start_with(scenario_with_home("+365d")).await;
-    onboard_three(&w).await;
+    w.onboard_three().await;
     describe_app(&w, None).await;
     let s = refresh_all(&w.services, None).await.expect("run");
     assert!(
@@ -96,16 +87,8 @@ async fn an_expired_client_secret_is_reported_by_the_next_cycle_while_every_acce
     assert_eq!(s.fresh.len(), 3, "every access token is fresh: {s:?}");
     let before = tenants(&w).await;
 
-    let url = format!("{}/apps/{APP_ID}/expire-secret", w.emu.urls().control);
-    assert!(
-        w.http
-            .post(url)
-            .send()
-            .await
-            .expect("control")
-            .status()
-            .is_success()
-    );
+    w.control(&format!("apps/{APP_ID}/expire-secret"), None)
+        .await;
     w.advance(Duration::minutes(1));
     let s = refresh_all(&w.services, None).await.expect("run");
 
@@ -130,7 +113,7 @@ async fn an_expired_client_secret_is_reported_by_the_next_cycle_while_every_acce
 #[tokio::test]
 async fn a_wrong_client_secret_is_reported_once_as_aadsts7000215() {
     let w = World::start_with(scenario_with_home("+365d")).await;
-    onboard_three(&w).await;
+    w.onboard_three().await;
     describe_app(&w, None).await;
     let before = tenants(&w).await;
     let app = FileAppSecrets::new(w.dir.path());
@@ -327,13 +310,7 @@ async fn a_dropped_connection_says_so_and_that_the_next_run_retries() {
             && refresh.ends_with("the next run retries"),
         "{refresh}"
     );
-    let recorded = w
-        .services
-        .registry
-        .get(&tid(NORTHWIND))
-        .await
-        .expect("registry")
-        .expect("tenant");
+    let recorded = w.tenant(NORTHWIND).await;
     for o in [&recorded.last_fetch, &recorded.last_refresh] {
         let detail = o
             .as_ref()

@@ -83,13 +83,7 @@ async fn a_180_day_backfill_of_20000_alerts_killed_twice_arrives_exactly_once() 
     };
     assert_eq!(kills, 2);
     assert!(summary.delivered > 18_000, "{summary:?}");
-    let tenant = w
-        .services
-        .registry
-        .get(&tid(NORTHWIND))
-        .await
-        .expect("registry")
-        .expect("tenant");
+    let tenant = w.tenant(NORTHWIND).await;
     assert_eq!(tenant.backfill, None, "the request is done");
     // The regular fetch catches up on what the clock moved meanwhile.
     w.fetch(NORTHWIND).await.expect("fetched");

@@ -943,55 +943,13 @@ async fn bad_usage_and_configuration_exit_2_naming_what_to_fix() {
     let missing = mssp(root, &["--config", "nope.toml", "status"], &[]).await;
     assert_eq!(missing.code, Some(2), "{missing:?}");
 
-    let not_guid = mssp(
-        root,
-        &[
-            "tenants",
-            "add",
-            "contoso",
-            "--name",
-            "C",
-            "--model",
-            "delegated-v1",
-            "--api",
-            "graph",
-        ],
-        &[],
-    )
-    .await;
+    let not_guid = mssp(root, &add_tenant("contoso", "delegated-v1", &[]), &[]).await;
     assert_eq!(not_guid.code, Some(2), "{not_guid:?}");
-    let bad_model = mssp(
-        root,
-        &[
-            "tenants",
-            "add",
-            CONTOSO,
-            "--name",
-            "C",
-            "--model",
-            "delegated",
-            "--api",
-            "graph",
-        ],
-        &[],
-    )
-    .await;
+    let bad_model = mssp(root, &add_tenant(CONTOSO, "delegated", &[]), &[]).await;
     assert_eq!(bad_model.code, Some(2), "{bad_model:?}");
     let region_of_graph = mssp(
         root,
-        &[
-            "tenants",
-            "add",
-            CONTOSO,
-            "--name",
-            "C",
-            "--model",
-            "application",
-            "--api",
-            "graph",
-            "--siem-region",
-            "eu",
-        ],
+        &add_tenant(CONTOSO, "application", &["--siem-region", "eu"]),
         &env("MSSP_FETCH_INTERVAL", "2m"),
     )
     .await;
@@ -1024,6 +982,15 @@ async fn bad_usage_and_configuration_exit_2_naming_what_to_fix() {
         aws_missing.stderr.contains("MSSP_PUBLIC_BASE_URL"),
         "{aws_missing:?}"
     );
+}
+
+/// `tenants add ID --name C --model MODEL --api graph` and `extra`.
+fn add_tenant<'a>(id: &'a str, model: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "tenants", "add", id, "--name", "C", "--model", model, "--api", "graph",
+    ];
+    args.extend_from_slice(extra);
+    args
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

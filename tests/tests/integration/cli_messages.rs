@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::{Duration, Utc};
 use serde_json::json;
 use shared::clock::SystemClock;
-use shared::config::{Cloud, CloudEndpoints};
+use shared::config::CloudEndpoints;
 use shared::domain::{AlertApi, AuthModel};
 use shared::flows::onboarding::NewTenant;
 use url::Url;
@@ -73,15 +73,7 @@ async fn status_and_refresh_show_the_app_registrations_health_and_each_cause_who
             AlertApi::Graph,
         ),
     ] {
-        let new = NewTenant {
-            id: tid(id),
-            display_name: name.into(),
-            auth_model: model,
-            alert_api: api,
-            cloud: Cloud::Commercial,
-            backfill: None,
-            siem_region: None,
-        };
+        let new = NewTenant::new(tid(id), name, model, api);
         tests::local::onboard(&services, &http, new)
             .await
             .expect("onboarded");

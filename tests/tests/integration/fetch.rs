@@ -33,12 +33,7 @@ async fn watermark(w: &World, id: &str, api: AlertApi) -> Option<chrono::DateTim
 #[tokio::test]
 async fn every_api_delivers_each_alert_version_once_and_a_second_run_adds_nothing() {
     let w = World::start().await;
-    w.onboard(CONTOSO, AuthModel::DelegatedV1, AlertApi::Siem)
-        .await;
-    w.onboard(FABRIKAM, AuthModel::DelegatedV2, AlertApi::Mde)
-        .await;
-    w.onboard(NORTHWIND, AuthModel::Application, AlertApi::Graph)
-        .await;
+    w.onboard_three().await;
     for id in [CONTOSO, FABRIKAM, NORTHWIND] {
         let r = w.fetch(id).await.expect("fetched");
         assert_eq!(r.delivered, 5, "{id}: {r:?}");
@@ -69,18 +64,11 @@ async fn an_update_arrives_as_a_new_version_marked_updated() {
     w.fetch(NORTHWIND).await.expect("first");
     let id = w.records(NORTHWIND)[0].alert_id.clone();
     w.advance(Duration::minutes(5));
-    let url = format!(
-        "{}/tenants/{NORTHWIND}/alerts/{id}/updates",
-        w.emu.urls().control
-    );
-    let r = w
-        .http
-        .post(url)
-        .json(&json!({"status": "resolved", "assigned_to": "soc@mssp.example"}))
-        .send()
-        .await
-        .expect("update");
-    assert!(r.status().is_success());
+    w.control(
+        &format!("tenants/{NORTHWIND}/alerts/{id}/updates"),
+        Some(json!({"status": "resolved", "assigned_to": "soc@mssp.example"})),
+    )
+    .await;
     w.advance(Duration::minutes(5));
     let r = w.fetch(NORTHWIND).await.expect("second");
     assert_eq!((r.delivered, r.updated), (1, 1), "{r:?}");
@@ -105,15 +93,11 @@ async fn an_alert_that_becomes_visible_late_inside_the_overlap_is_delivered() {
         .await;
     w.fetch(FABRIKAM).await.expect("first");
     // Created now, visible only in 20 minutes: by then the watermark has passed its update time.
-    let url = format!("{}/tenants/{FABRIKAM}/alerts", w.emu.urls().control);
-    let r = w
-        .http
-        .post(url)
-        .json(&json!([{"created": "+0s", "visible_after": "20m", "title": "Late arrival"}]))
-        .send()
-        .await
-        .expect("add");
-    assert!(r.status().is_success());
+    w.control(
+        &format!("tenants/{FABRIKAM}/alerts"),
+        Some(json!([{"created": "+0s", "visible_after": "20m", "title": "Late arrival"}])),
+    )
+    .await;
     w.advance(Duration::minutes(10));
     assert_eq!(w.fetch(FABRIKAM).await.expect("before").delivered, 0);
     w.advance(Duration::minutes(15));

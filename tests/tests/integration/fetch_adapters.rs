@@ -18,6 +18,7 @@ use shared::ports::{
 };
 use shared::record::{AlertRecord, Change};
 use tests::TestEnv;
+use tests::contract::{day, delivery_index_deletes_one_tenant, delivery_index_keeps_days_as_sets};
 
 use crate::aws_adapters::create_table;
 
@@ -523,49 +524,14 @@ async fn an_s3_attempts_contents_are_exactly_its_objects_across_listing_pages() 
 async fn the_delivery_index_keeps_digests_per_day_as_sets_and_reads_a_horizon_in_one_query() {
     use shared::adapters::aws::DynamoDbDeliveryIndex;
     use shared::ports::DeliveryIndex;
-    use std::collections::HashSet;
 
     let env = TestEnv::start(Scenario::default()).await.expect("env");
     let ddb = aws_sdk_dynamodb::Client::new(&env.aws_config().await);
     let table = env.unique_name("mssp-index");
     create_table(&ddb, &table).await;
     let index = DynamoDbDeliveryIndex::new(ddb.clone(), &table);
-    let day = |d: u32| chrono::NaiveDate::from_ymd_opt(2026, 3, d).expect("date");
     let (t, other) = (tid(1), tid(2));
-    index
-        .add(
-            &t,
-            AlertApi::Graph,
-            &[(day(1), vec![1, 2, 2]), (day(3), vec![u64::MAX])],
-        )
-        .await
-        .expect("add");
-    index
-        .add(
-            &t,
-            AlertApi::Graph,
-            &[(day(1), vec![2, 4]), (day(2), vec![])],
-        )
-        .await
-        .expect("adding again keeps a set");
-    index
-        .add(&t, AlertApi::Mde, &[(day(1), vec![9])])
-        .await
-        .expect("another api");
-    index
-        .add(&other, AlertApi::Graph, &[(day(1), vec![8])])
-        .await
-        .expect("another tenant");
-    let week = index
-        .days(&t, AlertApi::Graph, day(1), day(7))
-        .await
-        .expect("days");
-    assert_eq!(week, HashSet::from([1, 2, 4, u64::MAX]));
-    let first = index
-        .days(&t, AlertApi::Graph, day(1), day(2))
-        .await
-        .expect("days");
-    assert_eq!(first, HashSet::from([1, 2, 4]));
+    delivery_index_keeps_days_as_sets(&index, &t, &other).await;
     // A busy day: more digests than one item holds are spread over shards.
     let busy: Vec<u64> = (0..60_000u64)
         .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
@@ -581,19 +547,14 @@ async fn the_delivery_index_keeps_digests_per_day_as_sets_and_reads_a_horizon_in
         .await
         .expect("day 5");
     assert_eq!(day5.len(), busy.len());
-    index.delete(&t).await.expect("delete");
-    assert!(
-        index
-            .days(&t, AlertApi::Graph, day(1), day(7))
-            .await
-            .expect("days")
-            .is_empty()
-    );
-    assert_eq!(
-        index
-            .days(&other, AlertApi::Graph, day(1), day(1))
-            .await
-            .expect("other"),
-        HashSet::from([8])
-    );
+    delivery_index_deletes_one_tenant(&index, &t, &other).await;
+}
+
+#[tokio::test]
+async fn the_file_delivery_index_keeps_the_same_days() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let index = shared::adapters::local::FileDeliveryIndex::new(dir.path());
+    let (t, other) = (tid(1), tid(2));
+    delivery_index_keeps_days_as_sets(&index, &t, &other).await;
+    delivery_index_deletes_one_tenant(&index, &t, &other).await;
 }

@@ -111,16 +111,7 @@ fn failed_ids(answer: &Value) -> Vec<String> {
 async fn dispatch_then_an_sqs_batch_lands_alerts_in_s3_and_reports_only_the_poisoned_tenant() {
     let f = Fetcher::start().await;
     // Contoso's SIEM API has been turned off: its fetch fails every time (a poisoned tenant).
-    let control = f.w.env.emulator.urls().control.clone();
-    let r =
-        f.w.env
-            .http
-            .patch(format!("{control}/tenants/{CONTOSO}/switches"))
-            .json(&json!({"siem_enabled": false}))
-            .send()
-            .await
-            .expect("switch");
-    assert!(r.status().is_success());
+    f.w.siem_off(CONTOSO).await;
     let fetcher = f.spawn().await;
 
     let scheduled: Value = serde_json::from_str(SCHEDULED).expect("fixture");
@@ -162,20 +153,16 @@ async fn dispatch_then_an_sqs_batch_lands_alerts_in_s3_and_reports_only_the_pois
 #[tokio::test]
 async fn a_direct_fetch_larger_than_six_megabytes_is_paged() {
     let f = Fetcher::start().await;
-    let control = f.w.env.emulator.urls().control.clone();
     let specs: Vec<Value> = (0..3000)
         .map(|i| json!({"created": format!("-{}s", 3600 + i), "title": format!("Bulk alert {i} {}", "x".repeat(1500))}))
         .collect();
     for chunk in specs.chunks(500) {
-        let r =
-            f.w.env
-                .http
-                .post(format!("{control}/tenants/{NORTHWIND}/alerts"))
-                .json(&chunk)
-                .send()
-                .await
-                .expect("add alerts");
-        assert!(r.status().is_success(), "{}", r.status());
+        f.w.control(
+            reqwest::Method::POST,
+            &format!("tenants/{NORTHWIND}/alerts"),
+            Some(json!(chunk)),
+        )
+        .await;
     }
     let fetcher = f.spawn().await;
     let since = (chrono::Utc::now() - chrono::Duration::days(1)).to_rfc3339();
@@ -391,19 +378,15 @@ async fn a_backfill_invoke_continues_through_the_queue_and_the_sweep_schedule_di
     let f = Fetcher::start().await;
     let lambda = f.spawn().await;
     // History older than the regular fetch's 7-day lookback.
-    let control = f.w.env.emulator.urls().control.clone();
     let old: Vec<Value> = (0..25)
         .map(|i| json!({"created": format!("-{}h", 200 + 10 * i), "title": format!("History {i}")}))
         .collect();
-    let r =
-        f.w.env
-            .http
-            .post(format!("{control}/tenants/{NORTHWIND}/alerts"))
-            .json(&old)
-            .send()
-            .await
-            .expect("control api");
-    assert!(r.status().is_success(), "{}", r.status());
+    f.w.control(
+        reqwest::Method::POST,
+        &format!("tenants/{NORTHWIND}/alerts"),
+        Some(json!(old)),
+    )
+    .await;
     // The regular fetch first: it sets where the regular coverage starts.
     let first = json!({"tenant_id": NORTHWIND});
     let batch = lambda

@@ -8,10 +8,12 @@ use chrono::{DateTime, Duration, Utc};
 use emulator::{RunningEmulator, Scenario};
 use serde_json::json;
 use shared::clock::ManualClock;
-use shared::config::{Cloud, CloudEndpoints};
+use shared::config::CloudEndpoints;
 use shared::domain::{AlertApi, AuthModel, Tenant, TenantId};
 use shared::flows::Deps;
-use shared::flows::onboarding::{Callback, NewTenant, start_onboarding};
+use shared::flows::onboarding::{
+    Callback, ConsentError, NewTenant, complete_consent, start_onboarding,
+};
 use url::Url;
 
 pub const APP_ID: &str = "7f3b2c1a-5d4e-4f60-9a8b-1c2d3e4f5a6b";
@@ -137,6 +139,72 @@ impl World {
             .expect("signed in")
     }
 
+    /// Registers a pending tenant and signs in through its consent link: the callback Microsoft
+    /// sends back, not yet completed.
+    pub async fn signed_in(&self, id: &str, model: AuthModel, api: AlertApi) -> Callback {
+        let link = self.register(id, model, api).await;
+        self.sign_in(&link).await
+    }
+
+    /// Completes consent with `cb`, which the flow must refuse; its error.
+    pub async fn refused(&self, cb: &Callback) -> ConsentError {
+        complete_consent(&self.services, cb)
+            .await
+            .expect_err("consent refused")
+    }
+
+    /// The Microsoft sign-in URL a consent link leads to.
+    pub async fn microsoft_sign_in(&self, link: &Url) -> Url {
+        tests::local::microsoft_sign_in(&self.services, link)
+            .await
+            .expect("consent begins")
+    }
+
+    /// The tenant's record.
+    pub async fn tenant(&self, id: &str) -> Tenant {
+        self.services
+            .registry
+            .get(&tid(id))
+            .await
+            .expect("registry")
+            .expect("tenant")
+    }
+
+    /// The tenant's stored tokens.
+    pub async fn tokens(&self, id: &str) -> shared::domain::TenantTokens {
+        self.stored_tokens(id).await.expect("tokens stored")
+    }
+
+    /// Whether the tenant has tokens stored.
+    pub async fn has_tokens(&self, id: &str) -> bool {
+        self.stored_tokens(id).await.is_some()
+    }
+
+    async fn stored_tokens(&self, id: &str) -> Option<shared::domain::TenantTokens> {
+        self.services
+            .tokens
+            .get(&tid(id))
+            .await
+            .expect("token store")
+    }
+
+    /// Onboards Contoso (delegated v1, SIEM), Fabrikam (delegated v2, MDE) and Northwind
+    /// (application, Graph).
+    pub async fn onboard_three(&self) {
+        self.onboard(CONTOSO, AuthModel::DelegatedV1, AlertApi::Siem)
+            .await;
+        self.onboard(FABRIKAM, AuthModel::DelegatedV2, AlertApi::Mde)
+            .await;
+        self.onboard(NORTHWIND, AuthModel::Application, AlertApi::Graph)
+            .await;
+    }
+
+    /// POSTs `body` (none when `None`) to the emulator's control API at `path` and asserts it
+    /// was accepted.
+    pub async fn control(&self, path: &str, body: Option<serde_json::Value>) {
+        tests::control(&self.http, &self.emu, reqwest::Method::POST, path, body).await;
+    }
+
     /// GETs a Microsoft URL and parses the redirect back to our callback.
     pub async fn follow(&self, ms: Url) -> Callback {
         tests::local::follow_consent(&self.http, ms, &self.services.settings.redirect_uri())
@@ -153,18 +221,19 @@ impl World {
 }
 
 fn new_tenant(id: &str, model: AuthModel, api: AlertApi) -> NewTenant {
-    NewTenant {
-        id: tid(id),
-        display_name: format!("Customer {}", &id[..4]),
-        auth_model: model,
-        alert_api: api,
-        cloud: Cloud::Commercial,
-        backfill: None,
-        siem_region: None,
-    }
+    NewTenant::new(tid(id), format!("Customer {}", &id[..4]), model, api)
 }
 
 pub use tests::local::callback_of;
+
+/// Options of one fetch run by a fresh owner with a minute to run.
+fn a_minute() -> shared::flows::fetch::FetchOptions<'static> {
+    shared::flows::fetch::FetchOptions {
+        deadline: tokio::time::Instant::now() + std::time::Duration::from_secs(60),
+        owner: uuid::Uuid::new_v4().to_string(),
+        hooks: &shared::flows::fetch::NoHooks,
+    }
+}
 
 /// A tenant's records in the sink against the emulator's ground truth.
 pub type Delivery = emulator::world::Check;
@@ -175,12 +244,7 @@ impl World {
         &self,
         id: &str,
     ) -> Result<shared::flows::sweep::Swept, shared::flows::fetch::FetchFlowError> {
-        let opts = shared::flows::fetch::FetchOptions {
-            deadline: tokio::time::Instant::now() + std::time::Duration::from_secs(60),
-            owner: uuid::Uuid::new_v4().to_string(),
-            hooks: &shared::flows::fetch::NoHooks,
-        };
-        shared::flows::sweep::sweep_tenant(&self.services, &tid(id), &opts).await
+        shared::flows::sweep::sweep_tenant(&self.services, &tid(id), &a_minute()).await
     }
 
     /// The tenant's cursor of `api`.
@@ -198,12 +262,7 @@ impl World {
         &self,
         id: &str,
     ) -> Result<shared::flows::fetch::FetchReport, shared::flows::fetch::FetchFlowError> {
-        let opts = shared::flows::fetch::FetchOptions {
-            deadline: tokio::time::Instant::now() + std::time::Duration::from_secs(60),
-            owner: uuid::Uuid::new_v4().to_string(),
-            hooks: &shared::flows::fetch::NoHooks,
-        };
-        shared::flows::fetch::fetch_tenant(&self.services, &tid(id), &opts).await
+        shared::flows::fetch::fetch_tenant(&self.services, &tid(id), &a_minute()).await
     }
 
     /// Every record delivered for a tenant.

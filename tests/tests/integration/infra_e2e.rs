@@ -44,8 +44,8 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use shared::adapters::aws::{S3AlertSink, s3_client};
 use shared::assemble;
+use shared::config::Env;
 use shared::config::deployment::ServiceConfig;
-use shared::config::{Cloud, Env};
 use shared::domain::{AlertApi, AuthModel, TenantStatus};
 use shared::flows::Deps;
 use shared::flows::onboarding::{NewTenant, start_onboarding};
@@ -245,14 +245,7 @@ fn scheduled() -> Value {
 }
 
 async fn follow(env: &TestEnv, url: &str) -> Url {
-    let resp = env.http.get(url).send().await.expect("GET");
-    assert_eq!(resp.status().as_u16(), 302, "{url} redirects");
-    let location = resp
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .expect("location");
-    Url::parse(location).expect("absolute location")
+    tests::redirect_of(&env.http, url).await
 }
 
 #[tokio::test]
@@ -367,21 +360,10 @@ async fn infra_e2e_the_packaged_functions_run_against_what_terraform_applied() {
     );
     gw.serve(consent.clone()).expect("bridge serves");
     for (id, name, model, api) in TENANTS {
-        let link = start_onboarding(
-            &operator,
-            NewTenant {
-                id: tid(id),
-                display_name: name.into(),
-                auth_model: model,
-                alert_api: api,
-                cloud: Cloud::Commercial,
-                backfill: None,
-                siem_region: None,
-            },
-        )
-        .await
-        .expect("onboarding starts")
-        .consent_link;
+        let link = start_onboarding(&operator, NewTenant::new(tid(id), name, model, api))
+            .await
+            .expect("onboarding starts")
+            .consent_link;
         let microsoft = follow(&env, link.as_str()).await;
         let back = follow(&env, microsoft.as_str()).await;
         assert_eq!(back.path(), "/consent/callback", "{name}");

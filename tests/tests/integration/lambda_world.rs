@@ -10,8 +10,8 @@ use std::sync::Arc;
 use base64::Engine;
 use emulator::Scenario;
 use shared::assemble;
+use shared::config::Env;
 use shared::config::deployment::ServiceConfig;
-use shared::config::{Cloud, Env};
 use shared::domain::{AlertApi, AuthModel, Tenant, TenantTokens};
 use shared::flows::Deps;
 use shared::flows::onboarding::{NewTenant, begin_consent, complete_consent, start_onboarding};
@@ -134,23 +134,23 @@ impl FnWorld {
         f
     }
 
+    /// Sends `body` with `method` to the emulator's control API at `path`; asserts it was
+    /// accepted.
+    pub async fn control(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) {
+        tests::control(&self.env.http, &self.env.emulator, method, path, body).await;
+    }
+
     /// The operator registers a pending tenant; returns the consent link to send.
     pub async fn register(&self, id: &str, name: &str, model: AuthModel, api: AlertApi) -> Url {
-        start_onboarding(
-            &self.services,
-            NewTenant {
-                id: tid(id),
-                display_name: name.into(),
-                auth_model: model,
-                alert_api: api,
-                cloud: Cloud::Commercial,
-                backfill: None,
-                siem_region: None,
-            },
-        )
-        .await
-        .expect("onboarding starts")
-        .consent_link
+        start_onboarding(&self.services, NewTenant::new(tid(id), name, model, api))
+            .await
+            .expect("onboarding starts")
+            .consent_link
     }
 
     /// Onboards a tenant in-process (auto-approving emulator), without the consent binary.
@@ -181,14 +181,17 @@ impl FnWorld {
 
     /// GETs `url` and returns the `Location` it redirects to.
     pub async fn redirect_of(&self, url: &str) -> Url {
-        let resp = self.env.http.get(url).send().await.expect("GET");
-        assert_eq!(resp.status().as_u16(), 302, "{url} redirects");
-        let location = resp
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .expect("location");
-        Url::parse(location).expect("absolute location")
+        tests::redirect_of(&self.env.http, url).await
+    }
+
+    /// Turns the tenant's SIEM API off in the emulator: every fetch of it fails.
+    pub async fn siem_off(&self, id: &str) {
+        self.control(
+            reqwest::Method::PATCH,
+            &format!("tenants/{id}/switches"),
+            Some(serde_json::json!({"siem_enabled": false})),
+        )
+        .await;
     }
 
     pub async fn tenant(&self, id: &str) -> Option<Tenant> {

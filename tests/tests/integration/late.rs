@@ -24,14 +24,11 @@ async fn an_alert_visible_five_hours_after_its_update_is_delivered_late_by_the_n
     w.onboard(NORTHWIND, AuthModel::Application, AlertApi::Graph)
         .await;
     w.fetch(NORTHWIND).await.expect("first fetch");
-    let resp = w
-        .http
-        .post(format!("{}/tenants/{NORTHWIND}/alerts", w.emu.urls().control))
-        .json(&json!([{"id": "late-one", "created": "+0s", "visible_after": "5h", "title": "Seen late"}]))
-        .send()
-        .await
-        .expect("control api");
-    assert!(resp.status().is_success(), "{}", resp.status());
+    w.control(
+        &format!("tenants/{NORTHWIND}/alerts"),
+        Some(json!([{"id": "late-one", "created": "+0s", "visible_after": "5h", "title": "Seen late"}])),
+    )
+    .await;
 
     // Six hours of regular fetches: the alert shows up after the watermark passed it by 5 h.
     fetch_every_five_minutes(&w, NORTHWIND, 6).await;

@@ -234,16 +234,7 @@ fn metric_env() -> Vec<(String, String)> {
 async fn the_fetchers_emf_lines_follow_the_specification_and_count_what_it_delivered() {
     let f = Fetcher::start().await;
     // Contoso's SIEM API is turned off: its fetch fails.
-    let control = f.w.env.emulator.urls().control.clone();
-    let r =
-        f.w.env
-            .http
-            .patch(format!("{control}/tenants/{CONTOSO}/switches"))
-            .json(&json!({"siem_enabled": false}))
-            .send()
-            .await
-            .expect("switch");
-    assert!(r.status().is_success());
+    f.w.siem_off(CONTOSO).await;
     let mut env = f.w.lambda_env();
     env.push(("MSSP_BUCKET".into(), f.bucket.clone()));
     env.push(("MSSP_QUEUE_URL".into(), f.queue_url.clone()));
@@ -342,17 +333,12 @@ async fn token_refreshs_emf_lines_count_renewed_tenants_and_each_that_needs_reco
         "{summary}"
     );
 
-    let control = w.env.emulator.urls().control.clone();
-    let r = w
-        .env
-        .http
-        .post(format!(
-            "{control}/tenants/{CONTOSO}/users/admin@contoso.onmicrosoft.com/revoke"
-        ))
-        .send()
-        .await
-        .expect("revoke");
-    assert!(r.status().is_success(), "{}", r.status());
+    w.control(
+        reqwest::Method::POST,
+        &format!("tenants/{CONTOSO}/users/admin@contoso.onmicrosoft.com/revoke"),
+        None,
+    )
+    .await;
     let e = refresh
         .invoke(&json!({"tenant_id": CONTOSO}))
         .await

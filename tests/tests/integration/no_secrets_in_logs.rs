@@ -59,17 +59,14 @@ async fn a_full_consent_and_refresh_run_logs_no_token_code_or_secret() {
         (FABRIKAM, AuthModel::DelegatedV2, AlertApi::Mde),
         (NORTHWIND, AuthModel::Application, AlertApi::Graph),
     ] {
-        let link = w.register(id, model, api).await;
-        let cb = w.sign_in(&link).await;
+        let cb = w.signed_in(id, model, api).await;
         if let Some(code) = &cb.code {
             issued.push(code.clone());
         }
         let t = complete_consent(&w.services, &cb).await.expect("consent");
         messages.push(format!("{t:?}"));
         // A replay of the same callback fails; its message is captured too.
-        let e = complete_consent(&w.services, &cb)
-            .await
-            .expect_err("replay");
+        let e = w.refused(&cb).await;
         messages.push(format!("{e} {e:?}"));
     }
     secrets_in_store(&w, &mut issued).await;

@@ -22,26 +22,14 @@ fn registry_text(w: &World) -> String {
 }
 
 async fn assert_consented(w: &World, id: &str, model: AuthModel, granted: &str) {
-    let t = w
-        .services
-        .registry
-        .get(&tid(id))
-        .await
-        .expect("registry")
-        .expect("tenant");
+    let t = w.tenant(id).await;
     assert_eq!(t.status, TenantStatus::Active);
     let p = t.consent.expect("provenance recorded");
     assert_eq!(p.auth_model, model);
     assert_eq!(p.consented_at, w.clock_now());
     assert!(p.granted.iter().any(|g| g == granted), "{:?}", p.granted);
     assert!(p.consented_by.is_some());
-    let tokens = w
-        .services
-        .tokens
-        .get(&tid(id))
-        .await
-        .expect("token store")
-        .expect("tokens stored");
+    let tokens = w.tokens(id).await;
     let access = tokens.access_token.expect("access token");
     assert_eq!(
         tokens.refresh_token.is_some(),
@@ -83,15 +71,7 @@ async fn delegated_v2_consent_uses_pkce_and_offline_access() {
     let link = w
         .register(FABRIKAM, AuthModel::DelegatedV2, AlertApi::Mde)
         .await;
-    let param = link
-        .query_pairs()
-        .find(|(k, _)| k == "link")
-        .expect("link")
-        .1
-        .into_owned();
-    let ms = shared::flows::onboarding::begin_consent(&w.services, &param)
-        .await
-        .expect("begins");
+    let ms = w.microsoft_sign_in(&link).await;
     let q: std::collections::HashMap<_, _> = ms.query_pairs().into_owned().collect();
     assert_eq!(
         q.get("code_challenge_method").map(String::as_str),
@@ -129,24 +109,15 @@ async fn nothing_stored(w: &World, id: &str) {
         assert_ne!(t.status, TenantStatus::Active, "tenant must not be active");
         assert!(t.consent.is_none());
     }
-    assert!(
-        w.services
-            .tokens
-            .get(&tid(id))
-            .await
-            .expect("store")
-            .is_none(),
-        "no tokens stored"
-    );
+    assert!(!w.has_tokens(id).await, "no tokens stored");
 }
 
 #[tokio::test]
 async fn forged_and_garbage_states_are_refused_and_nothing_is_stored() {
     let w = World::start().await;
-    let link = w
-        .register(CONTOSO, AuthModel::DelegatedV1, AlertApi::Siem)
+    let mut cb = w
+        .signed_in(CONTOSO, AuthModel::DelegatedV1, AlertApi::Siem)
         .await;
-    let mut cb = w.sign_in(&link).await;
     let real = cb.state.clone().expect("state");
     let (payload, _) = real.split_once('.').expect("two parts");
     for bad in [
@@ -156,9 +127,7 @@ async fn forged_and_garbage_states_are_refused_and_nothing_is_stored() {
         "x".repeat(10_000),
     ] {
         cb.state = Some(bad);
-        let e = complete_consent(&w.services, &cb)
-            .await
-            .expect_err("refused");
+        let e = w.refused(&cb).await;
         assert!(e.is_client_error(), "{e}");
     }
     nothing_stored(&w, CONTOSO).await;
@@ -167,14 +136,11 @@ async fn forged_and_garbage_states_are_refused_and_nothing_is_stored() {
 #[tokio::test]
 async fn an_expired_state_is_refused() {
     let w = World::start().await;
-    let link = w
-        .register(CONTOSO, AuthModel::DelegatedV1, AlertApi::Siem)
+    let cb = w
+        .signed_in(CONTOSO, AuthModel::DelegatedV1, AlertApi::Siem)
         .await;
-    let cb = w.sign_in(&link).await;
     w.advance(Duration::minutes(31));
-    let e = complete_consent(&w.services, &cb)
-        .await
-        .expect_err("expired");
+    let e = w.refused(&cb).await;
     assert!(e.to_string().contains("expired"), "{e}");
     nothing_stored(&w, CONTOSO).await;
 }
@@ -182,29 +148,14 @@ async fn an_expired_state_is_refused() {
 #[tokio::test]
 async fn a_replayed_callback_is_refused_and_changes_nothing() {
     let w = World::start().await;
-    let link = w
-        .register(NORTHWIND, AuthModel::Application, AlertApi::Graph)
+    let cb = w
+        .signed_in(NORTHWIND, AuthModel::Application, AlertApi::Graph)
         .await;
-    let cb = w.sign_in(&link).await;
     complete_consent(&w.services, &cb).await.expect("first use");
-    let before = w
-        .services
-        .tokens
-        .get(&tid(NORTHWIND))
-        .await
-        .expect("get")
-        .expect("some");
-    let e = complete_consent(&w.services, &cb)
-        .await
-        .expect_err("replay");
+    let before = w.tokens(NORTHWIND).await;
+    let e = w.refused(&cb).await;
     assert!(matches!(e, ConsentError::Replayed), "{e}");
-    let after = w
-        .services
-        .tokens
-        .get(&tid(NORTHWIND))
-        .await
-        .expect("get")
-        .expect("some");
+    let after = w.tokens(NORTHWIND).await;
     assert_eq!(
         before.access_token.map(|t| t.into_exposed()),
         after.access_token.map(|t| t.into_exposed())
@@ -220,15 +171,7 @@ async fn an_admin_consent_in_another_tenant_does_not_activate_the_bound_tenant()
     let link = w
         .register(WOODGROVE, AuthModel::Application, AlertApi::Graph)
         .await;
-    let param = link
-        .query_pairs()
-        .find(|(k, _)| k == "link")
-        .expect("link")
-        .1
-        .into_owned();
-    let ms = shared::flows::onboarding::begin_consent(&w.services, &param)
-        .await
-        .expect("begins");
+    let ms = w.microsoft_sign_in(&link).await;
     let other = url::Url::parse(&ms.as_str().replace(WOODGROVE, "organizations").replace(
         "adminconsent?",
         "adminconsent?login_hint=admin%40northwind.onmicrosoft.com&",
@@ -236,9 +179,7 @@ async fn an_admin_consent_in_another_tenant_does_not_activate_the_bound_tenant()
     .expect("url");
     let cb = w.follow(other).await;
     assert_eq!(cb.tenant.as_deref(), Some(NORTHWIND));
-    let e = complete_consent(&w.services, &cb)
-        .await
-        .expect_err("refused");
+    let e = w.refused(&cb).await;
     assert!(e.to_string().contains("not consented"), "{e}");
     nothing_stored(&w, WOODGROVE).await;
 }
@@ -289,10 +230,9 @@ async fn a_token_for_another_tenant_is_refused() {
         let _ = axum::serve(listener, proxy).await;
     });
     // Woodgrove's admin consents, so the flow gets as far as the token.
-    let link = w
-        .register(WOODGROVE, AuthModel::Application, AlertApi::Graph)
+    let cb = w
+        .signed_in(WOODGROVE, AuthModel::Application, AlertApi::Graph)
         .await;
-    let cb = w.sign_in(&link).await;
     let mut s = w.services.clone();
     let u = w.emu.urls().clone();
     s.settings.endpoints =
@@ -312,13 +252,10 @@ async fn a_consent_without_the_needed_permission_is_refused_naming_it() {
     let mut sc = crate::fixtures::scenario();
     sc.apps[0].permissions.app_roles.clear();
     let w = World::start_with(sc).await;
-    let link = w
-        .register(NORTHWIND, AuthModel::Application, AlertApi::Graph)
+    let cb = w
+        .signed_in(NORTHWIND, AuthModel::Application, AlertApi::Graph)
         .await;
-    let cb = w.sign_in(&link).await;
-    let e = complete_consent(&w.services, &cb)
-        .await
-        .expect_err("refused");
+    let e = w.refused(&cb).await;
     assert!(e.to_string().contains("SecurityAlert.Read.All"), "{e}");
     nothing_stored(&w, NORTHWIND).await;
 }
@@ -331,15 +268,7 @@ async fn a_cancelled_sign_in_is_reported_and_stores_nothing() {
     let link = w
         .register(CONTOSO, AuthModel::DelegatedV1, AlertApi::Siem)
         .await;
-    let param = link
-        .query_pairs()
-        .find(|(k, _)| k == "link")
-        .expect("link")
-        .1
-        .into_owned();
-    let ms = shared::flows::onboarding::begin_consent(&w.services, &param)
-        .await
-        .expect("begins");
+    let ms = w.microsoft_sign_in(&link).await;
     // The emulator's sign-in page, answered with Cancel.
     let page = w
         .http
@@ -372,9 +301,7 @@ async fn a_cancelled_sign_in_is_reported_and_stores_nothing() {
         .expect("location")
         .to_string();
     let cb = crate::fixtures::callback_of(&url::Url::parse(&location).expect("url"));
-    let e = complete_consent(&w.services, &cb)
-        .await
-        .expect_err("denied");
+    let e = w.refused(&cb).await;
     assert!(matches!(e, ConsentError::Denied { .. }), "{e}");
     nothing_stored(&w, CONTOSO).await;
 }

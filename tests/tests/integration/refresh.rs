@@ -9,12 +9,8 @@ use shared::flows::refresh::{RefreshError, RefreshOutcome, refresh_all, refresh_
 use crate::fixtures::{APP_ID, CONTOSO, FABRIKAM, NORTHWIND, World, tid};
 
 async fn refresh_token_of(w: &World, id: &str) -> String {
-    w.services
-        .tokens
-        .get(&tid(id))
+    w.tokens(id)
         .await
-        .expect("store")
-        .expect("tokens")
         .refresh_token
         .expect("refresh token")
         .into_exposed()
@@ -61,12 +57,7 @@ async fn fresh_tokens_are_left_alone_and_near_expiry_ones_are_renewed() {
 #[tokio::test]
 async fn after_90_idle_days_a_tenant_needs_reconsent_while_the_others_keep_refreshing() {
     let w = World::start().await;
-    w.onboard(CONTOSO, AuthModel::DelegatedV1, AlertApi::Siem)
-        .await;
-    w.onboard(FABRIKAM, AuthModel::DelegatedV2, AlertApi::Mde)
-        .await;
-    w.onboard(NORTHWIND, AuthModel::Application, AlertApi::Graph)
-        .await;
+    w.onboard_three().await;
     // Contoso is paused for three months; the others are refreshed on schedule meanwhile.
     w.services
         .update_tenant(&tid(CONTOSO), |t| t.status = TenantStatus::Suspended)
@@ -94,13 +85,7 @@ async fn after_90_idle_days_a_tenant_needs_reconsent_while_the_others_keep_refre
     ok.extend(s.fresh.clone());
     ok.sort();
     assert_eq!(ok, vec![tid(FABRIKAM), tid(NORTHWIND)]);
-    let c = w
-        .services
-        .registry
-        .get(&tid(CONTOSO))
-        .await
-        .expect("get")
-        .expect("tenant");
+    let c = w.tenant(CONTOSO).await;
     assert_eq!(c.status, TenantStatus::ReconsentRequired);
     let detail = c.last_refresh.and_then(|o| o.detail).unwrap_or_default();
     assert!(detail.contains("700082"), "{detail}");
@@ -109,28 +94,16 @@ async fn after_90_idle_days_a_tenant_needs_reconsent_while_the_others_keep_refre
     shared::flows::onboarding::complete_consent(&w.services, &cb)
         .await
         .expect("re-consent");
-    let c = w
-        .services
-        .registry
-        .get(&tid(CONTOSO))
-        .await
-        .expect("get")
-        .expect("tenant");
+    let c = w.tenant(CONTOSO).await;
     assert_eq!(c.status, TenantStatus::Active);
 }
 
 #[tokio::test]
 async fn an_expired_client_secret_is_reported_once_as_an_app_misconfiguration() {
     let w = World::start().await;
-    w.onboard(CONTOSO, AuthModel::DelegatedV1, AlertApi::Siem)
+    w.onboard_three().await;
+    w.control(&format!("apps/{APP_ID}/expire-secret"), None)
         .await;
-    w.onboard(FABRIKAM, AuthModel::DelegatedV2, AlertApi::Mde)
-        .await;
-    w.onboard(NORTHWIND, AuthModel::Application, AlertApi::Graph)
-        .await;
-    let url = format!("{}/apps/{APP_ID}/expire-secret", w.emu.urls().control);
-    let r = w.http.post(url).send().await.expect("control");
-    assert!(r.status().is_success());
     w.advance(Duration::hours(2));
     let s = refresh_all(&w.services, None).await.expect("run");
     let why = s
@@ -140,13 +113,7 @@ async fn an_expired_client_secret_is_reported_once_as_an_app_misconfiguration() 
     assert!(s.refreshed.is_empty() && s.reconsent.is_empty());
     assert_eq!(s.failed.len() + s.skipped.len(), 3);
     for id in [CONTOSO, FABRIKAM, NORTHWIND] {
-        let t = w
-            .services
-            .registry
-            .get(&tid(id))
-            .await
-            .expect("get")
-            .expect("tenant");
+        let t = w.tenant(id).await;
         assert_eq!(t.status, TenantStatus::Active, "not the tenant's fault");
     }
     let e = refresh_tenant(&w.services, &tid(CONTOSO), true)
@@ -155,19 +122,24 @@ async fn an_expired_client_secret_is_reported_once_as_an_app_misconfiguration() 
     assert!(matches!(e, RefreshError::AppMisconfigured(_)), "{e}");
 }
 
+/// The identity platform answers `status` to `count` requests (to every one when `None`).
+fn identity_server_errors(w: &World, status: u16, count: Option<u32>) {
+    w.emu.state().world().faults.replace(FaultPlanSpec {
+        seed: 9,
+        rules: vec![FaultRule {
+            count,
+            status: Some(status),
+            ..FaultRule::new(FaultTarget::Identity, FaultKind::ServerError)
+        }],
+    });
+}
+
 #[tokio::test]
 async fn a_burst_of_server_errors_is_retried_and_changes_no_status() {
     let w = World::start().await;
     w.onboard(FABRIKAM, AuthModel::DelegatedV2, AlertApi::Mde)
         .await;
-    w.emu.state().world().faults.replace(FaultPlanSpec {
-        seed: 9,
-        rules: vec![FaultRule {
-            count: Some(2),
-            status: Some(503),
-            ..FaultRule::new(FaultTarget::Identity, FaultKind::ServerError)
-        }],
-    });
+    identity_server_errors(&w, 503, Some(2));
     let r = refresh_tenant(&w.services, &tid(FABRIKAM), true)
         .await
         .expect("retried");
@@ -176,13 +148,7 @@ async fn a_burst_of_server_errors_is_retried_and_changes_no_status() {
         w.emu.state().world().faults.served().get("server_error"),
         Some(&2)
     );
-    let t = w
-        .services
-        .registry
-        .get(&tid(FABRIKAM))
-        .await
-        .expect("get")
-        .expect("tenant");
+    let t = w.tenant(FABRIKAM).await;
     assert_eq!(t.status, TenantStatus::Active);
     assert_eq!(t.consecutive_failures, 0);
     assert!(t.last_refresh.expect("recorded").ok);
@@ -193,24 +159,12 @@ async fn a_persistent_outage_is_recorded_without_changing_the_status() {
     let w = World::start().await;
     w.onboard(NORTHWIND, AuthModel::Application, AlertApi::Graph)
         .await;
-    w.emu.state().world().faults.replace(FaultPlanSpec {
-        seed: 9,
-        rules: vec![FaultRule {
-            status: Some(500),
-            ..FaultRule::new(FaultTarget::Identity, FaultKind::ServerError)
-        }],
-    });
+    identity_server_errors(&w, 500, None);
     let e = refresh_tenant(&w.services, &tid(NORTHWIND), true)
         .await
         .expect_err("fails");
     assert!(matches!(e, RefreshError::Transient(_)), "{e}");
-    let t = w
-        .services
-        .registry
-        .get(&tid(NORTHWIND))
-        .await
-        .expect("get")
-        .expect("tenant");
+    let t = w.tenant(NORTHWIND).await;
     assert_eq!(t.status, TenantStatus::Active);
     assert_eq!(t.consecutive_failures, 1);
     assert!(!t.last_refresh.expect("recorded").ok);
@@ -221,19 +175,11 @@ async fn a_user_revoking_sessions_makes_the_tenant_need_reconsent() {
     let w = World::start().await;
     w.onboard(CONTOSO, AuthModel::DelegatedV1, AlertApi::Siem)
         .await;
-    let url = format!(
-        "{}/tenants/{CONTOSO}/users/admin@contoso.onmicrosoft.com/revoke",
-        w.emu.urls().control
-    );
-    assert!(
-        w.http
-            .post(url)
-            .send()
-            .await
-            .expect("control")
-            .status()
-            .is_success()
-    );
+    w.control(
+        &format!("tenants/{CONTOSO}/users/admin@contoso.onmicrosoft.com/revoke"),
+        None,
+    )
+    .await;
     w.advance(Duration::minutes(1));
     let e = refresh_tenant(&w.services, &tid(CONTOSO), true)
         .await

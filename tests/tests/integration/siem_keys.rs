@@ -66,14 +66,11 @@ async fn two_records_of_one_alert_sharing_a_timestamp_are_both_delivered_once() 
     let w = World::start().await;
     w.onboard(CONTOSO, AuthModel::DelegatedV1, AlertApi::Siem)
         .await;
-    let resp = w
-        .http
-        .post(format!("{}/tenants/{CONTOSO}/alerts", w.emu.urls().control))
-        .json(&serde_json::json!([{"id": "da-two-parts", "created": "-10m", "parts": 2, "title": "Two detections"}]))
-        .send()
-        .await
-        .expect("control api");
-    assert!(resp.status().is_success(), "{}", resp.status());
+    w.control(
+        &format!("tenants/{CONTOSO}/alerts"),
+        Some(serde_json::json!([{"id": "da-two-parts", "created": "-10m", "parts": 2, "title": "Two detections"}])),
+    )
+    .await;
     w.fetch(CONTOSO).await.expect("fetched");
     w.fetch(CONTOSO).await.expect("fetched again");
     let parts: Vec<_> = w

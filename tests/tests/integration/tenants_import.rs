@@ -7,9 +7,9 @@ use std::path::Path;
 use emulator::RunningEmulator;
 use emulator::scenario::Api;
 use serde_json::Value;
-use shared::config::Cloud;
+
 use shared::domain::{AlertApi, AuthModel, ConsentMethod, TenantStatus};
-use shared::flows::adoption::{Adoption, PendingReason, onboard};
+use shared::flows::adoption::{Adoption, Onboarding, PendingReason, onboard};
 use shared::flows::onboarding::NewTenant;
 use url::Url;
 
@@ -54,15 +54,19 @@ async fn identity_requests(emu: &RunningEmulator, tenant: &str) -> (u64, u64) {
 }
 
 fn app_tenant(id: &str, api: AlertApi) -> NewTenant {
-    NewTenant {
-        id: tid(id),
-        display_name: format!("Customer {}", &id[..4]),
-        auth_model: AuthModel::Application,
-        alert_api: api,
-        cloud: Cloud::Commercial,
-        backfill: None,
-        siem_region: None,
-    }
+    NewTenant::new(
+        tid(id),
+        format!("Customer {}", &id[..4]),
+        AuthModel::Application,
+        api,
+    )
+}
+
+/// `mssp tenants add` of an application tenant: adopted, or registered pending consent.
+async fn onboard_app(w: &World, id: &str, api: AlertApi) -> Onboarding {
+    onboard(&w.services, app_tenant(id, api))
+        .await
+        .expect("onboarded")
 }
 
 #[tokio::test]
@@ -70,18 +74,10 @@ async fn a_tenant_whose_admin_granted_the_roles_is_adopted_without_a_click_and_f
     let w = World::start().await;
     grant(&w.emu, NORTHWIND, Api::Graph, &["SecurityAlert.Read.All"]);
 
-    let on = onboard(&w.services, app_tenant(NORTHWIND, AlertApi::Graph))
-        .await
-        .expect("onboarded");
+    let on = onboard_app(&w, NORTHWIND, AlertApi::Graph).await;
     assert!(matches!(on.adoption, Adoption::Adopted), "{on:?}");
     assert!(on.created);
-    let t = w
-        .services
-        .registry
-        .get(&tid(NORTHWIND))
-        .await
-        .expect("registry")
-        .expect("registered");
+    let t = w.tenant(NORTHWIND).await;
     assert_eq!(t.status, TenantStatus::Active);
     let c = t.consent.expect("provenance");
     assert_eq!(c.method, ConsentMethod::Adopted);
@@ -93,12 +89,7 @@ async fn a_tenant_whose_admin_granted_the_roles_is_adopted_without_a_click_and_f
         "{verified}"
     );
     assert!(
-        w.services
-            .tokens
-            .get(&tid(NORTHWIND))
-            .await
-            .expect("token store")
-            .is_some(),
+        w.has_tokens(NORTHWIND).await,
         "the verified token is stored as a consent's would be"
     );
     assert_eq!(
@@ -121,9 +112,7 @@ async fn a_tenant_without_the_roles_stays_pending_with_a_link_naming_the_missing
     // The admin granted the Defender for Endpoint role, not Graph's.
     grant(&w.emu, WOODGROVE, Api::Mde, &["Alert.Read.All"]);
 
-    let on = onboard(&w.services, app_tenant(WOODGROVE, AlertApi::Graph))
-        .await
-        .expect("onboarded");
+    let on = onboard_app(&w, WOODGROVE, AlertApi::Graph).await;
     let Adoption::Pending {
         consent_link,
         reason,
@@ -152,9 +141,7 @@ async fn a_tenant_without_the_roles_stays_pending_with_a_link_naming_the_missing
     );
 
     // Nothing granted at all: pending too, the app not granted in the tenant.
-    let on = onboard(&w.services, app_tenant(CONTOSO, AlertApi::Mde))
-        .await
-        .expect("onboarded");
+    let on = onboard_app(&w, CONTOSO, AlertApi::Mde).await;
     assert!(
         matches!(
             &on.adoption,
@@ -168,9 +155,7 @@ async fn a_tenant_without_the_roles_stays_pending_with_a_link_naming_the_missing
 
     // Once the admin grants Graph's role, onboarding again adopts it.
     grant(&w.emu, WOODGROVE, Api::Graph, &["SecurityAlert.Read.All"]);
-    let on = onboard(&w.services, app_tenant(WOODGROVE, AlertApi::Graph))
-        .await
-        .expect("onboarded");
+    let on = onboard_app(&w, WOODGROVE, AlertApi::Graph).await;
     assert!(matches!(on.adoption, Adoption::Adopted), "{on:?}");
     assert!(!on.created);
 }
@@ -184,9 +169,7 @@ async fn a_token_issued_for_another_tenant_is_never_adopted() {
     issue_tid(&w.emu, NORTHWIND, FABRIKAM);
 
     for _ in 0..2 {
-        let on = onboard(&w.services, app_tenant(NORTHWIND, AlertApi::Graph))
-            .await
-            .expect("onboarded");
+        let on = onboard_app(&w, NORTHWIND, AlertApi::Graph).await;
         assert!(
             matches!(
                 &on.adoption,
@@ -199,31 +182,15 @@ async fn a_token_issued_for_another_tenant_is_never_adopted() {
         );
         assert_eq!(on.tenant.status, TenantStatus::PendingConsent);
     }
-    let t = w
-        .services
-        .registry
-        .get(&tid(NORTHWIND))
-        .await
-        .expect("registry")
-        .expect("registered");
+    let t = w.tenant(NORTHWIND).await;
     assert_eq!(t.status, TenantStatus::PendingConsent);
     assert!(t.consent.is_none());
     assert!(
-        w.services
-            .tokens
-            .get(&tid(NORTHWIND))
-            .await
-            .expect("token store")
-            .is_none(),
+        !w.has_tokens(NORTHWIND).await,
         "no token of another tenant is kept"
     );
     assert!(
-        w.services
-            .tokens
-            .get(&tid(FABRIKAM))
-            .await
-            .expect("token store")
-            .is_none(),
+        !w.has_tokens(FABRIKAM).await,
         "nor filed under the tenant it names"
     );
 }

@@ -2,6 +2,8 @@
 //! and audit are per tenant, DESIGN §5) and the app credentials (`{prefix}/app`).
 
 use async_trait::async_trait;
+use aws_sdk_secretsmanager::operation::create_secret::CreateSecretError;
+use aws_sdk_secretsmanager::operation::put_secret_value::PutSecretValueError;
 use aws_sdk_secretsmanager::types::Tag;
 use sha2::{Digest, Sha256};
 
@@ -84,59 +86,26 @@ impl TokenStore for SecretsManagerTokenStore {
             source: Box::new(e),
         })?;
         let token = request_token(&name, &value);
-        let put = self
-            .client
-            .put_secret_value()
-            .secret_id(&name)
-            .secret_string(&value)
-            .client_request_token(&token)
-            .send()
-            .await;
-        match put {
-            Ok(_) => return Ok(()),
-            Err(e) => {
-                let e = e.into_service_error();
-                if !e.is_resource_not_found_exception() {
-                    return Err(sdk_err("writing a tenant secret", e));
-                }
+        let secret = Secret {
+            name: &name,
+            value: &value,
+            token: &token,
+        };
+        match self.put_value(&secret).await {
+            Ok(()) => return Ok(()),
+            Err(e) if !e.is_resource_not_found_exception() => {
+                return Err(sdk_err("writing a tenant secret", e));
             }
+            Err(_) => {}
         }
-        let mut create = self
-            .client
-            .create_secret()
-            .name(&name)
-            .description("mssp-alerts: OAuth tokens of one customer tenant")
-            .secret_string(&value)
-            .client_request_token(&token)
-            .tags(
-                Tag::builder()
-                    .key("tenant_id")
-                    .value(tokens.tenant_id.as_str())
-                    .build(),
-            )
-            .tags(Tag::builder().key("app").value("mssp-alerts").build());
-        if let Some(k) = &self.kms_key_id {
-            create = create.kms_key_id(k);
-        }
-        match create.send().await {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let e = e.into_service_error();
-                if e.is_resource_exists_exception() {
-                    // Another writer created it between our two calls: write the value now.
-                    self.client
-                        .put_secret_value()
-                        .secret_id(&name)
-                        .secret_string(&value)
-                        .client_request_token(&token)
-                        .send()
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| sdk_err("writing a tenant secret", e.into_service_error()))
-                } else {
-                    Err(sdk_err("creating a tenant secret", e))
-                }
-            }
+        match self.create(&tokens.tenant_id, &secret).await {
+            Ok(()) => Ok(()),
+            // Another writer created it between our two calls: write the value now.
+            Err(e) if e.is_resource_exists_exception() => self
+                .put_value(&secret)
+                .await
+                .map_err(|e| sdk_err("writing a tenant secret", e)),
+            Err(e) => Err(sdk_err("creating a tenant secret", e)),
         }
     }
 
@@ -162,6 +131,58 @@ impl TokenStore for SecretsManagerTokenStore {
                 }
             }
         }
+    }
+}
+
+/// A tenant secret's write: its name, its value and the write's request token.
+struct Secret<'a> {
+    name: &'a str,
+    value: &'a str,
+    token: &'a str,
+}
+
+impl SecretsManagerTokenStore {
+    /// A new version of an existing secret.
+    async fn put_value(&self, secret: &Secret<'_>) -> Result<(), PutSecretValueError> {
+        self.client
+            .put_secret_value()
+            .secret_id(secret.name)
+            .secret_string(secret.value)
+            .client_request_token(secret.token)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| e.into_service_error())
+    }
+
+    /// The tenant's secret, tagged with its tenant, under the configured KMS key.
+    async fn create(
+        &self,
+        tenant: &TenantId,
+        secret: &Secret<'_>,
+    ) -> Result<(), CreateSecretError> {
+        let mut create = self
+            .client
+            .create_secret()
+            .name(secret.name)
+            .description("mssp-alerts: OAuth tokens of one customer tenant")
+            .secret_string(secret.value)
+            .client_request_token(secret.token)
+            .tags(
+                Tag::builder()
+                    .key("tenant_id")
+                    .value(tenant.as_str())
+                    .build(),
+            )
+            .tags(Tag::builder().key("app").value("mssp-alerts").build());
+        if let Some(k) = &self.kms_key_id {
+            create = create.kms_key_id(k);
+        }
+        create
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| e.into_service_error())
     }
 }
 

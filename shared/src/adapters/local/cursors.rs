@@ -4,14 +4,13 @@
 //! conditional commits are atomic across tasks and processes.
 
 use std::fs;
-use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 
 use super::registry::tenant_file;
-use super::{locked, read_json, write_json};
+use super::{locked, read_json, removed, write_json};
 use crate::domain::{AlertApi, Tenant, TenantId};
 use crate::ports::{Cursor, CursorStore, Lease, LeaseError, StoreError, TenantState};
 
@@ -223,11 +222,7 @@ impl CursorStore for FileCursorStore {
         // waiting on would let two processes hold "the" lock at once.
         locked(self.tenant_dir(tenant), |dir| {
             for api in AlertApi::ALL {
-                match fs::remove_file(cursor_path(dir, api)) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == ErrorKind::NotFound => {}
-                    Err(e) => return Err(StoreError::unavailable("deleting a cursor", e)),
-                }
+                removed(fs::remove_file(cursor_path(dir, api)), "deleting a cursor")?;
             }
             Ok(())
         })

@@ -68,6 +68,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8], secret: bool) -> std::io::Result<
     result
 }
 
+/// The result of a removal (`fs::remove_file`, `fs::remove_dir_all`): what was already gone is
+/// removed too.
+pub(crate) fn removed(r: std::io::Result<()>, what: &'static str) -> Result<(), StoreError> {
+    match r {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StoreError::unavailable(what, e)),
+    }
+}
+
 pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, StoreError> {
     match fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes)

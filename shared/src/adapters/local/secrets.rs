@@ -1,12 +1,11 @@
 //! Secrets on local files, mode 0600: the tenants' tokens and the app's credentials.
 
 use std::fs;
-use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
-use super::{locked, read_json, write_json};
+use super::{locked, read_json, removed, write_json};
 use crate::domain::{TenantId, TenantTokens};
 use crate::ports::{AppCredentials, AppSecrets, StoreError, TokenStore};
 
@@ -45,10 +44,8 @@ impl TokenStore for FileTokenStore {
 
     async fn delete(&self, tenant: &TenantId) -> Result<(), StoreError> {
         let path = self.path(tenant);
-        locked(self.dir.clone(), move |_| match fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(StoreError::unavailable("deleting tokens", e)),
+        locked(self.dir.clone(), move |_| {
+            removed(fs::remove_file(&path), "deleting tokens")
         })
         .await
     }

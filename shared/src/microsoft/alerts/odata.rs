@@ -24,11 +24,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use url::Url;
 
-use super::{
-    AlertSource, DrainStats, FetchError, Page, Position, SourceAlert, Window, fmt7, parse_time, raw,
-};
+use super::{AlertSource, DrainStats, FetchError, Page, Position, SourceAlert, Window, fmt7, raw};
 use crate::domain::AlertApi;
-use crate::microsoft::http::{Getter, OnPartial, RequestBudget, RetryPolicy, Unreadable};
+use crate::microsoft::http::{OnPartial, RequestBudget, Requester, RetryPolicy, Unreadable};
 use crate::secret::AccessToken;
 
 /// Which OData API.
@@ -76,10 +74,8 @@ impl Flavor {
 pub struct ODataSource {
     flavor: Flavor,
     base: Url,
-    http: reqwest::Client,
-    budget: RequestBudget,
+    requests: Requester,
     page_size: usize,
-    policy: RetryPolicy,
 }
 
 impl ODataSource {
@@ -96,10 +92,12 @@ impl ODataSource {
         ODataSource {
             flavor,
             base,
-            http,
-            budget,
+            requests: Requester {
+                http,
+                budget,
+                policy,
+            },
             page_size: page_size.max(1),
-            policy,
         }
     }
 
@@ -144,18 +142,13 @@ impl ODataSource {
             u.query_pairs_mut().append_pair("$filter", &filter);
         }
         let flavor = self.flavor;
-        Getter {
-            http: &self.http,
-            budget: &mut self.budget,
-            deadline,
-            policy: self.policy,
-            stats: &mut stats.http,
-        }
-        .get(&u, token, OnPartial::Retry, |body| {
-            parse_count(flavor, &body)
-        })
-        .await
-        .map(|a| a.value)
+        self.requests
+            .getter(deadline, &mut stats.http)
+            .get(&u, token, OnPartial::Retry, |body| {
+                parse_count(flavor, &body)
+            })
+            .await
+            .map(|a| a.value)
     }
 
     fn page_url(&self, window: &Window, at: &Position) -> Result<Url, FetchError> {
@@ -242,22 +235,16 @@ fn parse_alert(
     page: &Arc<String>,
 ) -> Result<SourceAlert, Unreadable> {
     let id = item
-        .field(0)
-        .filter(|s| !s.is_empty() && s.len() <= 256)
-        .ok_or_else(|| Unreadable::Shape("an alert has no id".into()))?
-        .into_owned();
-    let version = item
-        .field(1)
-        .as_deref()
-        .and_then(parse_time)
-        .ok_or_else(|| {
-            Unreadable::Shape(format!("alert {id} has no valid {}", flavor.updated()))
-        })?;
+        .key(0, 256)
+        .ok_or_else(|| Unreadable::Shape("an alert has no id".into()))?;
+    let version = item.time(1).ok_or_else(|| {
+        Unreadable::Shape(format!("alert {id} has no valid {}", flavor.updated()))
+    })?;
     Ok(SourceAlert {
         record_id: id.clone(),
         id,
         version,
-        created: item.field(2).as_deref().and_then(parse_time),
+        created: item.time(2),
         raw: item.raw(page),
     })
 }
@@ -293,17 +280,13 @@ impl AlertSource for ODataSource {
     ) -> Result<Page, FetchError> {
         let url = self.page_url(&window, at)?;
         let (flavor, page_size) = (self.flavor, self.page_size);
-        let answer = Getter {
-            http: &self.http,
-            budget: &mut self.budget,
-            deadline,
-            policy: self.policy,
-            stats: &mut stats.http,
-        }
-        .get(&url, token, OnPartial::Return, |body| {
-            parse_page(flavor, body, page_size)
-        })
-        .await?;
+        let answer = self
+            .requests
+            .getter(deadline, &mut stats.http)
+            .get(&url, token, OnPartial::Return, |body| {
+                parse_page(flavor, body, page_size)
+            })
+            .await?;
         stats.pages += 1;
         Ok(Page {
             partial: answer.partial,

@@ -95,6 +95,18 @@ impl<'a, const N: usize> Item<'a, N> {
         serde_json::from_str::<Text<'a>>(raw.get()).ok()?.0
     }
 
+    /// The `i`th named field as a key: a string of 1 to `max` bytes.
+    pub fn key(&self, i: usize, max: usize) -> Option<String> {
+        self.field(i)
+            .filter(|s| !s.is_empty() && s.len() <= max)
+            .map(Cow::into_owned)
+    }
+
+    /// The `i`th named field as a time ([`super::parse_time`]).
+    pub fn time(&self, i: usize) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.field(i).as_deref().and_then(super::parse_time)
+    }
+
     /// The alert's bytes, kept.
     pub fn raw(&self, page: &Arc<String>) -> RawAlert {
         RawAlert {

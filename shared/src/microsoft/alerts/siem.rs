@@ -9,7 +9,6 @@
 
 use std::sync::Once;
 
-use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -18,13 +17,12 @@ use chrono::{DateTime, Utc};
 use url::Url;
 
 use super::{
-    AlertSource, DrainStats, FetchError, Page, Position, SourceAlert, Window, fmt7, parse_time,
-    raw, tick,
+    AlertSource, DrainStats, FetchError, Page, Position, SourceAlert, Window, fmt7, raw, tick,
 };
 use crate::domain::AlertApi;
 #[cfg(test)]
 use crate::domain::TenantId;
-use crate::microsoft::http::{Getter, OnPartial, RequestBudget, RetryPolicy, Unreadable};
+use crate::microsoft::http::{OnPartial, RequestBudget, Requester, RetryPolicy, Unreadable};
 use crate::secret::AccessToken;
 
 static DEPRECATION: Once = Once::new();
@@ -32,9 +30,7 @@ static DEPRECATION: Once = Once::new();
 /// The SIEM API source of one tenant.
 pub struct SiemSource {
     base: Url,
-    http: reqwest::Client,
-    budget: RequestBudget,
-    policy: RetryPolicy,
+    requests: Requester,
 }
 
 impl SiemSource {
@@ -54,14 +50,26 @@ impl SiemSource {
         });
         SiemSource {
             base,
-            http,
-            budget,
-            policy,
+            requests: Requester {
+                http,
+                budget,
+                policy,
+            },
         }
     }
 }
 
 impl SiemSource {
+    /// `api/alerts` asking for the detections updated in `window` (`untilTimeUtc` is inclusive,
+    /// so it names the window's last tick).
+    fn window_url(&self, window: &Window) -> Url {
+        let mut u = super::join(&self.base, "api/alerts");
+        u.query_pairs_mut()
+            .append_pair("sinceTimeUtc", &fmt7(window.since))
+            .append_pair("untilTimeUtc", &fmt7(window.until - tick()));
+        u
+    }
+
     /// Whether this exporter holds any detection of the token's tenant updated in `window`
     /// (one request, `limit=1`): how a tenant read at the wrong region's exporter is told.
     pub async fn holds_any(
@@ -71,20 +79,13 @@ impl SiemSource {
         deadline: tokio::time::Instant,
         stats: &mut DrainStats,
     ) -> Result<bool, FetchError> {
-        let mut u = super::join(&self.base, "api/alerts");
-        u.query_pairs_mut()
-            .append_pair("sinceTimeUtc", &fmt7(window.since))
-            .append_pair("untilTimeUtc", &fmt7(window.until - tick()))
-            .append_pair("limit", "1");
-        let answer = Getter {
-            http: &self.http,
-            budget: &mut self.budget,
-            deadline,
-            policy: self.policy,
-            stats: &mut stats.http,
-        }
-        .get(&u, token, OnPartial::Retry, parse_answer)
-        .await?;
+        let mut u = self.window_url(&window);
+        u.query_pairs_mut().append_pair("limit", "1");
+        let answer = self
+            .requests
+            .getter(deadline, &mut stats.http)
+            .get(&u, token, OnPartial::Retry, parse_answer)
+            .await?;
         Ok(!answer.value.alerts.is_empty())
     }
 }
@@ -119,26 +120,17 @@ fn parse_answer(body: Vec<u8>) -> Result<Page, Unreadable> {
 /// version.
 fn parse_detection(item: &raw::Item<'_, 4>, page: &Arc<String>) -> Result<SourceAlert, Unreadable> {
     let id = item
-        .field(0)
-        .filter(|s| !s.is_empty() && s.len() <= 256)
-        .ok_or_else(|| Unreadable::Shape("a detection has no AlertId".into()))?
-        .into_owned();
-    let version = item
-        .field(2)
-        .as_deref()
-        .and_then(parse_time)
-        .ok_or_else(|| {
-            Unreadable::Shape(format!("detection {id} has no valid LastProcessedTimeUtc"))
-        })?;
-    let record_id = item
-        .field(1)
-        .filter(|s| !s.is_empty() && s.len() <= 512)
-        .map_or_else(|| id.clone(), Cow::into_owned);
+        .key(0, 256)
+        .ok_or_else(|| Unreadable::Shape("a detection has no AlertId".into()))?;
+    let version = item.time(2).ok_or_else(|| {
+        Unreadable::Shape(format!("detection {id} has no valid LastProcessedTimeUtc"))
+    })?;
+    let record_id = item.key(1, 512).unwrap_or_else(|| id.clone());
     Ok(SourceAlert {
         record_id,
         id,
         version,
-        created: item.field(3).as_deref().and_then(parse_time),
+        created: item.time(3),
         raw: item.raw(page),
     })
 }
@@ -168,19 +160,12 @@ impl AlertSource for SiemSource {
         deadline: tokio::time::Instant,
         stats: &mut DrainStats,
     ) -> Result<Page, FetchError> {
-        let mut u = super::join(&self.base, "api/alerts");
-        u.query_pairs_mut()
-            .append_pair("sinceTimeUtc", &fmt7(window.since))
-            .append_pair("untilTimeUtc", &fmt7(window.until - tick()));
-        let answer = Getter {
-            http: &self.http,
-            budget: &mut self.budget,
-            deadline,
-            policy: self.policy,
-            stats: &mut stats.http,
-        }
-        .get(&u, token, OnPartial::Retry, parse_answer)
-        .await?;
+        let u = self.window_url(&window);
+        let answer = self
+            .requests
+            .getter(deadline, &mut stats.http)
+            .get(&u, token, OnPartial::Retry, parse_answer)
+            .await?;
         stats.pages += 1;
         Ok(answer.value)
     }
