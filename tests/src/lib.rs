@@ -24,7 +24,9 @@
 #![warn(missing_docs)]
 
 pub mod apigw;
+pub mod aws;
 pub mod browser;
+pub mod fleet;
 pub mod lambda;
 pub mod local;
 mod moto;
