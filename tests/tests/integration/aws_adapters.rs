@@ -107,7 +107,7 @@ async fn secrets_manager_creates_on_first_write_then_adds_versions_with_tags_and
 }
 
 #[tokio::test]
-async fn the_app_secret_is_read_and_a_missing_or_broken_one_is_reported_without_its_value() {
+async fn the_app_secret_is_read_once_and_a_missing_or_broken_one_is_reported_without_its_value() {
     let env = TestEnv::start(Scenario::default()).await.expect("env");
     let sm = aws_sdk_secretsmanager::Client::new(&env.aws_config().await);
     let name = env.unique_name("mssp-app");
@@ -131,6 +131,11 @@ async fn the_app_secret_is_read_and_a_missing_or_broken_one_is_reported_without_
         .send()
         .await
         .expect("put");
+    // A process reads the app secret once (for APP_SECRET_TTL): the one that read it keeps
+    // what it read; a new one reads the broken value.
+    let kept = app.app_credentials().await.expect("kept from the first read");
+    assert_eq!(kept.client_id, "app");
+    let app = SecretsManagerAppSecrets::new(sm.clone(), &name);
     let e = app.app_credentials().await.expect_err("broken");
     let text = format!("{e} {e:?}");
     assert!(matches!(e, StoreError::Corrupt { .. }));
