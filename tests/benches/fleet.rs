@@ -249,15 +249,25 @@ fn fleet_csv(n: usize) -> String {
 /// Runs `mssp tenants import fleet.csv` in `dir` with `env`; its wall time and report.
 fn import(mssp: &Path, dir: &Path, env: &[(String, String)]) -> anyhow::Result<(f64, Value)> {
     let mut cmd = Command::new(mssp);
-    cmd.args(["--config", "mssp.toml", "--json", "tenants", "import", "fleet.csv"])
-        .current_dir(dir);
+    cmd.args([
+        "--config",
+        "mssp.toml",
+        "--json",
+        "tenants",
+        "import",
+        "fleet.csv",
+    ])
+    .current_dir(dir);
     clean_env(&mut cmd);
     cmd.envs(env.iter().map(|(k, v)| (k, v)));
     let started = Instant::now();
     let out = cmd.output().context("running mssp tenants import")?;
     let wall = started.elapsed().as_secs_f64();
     let report: Value = serde_json::from_slice(&out.stdout).with_context(|| {
-        format!("the import's report; stderr: {}", String::from_utf8_lossy(&out.stderr))
+        format!(
+            "the import's report; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
     })?;
     ensure!(
         report["failed"] == 0,
@@ -303,11 +313,19 @@ async fn consent_delegated(deps: &Deps, n: usize) -> anyhow::Result<(usize, f64)
             cloud: Cloud::Commercial,
             backfill: None,
             siem_region: match api {
-                AlertApi::Siem => Some(region(i).parse::<SiemRegion>().map_err(anyhow::Error::msg)?),
+                AlertApi::Siem => Some(
+                    region(i)
+                        .parse::<SiemRegion>()
+                        .map_err(anyhow::Error::msg)?,
+                ),
                 _ => None,
             },
         };
-        let (deps, http, permit) = (deps.clone(), http.clone(), slots.clone().acquire_owned().await?);
+        let (deps, http, permit) = (
+            deps.clone(),
+            http.clone(),
+            slots.clone().acquire_owned().await?,
+        );
         set.spawn(async move {
             let r = tests::local::onboard(&deps, &http, new).await;
             drop(permit);
@@ -335,7 +353,12 @@ fn active_in(i: usize, k: usize, share: f64) -> bool {
 
 /// Adds `ALERTS_PER_ACTIVE` alerts, visible now, to every tenant active in round `k`; the ids of
 /// those tenants.
-fn add_alerts(emu: &EmuState, tenants: &[usize], k: usize, share: f64) -> anyhow::Result<Vec<String>> {
+fn add_alerts(
+    emu: &EmuState,
+    tenants: &[usize],
+    k: usize,
+    share: f64,
+) -> anyhow::Result<Vec<String>> {
     let now = emu.now();
     let mut w = emu.world();
     let mut touched = Vec::new();
@@ -350,7 +373,8 @@ fn add_alerts(emu: &EmuState, tenants: &[usize], k: usize, share: f64) -> anyhow
                 ..AlertSpec::default()
             };
             let seed = (i as u64) << 20 | (k as u64) << 4 | j as u64;
-            t.alerts.push(emulator::world::alert_from_spec(&tid, seed, &spec, now)?);
+            t.alerts
+                .push(emulator::world::alert_from_spec(&tid, seed, &spec, now)?);
         }
         t.sort_alerts();
         touched.push(tid);
@@ -396,7 +420,9 @@ fn periods(
     let (mut out, mut fetched, mut missed) = (Vec::new(), 0, 0);
     for id in ids {
         let s = starts.get(id).map_or(&[][..], Vec::as_slice);
-        let inside: Vec<usize> = (0..s.len()).filter(|&j| s[j] >= from && s[j] < to).collect();
+        let inside: Vec<usize> = (0..s.len())
+            .filter(|&j| s[j] >= from && s[j] < to)
+            .collect();
         // A tenant whose turn sits at the window's edge may be seen just before it (the
         // watcher reads every few hundred ms): it missed its turn only when it has no fetch a
         // quarter interval around the window either.
@@ -444,7 +470,10 @@ fn ms_requests(
 /// Records delivered so far: count, and how many dedup keys repeat.
 fn tally(records: &[shared::record::AlertRecord]) -> (usize, usize) {
     let mut keys = HashSet::new();
-    let dup = records.iter().filter(|r| !keys.insert(r.dedup_key.clone())).count();
+    let dup = records
+        .iter()
+        .filter(|r| !keys.insert(r.dedup_key.clone()))
+        .count();
     (records.len(), dup)
 }
 
@@ -515,7 +544,10 @@ async fn local_path(o: &Opts, mssp: &Path) -> anyhow::Result<bool> {
     let mut serve = cmd.spawn().context("starting mssp serve")?;
     let pid = serve.id();
     let result = local_rounds(o, &emu, &data, pid).await;
-    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
     let _ = tokio::task::spawn_blocking(move || serve.wait()).await;
     let (rounds, ok) = result?;
     Ok(print_rounds("local", o, &rounds, None) && ok)
@@ -530,7 +562,11 @@ async fn local_rounds(
     let interval = o.interval;
     let tenants = consented(o.local_tenants);
     let ids: Vec<String> = tenants.iter().map(|&i| fleet::tenant_id(i)).collect();
-    let watch = FetchStarts::watch(emu.state().clone(), Duration::from_millis(200), interval / 2);
+    let watch = FetchStarts::watch(
+        emu.state().clone(),
+        Duration::from_millis(200),
+        interval / 2,
+    );
     let sink = shared::adapters::local::FileAlertSink::new(data);
     let t0 = Instant::now();
     let mut rounds = Vec::new();
@@ -604,13 +640,19 @@ fn judge(path: &str, k: usize, r: &Round, rss_limit: Option<f64>) -> bool {
         ok = false;
     }
     if k > 0 && r.missed > 0 {
-        eprintln!("FAIL {path} round {k}: {} tenants were not fetched in the round", r.missed);
+        eprintln!(
+            "FAIL {path} round {k}: {} tenants were not fetched in the round",
+            r.missed
+        );
         ok = false;
     }
     if let Some(limit) = rss_limit
         && r.rss_mb > limit
     {
-        eprintln!("FAIL {path} round {k}: peak RSS {:.1} MB over {limit} MB", r.rss_mb);
+        eprintln!(
+            "FAIL {path} round {k}: peak RSS {:.1} MB over {limit} MB",
+            r.rss_mb
+        );
         ok = false;
     }
     ok
@@ -658,7 +700,11 @@ async fn aws_world(env: &tests::TestEnv) -> anyhow::Result<Aws> {
     let table = env.unique_name("fleet");
     tests::aws::create_table(&aws_sdk_dynamodb::Client::new(&sdk), &table).await;
     let bucket = env.unique_name("fleet-alerts");
-    s3_client(&sdk).create_bucket().bucket(&bucket).send().await?;
+    s3_client(&sdk)
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await?;
     let queue_url = aws_sdk_sqs::Client::new(&sdk)
         .create_queue()
         .queue_name(env.unique_name("fleet-work"))
@@ -728,7 +774,11 @@ async fn lambda_path(o: &Opts, mssp: &Path) -> anyhow::Result<bool> {
     std::fs::write(dir.path().join("fleet.csv"), fleet_csv(n))?;
     let before = aws.proxy.counts();
     let (import_s, report) = {
-        let (mssp, path, e) = (mssp.to_path_buf(), dir.path().to_path_buf(), product_env.clone());
+        let (mssp, path, e) = (
+            mssp.to_path_buf(),
+            dir.path().to_path_buf(),
+            product_env.clone(),
+        );
         tokio::task::spawn_blocking(move || import(&mssp, &path, &e)).await??
     };
     let import_calls = calls_between(&before, &aws.proxy.counts());
@@ -775,7 +825,10 @@ async fn lambda_rounds(
     let sqs = aws_sdk_sqs::Client::new(&sdk_at(&aws.poller_proxy.endpoint()).await);
     let scheduled: Value = serde_json::from_str(SCHEDULED)?;
     let cpu_all = || -> anyhow::Result<f64> {
-        fetchers.iter().map(|f| cpu_s(f.pid())).sum::<anyhow::Result<f64>>()
+        fetchers
+            .iter()
+            .map(|f| cpu_s(f.pid()))
+            .sum::<anyhow::Result<f64>>()
     };
     let t0 = Instant::now();
     let mut rounds = Vec::new();
@@ -801,7 +854,8 @@ async fn lambda_rounds(
             .await
             .map_err(|e| anyhow::anyhow!("dispatch: {e:?}"))?;
         let dispatched = answer["dispatched"].as_u64().context("dispatched")? as usize;
-        let (invocations, billed_s) = drain_queue(&sqs, &aws.queue_url, fetchers, o.batch, dispatched).await?;
+        let (invocations, billed_s) =
+            drain_queue(&sqs, &aws.queue_url, fetchers, o.batch, dispatched).await?;
         let wall_s = began.elapsed().as_secs_f64();
         // Two of the watcher's readings, so the last fetches are seen.
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -914,7 +968,10 @@ async fn drain_queue(
                             .collect()
                     })
                     .unwrap_or_default();
-                ensure!(failed.is_empty(), "the fetcher reported failed messages: {failed:?}");
+                ensure!(
+                    failed.is_empty(),
+                    "the fetcher reported failed messages: {failed:?}"
+                );
                 let mut del = sqs.delete_message_batch().queue_url(&url);
                 for (j, m) in msgs.iter().enumerate() {
                     del = del.entries(
@@ -967,7 +1024,12 @@ fn dollars(calls: &CallCounts, invocations: u64, billed_s: f64) -> f64 {
                 n * S3_PER_READ
             }
             "s3" => n * S3_PER_WRITE,
-            "dynamodb" if op.starts_with("Get") || op == "Query" || op == "Scan" || op.starts_with("BatchGet") => {
+            "dynamodb"
+                if op.starts_with("Get")
+                    || op == "Query"
+                    || op == "Scan"
+                    || op.starts_with("BatchGet") =>
+            {
                 n.max((c.received as f64 / 4096.0).ceil()) * DDB_PER_READ_UNIT
             }
             "dynamodb" => n.max((c.sent as f64 / 1024.0).ceil()) * DDB_PER_WRITE_UNIT,
@@ -982,11 +1044,27 @@ fn mark(ok: bool) -> &'static str {
 }
 
 fn print_rounds(path: &str, o: &Opts, rounds: &[Round], lambda_tenants: Option<usize>) -> bool {
-    let interval = if path == "local" { o.interval } else { o.lambda_interval }.as_secs_f64();
+    let interval = if path == "local" {
+        o.interval
+    } else {
+        o.lambda_interval
+    }
+    .as_secs_f64();
     println!(
         "{:>5} {:>7} {:>8} {:>7} {:>8} {:>8} {:>8} {:>9} {:>9} {:>7} {:>7} {:>7} {:>9}",
-        "round", "wall s", "b2b s", "CPU s", "ms/idle", "RSS MB", "fetched", "MSreq/id", "MSreq/all",
-        "p50 s", "p99 s", "added", "delivered"
+        "round",
+        "wall s",
+        "b2b s",
+        "CPU s",
+        "ms/idle",
+        "RSS MB",
+        "fetched",
+        "MSreq/id",
+        "MSreq/all",
+        "p50 s",
+        "p99 s",
+        "added",
+        "delivered"
     );
     for (k, r) in rounds.iter().enumerate() {
         println!(
@@ -1007,7 +1085,9 @@ fn print_rounds(path: &str, o: &Opts, rounds: &[Round], lambda_tenants: Option<u
     }
     // The first round is the start (first fetches, warm-up); the figures below leave it out.
     let steady: Vec<&Round> = rounds.iter().skip(1).collect();
-    let avg = |f: &dyn Fn(&Round) -> f64| steady.iter().map(|r| f(r)).sum::<f64>() / steady.len().max(1) as f64;
+    let avg = |f: &dyn Fn(&Round) -> f64| {
+        steady.iter().map(|r| f(r)).sum::<f64>() / steady.len().max(1) as f64
+    };
     let max = |f: &dyn Fn(&Round) -> f64| steady.iter().map(|r| f(r)).fold(0.0, f64::max);
     let cpu_ms = avg(&|r| r.cpu_s * 1000.0 / r.tenants.max(1) as f64);
     let req_idle = avg(&|r| r.ms_requests_idle);
@@ -1037,7 +1117,10 @@ fn print_rounds(path: &str, o: &Opts, rounds: &[Round], lambda_tenants: Option<u
             "  a full round back to back {b2b:.1} s (≤ {TARGET_ROUND_S} s) {}",
             mark(b2b <= TARGET_ROUND_S)
         );
-        println!("  peak RSS {rss:.1} MB (≤ {RSS_LIMIT_MB} MB) {}", mark(rss <= RSS_LIMIT_MB));
+        println!(
+            "  peak RSS {rss:.1} MB (≤ {RSS_LIMIT_MB} MB) {}",
+            mark(rss <= RSS_LIMIT_MB)
+        );
     }
     if let Some(n) = lambda_tenants {
         let mut calls: BTreeMap<(String, String), f64> = BTreeMap::new();
@@ -1056,11 +1139,16 @@ fn print_rounds(path: &str, o: &Opts, rounds: &[Round], lambda_tenants: Option<u
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        println!("  AWS calls per tenant per round, the functions: {}", per(&calls));
-        println!("  AWS calls per tenant per round, the SQS event source mapping: {}", per(&poller));
-        let idle_calls = avg(&|r| {
-            r.aws.values().map(|c| c.n).sum::<u64>() as f64 / r.tenants.max(1) as f64
-        });
+        println!(
+            "  AWS calls per tenant per round, the functions: {}",
+            per(&calls)
+        );
+        println!(
+            "  AWS calls per tenant per round, the SQS event source mapping: {}",
+            per(&poller)
+        );
+        let idle_calls =
+            avg(&|r| r.aws.values().map(|c| c.n).sum::<u64>() as f64 / r.tenants.max(1) as f64);
         println!(
             "  AWS calls per tenant per round (functions) {idle_calls:.2} (≤ {TARGET_AWS_CALLS_PER_IDLE} per idle tenant) {}",
             mark(idle_calls <= TARGET_AWS_CALLS_PER_IDLE)
@@ -1079,12 +1167,21 @@ fn print_rounds(path: &str, o: &Opts, rounds: &[Round], lambda_tenants: Option<u
         let mut by_service: BTreeMap<String, f64> = BTreeMap::new();
         for r in &steady {
             let mut all = r.aws.clone();
-            all.extend(r.poller.iter().map(|(k, c)| ((format!("{} (mapping)", k.0), k.1.clone()), *c)));
+            all.extend(
+                r.poller
+                    .iter()
+                    .map(|(k, c)| ((format!("{} (mapping)", k.0), k.1.clone()), *c)),
+            );
             for ((svc, op), c) in &all {
-                let one: CallCounts = [((svc.trim_end_matches(" (mapping)").to_owned(), op.clone()), *c)].into();
+                let one: CallCounts = [(
+                    (svc.trim_end_matches(" (mapping)").to_owned(), op.clone()),
+                    *c,
+                )]
+                .into();
                 *by_service.entry(svc.clone()).or_default() += dollars(&one, 0, 0.0);
             }
-            *by_service.entry("lambda".into()).or_default() += dollars(&CallCounts::new(), r.invocations, r.billed_s);
+            *by_service.entry("lambda".into()).or_default() +=
+                dollars(&CallCounts::new(), r.invocations, r.billed_s);
         }
         let scale = ROUNDS_PER_MONTH / steady.len().max(1) as f64 / n as f64;
         println!(

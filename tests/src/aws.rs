@@ -199,7 +199,10 @@ async fn forward(State(p): State<Arc<Proxy>>, request: Request) -> Response {
     );
     let mut out = p.http.request(parts.method.clone(), target).body(body);
     for (name, value) in &parts.headers {
-        if !matches!(name.as_str(), "host" | "content-length" | "transfer-encoding") {
+        if !matches!(
+            name.as_str(),
+            "host" | "content-length" | "transfer-encoding"
+        ) {
             out = out.header(name, value);
         }
     }
@@ -235,7 +238,12 @@ async fn forward(State(p): State<Arc<Proxy>>, request: Request) -> Response {
 }
 
 /// (service, operation) of one AWS API request.
-fn operation(method: &Method, headers: &HeaderMap, path_and_query: &str, body: &[u8]) -> (String, String) {
+fn operation(
+    method: &Method,
+    headers: &HeaderMap,
+    path_and_query: &str,
+    body: &[u8],
+) -> (String, String) {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     // `Credential=AKID/20260101/us-east-1/dynamodb/aws4_request`
     let service = header("authorization")
@@ -257,7 +265,11 @@ fn operation(method: &Method, headers: &HeaderMap, path_and_query: &str, body: &
         .split_once('?')
         .unwrap_or((path_and_query, ""));
     let has_key = path.trim_start_matches('/').contains('/');
-    let has = |q: &str| query.split('&').any(|kv| kv == q || kv.starts_with(&format!("{q}=")));
+    let has = |q: &str| {
+        query
+            .split('&')
+            .any(|kv| kv == q || kv.starts_with(&format!("{q}=")))
+    };
     let op = match (method.as_str(), has_key) {
         ("GET", false) if has("list-type") => "ListObjectsV2",
         ("GET", false) => "ListObjects",
@@ -299,7 +311,12 @@ mod tests {
         );
         let h = signed("s3");
         assert_eq!(
-            operation(&Method::PUT, &h, "/bucket/alerts/x.ndjson.gz?x-id=PutObject", b""),
+            operation(
+                &Method::PUT,
+                &h,
+                "/bucket/alerts/x.ndjson.gz?x-id=PutObject",
+                b""
+            ),
             ("s3".into(), "PutObject".into())
         );
         assert_eq!(
@@ -308,7 +325,12 @@ mod tests {
         );
         let h = signed("sqs");
         assert_eq!(
-            operation(&Method::POST, &h, "/", b"Action=SendMessageBatch&Version=2012-11-05"),
+            operation(
+                &Method::POST,
+                &h,
+                "/",
+                b"Action=SendMessageBatch&Version=2012-11-05"
+            ),
             ("sqs".into(), "SendMessageBatch".into())
         );
     }

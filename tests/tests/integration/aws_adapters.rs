@@ -133,7 +133,10 @@ async fn the_app_secret_is_read_once_and_a_missing_or_broken_one_is_reported_wit
         .expect("put");
     // A process reads the app secret once (for APP_SECRET_TTL): the one that read it keeps
     // what it read; a new one reads the broken value.
-    let kept = app.app_credentials().await.expect("kept from the first read");
+    let kept = app
+        .app_credentials()
+        .await
+        .expect("kept from the first read");
     assert_eq!(kept.client_id, "app");
     let app = SecretsManagerAppSecrets::new(sm.clone(), &name);
     let e = app.app_credentials().await.expect_err("broken");
