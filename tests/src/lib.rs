@@ -24,8 +24,10 @@
 #![warn(missing_docs)]
 
 pub mod apigw;
+pub mod aws;
 pub mod browser;
 pub mod contract;
+pub mod fleet;
 pub mod lambda;
 pub mod local;
 mod moto;

@@ -1,10 +1,6 @@
 //! The AWS adapters at their wire boundary, against the AWS emulator (moto): Secrets Manager
 //! token store and app secrets, DynamoDB tenant registry and consent nonces.
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType,
-};
 use chrono::Utc;
 use emulator::Scenario;
 use shared::adapters::aws::{
@@ -35,76 +31,7 @@ fn tokens(t: &TenantId, rt: &str) -> TenantTokens {
     }
 }
 
-/// The Terraform module's `by-status` index: tenant items by `status`, then `pk`, with `record`.
-fn status_index() -> GlobalSecondaryIndex {
-    let key = |name: &str, kind| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .expect("key")
-    };
-    GlobalSecondaryIndex::builder()
-        .index_name(shared::adapters::aws::dynamodb::STATUS_INDEX)
-        .key_schema(key("status", KeyType::Hash))
-        .key_schema(key("pk", KeyType::Range))
-        .projection(
-            Projection::builder()
-                .projection_type(ProjectionType::Include)
-                .non_key_attributes("record")
-                .build(),
-        )
-        .build()
-        .expect("index")
-}
-
-/// Creates the table the Terraform module creates: `pk`/`sk` strings, on demand, with the
-/// `by-status` index.
-pub(crate) async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) {
-    client
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .expect("attr"),
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("sk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .expect("attr"),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .expect("key"),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("sk")
-                .key_type(KeyType::Range)
-                .build()
-                .expect("key"),
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("status")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .expect("attr"),
-        )
-        .global_secondary_indexes(status_index())
-        .send()
-        .await
-        .expect("table created");
-}
+pub(crate) use tests::aws::create_table;
 
 #[tokio::test]
 async fn secrets_manager_creates_on_first_write_then_adds_versions_with_tags_and_kms_key() {
@@ -180,7 +107,7 @@ async fn secrets_manager_creates_on_first_write_then_adds_versions_with_tags_and
 }
 
 #[tokio::test]
-async fn the_app_secret_is_read_and_a_missing_or_broken_one_is_reported_without_its_value() {
+async fn the_app_secret_is_read_once_and_a_missing_or_broken_one_is_reported_without_its_value() {
     let env = TestEnv::start(Scenario::default()).await.expect("env");
     let sm = aws_sdk_secretsmanager::Client::new(&env.aws_config().await);
     let name = env.unique_name("mssp-app");
@@ -204,6 +131,14 @@ async fn the_app_secret_is_read_and_a_missing_or_broken_one_is_reported_without_
         .send()
         .await
         .expect("put");
+    // A process reads the app secret once (for APP_SECRET_TTL): the one that read it keeps
+    // what it read; a new one reads the broken value.
+    let kept = app
+        .app_credentials()
+        .await
+        .expect("kept from the first read");
+    assert_eq!(kept.client_id, "app");
+    let app = SecretsManagerAppSecrets::new(sm.clone(), &name);
     let e = app.app_credentials().await.expect_err("broken");
     let text = format!("{e} {e:?}");
     assert!(matches!(e, StoreError::Corrupt { .. }));

@@ -1,6 +1,9 @@
 //! Secrets Manager: tenant tokens (`{prefix}/tenants/{tenant_id}`, one secret per tenant so IAM
 //! and audit are per tenant, DESIGN §5) and the app credentials (`{prefix}/app`).
 
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::operation::create_secret::CreateSecretError;
 use aws_sdk_secretsmanager::operation::put_secret_value::PutSecretValueError;
@@ -186,12 +189,19 @@ impl SecretsManagerTokenStore {
     }
 }
 
+/// How long a process keeps the app credentials it read: a warm Lambda execution environment
+/// reads `{prefix}/app` once, not once per tenant (Secrets Manager bills each call), and sees a
+/// secret the operator rotated within this time.
+pub const APP_SECRET_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// The app credentials in Secrets Manager (`{prefix}/app`, JSON written by the operator:
 /// `{"client_id", "client_secret", "state_key"}` with `state_key` base64 of ≥ 32 random bytes).
+/// Kept in memory for [`APP_SECRET_TTL`] after each read; clones share what was read.
 #[derive(Debug, Clone)]
 pub struct SecretsManagerAppSecrets {
     client: aws_sdk_secretsmanager::Client,
     secret_id: String,
+    read: Arc<Mutex<Option<(Instant, AppCredentials)>>>,
 }
 
 impl SecretsManagerAppSecrets {
@@ -200,13 +210,31 @@ impl SecretsManagerAppSecrets {
         SecretsManagerAppSecrets {
             client,
             secret_id: secret_id.into(),
+            read: Arc::default(),
         }
+    }
+
+    fn kept(&self) -> std::sync::MutexGuard<'_, Option<(Instant, AppCredentials)>> {
+        self.read.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 #[async_trait]
 impl AppSecrets for SecretsManagerAppSecrets {
     async fn app_credentials(&self) -> Result<AppCredentials, StoreError> {
+        if let Some((at, creds)) = self.kept().as_ref()
+            && at.elapsed() < APP_SECRET_TTL
+        {
+            return Ok(creds.clone());
+        }
+        let creds = self.read_secret().await?;
+        *self.kept() = Some((Instant::now(), creds.clone()));
+        Ok(creds)
+    }
+}
+
+impl SecretsManagerAppSecrets {
+    async fn read_secret(&self) -> Result<AppCredentials, StoreError> {
         let out = self
             .client
             .get_secret_value()

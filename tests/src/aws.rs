@@ -1,0 +1,337 @@
+//! AWS-side pieces the tests and benches share: the DynamoDB table as the Terraform module
+//! creates it, and a counting proxy in front of the AWS emulator.
+//!
+//! The proxy ([`CountingProxy`]) listens on 127.0.0.1, forwards every request unchanged to moto
+//! and counts it by service and operation, read from the request itself: the credential scope
+//! of its SigV4 `Authorization` header names the service; `X-Amz-Target` names the operation
+//! of the JSON protocols (DynamoDB, Secrets Manager, SQS), an `Action=` form field that of the
+//! query protocol, and the method, path and query that of S3's REST API. Moto keeps no per
+//! operation counters of its own, so a client pointed at the proxy (`AWS_ENDPOINT_URL`) is
+//! counted exactly, one per HTTP request: a batch call counts once.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use anyhow::Context;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
+};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use url::Url;
+
+/// The Terraform module's `by-status` index: tenant items by `status`, then `pk`, with `record`.
+fn status_index() -> GlobalSecondaryIndex {
+    let key = |name: &str, kind| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .expect("key")
+    };
+    GlobalSecondaryIndex::builder()
+        .index_name(shared::adapters::aws::dynamodb::STATUS_INDEX)
+        .key_schema(key("status", KeyType::Hash))
+        .key_schema(key("pk", KeyType::Range))
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::Include)
+                .non_key_attributes("record")
+                .build(),
+        )
+        .build()
+        .expect("index")
+}
+
+/// Creates the table the Terraform module creates: `pk`/`sk` strings, on demand, with the
+/// `by-status` index.
+///
+/// # Panics
+///
+/// When the table cannot be created (a test setup failure).
+pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) {
+    let attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("attr")
+    };
+    let key = |name: &str, kind| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .expect("key")
+    };
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("pk"))
+        .attribute_definitions(attr("sk"))
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .attribute_definitions(attr("status"))
+        .global_secondary_indexes(status_index())
+        .send()
+        .await
+        .expect("table created");
+}
+
+/// Calls of one operation, and the bytes they sent and received (bodies).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Calls {
+    /// HTTP requests.
+    pub n: u64,
+    /// Request body bytes.
+    pub sent: u64,
+    /// Response body bytes.
+    pub received: u64,
+}
+
+/// Calls counted by (service, operation), e.g. `("dynamodb", "GetItem")`.
+pub type CallCounts = BTreeMap<(String, String), Calls>;
+
+struct Proxy {
+    upstream: Url,
+    http: reqwest::Client,
+    counts: Mutex<CallCounts>,
+}
+
+/// A counting HTTP proxy in front of the AWS emulator (see the module docs); stops when dropped.
+pub struct CountingProxy {
+    url: Url,
+    proxy: Arc<Proxy>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CountingProxy {
+    /// Starts a proxy on 127.0.0.1 forwarding to `upstream` (moto's base URL).
+    ///
+    /// # Errors
+    ///
+    /// When it cannot bind.
+    pub async fn start(upstream: &Url) -> anyhow::Result<CountingProxy> {
+        let proxy = Arc::new(Proxy {
+            upstream: upstream.clone(),
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .context("the proxy's client")?,
+            counts: Mutex::default(),
+        });
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .context("binding the counting proxy")?;
+        let addr = listener.local_addr()?;
+        let app = axum::Router::new()
+            .fallback(forward)
+            .layer(axum::extract::DefaultBodyLimit::disable())
+            .with_state(proxy.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(CountingProxy {
+            url: Url::parse(&format!("http://{addr}"))?,
+            proxy,
+            task,
+        })
+    }
+
+    /// The proxy's base URL, without a trailing slash (for `AWS_ENDPOINT_URL`).
+    pub fn endpoint(&self) -> String {
+        self.url.as_str().trim_end_matches('/').to_owned()
+    }
+
+    /// The calls counted so far.
+    pub fn counts(&self) -> CallCounts {
+        self.proxy
+            .counts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl Drop for CountingProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// `after − before`, per key, leaving out zeros.
+pub fn calls_between(before: &CallCounts, after: &CallCounts) -> CallCounts {
+    after
+        .iter()
+        .filter_map(|(k, &c)| {
+            let b = before.get(k).copied().unwrap_or_default();
+            let d = Calls {
+                n: c.n - b.n,
+                sent: c.sent - b.sent,
+                received: c.received - b.received,
+            };
+            (d.n > 0).then(|| (k.clone(), d))
+        })
+        .collect()
+}
+
+async fn forward(State(p): State<Arc<Proxy>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
+        return (StatusCode::BAD_REQUEST, "unreadable body").into_response();
+    };
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_owned();
+    let key = operation(&parts.method, &parts.headers, &path_and_query, &body);
+    let sent = body.len() as u64;
+    let target = format!(
+        "{}{}",
+        p.upstream.as_str().trim_end_matches('/'),
+        path_and_query
+    );
+    let mut out = p.http.request(parts.method.clone(), target).body(body);
+    for (name, value) in &parts.headers {
+        if !matches!(
+            name.as_str(),
+            "host" | "content-length" | "transfer-encoding"
+        ) {
+            out = out.header(name, value);
+        }
+    }
+    match out.send().await {
+        Ok(r) => {
+            let status = r.status();
+            let mut headers = r.headers().clone();
+            headers.remove("transfer-encoding");
+            headers.remove("content-length");
+            let bytes = r.bytes().await.unwrap_or_default();
+            {
+                let mut counts = p.counts.lock().unwrap_or_else(PoisonError::into_inner);
+                let c = counts.entry(key).or_default();
+                c.n += 1;
+                c.sent += sent;
+                c.received += bytes.len() as u64;
+            }
+            let mut resp = Response::new(Body::from(bytes));
+            *resp.status_mut() = status;
+            *resp.headers_mut() = headers;
+            resp
+        }
+        Err(e) => {
+            p.counts
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(key)
+                .or_default()
+                .n += 1;
+            (StatusCode::BAD_GATEWAY, format!("moto: {e}")).into_response()
+        }
+    }
+}
+
+/// (service, operation) of one AWS API request.
+fn operation(
+    method: &Method,
+    headers: &HeaderMap,
+    path_and_query: &str,
+    body: &[u8],
+) -> (String, String) {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    // `Credential=AKID/20260101/us-east-1/dynamodb/aws4_request`
+    let service = header("authorization")
+        .and_then(|a| a.split("Credential=").nth(1))
+        .and_then(|c| c.split('/').nth(3))
+        .unwrap_or("unknown")
+        .to_owned();
+    if let Some(target) = header("x-amz-target") {
+        let op = target.rsplit('.').next().unwrap_or(target);
+        return (service, op.to_owned());
+    }
+    if let Some(action) = std::str::from_utf8(body)
+        .ok()
+        .and_then(|b| b.split('&').find_map(|kv| kv.strip_prefix("Action=")))
+    {
+        return (service, action.to_owned());
+    }
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    let has_key = path.trim_start_matches('/').contains('/');
+    let has = |q: &str| {
+        query
+            .split('&')
+            .any(|kv| kv == q || kv.starts_with(&format!("{q}=")))
+    };
+    let op = match (method.as_str(), has_key) {
+        ("GET", false) if has("list-type") => "ListObjectsV2",
+        ("GET", false) => "ListObjects",
+        ("GET", true) => "GetObject",
+        ("HEAD", true) => "HeadObject",
+        ("HEAD", false) => "HeadBucket",
+        ("PUT", true) if header("x-amz-copy-source").is_some() => "CopyObject",
+        ("PUT", true) => "PutObject",
+        ("PUT", false) => "CreateBucket",
+        ("DELETE", true) => "DeleteObject",
+        ("POST", false) if has("delete") => "DeleteObjects",
+        (m, _) => return (service, format!("{m} {path}")),
+    };
+    (service, op.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signed(service: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "authorization",
+            format!("AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=00")
+                .parse()
+                .unwrap(),
+        );
+        h
+    }
+
+    #[test]
+    fn operations_are_read_from_each_protocol() {
+        let mut h = signed("dynamodb");
+        h.insert("x-amz-target", "DynamoDB_20120810.GetItem".parse().unwrap());
+        assert_eq!(
+            operation(&Method::POST, &h, "/", b"{}"),
+            ("dynamodb".into(), "GetItem".into())
+        );
+        let h = signed("s3");
+        assert_eq!(
+            operation(
+                &Method::PUT,
+                &h,
+                "/bucket/alerts/x.ndjson.gz?x-id=PutObject",
+                b""
+            ),
+            ("s3".into(), "PutObject".into())
+        );
+        assert_eq!(
+            operation(&Method::GET, &h, "/bucket?list-type=2&prefix=a", b""),
+            ("s3".into(), "ListObjectsV2".into())
+        );
+        let h = signed("sqs");
+        assert_eq!(
+            operation(
+                &Method::POST,
+                &h,
+                "/",
+                b"Action=SendMessageBatch&Version=2012-11-05"
+            ),
+            ("sqs".into(), "SendMessageBatch".into())
+        );
+    }
+}
