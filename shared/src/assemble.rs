@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use crate::adapters::aws::{
     DynamoDbConsentNonces, DynamoDbCursorStore, DynamoDbDeliveryIndex, DynamoDbTenantRegistry,
-    S3AlertSink, SecretsManagerAppSecrets, SecretsManagerTokenStore, SqsWorkQueue, s3_client,
-    sdk_config,
+    SecretsManagerAppSecrets, SecretsManagerTokenStore, sdk_config,
 };
+#[cfg(all(feature = "aws-s3", feature = "aws-sqs"))]
+use crate::adapters::aws::{S3AlertSink, SqsWorkQueue, s3_client};
 use crate::adapters::local::{
     FileAlertSink, FileAppSecrets, FileConsentNonces, FileCursorStore, FileDeliveryIndex,
     FileTenantRegistry, FileTokenStore,
@@ -59,7 +60,9 @@ pub fn aws(config: &ServiceConfig, sdk: &aws_config::SdkConfig) -> Deps {
     }
 }
 
-/// The alert-fetcher's dependencies: [`aws`] plus the alerts bucket and the work queue.
+/// The alert-fetcher's dependencies: [`aws`] plus the alerts bucket and the work queue (features
+/// `aws-s3` and `aws-sqs`).
+#[cfg(all(feature = "aws-s3", feature = "aws-sqs"))]
 pub fn aws_fetcher(config: &FetcherConfig, sdk: &aws_config::SdkConfig) -> Deps {
     let mut deps = aws(&config.service, sdk);
     deps.sink = Arc::new(
@@ -106,7 +109,8 @@ pub fn local(data_dir: &Path, app_file: &Path, clock: Arc<dyn Clock>, settings: 
 pub enum Function {
     /// `consent-callback` and `token-refresh`: [`ServiceConfig`].
     Service,
-    /// `alert-fetcher`: [`FetcherConfig`].
+    /// `alert-fetcher`: [`FetcherConfig`] (features `aws-s3` and `aws-sqs`).
+    #[cfg(all(feature = "aws-s3", feature = "aws-sqs"))]
     Fetcher,
 }
 
@@ -125,6 +129,7 @@ pub async fn lambda_function(function: Function) -> Result<Deps, ConfigError> {
             &ServiceConfig::from_env(&env).map_err(logged)?,
             &sdk_config().await,
         ),
+        #[cfg(all(feature = "aws-s3", feature = "aws-sqs"))]
         Function::Fetcher => aws_fetcher(
             &FetcherConfig::from_env(&env).map_err(logged)?,
             &sdk_config().await,

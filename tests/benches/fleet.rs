@@ -685,7 +685,7 @@ fn sdk_env(endpoint: &str) -> Vec<(String, String)> {
 }
 
 async fn sdk_at(endpoint: &str) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
+    shared::adapters::aws::sdk_defaults()
         .endpoint_url(endpoint)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(

@@ -104,7 +104,7 @@ impl TestEnv {
     /// An AWS SDK configuration pointing at the AWS emulator with test credentials, for tests
     /// that build SDK clients in-process.
     pub async fn aws_config(&self) -> aws_config::SdkConfig {
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
+        shared::adapters::aws::sdk_defaults()
             .endpoint_url(self.moto_url.as_str().trim_end_matches('/'))
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(

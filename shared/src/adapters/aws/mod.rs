@@ -21,15 +21,19 @@
 pub mod cursors;
 pub mod dynamodb;
 pub mod index;
+#[cfg(feature = "aws-s3")]
 pub mod s3;
 pub mod secrets_manager;
+#[cfg(feature = "aws-sqs")]
 pub mod sqs;
 
 pub use cursors::DynamoDbCursorStore;
 pub use dynamodb::{DynamoDbConsentNonces, DynamoDbTenantRegistry};
 pub use index::DynamoDbDeliveryIndex;
+#[cfg(feature = "aws-s3")]
 pub use s3::{S3AlertSink, s3_client};
 pub use secrets_manager::{SecretsManagerAppSecrets, SecretsManagerTokenStore};
+#[cfg(feature = "aws-sqs")]
 pub use sqs::SqsWorkQueue;
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -40,9 +44,22 @@ use crate::ports::StoreError;
 /// Loads the AWS SDK configuration from the environment (region, credentials, and
 /// `AWS_ENDPOINT_URL`, which is how tests point the SDK at moto).
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await
+    sdk_defaults().load().await
+}
+
+/// The SDK's configuration loader with our HTTPS client: rustls over ring (the crypto reqwest
+/// already links) and the platform's root certificates, instead of the SDK's default client and
+/// its second crypto library. Every SDK configuration in the product and its tests starts here:
+/// the SDK crates are built without a default client, so a loader without one fails its first
+/// call.
+pub fn sdk_defaults() -> aws_config::ConfigLoader {
+    use aws_smithy_http_client::{Builder, tls};
+    let https = Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https)
 }
 
 pub(crate) fn sdk_err<E: std::error::Error + Send + Sync + 'static>(
