@@ -6,19 +6,19 @@ use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::types::ServerSideEncryption;
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, Utc};
 use emulator::Scenario;
 use serde_json::json;
 use shared::adapters::aws::DynamoDbTenantRegistry;
 use shared::adapters::aws::{DynamoDbCursorStore, S3AlertSink, s3_client};
 use shared::config::Cloud;
 use shared::domain::{AlertApi, AuthModel, Tenant, TenantId};
-use shared::ports::{
-    AlertSink, BatchId, Cursor, CursorStore, LeaseError, StoreError, TenantRegistry,
-};
+use shared::ports::{AlertSink, BatchId, CursorStore, TenantRegistry};
 use shared::record::{AlertRecord, Change};
 use tests::TestEnv;
-use tests::contract::{day, delivery_index_deletes_one_tenant, delivery_index_keeps_days_as_sets};
+use tests::contract::{
+    at, day, delivery_index_deletes_one_tenant, delivery_index_keeps_days_as_sets, ttl,
+};
 
 use crate::aws_adapters::create_table;
 
@@ -26,25 +26,6 @@ const KMS_KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333
 
 fn tid(n: u32) -> TenantId {
     TenantId::parse(&format!("{n:08x}-0000-4000-8000-000000000000")).expect("tid")
-}
-
-fn at(h: u32, m: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, 1, h, m, 0)
-        .single()
-        .expect("valid time")
-}
-
-fn ttl() -> Duration {
-    Duration::minutes(5)
-}
-
-/// `cursor` having delivered `keys`, up to 09:00.
-/// The cursor a run commits at the end: progress made, the attempt done.
-fn progressed(mut cursor: Cursor, keys: &[&str]) -> Cursor {
-    cursor.attempt_date = None;
-    cursor.watermark = Some(at(9, 0));
-    cursor.delivered = keys.iter().map(|k| (k.to_string(), at(8, 59))).collect();
-    cursor
 }
 
 async fn cursor_store(env: &TestEnv) -> (DynamoDbCursorStore, aws_sdk_dynamodb::Client, String) {
@@ -129,151 +110,48 @@ async fn keys(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
     out
 }
 
-#[tokio::test]
-async fn the_first_acquire_creates_the_cursor_and_a_second_owner_waits_for_the_lease_to_expire() {
-    let env = TestEnv::start(Scenario::default()).await.expect("env");
-    let (store, _, _) = cursor_store(&env).await;
-    let t = tid(1);
-    assert!(store.get(&t, AlertApi::Graph).await.expect("get").is_none());
+/// The DynamoDB adapter of [`CursorStore`] under the contract every adapter meets.
+mod dynamodb_cursor_store {
+    use super::tid;
 
-    let a = store
-        .acquire(&t, AlertApi::Graph, "run-a", at(9, 0), ttl())
-        .await
-        .expect("first acquire");
-    assert_eq!(a.version, 0);
-    assert_eq!(a.watermark, None);
-    assert!(a.delivered.is_empty());
-    assert_eq!(a.attempt_date.as_deref(), Some("2026-03-01"));
-    let lease = a.lease.clone().expect("lease");
-    assert_eq!(
-        (lease.owner.as_str(), lease.expires_at),
-        ("run-a", at(9, 5))
-    );
-    assert_eq!(store.get(&t, AlertApi::Graph).await.expect("get"), Some(a));
-
-    let refused = store
-        .acquire(&t, AlertApi::Graph, "run-b", at(9, 4), ttl())
-        .await
-        .expect_err("the lease is live");
-    assert!(
-        matches!(refused, LeaseError::Held { until } if until == at(9, 5)),
-        "{refused:?}"
-    );
-    let renewed = store
-        .acquire(&t, AlertApi::Graph, "run-a", at(9, 4), ttl())
-        .await
-        .expect("its owner renews it");
-    assert_eq!(renewed.lease.map(|l| l.expires_at), Some(at(9, 9)));
-
-    let b = store
-        .acquire(&t, AlertApi::Graph, "run-b", at(9, 9), ttl())
-        .await
-        .expect("the lease expired at 09:09");
-    assert_eq!(b.lease.map(|l| l.owner).as_deref(), Some("run-b"));
-    assert_eq!(b.attempt_date.as_deref(), Some("2026-03-01"), "kept");
-    store
-        .acquire(&t, AlertApi::Mde, "run-c", at(9, 9), ttl())
-        .await
-        .expect("each API has its own lease");
-}
-
-#[tokio::test]
-async fn a_commit_that_lost_its_lease_conflicts_and_versions_never_go_backwards() {
-    let env = TestEnv::start(Scenario::default()).await.expect("env");
-    let (store, _, _) = cursor_store(&env).await;
-    let t = tid(2);
-    let a = store
-        .acquire(&t, AlertApi::Mde, "run-a", at(9, 0), ttl())
-        .await
-        .expect("a");
-    let b = store
-        .acquire(&t, AlertApi::Mde, "run-b", at(9, 6), ttl())
-        .await
-        .expect("b takes a's expired lease");
-
-    let lost = store
-        .commit(&progressed(a.clone(), &["k-a"]), "run-a", at(9, 7))
-        .await;
-    assert!(matches!(lost, Err(StoreError::Conflict)), "{lost:?}");
-    let committed = store
-        .commit(&progressed(b, &["k-b"]), "run-b", at(9, 7))
-        .await
-        .expect("b commits");
-    assert_eq!(committed.version, 1);
-    assert_eq!(committed.attempt_date, None);
-    assert_eq!(
-        committed.lease.as_ref().map(|l| l.owner.as_str()),
-        Some("run-b")
-    );
-
-    let late = store
-        .commit(&progressed(a, &["k-a"]), "run-a", at(9, 8))
-        .await;
-    assert!(matches!(late, Err(StoreError::Conflict)), "{late:?}");
-    let stored = store
-        .get(&t, AlertApi::Mde)
-        .await
-        .expect("get")
-        .expect("exists");
-    assert_eq!(stored, committed, "b's commit stands, untouched by a");
-    assert!(stored.delivered.contains_key("k-b") && !stored.delivered.contains_key("k-a"));
-
-    let expired = store
-        .commit(&progressed(stored.clone(), &["k-c"]), "run-b", at(9, 11))
-        .await;
-    assert!(
-        matches!(expired, Err(StoreError::Conflict)),
-        "a lease is dead at its expiry: {expired:?}"
-    );
-    let again = store
-        .acquire(&t, AlertApi::Mde, "run-a", at(9, 12), ttl())
-        .await
-        .expect("a again");
-    assert!(again.version >= stored.version);
-    assert_eq!(
-        again.attempt_date.as_deref(),
-        Some("2026-03-01"),
-        "a new attempt"
-    );
-}
-
-#[tokio::test]
-async fn a_dynamodb_commit_from_a_stale_version_conflicts() {
-    let env = TestEnv::start(Scenario::default()).await.expect("env");
-    let (store, _, _) = cursor_store(&env).await;
-    let t = tid(3);
-    let c = store
-        .acquire(&t, AlertApi::Siem, "run-a", at(9, 0), ttl())
-        .await
-        .expect("acquire");
-    let first = store
-        .commit(&progressed(c.clone(), &["k1"]), "run-a", at(9, 1))
-        .await
-        .expect("first");
-    let stale = store
-        .commit(&progressed(c, &["k2"]), "run-a", at(9, 2))
-        .await;
-    assert!(matches!(stale, Err(StoreError::Conflict)), "{stale:?}");
-    let second = store
-        .commit(&progressed(first, &["k2"]), "run-a", at(9, 2))
-        .await
-        .expect("from the stored version");
-    assert_eq!(second.version, 2);
-    let never = store
-        .commit(&Cursor::new(tid(33), AlertApi::Siem), "run-a", at(9, 2))
-        .await;
-    assert!(
-        matches!(never, Err(StoreError::Conflict)),
-        "no cursor, no lease: {never:?}"
-    );
-    assert!(
-        store
-            .get(&tid(33), AlertApi::Siem)
+    async fn store() -> (super::DynamoDbCursorStore, super::TestEnv) {
+        let env = super::TestEnv::start(super::Scenario::default())
             .await
-            .expect("get")
-            .is_none(),
-        "a refused commit creates nothing"
-    );
+            .expect("env");
+        (super::cursor_store(&env).await.0, env)
+    }
+
+    tests::cursor_store_contract!(store);
+}
+
+/// The file adapter of [`CursorStore`] under the same contract.
+mod file_cursor_store {
+    use shared::adapters::local::FileCursorStore;
+
+    use super::{at, tid, ttl};
+    use shared::domain::AlertApi;
+    use shared::ports::CursorStore;
+
+    async fn store() -> (FileCursorStore, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        (FileCursorStore::new(dir.path()), dir)
+    }
+
+    tests::cursor_store_contract!(store);
+
+    #[tokio::test]
+    async fn a_cursor_is_a_json_file_per_tenant_and_api() {
+        let (store, dir) = store().await;
+        store
+            .acquire(&tid(1), AlertApi::Graph, "run-a", at(9, 0), ttl())
+            .await
+            .expect("acquire");
+        assert!(
+            dir.path()
+                .join(format!("cursors/{}/graph.json", tid(1)))
+                .is_file()
+        );
+    }
 }
 
 #[tokio::test]
@@ -336,7 +214,7 @@ async fn five_thousand_delivered_keys_round_trip_compressed() {
 }
 
 #[tokio::test]
-async fn release_frees_only_its_owners_lease_and_delete_removes_every_cursor_but_the_tenant() {
+async fn delete_removes_every_cursor_but_the_tenant() {
     let env = TestEnv::start(Scenario::default()).await.expect("env");
     let (store, ddb, table) = cursor_store(&env).await;
     let t = tid(5);
@@ -358,40 +236,6 @@ async fn release_frees_only_its_owners_lease_and_delete_removes_every_cursor_but
             .await
             .expect("acquire");
     }
-    store
-        .acquire(&tid(6), AlertApi::Graph, "run-z", at(9, 0), ttl())
-        .await
-        .expect("another tenant");
-
-    store
-        .release(&t, AlertApi::Graph, "run-b")
-        .await
-        .expect("not b's: nothing happens");
-    assert!(matches!(
-        store
-            .acquire(&t, AlertApi::Graph, "run-b", at(9, 1), ttl())
-            .await,
-        Err(LeaseError::Held { .. })
-    ));
-    store
-        .release(&t, AlertApi::Graph, "run-a")
-        .await
-        .expect("release");
-    let released = store
-        .get(&t, AlertApi::Graph)
-        .await
-        .expect("get")
-        .expect("exists");
-    assert_eq!(released.lease, None);
-    store
-        .acquire(&t, AlertApi::Graph, "run-b", at(9, 1), ttl())
-        .await
-        .expect("free after release");
-    store
-        .release(&tid(7), AlertApi::Graph, "run-a")
-        .await
-        .expect("releasing nothing is fine");
-
     store.delete(&t).await.expect("delete");
     for api in AlertApi::ALL {
         assert!(store.get(&t, api).await.expect("get").is_none(), "{api}");
@@ -400,15 +244,6 @@ async fn release_frees_only_its_owners_lease_and_delete_removes_every_cursor_but
         registry.get(&t).await.expect("get").is_some(),
         "tenant kept"
     );
-    assert!(
-        store
-            .get(&tid(6), AlertApi::Graph)
-            .await
-            .expect("get")
-            .is_some(),
-        "other tenants keep theirs"
-    );
-    store.delete(&t).await.expect("deleting nothing is fine");
 }
 
 #[tokio::test]
