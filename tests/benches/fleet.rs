@@ -56,13 +56,13 @@ use emulator::{EmuState, Scenario};
 use serde_json::{Value, json};
 use shared::adapters::aws::{S3AlertSink, s3_client};
 use shared::config::deployment::ServiceConfig;
-use shared::config::{Cloud, CloudEndpoints, Env};
+use shared::config::{Cloud, Env};
 use shared::domain::{AlertApi, AuthModel, SiemRegion, TenantId};
 use shared::flows::Deps;
 use shared::flows::onboarding::NewTenant;
-use tests::aws::{CallCounts, CountingProxy, calls_between};
+use tests::aws::{CallCounts, CountingProxy, calls_between, sdk_config_at, service_env};
 use tests::fleet::{FetchStarts, all_requests, cpu_s, peak_rss_mb, quantile, requests};
-use tests::lambda::{LambdaProcess, binary_path};
+use tests::lambda::{LambdaProcess, binary_path, function_config};
 use url::Url;
 
 // ---------------------------------------------------------------------------------------------
@@ -514,12 +514,7 @@ async fn local_path(o: &Opts, mssp: &Path) -> anyhow::Result<bool> {
     };
     let deps = tests::local::file_deps(
         &data,
-        CloudEndpoints {
-            authority: u.authority.clone(),
-            graph: u.graph.clone(),
-            mde: u.mde.clone(),
-            siem: shared::config::SiemEndpoint::fixed(u.siem.clone()),
-        },
+        tests::local::endpoints(&u),
         Url::parse(PUBLIC_BASE)?,
         Arc::new(shared::clock::SystemClock),
     );
@@ -671,30 +666,6 @@ struct Aws {
     queue_url: String,
 }
 
-fn sdk_env(endpoint: &str) -> Vec<(String, String)> {
-    [
-        ("AWS_ENDPOINT_URL", endpoint),
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect()
-}
-
-async fn sdk_at(endpoint: &str) -> aws_config::SdkConfig {
-    shared::adapters::aws::sdk_defaults()
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
-            "testing", "testing", None, None, "bench",
-        ))
-        .load()
-        .await
-}
-
 async fn aws_world(env: &tests::TestEnv) -> anyhow::Result<Aws> {
     let sdk = env.aws_config().await;
     let table = env.unique_name("fleet");
@@ -751,20 +722,10 @@ async fn lambda_path(o: &Opts, mssp: &Path) -> anyhow::Result<bool> {
     let env = tests::TestEnv::start(scenario(n, interval, o.latency_ms)?).await?;
     let aws = aws_world(&env).await?;
     let u = env.emulator.urls().clone();
-    let config: Vec<(String, String)> = [
-        ("MSSP_PUBLIC_BASE_URL", PUBLIC_BASE.to_owned()),
-        ("MSSP_SECRETS_PREFIX", aws.prefix.clone()),
-        ("MSSP_TABLE", aws.table.clone()),
-        ("MSSP_AUTHORITY_URL", u.authority.to_string()),
-        ("MSSP_GRAPH_URL", u.graph.to_string()),
-        ("MSSP_MDE_URL", u.mde.to_string()),
-        ("MSSP_SIEM_URL", u.siem.to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    let product_env: Vec<(String, String)> = sdk_env(&aws.proxy.endpoint())
+    let config = function_config(PUBLIC_BASE, &aws.prefix, &aws.table, &u);
+    let product_env: Vec<(String, String)> = service_env(&aws.proxy.endpoint())
         .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
         .chain(config.iter().cloned())
         .collect();
 
@@ -783,7 +744,7 @@ async fn lambda_path(o: &Opts, mssp: &Path) -> anyhow::Result<bool> {
     };
     let import_calls = calls_between(&before, &aws.proxy.counts());
     let cfg = ServiceConfig::from_env(&config.iter().cloned().collect::<Env>())?;
-    let deps = shared::assemble::aws(&cfg, &sdk_at(&aws.proxy.endpoint()).await);
+    let deps = shared::assemble::aws(&cfg, &sdk_config_at(&aws.proxy.endpoint()).await);
     let (delegated, consent_s) = consent_delegated(&deps, n).await?;
     println!(
         "onboarding: import of {n} tenants {import_s:.1} s ({} adopted, {} pending), AWS calls \
@@ -822,7 +783,7 @@ async fn lambda_rounds(
     let emu = env.emulator.state();
     let watch = FetchStarts::watch(emu.clone(), Duration::from_millis(100), interval / 2);
     let sink = S3AlertSink::new(s3_client(&aws.sdk), &aws.bucket, None);
-    let sqs = aws_sdk_sqs::Client::new(&sdk_at(&aws.poller_proxy.endpoint()).await);
+    let sqs = aws_sdk_sqs::Client::new(&sdk_config_at(&aws.poller_proxy.endpoint()).await);
     let scheduled: Value = serde_json::from_str(SCHEDULED)?;
     let cpu_all = || -> anyhow::Result<f64> {
         fetchers

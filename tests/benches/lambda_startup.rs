@@ -44,13 +44,10 @@ fn arg(name: &str) -> Option<String> {
         .and_then(|i| args.get(i + 1).cloned())
 }
 
-fn env() -> Vec<(&'static str, &'static str)> {
-    vec![
-        ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
-        ("AWS_ACCESS_KEY_ID", "bench"),
-        ("AWS_SECRET_ACCESS_KEY", "bench"),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
+/// The functions' environment: the AWS SDK pointed at a closed port, and the configuration
+/// every function reads.
+fn env() -> Vec<(&'static str, String)> {
+    let config = [
         ("MSSP_PUBLIC_BASE_URL", "https://consent.example.com"),
         ("MSSP_SECRETS_PREFIX", "mssp-bench"),
         ("MSSP_TABLE", "mssp-bench"),
@@ -63,7 +60,11 @@ fn env() -> Vec<(&'static str, &'static str)> {
         ("MSSP_LAKE_PREFIX", "ext/mssp-alerts"),
         ("MSSP_LAKE_ACCOUNT_ID", "123456789012"),
         ("RUST_LOG", "warn"),
-    ]
+    ];
+    tests::aws::service_env("http://127.0.0.1:9")
+        .into_iter()
+        .chain(config.into_iter().map(|(k, v)| (k, v.to_owned())))
+        .collect()
 }
 
 fn median(v: &mut [f64]) -> f64 {

@@ -8,7 +8,6 @@ use chrono::{DateTime, Duration, Utc};
 use emulator::{RunningEmulator, Scenario};
 use serde_json::json;
 use shared::clock::ManualClock;
-use shared::config::CloudEndpoints;
 use shared::domain::{AlertApi, AuthModel, Tenant, TenantId};
 use shared::flows::Deps;
 use shared::flows::onboarding::{
@@ -83,13 +82,7 @@ impl World {
         let emu = emulator::start(scenario).await.expect("emulator");
         let dir = tempfile::tempdir().expect("tempdir");
         tests::local::write_app_secret(dir.path(), APP_ID, APP_SECRET).expect("app secret");
-        let u = emu.urls().clone();
-        let endpoints = CloudEndpoints {
-            authority: u.authority,
-            graph: u.graph,
-            mde: u.mde,
-            siem: shared::config::SiemEndpoint::fixed(u.siem),
-        };
+        let endpoints = tests::local::endpoints(emu.urls());
         let clock = ManualClock::new(start_time());
         let mut services = tests::local::file_deps(
             dir.path(),

@@ -17,7 +17,7 @@ use shared::flows::Deps;
 use shared::flows::onboarding::{NewTenant, begin_consent, complete_consent, start_onboarding};
 use tests::TestEnv;
 use tests::apigw::ApiGateway;
-use tests::lambda::LambdaProcess;
+use tests::lambda::{LambdaProcess, function_config};
 use url::Url;
 
 use crate::aws_adapters::create_table;
@@ -81,19 +81,7 @@ impl FnWorld {
             .send()
             .await
             .expect("app secret");
-        let u = env.emulator.urls().clone();
-        let config: Vec<(String, String)> = [
-            ("MSSP_PUBLIC_BASE_URL", gw.url().to_string()),
-            ("MSSP_SECRETS_PREFIX", prefix.clone()),
-            ("MSSP_TABLE", table.clone()),
-            ("MSSP_AUTHORITY_URL", u.authority.to_string()),
-            ("MSSP_GRAPH_URL", u.graph.to_string()),
-            ("MSSP_MDE_URL", u.mde.to_string()),
-            ("MSSP_SIEM_URL", u.siem.to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
+        let config = function_config(gw.url().as_str(), &prefix, &table, env.emulator.urls());
         let cfg = ServiceConfig::from_env(&config.iter().cloned().collect::<Env>())
             .expect("the functions' configuration");
         let services = assemble::aws(&cfg, &sdk);
