@@ -52,15 +52,17 @@ pub async fn sdk_config_at(endpoint: &str) -> aws_config::SdkConfig {
         .await
 }
 
+/// The key element `name` of `kind` (hash or range).
+fn key(name: &str, kind: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .expect("key")
+}
+
 /// The Terraform module's `by-status` index: tenant items by `status`, then `pk`, with `record`.
 fn status_index() -> GlobalSecondaryIndex {
-    let key = |name: &str, kind| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .expect("key")
-    };
     GlobalSecondaryIndex::builder()
         .index_name(shared::adapters::aws::dynamodb::STATUS_INDEX)
         .key_schema(key("status", KeyType::Hash))
@@ -88,13 +90,6 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) {
             .attribute_type(ScalarAttributeType::S)
             .build()
             .expect("attr")
-    };
-    let key = |name: &str, kind| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .expect("key")
     };
     client
         .create_table()
