@@ -118,6 +118,19 @@ impl TestEnv {
         self.moto_url.as_str().trim_end_matches('/')
     }
 
+    /// A new DynamoDB table as the Terraform module creates it ([`aws::create_table`]), named
+    /// [`TestEnv::unique_name`]`(prefix)`, and a client for it.
+    ///
+    /// # Panics
+    ///
+    /// When the table cannot be created (a test setup failure).
+    pub async fn dynamodb_table(&self, prefix: &str) -> (aws_sdk_dynamodb::Client, String) {
+        let ddb = aws_sdk_dynamodb::Client::new(&self.aws_config().await);
+        let table = self.unique_name(prefix);
+        aws::create_table(&ddb, &table).await;
+        (ddb, table)
+    }
+
     /// A name no other test (in this process or any other sharing the moto server) uses:
     /// `{prefix}-{12 random hex digits}`. With a short lowercase `prefix` (letters, digits,
     /// hyphens; at most 40 characters) it is valid for S3 buckets, DynamoDB tables, SQS queues and

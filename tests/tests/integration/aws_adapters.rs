@@ -31,8 +31,6 @@ fn tokens(t: &TenantId, rt: &str) -> TenantTokens {
     }
 }
 
-pub(crate) use tests::aws::create_table;
-
 #[tokio::test]
 async fn secrets_manager_creates_on_first_write_then_adds_versions_with_tags_and_kms_key() {
     let env = TestEnv::start(Scenario::default()).await.expect("env");
@@ -148,9 +146,7 @@ async fn the_app_secret_is_read_once_and_a_missing_or_broken_one_is_reported_wit
 #[tokio::test]
 async fn the_dynamodb_registry_writes_conditionally_and_lists_every_tenant_and_the_active_ones() {
     let env = TestEnv::start(Scenario::default()).await.expect("env");
-    let ddb = aws_sdk_dynamodb::Client::new(&env.aws_config().await);
-    let table = env.unique_name("mssp-table");
-    create_table(&ddb, &table).await;
+    let (ddb, table) = env.dynamodb_table("mssp-table").await;
     let reg = DynamoDbTenantRegistry::new(ddb.clone(), &table);
     assert!(reg.get(&tid(1)).await.expect("get").is_none());
     let mut all = Vec::new();
@@ -217,9 +213,7 @@ async fn the_dynamodb_registry_writes_conditionally_and_lists_every_tenant_and_t
 #[tokio::test]
 async fn a_dynamodb_nonce_is_consumed_once() {
     let env = TestEnv::start(Scenario::default()).await.expect("env");
-    let ddb = aws_sdk_dynamodb::Client::new(&env.aws_config().await);
-    let table = env.unique_name("mssp-table");
-    create_table(&ddb, &table).await;
+    let (ddb, table) = env.dynamodb_table("mssp-table").await;
     let nonces = DynamoDbConsentNonces::new(ddb, &table);
     let now = Utc::now();
     let exp = now + chrono::Duration::minutes(30);
@@ -244,11 +238,8 @@ async fn an_unreachable_store_is_reported_as_unavailable() {
 async fn a_consent_over_the_aws_adapters_puts_tokens_in_the_secret_and_none_in_the_table() {
     use crate::fixtures::{NORTHWIND, World};
     let env = TestEnv::start(Scenario::default()).await.expect("env");
-    let conf = env.aws_config().await;
-    let ddb = aws_sdk_dynamodb::Client::new(&conf);
-    let sm = aws_sdk_secretsmanager::Client::new(&conf);
-    let table = env.unique_name("mssp-table");
-    create_table(&ddb, &table).await;
+    let (ddb, table) = env.dynamodb_table("mssp-table").await;
+    let sm = aws_sdk_secretsmanager::Client::new(&env.aws_config().await);
     let prefix = env.unique_name("mssp");
     let mut w = World::start().await;
     w.services.registry = std::sync::Arc::new(DynamoDbTenantRegistry::new(ddb.clone(), &table));

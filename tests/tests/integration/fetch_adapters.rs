@@ -20,8 +20,6 @@ use tests::contract::{
     at, day, delivery_index_deletes_one_tenant, delivery_index_keeps_days_as_sets, ttl,
 };
 
-use crate::aws_adapters::create_table;
-
 const KMS_KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555";
 
 fn tid(n: u32) -> TenantId {
@@ -29,9 +27,7 @@ fn tid(n: u32) -> TenantId {
 }
 
 async fn cursor_store(env: &TestEnv) -> (DynamoDbCursorStore, aws_sdk_dynamodb::Client, String) {
-    let ddb = aws_sdk_dynamodb::Client::new(&env.aws_config().await);
-    let table = env.unique_name("mssp-table");
-    create_table(&ddb, &table).await;
+    let (ddb, table) = env.dynamodb_table("mssp-table").await;
     (DynamoDbCursorStore::new(ddb.clone(), &table), ddb, table)
 }
 
@@ -361,9 +357,7 @@ async fn the_delivery_index_keeps_digests_per_day_as_sets_and_reads_a_horizon_in
     use shared::ports::DeliveryIndex;
 
     let env = TestEnv::start(Scenario::default()).await.expect("env");
-    let ddb = aws_sdk_dynamodb::Client::new(&env.aws_config().await);
-    let table = env.unique_name("mssp-index");
-    create_table(&ddb, &table).await;
+    let (ddb, table) = env.dynamodb_table("mssp-index").await;
     let index = DynamoDbDeliveryIndex::new(ddb.clone(), &table);
     let (t, other) = (tid(1), tid(2));
     delivery_index_keeps_days_as_sets(&index, &t, &other).await;

@@ -20,7 +20,6 @@ use tests::apigw::ApiGateway;
 use tests::lambda::{LambdaProcess, function_config};
 use url::Url;
 
-use crate::aws_adapters::create_table;
 use crate::fixtures::{APP_ID, APP_SECRET, CONTOSO, FABRIKAM, NORTHWIND, callback_of, tid};
 
 /// The app's state-signing key, as the operator wrote it into `{prefix}/app`.
@@ -65,10 +64,8 @@ impl FnWorld {
             .await
             .expect("test env");
         let sdk = env.aws_config().await;
-        let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+        let (ddb, table) = env.dynamodb_table("fn-table").await;
         let sm = aws_sdk_secretsmanager::Client::new(&sdk);
-        let table = env.unique_name("fn-table");
-        create_table(&ddb, &table).await;
         let prefix = env.unique_name("fn");
         let app = serde_json::json!({
             "client_id": APP_ID,
