@@ -410,6 +410,64 @@ struct Round {
     billed_s: f64,
 }
 
+/// What both paths keep from round to round to measure each the same way, from the outside:
+/// the tenants' Microsoft requests at the last round's end, the tenants given alerts last round,
+/// and the alerts added so far.
+struct Tracker<'a> {
+    ids: &'a [String],
+    req_before: HashMap<String, emulator::world::TenantRequests>,
+    busy_prev: HashSet<String>,
+    added_total: usize,
+}
+
+impl<'a> Tracker<'a> {
+    fn new(ids: &'a [String], req: HashMap<String, emulator::world::TenantRequests>) -> Self {
+        Tracker {
+            ids,
+            req_before: req,
+            busy_prev: HashSet::new(),
+            added_total: 0,
+        }
+    }
+
+    /// The fields of a round every path measures alike, from the requests `req` at its end,
+    /// the tenants `added` alerts to, the fetches `starts` (those in `window` count), and the
+    /// sink's `records`; the rest is the caller's.
+    fn round(
+        &mut self,
+        req: HashMap<String, emulator::world::TenantRequests>,
+        added: Vec<String>,
+        starts: &HashMap<String, Vec<Instant>>,
+        window: std::ops::Range<Instant>,
+        records: &[shared::record::AlertRecord],
+    ) -> Round {
+        let added_n = added.len() * ALERTS_PER_ACTIVE;
+        self.added_total += added_n;
+        let busy: HashSet<String> = added.into_iter().collect();
+        let both: HashSet<String> = busy.union(&self.busy_prev).cloned().collect();
+        let (idle_req, all_req, idle) = ms_requests(&self.req_before, &req, self.ids, &both);
+        let (mut p, fetched, missed) = periods(starts, self.ids, window.start, window.end);
+        let (delivered, duplicates) = tally(records);
+        self.req_before = req;
+        self.busy_prev = busy;
+        Round {
+            tenants: self.ids.len(),
+            idle,
+            fetched,
+            missed,
+            ms_requests_idle: idle_req,
+            ms_requests_all: all_req,
+            p50: quantile(&mut p, 0.5),
+            p99: quantile(&mut p, 0.99),
+            added: added_n,
+            delivered_total: delivered,
+            added_total: self.added_total,
+            duplicates,
+            ..Round::default()
+        }
+    }
+}
+
 /// Periods (seconds) of fetches started in `[from, to)`, and which tenants started none there.
 fn periods(
     starts: &HashMap<String, Vec<Instant>>,
@@ -566,10 +624,9 @@ async fn local_rounds(
     let t0 = Instant::now();
     let mut rounds = Vec::new();
     let mut ok = true;
-    let (mut added_total, mut due_total) = (0usize, 0usize);
-    let mut busy_prev: HashSet<String> = HashSet::new();
+    let mut due_total = 0usize;
     let mut cpu_before = cpu_s(pid)?;
-    let mut req_before = requests(emu.state());
+    let mut tracker = Tracker::new(&ids, requests(emu.state()));
     for k in 0..o.rounds {
         let start = t0 + interval * k as u32;
         let added = if k >= 1 && k + 1 < o.rounds {
@@ -577,17 +634,12 @@ async fn local_rounds(
         } else {
             Vec::new()
         };
-        let added_n = added.len() * ALERTS_PER_ACTIVE;
-        added_total += added_n;
         tokio::time::sleep_until((start + interval).into()).await;
         let cpu = cpu_s(pid)?;
         let req = requests(emu.state());
-        let mut busy: HashSet<String> = added.into_iter().collect();
-        let both: HashSet<String> = busy.union(&busy_prev).cloned().collect();
-        let (idle_req, all_req, idle) = ms_requests(&req_before, &req, &ids, &both);
-        let (mut p, fetched, missed) = periods(&watch.starts(), &ids, start, start + interval);
+        let starts = watch.starts();
         let records = sink.records(None)?;
-        let (delivered, duplicates) = tally(&records);
+        let seen = tracker.round(req, added, &starts, start..start + interval, &records);
         let fit: Option<Value> = std::fs::read(data.join("schedule.json"))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
@@ -598,27 +650,13 @@ async fn local_rounds(
                 .and_then(|f| Some(f["utilization"].as_f64()? * f["interval_s"].as_f64()?)),
             cpu_s: cpu - cpu_before,
             rss_mb: peak_rss_mb(pid)?,
-            tenants: ids.len(),
-            idle,
-            fetched,
-            missed,
-            ms_requests_idle: idle_req,
-            ms_requests_all: all_req,
-            p50: quantile(&mut p, 0.5),
-            p99: quantile(&mut p, 0.99),
-            added: added_n,
-            delivered_total: delivered,
             due_total,
-            added_total,
-            duplicates,
-            ..Round::default()
+            ..seen
         };
         ok &= judge("local", k, &r, Some(RSS_LIMIT_MB));
         rounds.push(r);
-        due_total = added_total;
+        due_total = tracker.added_total;
         cpu_before = cpu;
-        req_before = req;
-        std::mem::swap(&mut busy_prev, &mut busy);
     }
     Ok((rounds, ok))
 }
@@ -794,10 +832,8 @@ async fn lambda_rounds(
     let t0 = Instant::now();
     let mut rounds = Vec::new();
     let mut ok = true;
-    let mut added_total = 0usize;
-    let mut busy_prev: HashSet<String> = HashSet::new();
     let mut cpu_before = cpu_all()?;
-    let mut req_before = requests(emu);
+    let mut tracker = Tracker::new(&ids, requests(emu));
     let (mut aws_before, mut poller_before) = (aws.proxy.counts(), aws.poller_proxy.counts());
     for k in 0..o.rounds {
         let start = t0 + interval * k as u32;
@@ -808,8 +844,6 @@ async fn lambda_rounds(
         } else {
             Vec::new()
         };
-        let added_n = added.len() * ALERTS_PER_ACTIVE;
-        added_total += added_n;
         let answer = fetchers[0]
             .invoke(&scheduled)
             .await
@@ -824,12 +858,9 @@ async fn lambda_rounds(
         let cpu = cpu_all()?;
         let req = requests(emu);
         let (aws_now, poller_now) = (aws.proxy.counts(), aws.poller_proxy.counts());
-        let mut busy: HashSet<String> = added.into_iter().collect();
-        let both: HashSet<String> = busy.union(&busy_prev).cloned().collect();
-        let (idle_req, all_req, idle) = ms_requests(&req_before, &req, &ids, &both);
-        let (mut p, fetched, missed) = periods(&watch.starts(), &ids, start, next);
+        let starts = watch.starts();
         let records = sink.records(None).await?;
-        let (delivered, duplicates) = tally(&records);
+        let seen = tracker.round(req, added, &starts, start..next, &records);
         let r = Round {
             wall_s,
             back_to_back_s: None,
@@ -840,32 +871,19 @@ async fn lambda_rounds(
                 .collect::<anyhow::Result<Vec<_>>>()?
                 .into_iter()
                 .fold(0.0, f64::max),
-            tenants: ids.len(),
-            idle,
-            fetched,
-            missed,
-            ms_requests_idle: idle_req,
-            ms_requests_all: all_req,
-            p50: quantile(&mut p, 0.5),
-            p99: quantile(&mut p, 0.99),
-            added: added_n,
-            delivered_total: delivered,
             // Everything added this round is fetched this round (the alerts come first).
-            due_total: added_total,
-            added_total,
-            duplicates,
+            due_total: tracker.added_total,
             aws: calls_between(&aws_before, &aws_now),
             poller: calls_between(&poller_before, &poller_now),
             invocations: invocations + 1,
             billed_s,
+            ..seen
         };
         ok &= judge("lambda", k, &r, None);
         rounds.push(r);
         cpu_before = cpu;
-        req_before = req;
         aws_before = aws_now;
         poller_before = poller_now;
-        std::mem::swap(&mut busy_prev, &mut busy);
     }
     Ok((rounds, ok))
 }
