@@ -52,6 +52,7 @@ use shared::flows::Deps;
 use shared::flows::fetch::{FetchOptions, NoHooks, fetch_tenant};
 use shared::flows::onboarding::NewTenant;
 use shared::microsoft::alerts::odata::{Flavor, parse_page};
+use tests::bench::{load_average, mark};
 use tests::fleet::{cpu_s, peak_rss_mb};
 use tests::local;
 use url::Url;
@@ -416,10 +417,6 @@ fn find(rows: &[Row], size: u64, kind: Kind) -> Option<&Row> {
     rows.iter().find(|r| r.size == size && r.kind == kind)
 }
 
-fn mark(ok: bool) -> &'static str {
-    if ok { "ok" } else { "MISS" }
-}
-
 fn print_table(rows: &[Row], load_before: &str, load_after: &str) {
     println!();
     println!(
@@ -760,14 +757,6 @@ async fn download(dir: &Path, urls: &Emulated) -> anyhow::Result<()> {
 
 // ---------------------------------------------------------------------------------------------
 // Measuring without `unsafe`: /proc.
-
-/// The 1-minute load average (`/proc/loadavg`), or `?`.
-fn load_average() -> String {
-    fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split_whitespace().next().map(str::to_string))
-        .unwrap_or_else(|| "?".into())
-}
 
 /// CPU seconds (user + system) this process has used, over all its threads, ended ones included.
 fn process_cpu_s() -> anyhow::Result<f64> {

@@ -61,6 +61,7 @@ use shared::domain::{AlertApi, AuthModel, SiemRegion, TenantId};
 use shared::flows::Deps;
 use shared::flows::onboarding::NewTenant;
 use tests::aws::{CallCounts, CountingProxy, calls_between, sdk_config_at, service_env};
+use tests::bench::{arg, load_average, mark};
 use tests::fleet::{FetchStarts, all_requests, cpu_s, peak_rss_mb, quantile, requests};
 use tests::lambda::{LambdaProcess, binary_path, function_config};
 use url::Url;
@@ -122,26 +123,19 @@ struct Opts {
     batch: usize,
 }
 
-fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
-
 fn opts() -> anyhow::Result<Opts> {
-    let args: Vec<String> = std::env::args().collect();
     let num = |name: &str, default: f64| -> anyhow::Result<f64> {
-        arg(&args, name).map_or(Ok(default), |v| {
+        arg(name).map_or(Ok(default), |v| {
             v.replace(['_', ','], "")
                 .parse()
                 .with_context(|| format!("{name} takes a number"))
         })
     };
-    let both = arg(&args, "--tenants");
+    let both = arg("--tenants");
     let local_default = both.as_deref().map_or(Ok(10_000.0), str::parse)?;
     let lambda_default = both.as_deref().map_or(Ok(1_000.0), str::parse)?;
     let o = Opts {
-        path: arg(&args, "--path").unwrap_or_else(|| "both".into()),
+        path: arg("--path").unwrap_or_else(|| "both".into()),
         local_tenants: num("--local-tenants", local_default)? as usize,
         lambda_tenants: num("--lambda-tenants", lambda_default)? as usize,
         rounds: num("--rounds", 12.0)? as usize,
@@ -1018,10 +1012,6 @@ fn dollars(calls: &CallCounts, invocations: u64, billed_s: f64) -> f64 {
     d
 }
 
-fn mark(ok: bool) -> &'static str {
-    if ok { "ok" } else { "MISS" }
-}
-
 fn print_rounds(path: &str, o: &Opts, rounds: &[Round], lambda_tenants: Option<usize>) -> bool {
     let interval = if path == "local" {
         o.interval
@@ -1180,11 +1170,4 @@ fn print_rounds(path: &str, o: &Opts, rounds: &[Round], lambda_tenants: Option<u
         );
     }
     true
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split_whitespace().next().map(str::to_string))
-        .unwrap_or_else(|| "?".into())
 }

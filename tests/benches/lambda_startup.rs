@@ -23,6 +23,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use tests::bench::arg;
 use tests::lambda::{LambdaProcess, binary_path};
 
 const FLOOR: &str = "lambda-floor";
@@ -36,13 +37,6 @@ const FUNCTIONS: [&str; 4] = [
 const MAX_START_RATIO: f64 = 2.0;
 /// RSS at the first poll, at most (MiB).
 const MAX_RSS_MIB: f64 = 10.0;
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
 
 /// The functions' environment: the AWS SDK pointed at a closed port, and the configuration
 /// every function reads.

@@ -25,6 +25,7 @@
 
 pub mod apigw;
 pub mod aws;
+pub mod bench;
 pub mod browser;
 pub mod contract;
 pub mod fleet;
