@@ -52,6 +52,35 @@ pub async fn sdk_config_at(endpoint: &str) -> aws_config::SdkConfig {
         .await
 }
 
+/// Every key under `prefix` of `bucket`, read to the last page of the listing.
+///
+/// # Panics
+///
+/// When the listing fails.
+pub async fn object_keys(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut token = None;
+    loop {
+        let page = s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_continuation_token(token.take())
+            .send()
+            .await
+            .expect("list");
+        keys.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned)),
+        );
+        match page.next_continuation_token() {
+            Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_owned()),
+            _ => return keys,
+        }
+    }
+}
+
 /// The key element `name` of `kind` (hash or range).
 fn key(name: &str, kind: KeyType) -> KeySchemaElement {
     KeySchemaElement::builder()

@@ -16,6 +16,7 @@ use shared::domain::{AlertApi, AuthModel, Tenant, TenantId};
 use shared::ports::{AlertSink, BatchId, CursorStore, TenantRegistry};
 use shared::record::{AlertRecord, Change};
 use tests::TestEnv;
+use tests::aws::object_keys;
 use tests::contract::{
     at, day, delivery_index_deletes_one_tenant, delivery_index_keeps_days_as_sets, ttl,
 };
@@ -80,30 +81,6 @@ async fn alert_sink(
         s3,
         bucket,
     )
-}
-
-async fn keys(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut token = None;
-    loop {
-        let page = s3
-            .list_objects_v2()
-            .bucket(bucket)
-            .set_continuation_token(token.take())
-            .send()
-            .await
-            .expect("list");
-        out.extend(
-            page.contents()
-                .iter()
-                .filter_map(|o| o.key().map(str::to_string)),
-        );
-        match page.next_continuation_token() {
-            Some(t) => token = Some(t.to_string()),
-            None => break,
-        }
-    }
-    out
 }
 
 /// The DynamoDB adapter of [`CursorStore`] under the contract every adapter meets.
@@ -252,7 +229,10 @@ async fn alert_objects_land_at_their_keys_with_sse_kms_and_a_rewrite_replaces_th
         .await
         .expect("write");
     let key = format!("alerts/tenant={t}/date=2026-03-01/graph-0000000012-00000.ndjson.gz");
-    assert_eq!(keys(&s3, &bucket).await, std::slice::from_ref(&key));
+    assert_eq!(
+        object_keys(&s3, &bucket, "").await,
+        std::slice::from_ref(&key)
+    );
 
     let head = s3
         .head_object()
@@ -278,7 +258,11 @@ async fn alert_objects_land_at_their_keys_with_sse_kms_and_a_rewrite_replaces_th
     sink.write_batch(&batch(&t, 12, 0), &retried)
         .await
         .expect("rewrite");
-    assert_eq!(keys(&s3, &bucket).await, [key], "replaced, not added");
+    assert_eq!(
+        object_keys(&s3, &bucket, "").await,
+        [key],
+        "replaced, not added"
+    );
     assert_eq!(sink.records(Some(&t)).await.expect("records"), retried);
 }
 
@@ -326,7 +310,10 @@ async fn an_s3_attempts_contents_are_exactly_its_objects_across_listing_pages() 
     sink.write_batch(&batch(&other, 7, 0), std::slice::from_ref(&other_tenant))
         .await
         .expect("other tenant");
-    assert_eq!(keys(&s3, &bucket).await.len(), ATTEMPT as usize + 4);
+    assert_eq!(
+        object_keys(&s3, &bucket, "").await.len(),
+        ATTEMPT as usize + 4
+    );
 
     let got = sink
         .attempt_contents(&t, AlertApi::Graph, "2026-03-01", 7)
@@ -344,7 +331,7 @@ async fn an_s3_attempts_contents_are_exactly_its_objects_across_listing_pages() 
         "exactly the attempt's records, nothing of v6, v70, mde or another tenant"
     );
     assert_eq!(
-        keys(&s3, &bucket).await.len(),
+        object_keys(&s3, &bucket, "").await.len(),
         ATTEMPT as usize + 4,
         "nothing is deleted"
     );
