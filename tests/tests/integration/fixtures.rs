@@ -65,6 +65,25 @@ pub fn scenario() -> Scenario {
     .expect("scenario")
 }
 
+/// [`scenario`] in which tenants `ids` hold the alerts `spec` generates (an emulator generator,
+/// as JSON) instead, with `switches` applied to them.
+pub fn generating(
+    ids: &[&str],
+    spec: serde_json::Value,
+    switches: impl Fn(&mut emulator::scenario::Switches),
+) -> Scenario {
+    let mut sc = scenario();
+    for t in sc
+        .tenants
+        .iter_mut()
+        .filter(|t| ids.contains(&t.id.as_str()))
+    {
+        t.generate = vec![serde_json::from_value(spec.clone()).expect("generate")];
+        switches(&mut t.switches);
+    }
+    sc
+}
+
 pub struct World {
     pub emu: RunningEmulator,
     pub services: Deps,
