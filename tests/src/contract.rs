@@ -5,6 +5,8 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use shared::domain::{AlertApi, TenantId};
+#[cfg(doc)]
+use shared::ports::{ConsentNonces, TenantRegistry};
 use shared::ports::{Cursor, CursorStore, DeliveryIndex, LeaseError, StoreError};
 
 /// A day of March 2026.
@@ -428,4 +430,108 @@ pub async fn delivery_index_deletes_one_tenant(
             .expect("other"),
         HashSet::from([8])
     );
+}
+
+/// The [`TenantRegistry`] contract.
+pub mod registry {
+    use chrono::Utc;
+    use shared::config::Cloud;
+    use shared::domain::{AlertApi, AuthModel, Tenant, TenantId, TenantStatus};
+    use shared::ports::{StoreError, TenantRegistry};
+
+    fn tid(n: u32) -> TenantId {
+        TenantId::parse(&format!("{n:08x}-0000-4000-8000-000000000000")).expect("tid")
+    }
+
+    /// Creates refuse a duplicate, updates a stale version ([`StoreError::Conflict`]) or an
+    /// absent tenant ([`StoreError::NotFound`]); `list` returns every tenant by id, and
+    /// `list_active` only the active ones, as stored.
+    ///
+    /// # Panics
+    ///
+    /// When the registry (empty at the start) does otherwise.
+    pub async fn writes_conditionally_and_lists_every_tenant_and_the_active_ones(
+        reg: &impl TenantRegistry,
+    ) {
+        assert!(reg.get(&tid(1)).await.expect("get").is_none());
+        let mut all = Vec::new();
+        for n in 0..30 {
+            let t = Tenant::pending(
+                tid(n),
+                format!("Customer {n}"),
+                AuthModel::Application,
+                AlertApi::Graph,
+                Cloud::Commercial,
+                Utc::now(),
+            );
+            reg.create(&t).await.expect("create");
+            all.push(t);
+        }
+        assert!(matches!(
+            reg.create(&all[0]).await,
+            Err(StoreError::Conflict)
+        ));
+        let listed = reg.list().await.expect("list");
+        assert_eq!(listed.len(), 30);
+        assert_eq!(listed, all);
+
+        let mut a = reg.get(&tid(3)).await.expect("get").expect("exists");
+        a.display_name = "Renamed".into();
+        let stored = reg.update(&a).await.expect("first writer wins");
+        assert_eq!(stored.version, 1);
+        assert!(
+            matches!(reg.update(&a).await, Err(StoreError::Conflict)),
+            "stale version"
+        );
+        let ghost = Tenant::pending(
+            tid(999),
+            "Ghost".into(),
+            AuthModel::Application,
+            AlertApi::Graph,
+            Cloud::Commercial,
+            Utc::now(),
+        );
+        assert!(matches!(
+            reg.update(&ghost).await,
+            Err(StoreError::NotFound)
+        ));
+        assert_eq!(
+            reg.get(&tid(3))
+                .await
+                .expect("get")
+                .expect("exists")
+                .display_name,
+            "Renamed"
+        );
+
+        // The active tenants come from the status index: only the tenants made active, as stored.
+        assert!(reg.list_active().await.expect("none active").is_empty());
+        let mut active = Vec::new();
+        for n in [4, 7, 20] {
+            let mut t = reg.get(&tid(n)).await.expect("get").expect("exists");
+            t.status = TenantStatus::Active;
+            active.push(reg.update(&t).await.expect("activate"));
+        }
+        assert_eq!(reg.list_active().await.expect("active"), active);
+    }
+}
+
+/// The [`ConsentNonces`] contract.
+pub mod nonces {
+    use chrono::Utc;
+    use shared::ports::ConsentNonces;
+
+    /// A nonce is consumed once, others stay fresh, and an empty one never counts.
+    ///
+    /// # Panics
+    ///
+    /// When the nonces do otherwise.
+    pub async fn are_consumed_once(nonces: &impl ConsentNonces) {
+        let now = Utc::now();
+        let exp = now + chrono::Duration::minutes(30);
+        assert!(nonces.consume("n0nce-A", now, exp).await.expect("first"));
+        assert!(!nonces.consume("n0nce-A", now, exp).await.expect("replay"));
+        assert!(nonces.consume("n0nce-B", now, exp).await.expect("another"));
+        assert!(!nonces.consume("", now, exp).await.expect("empty"));
+    }
 }

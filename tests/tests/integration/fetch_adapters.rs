@@ -1,6 +1,7 @@
 //! The fetch adapters at their wire boundary, against the AWS emulator (moto): the DynamoDB
 //! cursor store (leases, conditional commits, compressed records) and the S3 alert sink
-//! (deterministic keys, SSE-KMS, what an interrupted attempt left).
+//! (deterministic keys, SSE-KMS, what an interrupted attempt left). The cursor stores and the
+//! delivery indexes, DynamoDB and file alike, run the contracts of `tests::contract`.
 
 use std::collections::BTreeMap;
 
