@@ -255,21 +255,16 @@ impl Progress {
         started: Instant,
     ) -> tokio::task::JoinHandle<()> {
         let p = self.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(2));
-            every.tick().await;
-            loop {
-                every.tick().await;
-                eprintln!(
-                    "mssp: importing {file}: {}/{total} tenants ({} adopted, {} pending, {} \
-                     failed), {}s",
-                    p.done.load(Ordering::Relaxed),
-                    p.adopted.load(Ordering::Relaxed),
-                    p.pending.load(Ordering::Relaxed),
-                    p.failed.load(Ordering::Relaxed),
-                    started.elapsed().as_secs()
-                );
-            }
+        crate::output::progress_every_2s(move || {
+            format!(
+                "mssp: importing {file}: {}/{total} tenants ({} adopted, {} pending, {} failed), \
+                 {}s",
+                p.done.load(Ordering::Relaxed),
+                p.adopted.load(Ordering::Relaxed),
+                p.pending.load(Ordering::Relaxed),
+                p.failed.load(Ordering::Relaxed),
+                started.elapsed().as_secs()
+            )
         })
     }
 }

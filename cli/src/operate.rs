@@ -502,17 +502,12 @@ pub async fn fetch(
     let ticker = {
         let seen = seen.clone();
         let id = id.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(2));
-            every.tick().await;
-            loop {
-                every.tick().await;
-                eprintln!(
-                    "mssp: fetching {id}: {} alerts so far ({}s)",
-                    seen.load(Ordering::Relaxed),
-                    started.elapsed().as_secs()
-                );
-            }
+        crate::output::progress_every_2s(move || {
+            format!(
+                "mssp: fetching {id}: {} alerts so far ({}s)",
+                seen.load(Ordering::Relaxed),
+                started.elapsed().as_secs()
+            )
         })
     };
     let counter = seen.clone();

@@ -116,6 +116,21 @@ pub fn truncate(s: &str, max: usize) -> String {
     }
 }
 
+/// Prints `line()` to stderr every two seconds, the first two seconds from now, until the task is
+/// aborted: the progress of a long command.
+pub fn progress_every_2s(
+    line: impl Fn() -> String + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(2));
+        every.tick().await;
+        loop {
+            every.tick().await;
+            eprintln!("{}", line());
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -52,6 +52,8 @@ use shared::flows::Deps;
 use shared::flows::fetch::{FetchOptions, NoHooks, fetch_tenant};
 use shared::flows::onboarding::NewTenant;
 use shared::microsoft::alerts::odata::{Flavor, parse_page};
+use tests::bench::{load_average, mark};
+use tests::fleet::{cpu_s, peak_rss_mb};
 use tests::local;
 use url::Url;
 
@@ -74,8 +76,6 @@ const PAGE: usize = 1000;
 /// Graph requests per minute, for the emulator and the client alike: high enough that the
 /// budget never waits, so throttling does not hide the client's own cost.
 const GRAPH_PER_MINUTE: u32 = 1_000_000;
-/// Clock ticks per second of `/proc/*/stat` (`USER_HZ`, 100 on Linux).
-const CLOCK_TICKS: f64 = 100.0;
 const APP_ID: &str = "7f3b2c1a-5d4e-4f60-9a8b-1c2d3e4f5a6b";
 const APP_SECRET: &str = "bench-client-secret-value";
 const PUBLIC_BASE: &str = "http://127.0.0.1:8080";
@@ -342,7 +342,7 @@ impl EmulatorProcess {
     }
 
     fn cpu_s(&self) -> anyhow::Result<f64> {
-        cpu_s_of(&format!("/proc/{}/stat", self.child.id()))
+        cpu_s(self.child.id())
     }
 }
 
@@ -415,10 +415,6 @@ fn switch_next_links_off(control: &str) -> anyhow::Result<()> {
 
 fn find(rows: &[Row], size: u64, kind: Kind) -> Option<&Row> {
     rows.iter().find(|r| r.size == size && r.kind == kind)
-}
-
-fn mark(ok: bool) -> &'static str {
-    if ok { "ok" } else { "MISS" }
 }
 
 fn print_table(rows: &[Row], load_before: &str, load_after: &str) {
@@ -625,7 +621,7 @@ async fn drain(urls: &Emulated) -> anyhow::Result<Measured> {
     let wall_s = t.elapsed().as_secs_f64();
     let cpu_s = process_cpu_s()? - cpu;
     // Before anything below allocates.
-    let peak_rss_mb = peak_rss_mb()?;
+    let peak_rss_mb = peak_rss_mb(std::process::id())?;
     Ok(Measured {
         alerts: report.delivered,
         wall_s,
@@ -719,7 +715,7 @@ fn floor(
         alerts,
         wall_s: wall.as_secs_f64(),
         cpu_s: cpu_ns as f64 / 1e9,
-        peak_rss_mb: peak_rss_mb()?,
+        peak_rss_mb: peak_rss_mb(std::process::id())?,
         requests: files.len() as u64,
         sink_records: None,
     })
@@ -762,37 +758,9 @@ async fn download(dir: &Path, urls: &Emulated) -> anyhow::Result<()> {
 // ---------------------------------------------------------------------------------------------
 // Measuring without `unsafe`: /proc.
 
-/// The 1-minute load average (`/proc/loadavg`), or `?`.
-fn load_average() -> String {
-    fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split_whitespace().next().map(str::to_string))
-        .unwrap_or_else(|| "?".into())
-}
-
 /// CPU seconds (user + system) this process has used, over all its threads, ended ones included.
 fn process_cpu_s() -> anyhow::Result<f64> {
-    cpu_s_of("/proc/self/stat")
-}
-
-/// User + system CPU seconds from a `/proc/{pid}/stat` file (fields 14 and 15, in clock ticks).
-fn cpu_s_of(stat: &str) -> anyhow::Result<f64> {
-    let text = fs::read_to_string(stat).with_context(|| format!("reading {stat}"))?;
-    // Field 2, the command name, is in parentheses and may hold spaces; field 3 follows them.
-    let fields: Vec<&str> = text
-        .rsplit_once(')')
-        .context("no command name in /proc stat")?
-        .1
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| -> anyhow::Result<u64> {
-        fields
-            .get(i - 3)
-            .context("short /proc stat")?
-            .parse()
-            .context("a /proc stat field")
-    };
-    Ok((ticks(14)? + ticks(15)?) as f64 / CLOCK_TICKS)
+    cpu_s(std::process::id())
 }
 
 /// Nanoseconds of CPU the calling thread has run (`/proc/thread-self/schedstat`, first field).
@@ -803,20 +771,6 @@ fn thread_cpu_ns() -> anyhow::Result<u64> {
         .context("empty schedstat")?
         .parse()
         .context("schedstat")
-}
-
-/// The process's peak resident set (`VmHWM`) in MB.
-fn peak_rss_mb() -> anyhow::Result<f64> {
-    let status = fs::read_to_string("/proc/self/status")?;
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .context("no VmHWM")?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()?;
-    Ok(kb / 1024.0)
 }
 
 /// Lines (records) in every `.ndjson.gz` object under `dir`, streamed.

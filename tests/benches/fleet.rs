@@ -56,13 +56,14 @@ use emulator::{EmuState, Scenario};
 use serde_json::{Value, json};
 use shared::adapters::aws::{S3AlertSink, s3_client};
 use shared::config::deployment::ServiceConfig;
-use shared::config::{Cloud, CloudEndpoints, Env};
+use shared::config::{Cloud, Env};
 use shared::domain::{AlertApi, AuthModel, SiemRegion, TenantId};
 use shared::flows::Deps;
 use shared::flows::onboarding::NewTenant;
-use tests::aws::{CallCounts, CountingProxy, calls_between};
+use tests::aws::{CallCounts, CountingProxy, calls_between, sdk_config_at, service_env};
+use tests::bench::{arg, load_average, mark};
 use tests::fleet::{FetchStarts, all_requests, cpu_s, peak_rss_mb, quantile, requests};
-use tests::lambda::{LambdaProcess, binary_path};
+use tests::lambda::{LambdaProcess, binary_path, function_config};
 use url::Url;
 
 // ---------------------------------------------------------------------------------------------
@@ -122,26 +123,19 @@ struct Opts {
     batch: usize,
 }
 
-fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
-
 fn opts() -> anyhow::Result<Opts> {
-    let args: Vec<String> = std::env::args().collect();
     let num = |name: &str, default: f64| -> anyhow::Result<f64> {
-        arg(&args, name).map_or(Ok(default), |v| {
+        arg(name).map_or(Ok(default), |v| {
             v.replace(['_', ','], "")
                 .parse()
                 .with_context(|| format!("{name} takes a number"))
         })
     };
-    let both = arg(&args, "--tenants");
+    let both = arg("--tenants");
     let local_default = both.as_deref().map_or(Ok(10_000.0), str::parse)?;
     let lambda_default = both.as_deref().map_or(Ok(1_000.0), str::parse)?;
     let o = Opts {
-        path: arg(&args, "--path").unwrap_or_else(|| "both".into()),
+        path: arg("--path").unwrap_or_else(|| "both".into()),
         local_tenants: num("--local-tenants", local_default)? as usize,
         lambda_tenants: num("--lambda-tenants", lambda_default)? as usize,
         rounds: num("--rounds", 12.0)? as usize,
@@ -410,6 +404,64 @@ struct Round {
     billed_s: f64,
 }
 
+/// What both paths keep from round to round to measure each the same way, from the outside:
+/// the tenants' Microsoft requests at the last round's end, the tenants given alerts last round,
+/// and the alerts added so far.
+struct Tracker<'a> {
+    ids: &'a [String],
+    req_before: HashMap<String, emulator::world::TenantRequests>,
+    busy_prev: HashSet<String>,
+    added_total: usize,
+}
+
+impl<'a> Tracker<'a> {
+    fn new(ids: &'a [String], req: HashMap<String, emulator::world::TenantRequests>) -> Self {
+        Tracker {
+            ids,
+            req_before: req,
+            busy_prev: HashSet::new(),
+            added_total: 0,
+        }
+    }
+
+    /// The fields of a round every path measures alike, from the requests `req` at its end,
+    /// the tenants `added` alerts to, the fetches `starts` (those in `window` count), and the
+    /// sink's `records`; the rest is the caller's.
+    fn round(
+        &mut self,
+        req: HashMap<String, emulator::world::TenantRequests>,
+        added: Vec<String>,
+        starts: &HashMap<String, Vec<Instant>>,
+        window: std::ops::Range<Instant>,
+        records: &[shared::record::AlertRecord],
+    ) -> Round {
+        let added_n = added.len() * ALERTS_PER_ACTIVE;
+        self.added_total += added_n;
+        let busy: HashSet<String> = added.into_iter().collect();
+        let both: HashSet<String> = busy.union(&self.busy_prev).cloned().collect();
+        let (idle_req, all_req, idle) = ms_requests(&self.req_before, &req, self.ids, &both);
+        let (mut p, fetched, missed) = periods(starts, self.ids, window.start, window.end);
+        let (delivered, duplicates) = tally(records);
+        self.req_before = req;
+        self.busy_prev = busy;
+        Round {
+            tenants: self.ids.len(),
+            idle,
+            fetched,
+            missed,
+            ms_requests_idle: idle_req,
+            ms_requests_all: all_req,
+            p50: quantile(&mut p, 0.5),
+            p99: quantile(&mut p, 0.99),
+            added: added_n,
+            delivered_total: delivered,
+            added_total: self.added_total,
+            duplicates,
+            ..Round::default()
+        }
+    }
+}
+
 /// Periods (seconds) of fetches started in `[from, to)`, and which tenants started none there.
 fn periods(
     starts: &HashMap<String, Vec<Instant>>,
@@ -514,12 +566,7 @@ async fn local_path(o: &Opts, mssp: &Path) -> anyhow::Result<bool> {
     };
     let deps = tests::local::file_deps(
         &data,
-        CloudEndpoints {
-            authority: u.authority.clone(),
-            graph: u.graph.clone(),
-            mde: u.mde.clone(),
-            siem: shared::config::SiemEndpoint::fixed(u.siem.clone()),
-        },
+        tests::local::endpoints(&u),
         Url::parse(PUBLIC_BASE)?,
         Arc::new(shared::clock::SystemClock),
     );
@@ -571,10 +618,9 @@ async fn local_rounds(
     let t0 = Instant::now();
     let mut rounds = Vec::new();
     let mut ok = true;
-    let (mut added_total, mut due_total) = (0usize, 0usize);
-    let mut busy_prev: HashSet<String> = HashSet::new();
+    let mut due_total = 0usize;
     let mut cpu_before = cpu_s(pid)?;
-    let mut req_before = requests(emu.state());
+    let mut tracker = Tracker::new(&ids, requests(emu.state()));
     for k in 0..o.rounds {
         let start = t0 + interval * k as u32;
         let added = if k >= 1 && k + 1 < o.rounds {
@@ -582,17 +628,12 @@ async fn local_rounds(
         } else {
             Vec::new()
         };
-        let added_n = added.len() * ALERTS_PER_ACTIVE;
-        added_total += added_n;
         tokio::time::sleep_until((start + interval).into()).await;
         let cpu = cpu_s(pid)?;
         let req = requests(emu.state());
-        let mut busy: HashSet<String> = added.into_iter().collect();
-        let both: HashSet<String> = busy.union(&busy_prev).cloned().collect();
-        let (idle_req, all_req, idle) = ms_requests(&req_before, &req, &ids, &both);
-        let (mut p, fetched, missed) = periods(&watch.starts(), &ids, start, start + interval);
+        let starts = watch.starts();
         let records = sink.records(None)?;
-        let (delivered, duplicates) = tally(&records);
+        let seen = tracker.round(req, added, &starts, start..start + interval, &records);
         let fit: Option<Value> = std::fs::read(data.join("schedule.json"))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
@@ -603,27 +644,13 @@ async fn local_rounds(
                 .and_then(|f| Some(f["utilization"].as_f64()? * f["interval_s"].as_f64()?)),
             cpu_s: cpu - cpu_before,
             rss_mb: peak_rss_mb(pid)?,
-            tenants: ids.len(),
-            idle,
-            fetched,
-            missed,
-            ms_requests_idle: idle_req,
-            ms_requests_all: all_req,
-            p50: quantile(&mut p, 0.5),
-            p99: quantile(&mut p, 0.99),
-            added: added_n,
-            delivered_total: delivered,
             due_total,
-            added_total,
-            duplicates,
-            ..Round::default()
+            ..seen
         };
         ok &= judge("local", k, &r, Some(RSS_LIMIT_MB));
         rounds.push(r);
-        due_total = added_total;
+        due_total = tracker.added_total;
         cpu_before = cpu;
-        req_before = req;
-        std::mem::swap(&mut busy_prev, &mut busy);
     }
     Ok((rounds, ok))
 }
@@ -669,30 +696,6 @@ struct Aws {
     prefix: String,
     bucket: String,
     queue_url: String,
-}
-
-fn sdk_env(endpoint: &str) -> Vec<(String, String)> {
-    [
-        ("AWS_ENDPOINT_URL", endpoint),
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect()
-}
-
-async fn sdk_at(endpoint: &str) -> aws_config::SdkConfig {
-    shared::adapters::aws::sdk_defaults()
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
-            "testing", "testing", None, None, "bench",
-        ))
-        .load()
-        .await
 }
 
 async fn aws_world(env: &tests::TestEnv) -> anyhow::Result<Aws> {
@@ -751,20 +754,10 @@ async fn lambda_path(o: &Opts, mssp: &Path) -> anyhow::Result<bool> {
     let env = tests::TestEnv::start(scenario(n, interval, o.latency_ms)?).await?;
     let aws = aws_world(&env).await?;
     let u = env.emulator.urls().clone();
-    let config: Vec<(String, String)> = [
-        ("MSSP_PUBLIC_BASE_URL", PUBLIC_BASE.to_owned()),
-        ("MSSP_SECRETS_PREFIX", aws.prefix.clone()),
-        ("MSSP_TABLE", aws.table.clone()),
-        ("MSSP_AUTHORITY_URL", u.authority.to_string()),
-        ("MSSP_GRAPH_URL", u.graph.to_string()),
-        ("MSSP_MDE_URL", u.mde.to_string()),
-        ("MSSP_SIEM_URL", u.siem.to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    let product_env: Vec<(String, String)> = sdk_env(&aws.proxy.endpoint())
+    let config = function_config(PUBLIC_BASE, &aws.prefix, &aws.table, &u);
+    let product_env: Vec<(String, String)> = service_env(&aws.proxy.endpoint())
         .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
         .chain(config.iter().cloned())
         .collect();
 
@@ -783,7 +776,7 @@ async fn lambda_path(o: &Opts, mssp: &Path) -> anyhow::Result<bool> {
     };
     let import_calls = calls_between(&before, &aws.proxy.counts());
     let cfg = ServiceConfig::from_env(&config.iter().cloned().collect::<Env>())?;
-    let deps = shared::assemble::aws(&cfg, &sdk_at(&aws.proxy.endpoint()).await);
+    let deps = shared::assemble::aws(&cfg, &sdk_config_at(&aws.proxy.endpoint()).await);
     let (delegated, consent_s) = consent_delegated(&deps, n).await?;
     println!(
         "onboarding: import of {n} tenants {import_s:.1} s ({} adopted, {} pending), AWS calls \
@@ -822,7 +815,7 @@ async fn lambda_rounds(
     let emu = env.emulator.state();
     let watch = FetchStarts::watch(emu.clone(), Duration::from_millis(100), interval / 2);
     let sink = S3AlertSink::new(s3_client(&aws.sdk), &aws.bucket, None);
-    let sqs = aws_sdk_sqs::Client::new(&sdk_at(&aws.poller_proxy.endpoint()).await);
+    let sqs = aws_sdk_sqs::Client::new(&sdk_config_at(&aws.poller_proxy.endpoint()).await);
     let scheduled: Value = serde_json::from_str(SCHEDULED)?;
     let cpu_all = || -> anyhow::Result<f64> {
         fetchers
@@ -833,10 +826,8 @@ async fn lambda_rounds(
     let t0 = Instant::now();
     let mut rounds = Vec::new();
     let mut ok = true;
-    let mut added_total = 0usize;
-    let mut busy_prev: HashSet<String> = HashSet::new();
     let mut cpu_before = cpu_all()?;
-    let mut req_before = requests(emu);
+    let mut tracker = Tracker::new(&ids, requests(emu));
     let (mut aws_before, mut poller_before) = (aws.proxy.counts(), aws.poller_proxy.counts());
     for k in 0..o.rounds {
         let start = t0 + interval * k as u32;
@@ -847,8 +838,6 @@ async fn lambda_rounds(
         } else {
             Vec::new()
         };
-        let added_n = added.len() * ALERTS_PER_ACTIVE;
-        added_total += added_n;
         let answer = fetchers[0]
             .invoke(&scheduled)
             .await
@@ -863,12 +852,9 @@ async fn lambda_rounds(
         let cpu = cpu_all()?;
         let req = requests(emu);
         let (aws_now, poller_now) = (aws.proxy.counts(), aws.poller_proxy.counts());
-        let mut busy: HashSet<String> = added.into_iter().collect();
-        let both: HashSet<String> = busy.union(&busy_prev).cloned().collect();
-        let (idle_req, all_req, idle) = ms_requests(&req_before, &req, &ids, &both);
-        let (mut p, fetched, missed) = periods(&watch.starts(), &ids, start, next);
+        let starts = watch.starts();
         let records = sink.records(None).await?;
-        let (delivered, duplicates) = tally(&records);
+        let seen = tracker.round(req, added, &starts, start..next, &records);
         let r = Round {
             wall_s,
             back_to_back_s: None,
@@ -879,32 +865,19 @@ async fn lambda_rounds(
                 .collect::<anyhow::Result<Vec<_>>>()?
                 .into_iter()
                 .fold(0.0, f64::max),
-            tenants: ids.len(),
-            idle,
-            fetched,
-            missed,
-            ms_requests_idle: idle_req,
-            ms_requests_all: all_req,
-            p50: quantile(&mut p, 0.5),
-            p99: quantile(&mut p, 0.99),
-            added: added_n,
-            delivered_total: delivered,
             // Everything added this round is fetched this round (the alerts come first).
-            due_total: added_total,
-            added_total,
-            duplicates,
+            due_total: tracker.added_total,
             aws: calls_between(&aws_before, &aws_now),
             poller: calls_between(&poller_before, &poller_now),
             invocations: invocations + 1,
             billed_s,
+            ..seen
         };
         ok &= judge("lambda", k, &r, None);
         rounds.push(r);
         cpu_before = cpu;
-        req_before = req;
         aws_before = aws_now;
         poller_before = poller_now;
-        std::mem::swap(&mut busy_prev, &mut busy);
     }
     Ok((rounds, ok))
 }
@@ -1037,10 +1010,6 @@ fn dollars(calls: &CallCounts, invocations: u64, billed_s: f64) -> f64 {
         };
     }
     d
-}
-
-fn mark(ok: bool) -> &'static str {
-    if ok { "ok" } else { "MISS" }
 }
 
 fn print_rounds(path: &str, o: &Opts, rounds: &[Round], lambda_tenants: Option<usize>) -> bool {
@@ -1201,11 +1170,4 @@ fn print_rounds(path: &str, o: &Opts, rounds: &[Round], lambda_tenants: Option<u
         );
     }
     true
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split_whitespace().next().map(str::to_string))
-        .unwrap_or_else(|| "?".into())
 }

@@ -22,14 +22,8 @@ use std::time::Instant;
 use anyhow::{Context, bail, ensure};
 use emulator::fleet;
 use serde_json::Value;
+use tests::bench::arg;
 use tests::lambda::binary_path;
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
 
 /// What one `mssp` run cost and said.
 struct Run {

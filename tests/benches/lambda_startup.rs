@@ -23,6 +23,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use tests::bench::arg;
 use tests::lambda::{LambdaProcess, binary_path};
 
 const FLOOR: &str = "lambda-floor";
@@ -37,20 +38,10 @@ const MAX_START_RATIO: f64 = 2.0;
 /// RSS at the first poll, at most (MiB).
 const MAX_RSS_MIB: f64 = 10.0;
 
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
-
-fn env() -> Vec<(&'static str, &'static str)> {
-    vec![
-        ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
-        ("AWS_ACCESS_KEY_ID", "bench"),
-        ("AWS_SECRET_ACCESS_KEY", "bench"),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
+/// The functions' environment: the AWS SDK pointed at a closed port, and the configuration
+/// every function reads.
+fn env() -> Vec<(&'static str, String)> {
+    let config = [
         ("MSSP_PUBLIC_BASE_URL", "https://consent.example.com"),
         ("MSSP_SECRETS_PREFIX", "mssp-bench"),
         ("MSSP_TABLE", "mssp-bench"),
@@ -63,7 +54,11 @@ fn env() -> Vec<(&'static str, &'static str)> {
         ("MSSP_LAKE_PREFIX", "ext/mssp-alerts"),
         ("MSSP_LAKE_ACCOUNT_ID", "123456789012"),
         ("RUST_LOG", "warn"),
-    ]
+    ];
+    tests::aws::service_env("http://127.0.0.1:9")
+        .into_iter()
+        .chain(config.into_iter().map(|(k, v)| (k, v.to_owned())))
+        .collect()
 }
 
 fn median(v: &mut [f64]) -> f64 {

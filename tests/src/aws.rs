@@ -23,15 +23,75 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use url::Url;
 
+/// The environment variables that point the AWS SDK (and so every AWS adapter and Lambda
+/// binary) at `endpoint` (without a trailing slash: the SDK appends paths to it) with dummy
+/// credentials; pass them to `Command::envs` or read them into an SDK config loader.
+pub fn service_env(endpoint: &str) -> Vec<(&'static str, String)> {
+    [
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k, v.to_owned()))
+    .collect()
+}
+
+/// An SDK configuration for in-process clients of `endpoint`, with the credentials and region of
+/// [`service_env`].
+pub async fn sdk_config_at(endpoint: &str) -> aws_config::SdkConfig {
+    shared::adapters::aws::sdk_defaults()
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+            "testing", "testing", None, None, "tests",
+        ))
+        .load()
+        .await
+}
+
+/// Every key under `prefix` of `bucket`, read to the last page of the listing.
+///
+/// # Panics
+///
+/// When the listing fails.
+pub async fn object_keys(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut token = None;
+    loop {
+        let page = s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_continuation_token(token.take())
+            .send()
+            .await
+            .expect("list");
+        keys.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned)),
+        );
+        match page.next_continuation_token() {
+            Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_owned()),
+            _ => return keys,
+        }
+    }
+}
+
+/// The key element `name` of `kind` (hash or range).
+fn key(name: &str, kind: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .expect("key")
+}
+
 /// The Terraform module's `by-status` index: tenant items by `status`, then `pk`, with `record`.
 fn status_index() -> GlobalSecondaryIndex {
-    let key = |name: &str, kind| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .expect("key")
-    };
     GlobalSecondaryIndex::builder()
         .index_name(shared::adapters::aws::dynamodb::STATUS_INDEX)
         .key_schema(key("status", KeyType::Hash))
@@ -59,13 +119,6 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) {
             .attribute_type(ScalarAttributeType::S)
             .build()
             .expect("attr")
-    };
-    let key = |name: &str, kind| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .expect("key")
     };
     client
         .create_table()
@@ -303,35 +356,51 @@ mod tests {
 
     #[test]
     fn operations_are_read_from_each_protocol() {
-        let mut h = signed("dynamodb");
-        h.insert("x-amz-target", "DynamoDB_20120810.GetItem".parse().unwrap());
-        assert_eq!(
-            operation(&Method::POST, &h, "/", b"{}"),
-            ("dynamodb".into(), "GetItem".into())
-        );
-        let h = signed("s3");
-        assert_eq!(
-            operation(
-                &Method::PUT,
-                &h,
-                "/bucket/alerts/x.ndjson.gz?x-id=PutObject",
-                b""
-            ),
-            ("s3".into(), "PutObject".into())
-        );
-        assert_eq!(
-            operation(&Method::GET, &h, "/bucket?list-type=2&prefix=a", b""),
-            ("s3".into(), "ListObjectsV2".into())
-        );
-        let h = signed("sqs");
-        assert_eq!(
-            operation(
-                &Method::POST,
-                &h,
+        // (service, X-Amz-Target, method, path and query, body, operation)
+        let cases = [
+            (
+                "dynamodb",
+                Some("DynamoDB_20120810.GetItem"),
+                Method::POST,
                 "/",
-                b"Action=SendMessageBatch&Version=2012-11-05"
+                "{}",
+                "GetItem",
             ),
-            ("sqs".into(), "SendMessageBatch".into())
-        );
+            (
+                "s3",
+                None,
+                Method::PUT,
+                "/bucket/alerts/x.ndjson.gz?x-id=PutObject",
+                "",
+                "PutObject",
+            ),
+            (
+                "s3",
+                None,
+                Method::GET,
+                "/bucket?list-type=2&prefix=a",
+                "",
+                "ListObjectsV2",
+            ),
+            (
+                "sqs",
+                None,
+                Method::POST,
+                "/",
+                "Action=SendMessageBatch&Version=2012-11-05",
+                "SendMessageBatch",
+            ),
+        ];
+        for (service, target, method, path, body, op) in cases {
+            let mut h = signed(service);
+            if let Some(target) = target {
+                h.insert("x-amz-target", target.parse().unwrap());
+            }
+            assert_eq!(
+                operation(&method, &h, path, body.as_bytes()),
+                (service.into(), op.into()),
+                "{method} {path}"
+            );
+        }
     }
 }

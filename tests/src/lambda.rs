@@ -31,6 +31,29 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{mpsc, oneshot, watch};
 
+/// The configuration the functions read from their environment on AWS: consent callbacks at
+/// `public_base`, tenant secrets under `secrets_prefix`, the registry in `table`, and Microsoft
+/// at the emulator's `urls`.
+pub fn function_config(
+    public_base: &str,
+    secrets_prefix: &str,
+    table: &str,
+    urls: &emulator::Urls,
+) -> Vec<(String, String)> {
+    [
+        ("MSSP_PUBLIC_BASE_URL", public_base.to_owned()),
+        ("MSSP_SECRETS_PREFIX", secrets_prefix.to_owned()),
+        ("MSSP_TABLE", table.to_owned()),
+        ("MSSP_AUTHORITY_URL", urls.authority.to_string()),
+        ("MSSP_GRAPH_URL", urls.graph.to_string()),
+        ("MSSP_MDE_URL", urls.mde.to_string()),
+        ("MSSP_SIEM_URL", urls.siem.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
 /// Lambda's limit on a synchronous invocation's response: 6 MB.
 pub const RESPONSE_LIMIT: usize = 6 * 1024 * 1024;
 

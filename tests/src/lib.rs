@@ -25,6 +25,7 @@
 
 pub mod apigw;
 pub mod aws;
+pub mod bench;
 pub mod browser;
 pub mod contract;
 pub mod fleet;
@@ -104,31 +105,31 @@ impl TestEnv {
     /// An AWS SDK configuration pointing at the AWS emulator with test credentials, for tests
     /// that build SDK clients in-process.
     pub async fn aws_config(&self) -> aws_config::SdkConfig {
-        shared::adapters::aws::sdk_defaults()
-            .endpoint_url(self.moto_url.as_str().trim_end_matches('/'))
-            .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
-                "testing", "testing", None, None, "tests",
-            ))
-            .load()
-            .await
+        aws::sdk_config_at(self.moto_endpoint()).await
     }
 
     /// The environment variables that point the AWS SDK (and so every AWS adapter and Lambda
-    /// binary under test) at the AWS emulator with dummy credentials; pass them to
-    /// `Command::envs` or read them into an SDK config loader.
+    /// binary under test) at the AWS emulator with dummy credentials ([`aws::service_env`]).
     pub fn aws_env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            // Without the trailing slash: the SDK appends paths to it.
-            (
-                "AWS_ENDPOINT_URL",
-                self.moto_url.as_str().trim_end_matches('/').to_owned(),
-            ),
-            ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
-            ("AWS_REGION", "us-east-1".to_owned()),
-            ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-        ]
+        aws::service_env(self.moto_endpoint())
+    }
+
+    /// The AWS emulator's URL without the trailing slash (the SDK appends paths to it).
+    fn moto_endpoint(&self) -> &str {
+        self.moto_url.as_str().trim_end_matches('/')
+    }
+
+    /// A new DynamoDB table as the Terraform module creates it ([`aws::create_table`]), named
+    /// [`TestEnv::unique_name`]`(prefix)`, and a client for it.
+    ///
+    /// # Panics
+    ///
+    /// When the table cannot be created (a test setup failure).
+    pub async fn dynamodb_table(&self, prefix: &str) -> (aws_sdk_dynamodb::Client, String) {
+        let ddb = aws_sdk_dynamodb::Client::new(&self.aws_config().await);
+        let table = self.unique_name(prefix);
+        aws::create_table(&ddb, &table).await;
+        (ddb, table)
     }
 
     /// A name no other test (in this process or any other sharing the moto server) uses:

@@ -39,6 +39,17 @@ pub fn write_app_secret(dir: &Path, client_id: &str, client_secret: &str) -> any
         .context("writing the app secret")
 }
 
+/// The product's Microsoft endpoints at the emulator's `urls` (its SIEM URL answering for every
+/// region).
+pub fn endpoints(urls: &emulator::Urls) -> CloudEndpoints {
+    CloudEndpoints {
+        authority: urls.authority.clone(),
+        graph: urls.graph.clone(),
+        mde: urls.mde.clone(),
+        siem: shared::config::SiemEndpoint::fixed(urls.siem.clone()),
+    }
+}
+
 /// The product's dependencies over the file adapters in `dir`, reaching Microsoft at
 /// `endpoints`, with consent callbacks at `public_base` and time from `clock`.
 pub fn file_deps(

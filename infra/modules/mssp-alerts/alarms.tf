@@ -91,43 +91,36 @@ locals {
       }
     },
     {
-      tenants-needing-reconsent = {
-        description = "A tenant needs re-consent: `mssp tenants` lists it with a fresh consent link to send to the customer's admin."
-        namespace   = local.metric_namespace
-        metric      = "TenantsNeedingReconsent"
-        dimensions  = null
-        statistic   = "Sum"
-        threshold   = 0
-        notify_ok   = false
-      }
-      app-credentials = {
-        description = "Microsoft refused the app registration's client id or secret in a token refresh cycle: no tenant's token can be renewed, and every tenant stops once its access token expires. The token-refresh log line \"refresh run finished\" and `mssp status` say why (AADSTS code); usually the client secret expired or the app secret holds its Secret ID instead of its Value: create a new secret (Entra admin center > App registrations > Certificates & secrets) and write it into the app secret."
-        namespace   = local.metric_namespace
-        metric      = "AppCredentialsRefused"
-        dimensions  = null
-        statistic   = "Maximum"
-        threshold   = 0
-        notify_ok   = true
-      }
-      client-secret-expiring = {
-        description = "The app registration's client secret expires within 30 days (client_secret_expires in the app secret): create a new one (Entra admin center > App registrations > Certificates & secrets), write its Value and expiry into the app secret; the old one keeps working until it expires."
-        namespace   = local.metric_namespace
-        metric      = "ClientSecretDaysLeft"
-        dimensions  = null
-        statistic   = "Minimum"
-        threshold   = 30
-        comparison  = "LessThanThreshold"
-        notify_ok   = true
-      }
-      fetch-lag = {
-        description = "A tenant's alerts trail by more than ${local.lag_alarm_seconds} s (three fetch periods): the dashboard's table names the tenants furthest behind; see their last fetch in `mssp status` or the alert-fetcher logs (throttling, a backlog larger than a run, a failing API), and the FetchFailures graph."
-        namespace   = local.metric_namespace
-        metric      = "LagSeconds"
-        dimensions  = null
-        statistic   = "Maximum"
-        threshold   = local.lag_alarm_seconds
-        notify_ok   = true
-      }
+      # The functions' own metrics: in the namespace of the module, without dimensions, notifying
+      # when they clear unless they say otherwise.
+      for k, a in {
+        tenants-needing-reconsent = {
+          description = "A tenant needs re-consent: `mssp tenants` lists it with a fresh consent link to send to the customer's admin."
+          metric      = "TenantsNeedingReconsent"
+          statistic   = "Sum"
+          threshold   = 0
+          notify_ok   = false
+        }
+        app-credentials = {
+          description = "Microsoft refused the app registration's client id or secret in a token refresh cycle: no tenant's token can be renewed, and every tenant stops once its access token expires. The token-refresh log line \"refresh run finished\" and `mssp status` say why (AADSTS code); usually the client secret expired or the app secret holds its Secret ID instead of its Value: create a new secret (Entra admin center > App registrations > Certificates & secrets) and write it into the app secret."
+          metric      = "AppCredentialsRefused"
+          statistic   = "Maximum"
+          threshold   = 0
+        }
+        client-secret-expiring = {
+          description = "The app registration's client secret expires within 30 days (client_secret_expires in the app secret): create a new one (Entra admin center > App registrations > Certificates & secrets), write its Value and expiry into the app secret; the old one keeps working until it expires."
+          metric      = "ClientSecretDaysLeft"
+          statistic   = "Minimum"
+          threshold   = 30
+          comparison  = "LessThanThreshold"
+        }
+        fetch-lag = {
+          description = "A tenant's alerts trail by more than ${local.lag_alarm_seconds} s (three fetch periods): the dashboard's table names the tenants furthest behind; see their last fetch in `mssp status` or the alert-fetcher logs (throttling, a backlog larger than a run, a failing API), and the FetchFailures graph."
+          metric      = "LagSeconds"
+          statistic   = "Maximum"
+          threshold   = local.lag_alarm_seconds
+        }
+      } : k => merge({ namespace = local.metric_namespace, dimensions = null, notify_ok = true }, a)
     },
   )
 }

@@ -1,5 +1,6 @@
 //! The AWS adapters at their wire boundary, against the AWS emulator (moto): Secrets Manager
-//! token store and app secrets, DynamoDB tenant registry and consent nonces.
+//! token store and app secrets, DynamoDB tenant registry and consent nonces; the registry and
+//! the nonces under the contracts of `tests::contract`, which the file adapters meet too.
 
 use chrono::Utc;
 use emulator::Scenario;
@@ -7,11 +8,12 @@ use shared::adapters::aws::{
     DynamoDbConsentNonces, DynamoDbTenantRegistry, SecretsManagerAppSecrets,
     SecretsManagerTokenStore,
 };
-use shared::config::Cloud;
-use shared::domain::{AlertApi, AuthModel, Tenant, TenantId, TenantStatus, TenantTokens};
+use shared::adapters::local::{FileConsentNonces, FileTenantRegistry};
+use shared::domain::{AlertApi, AuthModel, TenantId, TenantTokens};
 use shared::ports::{AppSecrets, ConsentNonces, StoreError, TenantRegistry, TokenStore};
 use shared::secret::{AccessToken, RefreshToken};
 use tests::TestEnv;
+use tests::contract::{nonces, registry};
 
 fn tid(n: u32) -> TenantId {
     TenantId::parse(&format!("{n:08x}-0000-4000-8000-000000000000")).expect("tid")
@@ -30,8 +32,6 @@ fn tokens(t: &TenantId, rt: &str) -> TenantTokens {
         rotated_at: None,
     }
 }
-
-pub(crate) use tests::aws::create_table;
 
 #[tokio::test]
 async fn secrets_manager_creates_on_first_write_then_adds_versions_with_tags_and_kms_key() {
@@ -148,84 +148,36 @@ async fn the_app_secret_is_read_once_and_a_missing_or_broken_one_is_reported_wit
 #[tokio::test]
 async fn the_dynamodb_registry_writes_conditionally_and_lists_every_tenant_and_the_active_ones() {
     let env = TestEnv::start(Scenario::default()).await.expect("env");
-    let ddb = aws_sdk_dynamodb::Client::new(&env.aws_config().await);
-    let table = env.unique_name("mssp-table");
-    create_table(&ddb, &table).await;
-    let reg = DynamoDbTenantRegistry::new(ddb.clone(), &table);
-    assert!(reg.get(&tid(1)).await.expect("get").is_none());
-    let mut all = Vec::new();
-    for n in 0..30 {
-        let t = Tenant::pending(
-            tid(n),
-            format!("Customer {n}"),
-            AuthModel::Application,
-            AlertApi::Graph,
-            Cloud::Commercial,
-            Utc::now(),
-        );
-        reg.create(&t).await.expect("create");
-        all.push(t);
-    }
-    assert!(matches!(
-        reg.create(&all[0]).await,
-        Err(StoreError::Conflict)
-    ));
-    let listed = reg.list().await.expect("list");
-    assert_eq!(listed.len(), 30);
-    assert_eq!(listed, all);
+    let (ddb, table) = env.dynamodb_table("mssp-table").await;
+    let reg = DynamoDbTenantRegistry::new(ddb, &table);
+    registry::writes_conditionally_and_lists_every_tenant_and_the_active_ones(&reg).await;
+}
 
-    let mut a = reg.get(&tid(3)).await.expect("get").expect("exists");
-    a.display_name = "Renamed".into();
-    let stored = reg.update(&a).await.expect("first writer wins");
-    assert_eq!(stored.version, 1);
-    assert!(
-        matches!(reg.update(&a).await, Err(StoreError::Conflict)),
-        "stale version"
-    );
-    let ghost = Tenant::pending(
-        tid(999),
-        "Ghost".into(),
-        AuthModel::Application,
-        AlertApi::Graph,
-        Cloud::Commercial,
-        Utc::now(),
-    );
-    assert!(matches!(
-        reg.update(&ghost).await,
-        Err(StoreError::NotFound)
-    ));
-    assert_eq!(
-        reg.get(&tid(3))
-            .await
-            .expect("get")
-            .expect("exists")
-            .display_name,
-        "Renamed"
-    );
-
-    // The active tenants come from the status index: only the tenants made active, as stored.
-    assert!(reg.list_active().await.expect("none active").is_empty());
-    let mut active = Vec::new();
-    for n in [4, 7, 20] {
-        let mut t = reg.get(&tid(n)).await.expect("get").expect("exists");
-        t.status = TenantStatus::Active;
-        active.push(reg.update(&t).await.expect("activate"));
-    }
-    assert_eq!(reg.list_active().await.expect("active"), active);
+#[tokio::test]
+async fn the_file_registry_writes_conditionally_and_lists_every_tenant_and_the_active_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reg = FileTenantRegistry::new(dir.path());
+    registry::writes_conditionally_and_lists_every_tenant_and_the_active_ones(&reg).await;
 }
 
 #[tokio::test]
 async fn a_dynamodb_nonce_is_consumed_once() {
     let env = TestEnv::start(Scenario::default()).await.expect("env");
-    let ddb = aws_sdk_dynamodb::Client::new(&env.aws_config().await);
-    let table = env.unique_name("mssp-table");
-    create_table(&ddb, &table).await;
-    let nonces = DynamoDbConsentNonces::new(ddb, &table);
-    let now = Utc::now();
-    let exp = now + chrono::Duration::minutes(30);
-    assert!(nonces.consume("n0nce-A", now, exp).await.expect("first"));
-    assert!(!nonces.consume("n0nce-A", now, exp).await.expect("replay"));
-    assert!(nonces.consume("n0nce-B", now, exp).await.expect("another"));
+    let (ddb, table) = env.dynamodb_table("mssp-table").await;
+    nonces::are_consumed_once(&DynamoDbConsentNonces::new(ddb, &table)).await;
+}
+
+#[tokio::test]
+async fn a_file_nonce_is_consumed_once_and_hostile_nonces_never_touch_the_disk() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let n = FileConsentNonces::new(dir.path());
+    nonces::are_consumed_once(&n).await;
+    let exp = Utc::now() + chrono::Duration::minutes(5);
+    assert!(
+        !n.consume("../../etc/passwd", Utc::now(), exp)
+            .await
+            .expect("hostile")
+    );
 }
 
 #[tokio::test]
@@ -244,11 +196,8 @@ async fn an_unreachable_store_is_reported_as_unavailable() {
 async fn a_consent_over_the_aws_adapters_puts_tokens_in_the_secret_and_none_in_the_table() {
     use crate::fixtures::{NORTHWIND, World};
     let env = TestEnv::start(Scenario::default()).await.expect("env");
-    let conf = env.aws_config().await;
-    let ddb = aws_sdk_dynamodb::Client::new(&conf);
-    let sm = aws_sdk_secretsmanager::Client::new(&conf);
-    let table = env.unique_name("mssp-table");
-    create_table(&ddb, &table).await;
+    let (ddb, table) = env.dynamodb_table("mssp-table").await;
+    let sm = aws_sdk_secretsmanager::Client::new(&env.aws_config().await);
     let prefix = env.unique_name("mssp");
     let mut w = World::start().await;
     w.services.registry = std::sync::Arc::new(DynamoDbTenantRegistry::new(ddb.clone(), &table));

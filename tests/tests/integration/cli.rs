@@ -76,6 +76,13 @@ pub(crate) async fn mssp(cwd: &Path, args: &[&str], envs: &[(String, String)]) -
     }
 }
 
+/// [`mssp`], which must exit 0.
+pub(crate) async fn mssp_ok(cwd: &Path, args: &[&str], envs: &[(String, String)]) -> Run {
+    let run = mssp(cwd, args, envs).await;
+    assert_eq!(run.code, Some(0), "mssp {args:?}: {run:?}");
+    run
+}
+
 pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -366,8 +373,7 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
         .expect("http");
 
     // init: a commented config and an app credentials template with a fresh state key.
-    let init = mssp(root, &["init", "--dir", "."], &[]).await;
-    assert_eq!(init.code, Some(0), "{init:?}");
+    let init = mssp_ok(root, &["init", "--dir", "."], &[]).await;
     assert!(root.join("mssp.toml").is_file());
     let app_path = root.join("mssp-data/secrets/app.json");
     let mut app: Value =
@@ -429,7 +435,7 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
         (FABRIKAM, "Fabrikam", "delegated-v2", "mde"),
         (NORTHWIND, "Northwind", "application", "graph"),
     ] {
-        let add = mssp(
+        let add = mssp_ok(
             root,
             &with(&[
                 "tenants", "add", id, "--name", name, "--model", model, "--api", api,
@@ -437,7 +443,6 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
             &[],
         )
         .await;
-        assert_eq!(add.code, Some(0), "{add:?}");
         let link = link_in(&add.stdout);
         assert!(
             link.starts_with(&format!("{public}/consent/start?link=")),
@@ -446,8 +451,7 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
         links.push(link);
         outputs.push(add.all());
     }
-    let list = mssp(root, &with(&["tenants", "list", "--json"]), &[]).await;
-    assert_eq!(list.code, Some(0), "{list:?}");
+    let list = mssp_ok(root, &with(&["tenants", "list", "--json"]), &[]).await;
     let tenants = list.json();
     assert_eq!(tenants.as_array().expect("array").len(), 3);
     assert!(
@@ -472,8 +476,7 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
         regions.contains(&(json!("graph"), Value::Null)),
         "{regions:?}"
     );
-    let link = mssp(root, &with(&["consent-link", NORTHWIND]), &[]).await;
-    assert_eq!(link.code, Some(0), "{link:?}");
+    let link = mssp_ok(root, &with(&["consent-link", NORTHWIND]), &[]).await;
     assert!(link.stdout.trim().starts_with(&public), "{link:?}");
 
     // serve: the consent endpoint and the schedules in one process.
@@ -513,15 +516,13 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
     }
 
     // status: every tenant active, fetched, no error.
-    let status = mssp(root, &with(&["status", "--json"]), &[]).await;
-    assert_eq!(status.code, Some(0), "{status:?}");
+    let status = mssp_ok(root, &with(&["status", "--json"]), &[]).await;
     for h in status.json().as_array().expect("array") {
         assert_eq!(h["status"], "active", "{h}");
         assert_eq!(h["last_fetch_ok"], true, "{h}");
         assert!(h["lag_s"].as_i64().is_some(), "{h}");
     }
-    let table = mssp(root, &with(&["status"]), &[]).await;
-    assert_eq!(table.code, Some(0), "{table:?}");
+    let table = mssp_ok(root, &with(&["status"]), &[]).await;
     for word in [
         "TENANT",
         "MODEL",
@@ -553,8 +554,7 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
         assert!(added.status().is_success(), "{}", added.status());
     }
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let run = mssp(root, &with(&["run", "--once"]), &[]).await;
-    assert_eq!(run.code, Some(0), "{run:?}");
+    let run = mssp_ok(root, &with(&["run", "--once"]), &[]).await;
     for name in ["Contoso", "Fabrikam", "Northwind"] {
         assert!(
             run.stderr.contains(&format!("{name}: 1 alerts delivered")),
@@ -579,11 +579,9 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
             "{id}: exactly once after run: {c:?}"
         );
     }
-    let one = mssp(root, &with(&["run", "--once", CONTOSO]), &[]).await;
-    assert_eq!(one.code, Some(0), "{one:?}");
+    let one = mssp_ok(root, &with(&["run", "--once", CONTOSO]), &[]).await;
     assert!(one.stderr.contains("fetching 1 tenants"), "{one:?}");
-    let forced = mssp(root, &with(&["refresh", "--force"]), &[]).await;
-    assert_eq!(forced.code, Some(0), "{forced:?}");
+    let forced = mssp_ok(root, &with(&["refresh", "--force"]), &[]).await;
     assert_eq!(
         forced.stdout.matches("refreshed").count(),
         3,
@@ -602,13 +600,12 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
         .await
         .expect("control api");
     assert!(added.status().is_success(), "{}", added.status());
-    let backfill = mssp(
+    let backfill = mssp_ok(
         root,
         &with(&["backfill", NORTHWIND, "--since", "-30d", "--api", "graph"]),
         &[],
     )
     .await;
-    assert_eq!(backfill.code, Some(0), "{backfill:?}");
     assert!(backfill.stdout.contains("30 delivered"), "{backfill:?}");
     let records = sink.records(Some(&tid(NORTHWIND))).expect("records");
     let c = check(&emu, NORTHWIND, &records);
@@ -616,13 +613,12 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
         c.duplicates == 0 && c.missing.is_empty(),
         "the backfilled history exactly once: {c:?}"
     );
-    let again = mssp(
+    let again = mssp_ok(
         root,
         &with(&["backfill", NORTHWIND, "--since", "-30d"]),
         &[],
     )
     .await;
-    assert_eq!(again.code, Some(0), "{again:?}");
     assert!(again.stdout.contains("0 delivered"), "{again:?}");
     let wrong = mssp(
         root,
@@ -636,13 +632,12 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
     // fetch: a range on demand, as NDJSON and JSON; the cursor does not move.
     let cursor = root.join(format!("mssp-data/cursors/{CONTOSO}"));
     let before = snapshot(&cursor);
-    let nd = mssp(
+    let nd = mssp_ok(
         root,
         &with(&["fetch", CONTOSO, "--since", "-3h", "--format", "ndjson"]),
         &[],
     )
     .await;
-    assert_eq!(nd.code, Some(0), "{nd:?}");
     let lines: Vec<Value> = nd
         .stdout
         .lines()
@@ -656,13 +651,12 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
     );
     assert!(nd.stderr.contains("alert versions of"), "{nd:?}");
     // The same range as OCSF: one valid Detection Finding per record, metadata.uid its dedup key.
-    let oc = mssp(
+    let oc = mssp_ok(
         root,
         &with(&["fetch", CONTOSO, "--since", "-3h", "--format", "ocsf"]),
         &[],
     )
     .await;
-    assert_eq!(oc.code, Some(0), "{oc:?}");
     let events: Vec<Value> = oc
         .stdout
         .lines()
@@ -689,13 +683,12 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
         before,
         "an on-demand fetch leaves the cursor"
     );
-    let js = mssp(
+    let js = mssp_ok(
         root,
         &with(&["fetch", FABRIKAM, "--since", "-3h", "--until", "now"]),
         &[],
     )
     .await;
-    assert_eq!(js.code, Some(0), "{js:?}");
     assert_eq!(
         js.json().as_array().expect("array").len(),
         exposed(&emu, FABRIKAM)
@@ -704,22 +697,19 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
     outputs.push(js.stderr.clone());
 
     // show, suspend, resume.
-    let show = mssp(root, &with(&["tenants", "show", FABRIKAM]), &[]).await;
-    assert_eq!(show.code, Some(0), "{show:?}");
+    let show = mssp_ok(root, &with(&["tenants", "show", FABRIKAM]), &[]).await;
     assert!(
         show.stdout.contains("Fabrikam") && show.stdout.contains("delegated-v2"),
         "{show:?}"
     );
-    let suspend = mssp(root, &with(&["tenants", "suspend", FABRIKAM]), &[]).await;
-    assert_eq!(suspend.code, Some(0), "{suspend:?}");
+    mssp_ok(root, &with(&["tenants", "suspend", FABRIKAM]), &[]).await;
     let refused = mssp(root, &with(&["refresh", FABRIKAM]), &[]).await;
     assert_eq!(
         refused.code,
         Some(4),
         "a suspended tenant is not refreshed: {refused:?}"
     );
-    let resume = mssp(root, &with(&["tenants", "resume", FABRIKAM, "--json"]), &[]).await;
-    assert_eq!(resume.code, Some(0), "{resume:?}");
+    let resume = mssp_ok(root, &with(&["tenants", "resume", FABRIKAM, "--json"]), &[]).await;
     assert_eq!(resume.json()["status"], "active");
     let twice = mssp(root, &with(&["tenants", "resume", FABRIKAM]), &[]).await;
     assert_eq!(twice.code, Some(4), "{twice:?}");
@@ -746,8 +736,7 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
     }
 
     // remove: tokens and cursor deleted, the record kept as offboarded.
-    let remove = mssp(root, &with(&["tenants", "remove", NORTHWIND]), &[]).await;
-    assert_eq!(remove.code, Some(0), "{remove:?}");
+    mssp_ok(root, &with(&["tenants", "remove", NORTHWIND]), &[]).await;
     assert!(
         !root
             .join(format!("mssp-data/secrets/tenants/{NORTHWIND}.json"))
@@ -763,8 +752,7 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
     assert_eq!(show.json()["tenant"]["status"], "offboarded", "{show:?}");
 
     // refresh of every active tenant.
-    let refresh = mssp(root, &with(&["refresh"]), &[]).await;
-    assert_eq!(refresh.code, Some(0), "{refresh:?}");
+    let refresh = mssp_ok(root, &with(&["refresh"]), &[]).await;
     assert!(refresh.stdout.contains("Contoso"), "{refresh:?}");
 
     // 91 idle days later at Microsoft, Contoso's refresh token is dead: re-consent, with a link.
@@ -823,8 +811,7 @@ pub(crate) fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
 async fn mssp_demo_runs_end_to_end_and_prints_a_table_per_tenant() {
     let dir = tempfile::tempdir().expect("tempdir");
     let started = std::time::Instant::now();
-    let demo = mssp(dir.path(), &["demo", "--data-dir", "demo-data"], &[]).await;
-    assert_eq!(demo.code, Some(0), "{demo:?}");
+    let demo = mssp_ok(dir.path(), &["demo", "--data-dir", "demo-data"], &[]).await;
     assert!(started.elapsed() < Duration::from_secs(60));
     for word in [
         "TENANT",
@@ -1006,7 +993,7 @@ async fn operator_commands_work_on_the_aws_deployment_with_backend_aws() {
         v
     };
 
-    let add = mssp(
+    let add = mssp_ok(
         root,
         &aws(&[
             "tenants",
@@ -1022,41 +1009,35 @@ async fn operator_commands_work_on_the_aws_deployment_with_backend_aws() {
         &env,
     )
     .await;
-    assert_eq!(add.code, Some(0), "{add:?}");
     let link = link_in(&add.stdout);
     assert!(link.starts_with(w.gw.url().as_str()), "{link}");
     let page = consent(&w.env.http, &link).await;
     assert!(page.contains("Consent recorded"), "{page}");
 
-    let status = mssp(root, &aws(&["status", "--json"]), &env).await;
-    assert_eq!(status.code, Some(0), "{status:?}");
+    let status = mssp_ok(root, &aws(&["status", "--json"]), &env).await;
     assert_eq!(status.json()[0]["status"], "active", "{status:?}");
 
-    let refresh = mssp(root, &aws(&["refresh", FABRIKAM, "--force"]), &env).await;
-    assert_eq!(refresh.code, Some(0), "{refresh:?}");
+    let refresh = mssp_ok(root, &aws(&["refresh", FABRIKAM, "--force"]), &env).await;
     assert!(refresh.stdout.contains("refreshed"), "{refresh:?}");
 
-    let fetched = mssp(
+    let fetched = mssp_ok(
         root,
         &aws(&["fetch", FABRIKAM, "--since", "-3h", "--format", "ndjson"]),
         &env,
     )
     .await;
-    assert_eq!(fetched.code, Some(0), "{fetched:?}");
     assert_eq!(
         fetched.stdout.lines().count(),
         exposed(&w.env.emulator, FABRIKAM),
         "{fetched:?}"
     );
 
-    let suspend = mssp(root, &aws(&["tenants", "suspend", FABRIKAM]), &env).await;
-    assert_eq!(suspend.code, Some(0), "{suspend:?}");
+    mssp_ok(root, &aws(&["tenants", "suspend", FABRIKAM]), &env).await;
     assert_eq!(
         w.tenant(FABRIKAM).await.expect("tenant").status,
         shared::domain::TenantStatus::Suspended
     );
-    let remove = mssp(root, &aws(&["tenants", "remove", FABRIKAM]), &env).await;
-    assert_eq!(remove.code, Some(0), "{remove:?}");
+    let remove = mssp_ok(root, &aws(&["tenants", "remove", FABRIKAM]), &env).await;
     assert!(
         w.tokens(FABRIKAM).await.is_none(),
         "the tenant's secret is deleted"

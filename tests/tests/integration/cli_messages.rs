@@ -8,7 +8,6 @@ use std::sync::Arc;
 use chrono::{Duration, Utc};
 use serde_json::json;
 use shared::clock::SystemClock;
-use shared::config::CloudEndpoints;
 use shared::domain::{AlertApi, AuthModel};
 use shared::flows::onboarding::NewTenant;
 use url::Url;
@@ -50,12 +49,7 @@ async fn status_and_refresh_show_the_app_registrations_health_and_each_cause_who
     let u = emu.urls().clone();
     let services = tests::local::file_deps(
         &data,
-        CloudEndpoints {
-            authority: u.authority.clone(),
-            graph: u.graph.clone(),
-            mde: u.mde.clone(),
-            siem: shared::config::SiemEndpoint::fixed(u.siem.clone()),
-        },
+        tests::local::endpoints(&u),
         Url::parse(&public).expect("url"),
         Arc::new(SystemClock),
     );

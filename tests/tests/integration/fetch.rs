@@ -9,7 +9,7 @@ use shared::domain::{AlertApi, AuthModel};
 use shared::flows::fetch::FetchFlowError;
 use shared::record::Change;
 
-use crate::fixtures::{CONTOSO, FABRIKAM, NORTHWIND, World, scenario, tid};
+use crate::fixtures::{CONTOSO, FABRIKAM, NORTHWIND, World, generating, tid};
 
 fn fault(tenant: &str, api: FaultTarget, kind: FaultKind, count: u32) -> FaultRule {
     FaultRule {
@@ -109,20 +109,14 @@ async fn an_alert_that_becomes_visible_late_inside_the_overlap_is_delivered() {
 /// A scenario whose Northwind (Graph) and Fabrikam (MDE) hold `n` alerts created a second apart
 /// that were all updated at the same instant.
 fn same_update_time(n: usize) -> emulator::Scenario {
-    let mut sc = scenario();
-    for t in &mut sc.tenants {
-        if t.id == NORTHWIND || t.id == FABRIKAM {
-            t.generate = vec![
-                serde_json::from_value(json!({
-                    "count": n, "start": "-3h", "every": "1s", "seed": 5,
-                    "update_fraction": 1.0, "update_at": "-10m", "update_status": "inProgress"
-                }))
-                .expect("generate"),
-            ];
-            t.switches.graph_next_link = false;
-        }
-    }
-    sc
+    generating(
+        &[NORTHWIND, FABRIKAM],
+        json!({
+            "count": n, "start": "-3h", "every": "1s", "seed": 5,
+            "update_fraction": 1.0, "update_at": "-10m", "update_status": "inProgress"
+        }),
+        |s| s.graph_next_link = false,
+    )
 }
 
 #[tokio::test]
@@ -160,19 +154,14 @@ async fn five_thousand_alerts_sharing_one_update_time_drain_once_on_mde_in_pages
 async fn a_graph_backlog_deeper_than_skip_and_top_can_reach_is_drained() {
     // $skip stops at 500 and $top at 1,000, so offsets reach 1,500 alerts at most; next links
     // stop after 2,000. 6,000 alerts over two days must still all arrive.
-    let mut sc = scenario();
-    for t in &mut sc.tenants {
-        if t.id == NORTHWIND {
-            t.generate = vec![
-                serde_json::from_value(json!({
-                    "count": 6000, "start": "-2d", "every": "25s", "seed": 8,
-                    "update_fraction": 0.3, "update_after": "30m"
-                }))
-                .expect("generate"),
-            ];
-            t.switches.graph_next_link_max_offset = Some(2000);
-        }
-    }
+    let sc = generating(
+        &[NORTHWIND],
+        json!({
+            "count": 6000, "start": "-2d", "every": "25s", "seed": 8,
+            "update_fraction": 0.3, "update_after": "30m"
+        }),
+        |s| s.graph_next_link_max_offset = Some(2000),
+    );
     let w = World::start_with(sc).await;
     w.onboard(NORTHWIND, AuthModel::Application, AlertApi::Graph)
         .await;
@@ -285,17 +274,13 @@ async fn a_second_fetch_while_the_lease_is_held_is_refused() {
 
 #[tokio::test]
 async fn a_big_window_is_committed_chunk_by_chunk() {
-    let mut sc = scenario();
-    for t in &mut sc.tenants {
-        if t.id == NORTHWIND {
-            t.generate = vec![
-                serde_json::from_value(json!({
-                    "count": 3000, "start": "-1d", "every": "20s", "seed": 2
-                }))
-                .expect("generate"),
-            ];
-        }
-    }
+    let sc = generating(
+        &[NORTHWIND],
+        json!({
+            "count": 3000, "start": "-1d", "every": "20s", "seed": 2
+        }),
+        |_| {},
+    );
     let mut w = World::start_with(sc).await;
     w.services.settings.fetch.chunk_target = 500;
     w.onboard(NORTHWIND, AuthModel::Application, AlertApi::Graph)
@@ -308,19 +293,14 @@ async fn a_big_window_is_committed_chunk_by_chunk() {
 
 #[tokio::test]
 async fn more_alerts_than_a_page_sharing_one_creation_time_are_paged_through_with_skip() {
-    let mut sc = scenario();
-    for t in &mut sc.tenants {
-        if t.id == NORTHWIND || t.id == FABRIKAM {
-            t.generate = vec![
-                serde_json::from_value(json!({
-                    "count": 260, "start": "-1h", "every": "0s", "seed": 12,
-                    "update_fraction": 0.2, "update_after": "10m"
-                }))
-                .expect("generate"),
-            ];
-            t.switches.graph_next_link = false;
-        }
-    }
+    let sc = generating(
+        &[NORTHWIND, FABRIKAM],
+        json!({
+            "count": 260, "start": "-1h", "every": "0s", "seed": 12,
+            "update_fraction": 0.2, "update_after": "10m"
+        }),
+        |s| s.graph_next_link = false,
+    );
     let mut w = World::start_with(sc).await;
     w.services.settings.fetch.graph_page = 50;
     w.services.settings.fetch.mde_page = 50;

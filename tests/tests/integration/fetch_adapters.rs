@@ -1,26 +1,26 @@
 //! The fetch adapters at their wire boundary, against the AWS emulator (moto): the DynamoDB
 //! cursor store (leases, conditional commits, compressed records) and the S3 alert sink
-//! (deterministic keys, SSE-KMS, what an interrupted attempt left).
+//! (deterministic keys, SSE-KMS, what an interrupted attempt left). The cursor stores and the
+//! delivery indexes, DynamoDB and file alike, run the contracts of `tests::contract`.
 
 use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::types::ServerSideEncryption;
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, Utc};
 use emulator::Scenario;
 use serde_json::json;
 use shared::adapters::aws::DynamoDbTenantRegistry;
 use shared::adapters::aws::{DynamoDbCursorStore, S3AlertSink, s3_client};
 use shared::config::Cloud;
 use shared::domain::{AlertApi, AuthModel, Tenant, TenantId};
-use shared::ports::{
-    AlertSink, BatchId, Cursor, CursorStore, LeaseError, StoreError, TenantRegistry,
-};
+use shared::ports::{AlertSink, BatchId, CursorStore, TenantRegistry};
 use shared::record::{AlertRecord, Change};
 use tests::TestEnv;
-use tests::contract::{day, delivery_index_deletes_one_tenant, delivery_index_keeps_days_as_sets};
-
-use crate::aws_adapters::create_table;
+use tests::aws::object_keys;
+use tests::contract::{
+    at, day, delivery_index_deletes_one_tenant, delivery_index_keeps_days_as_sets, ttl,
+};
 
 const KMS_KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555";
 
@@ -28,29 +28,8 @@ fn tid(n: u32) -> TenantId {
     TenantId::parse(&format!("{n:08x}-0000-4000-8000-000000000000")).expect("tid")
 }
 
-fn at(h: u32, m: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, 1, h, m, 0)
-        .single()
-        .expect("valid time")
-}
-
-fn ttl() -> Duration {
-    Duration::minutes(5)
-}
-
-/// `cursor` having delivered `keys`, up to 09:00.
-/// The cursor a run commits at the end: progress made, the attempt done.
-fn progressed(mut cursor: Cursor, keys: &[&str]) -> Cursor {
-    cursor.attempt_date = None;
-    cursor.watermark = Some(at(9, 0));
-    cursor.delivered = keys.iter().map(|k| (k.to_string(), at(8, 59))).collect();
-    cursor
-}
-
 async fn cursor_store(env: &TestEnv) -> (DynamoDbCursorStore, aws_sdk_dynamodb::Client, String) {
-    let ddb = aws_sdk_dynamodb::Client::new(&env.aws_config().await);
-    let table = env.unique_name("mssp-table");
-    create_table(&ddb, &table).await;
+    let (ddb, table) = env.dynamodb_table("mssp-table").await;
     (DynamoDbCursorStore::new(ddb.clone(), &table), ddb, table)
 }
 
@@ -105,175 +84,48 @@ async fn alert_sink(
     )
 }
 
-async fn keys(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut token = None;
-    loop {
-        let page = s3
-            .list_objects_v2()
-            .bucket(bucket)
-            .set_continuation_token(token.take())
-            .send()
+/// The DynamoDB adapter of [`CursorStore`] under the contract every adapter meets.
+mod dynamodb_cursor_store {
+    use super::tid;
+
+    async fn store() -> (super::DynamoDbCursorStore, super::TestEnv) {
+        let env = super::TestEnv::start(super::Scenario::default())
             .await
-            .expect("list");
-        out.extend(
-            page.contents()
-                .iter()
-                .filter_map(|o| o.key().map(str::to_string)),
-        );
-        match page.next_continuation_token() {
-            Some(t) => token = Some(t.to_string()),
-            None => break,
-        }
+            .expect("env");
+        (super::cursor_store(&env).await.0, env)
     }
-    out
+
+    tests::cursor_store_contract!(store);
 }
 
-#[tokio::test]
-async fn the_first_acquire_creates_the_cursor_and_a_second_owner_waits_for_the_lease_to_expire() {
-    let env = TestEnv::start(Scenario::default()).await.expect("env");
-    let (store, _, _) = cursor_store(&env).await;
-    let t = tid(1);
-    assert!(store.get(&t, AlertApi::Graph).await.expect("get").is_none());
+/// The file adapter of [`CursorStore`] under the same contract.
+mod file_cursor_store {
+    use shared::adapters::local::FileCursorStore;
 
-    let a = store
-        .acquire(&t, AlertApi::Graph, "run-a", at(9, 0), ttl())
-        .await
-        .expect("first acquire");
-    assert_eq!(a.version, 0);
-    assert_eq!(a.watermark, None);
-    assert!(a.delivered.is_empty());
-    assert_eq!(a.attempt_date.as_deref(), Some("2026-03-01"));
-    let lease = a.lease.clone().expect("lease");
-    assert_eq!(
-        (lease.owner.as_str(), lease.expires_at),
-        ("run-a", at(9, 5))
-    );
-    assert_eq!(store.get(&t, AlertApi::Graph).await.expect("get"), Some(a));
+    use super::{at, tid, ttl};
+    use shared::domain::AlertApi;
+    use shared::ports::CursorStore;
 
-    let refused = store
-        .acquire(&t, AlertApi::Graph, "run-b", at(9, 4), ttl())
-        .await
-        .expect_err("the lease is live");
-    assert!(
-        matches!(refused, LeaseError::Held { until } if until == at(9, 5)),
-        "{refused:?}"
-    );
-    let renewed = store
-        .acquire(&t, AlertApi::Graph, "run-a", at(9, 4), ttl())
-        .await
-        .expect("its owner renews it");
-    assert_eq!(renewed.lease.map(|l| l.expires_at), Some(at(9, 9)));
+    async fn store() -> (FileCursorStore, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        (FileCursorStore::new(dir.path()), dir)
+    }
 
-    let b = store
-        .acquire(&t, AlertApi::Graph, "run-b", at(9, 9), ttl())
-        .await
-        .expect("the lease expired at 09:09");
-    assert_eq!(b.lease.map(|l| l.owner).as_deref(), Some("run-b"));
-    assert_eq!(b.attempt_date.as_deref(), Some("2026-03-01"), "kept");
-    store
-        .acquire(&t, AlertApi::Mde, "run-c", at(9, 9), ttl())
-        .await
-        .expect("each API has its own lease");
-}
+    tests::cursor_store_contract!(store);
 
-#[tokio::test]
-async fn a_commit_that_lost_its_lease_conflicts_and_versions_never_go_backwards() {
-    let env = TestEnv::start(Scenario::default()).await.expect("env");
-    let (store, _, _) = cursor_store(&env).await;
-    let t = tid(2);
-    let a = store
-        .acquire(&t, AlertApi::Mde, "run-a", at(9, 0), ttl())
-        .await
-        .expect("a");
-    let b = store
-        .acquire(&t, AlertApi::Mde, "run-b", at(9, 6), ttl())
-        .await
-        .expect("b takes a's expired lease");
-
-    let lost = store
-        .commit(&progressed(a.clone(), &["k-a"]), "run-a", at(9, 7))
-        .await;
-    assert!(matches!(lost, Err(StoreError::Conflict)), "{lost:?}");
-    let committed = store
-        .commit(&progressed(b, &["k-b"]), "run-b", at(9, 7))
-        .await
-        .expect("b commits");
-    assert_eq!(committed.version, 1);
-    assert_eq!(committed.attempt_date, None);
-    assert_eq!(
-        committed.lease.as_ref().map(|l| l.owner.as_str()),
-        Some("run-b")
-    );
-
-    let late = store
-        .commit(&progressed(a, &["k-a"]), "run-a", at(9, 8))
-        .await;
-    assert!(matches!(late, Err(StoreError::Conflict)), "{late:?}");
-    let stored = store
-        .get(&t, AlertApi::Mde)
-        .await
-        .expect("get")
-        .expect("exists");
-    assert_eq!(stored, committed, "b's commit stands, untouched by a");
-    assert!(stored.delivered.contains_key("k-b") && !stored.delivered.contains_key("k-a"));
-
-    let expired = store
-        .commit(&progressed(stored.clone(), &["k-c"]), "run-b", at(9, 11))
-        .await;
-    assert!(
-        matches!(expired, Err(StoreError::Conflict)),
-        "a lease is dead at its expiry: {expired:?}"
-    );
-    let again = store
-        .acquire(&t, AlertApi::Mde, "run-a", at(9, 12), ttl())
-        .await
-        .expect("a again");
-    assert!(again.version >= stored.version);
-    assert_eq!(
-        again.attempt_date.as_deref(),
-        Some("2026-03-01"),
-        "a new attempt"
-    );
-}
-
-#[tokio::test]
-async fn a_dynamodb_commit_from_a_stale_version_conflicts() {
-    let env = TestEnv::start(Scenario::default()).await.expect("env");
-    let (store, _, _) = cursor_store(&env).await;
-    let t = tid(3);
-    let c = store
-        .acquire(&t, AlertApi::Siem, "run-a", at(9, 0), ttl())
-        .await
-        .expect("acquire");
-    let first = store
-        .commit(&progressed(c.clone(), &["k1"]), "run-a", at(9, 1))
-        .await
-        .expect("first");
-    let stale = store
-        .commit(&progressed(c, &["k2"]), "run-a", at(9, 2))
-        .await;
-    assert!(matches!(stale, Err(StoreError::Conflict)), "{stale:?}");
-    let second = store
-        .commit(&progressed(first, &["k2"]), "run-a", at(9, 2))
-        .await
-        .expect("from the stored version");
-    assert_eq!(second.version, 2);
-    let never = store
-        .commit(&Cursor::new(tid(33), AlertApi::Siem), "run-a", at(9, 2))
-        .await;
-    assert!(
-        matches!(never, Err(StoreError::Conflict)),
-        "no cursor, no lease: {never:?}"
-    );
-    assert!(
+    #[tokio::test]
+    async fn a_cursor_is_a_json_file_per_tenant_and_api() {
+        let (store, dir) = store().await;
         store
-            .get(&tid(33), AlertApi::Siem)
+            .acquire(&tid(1), AlertApi::Graph, "run-a", at(9, 0), ttl())
             .await
-            .expect("get")
-            .is_none(),
-        "a refused commit creates nothing"
-    );
+            .expect("acquire");
+        assert!(
+            dir.path()
+                .join(format!("cursors/{}/graph.json", tid(1)))
+                .is_file()
+        );
+    }
 }
 
 #[tokio::test]
@@ -336,7 +188,7 @@ async fn five_thousand_delivered_keys_round_trip_compressed() {
 }
 
 #[tokio::test]
-async fn release_frees_only_its_owners_lease_and_delete_removes_every_cursor_but_the_tenant() {
+async fn delete_removes_every_cursor_but_the_tenant() {
     let env = TestEnv::start(Scenario::default()).await.expect("env");
     let (store, ddb, table) = cursor_store(&env).await;
     let t = tid(5);
@@ -358,40 +210,6 @@ async fn release_frees_only_its_owners_lease_and_delete_removes_every_cursor_but
             .await
             .expect("acquire");
     }
-    store
-        .acquire(&tid(6), AlertApi::Graph, "run-z", at(9, 0), ttl())
-        .await
-        .expect("another tenant");
-
-    store
-        .release(&t, AlertApi::Graph, "run-b")
-        .await
-        .expect("not b's: nothing happens");
-    assert!(matches!(
-        store
-            .acquire(&t, AlertApi::Graph, "run-b", at(9, 1), ttl())
-            .await,
-        Err(LeaseError::Held { .. })
-    ));
-    store
-        .release(&t, AlertApi::Graph, "run-a")
-        .await
-        .expect("release");
-    let released = store
-        .get(&t, AlertApi::Graph)
-        .await
-        .expect("get")
-        .expect("exists");
-    assert_eq!(released.lease, None);
-    store
-        .acquire(&t, AlertApi::Graph, "run-b", at(9, 1), ttl())
-        .await
-        .expect("free after release");
-    store
-        .release(&tid(7), AlertApi::Graph, "run-a")
-        .await
-        .expect("releasing nothing is fine");
-
     store.delete(&t).await.expect("delete");
     for api in AlertApi::ALL {
         assert!(store.get(&t, api).await.expect("get").is_none(), "{api}");
@@ -400,15 +218,6 @@ async fn release_frees_only_its_owners_lease_and_delete_removes_every_cursor_but
         registry.get(&t).await.expect("get").is_some(),
         "tenant kept"
     );
-    assert!(
-        store
-            .get(&tid(6), AlertApi::Graph)
-            .await
-            .expect("get")
-            .is_some(),
-        "other tenants keep theirs"
-    );
-    store.delete(&t).await.expect("deleting nothing is fine");
 }
 
 #[tokio::test]
@@ -421,7 +230,10 @@ async fn alert_objects_land_at_their_keys_with_sse_kms_and_a_rewrite_replaces_th
         .await
         .expect("write");
     let key = format!("alerts/tenant={t}/date=2026-03-01/graph-0000000012-00000.ndjson.gz");
-    assert_eq!(keys(&s3, &bucket).await, std::slice::from_ref(&key));
+    assert_eq!(
+        object_keys(&s3, &bucket, "").await,
+        std::slice::from_ref(&key)
+    );
 
     let head = s3
         .head_object()
@@ -447,7 +259,11 @@ async fn alert_objects_land_at_their_keys_with_sse_kms_and_a_rewrite_replaces_th
     sink.write_batch(&batch(&t, 12, 0), &retried)
         .await
         .expect("rewrite");
-    assert_eq!(keys(&s3, &bucket).await, [key], "replaced, not added");
+    assert_eq!(
+        object_keys(&s3, &bucket, "").await,
+        [key],
+        "replaced, not added"
+    );
     assert_eq!(sink.records(Some(&t)).await.expect("records"), retried);
 }
 
@@ -495,7 +311,10 @@ async fn an_s3_attempts_contents_are_exactly_its_objects_across_listing_pages() 
     sink.write_batch(&batch(&other, 7, 0), std::slice::from_ref(&other_tenant))
         .await
         .expect("other tenant");
-    assert_eq!(keys(&s3, &bucket).await.len(), ATTEMPT as usize + 4);
+    assert_eq!(
+        object_keys(&s3, &bucket, "").await.len(),
+        ATTEMPT as usize + 4
+    );
 
     let got = sink
         .attempt_contents(&t, AlertApi::Graph, "2026-03-01", 7)
@@ -513,7 +332,7 @@ async fn an_s3_attempts_contents_are_exactly_its_objects_across_listing_pages() 
         "exactly the attempt's records, nothing of v6, v70, mde or another tenant"
     );
     assert_eq!(
-        keys(&s3, &bucket).await.len(),
+        object_keys(&s3, &bucket, "").await.len(),
         ATTEMPT as usize + 4,
         "nothing is deleted"
     );
@@ -526,9 +345,7 @@ async fn the_delivery_index_keeps_digests_per_day_as_sets_and_reads_a_horizon_in
     use shared::ports::DeliveryIndex;
 
     let env = TestEnv::start(Scenario::default()).await.expect("env");
-    let ddb = aws_sdk_dynamodb::Client::new(&env.aws_config().await);
-    let table = env.unique_name("mssp-index");
-    create_table(&ddb, &table).await;
+    let (ddb, table) = env.dynamodb_table("mssp-index").await;
     let index = DynamoDbDeliveryIndex::new(ddb.clone(), &table);
     let (t, other) = (tid(1), tid(2));
     delivery_index_keeps_days_as_sets(&index, &t, &other).await;

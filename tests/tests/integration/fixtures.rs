@@ -8,7 +8,6 @@ use chrono::{DateTime, Duration, Utc};
 use emulator::{RunningEmulator, Scenario};
 use serde_json::json;
 use shared::clock::ManualClock;
-use shared::config::CloudEndpoints;
 use shared::domain::{AlertApi, AuthModel, Tenant, TenantId};
 use shared::flows::Deps;
 use shared::flows::onboarding::{
@@ -66,6 +65,25 @@ pub fn scenario() -> Scenario {
     .expect("scenario")
 }
 
+/// [`scenario`] in which tenants `ids` hold the alerts `spec` generates (an emulator generator,
+/// as JSON) instead, with `switches` applied to them.
+pub fn generating(
+    ids: &[&str],
+    spec: serde_json::Value,
+    switches: impl Fn(&mut emulator::scenario::Switches),
+) -> Scenario {
+    let mut sc = scenario();
+    for t in sc
+        .tenants
+        .iter_mut()
+        .filter(|t| ids.contains(&t.id.as_str()))
+    {
+        t.generate = vec![serde_json::from_value(spec.clone()).expect("generate")];
+        switches(&mut t.switches);
+    }
+    sc
+}
+
 pub struct World {
     pub emu: RunningEmulator,
     pub services: Deps,
@@ -83,13 +101,7 @@ impl World {
         let emu = emulator::start(scenario).await.expect("emulator");
         let dir = tempfile::tempdir().expect("tempdir");
         tests::local::write_app_secret(dir.path(), APP_ID, APP_SECRET).expect("app secret");
-        let u = emu.urls().clone();
-        let endpoints = CloudEndpoints {
-            authority: u.authority,
-            graph: u.graph,
-            mde: u.mde,
-            siem: shared::config::SiemEndpoint::fixed(u.siem),
-        };
+        let endpoints = tests::local::endpoints(emu.urls());
         let clock = ManualClock::new(start_time());
         let mut services = tests::local::file_deps(
             dir.path(),

@@ -51,6 +51,7 @@ use shared::flows::Deps;
 use shared::flows::onboarding::{NewTenant, start_onboarding};
 use tests::TestEnv;
 use tests::apigw::ApiGateway;
+use tests::aws::object_keys;
 use tests::lambda::LambdaProcess;
 use url::Url;
 
@@ -758,31 +759,6 @@ fn check_dashboard_and_alarms(
     );
 }
 
-/// Every key under `prefix` of `bucket`.
-async fn keys_under(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Vec<String> {
-    let mut keys = Vec::new();
-    let mut token = None;
-    loop {
-        let page = s3
-            .list_objects_v2()
-            .bucket(bucket)
-            .prefix(prefix)
-            .set_continuation_token(token.take())
-            .send()
-            .await
-            .expect("list");
-        keys.extend(
-            page.contents()
-                .iter()
-                .filter_map(|o| o.key().map(str::to_owned)),
-        );
-        match page.next_continuation_token() {
-            Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_owned()),
-            _ => return keys,
-        }
-    }
-}
-
 /// The exporter's part: every alert object's event delivered to the packaged
 /// exporter twice (and once more as an S3 notification); the lake then holds each record once.
 async fn export_to_lake(d: &Deployment, env: &TestEnv, sdk: &aws_config::SdkConfig) {
@@ -801,10 +777,10 @@ async fn export_to_lake(d: &Deployment, env: &TestEnv, sdk: &aws_config::SdkConf
         "raw+ocsf"
     );
     let s3 = s3_client(sdk);
-    let objects = keys_under(&s3, bucket, "alerts/").await;
+    let objects = object_keys(&s3, bucket, "alerts/").await;
     assert!(!objects.is_empty(), "the fetcher wrote alert objects");
     // raw+ocsf: each alert object has its OCSF twin.
-    let mut twins = keys_under(&s3, bucket, "ocsf/").await;
+    let mut twins = object_keys(&s3, bucket, "ocsf/").await;
     twins.sort();
     let mut want: Vec<String> = objects
         .iter()
@@ -905,7 +881,7 @@ async fn export_to_lake(d: &Deployment, env: &TestEnv, sdk: &aws_config::SdkConf
 
     // The lake, read back with the parquet crate's row reader: exactly the files named, each
     // record once, equal to its mapping, in its event day's partition.
-    let lake_keys: BTreeSet<String> = keys_under(&s3, lake_bucket, "ext/mssp-alerts/")
+    let lake_keys: BTreeSet<String> = object_keys(&s3, lake_bucket, "ext/mssp-alerts/")
         .await
         .into_iter()
         .collect();

@@ -17,10 +17,9 @@ use shared::flows::Deps;
 use shared::flows::onboarding::{NewTenant, begin_consent, complete_consent, start_onboarding};
 use tests::TestEnv;
 use tests::apigw::ApiGateway;
-use tests::lambda::LambdaProcess;
+use tests::lambda::{LambdaProcess, function_config};
 use url::Url;
 
-use crate::aws_adapters::create_table;
 use crate::fixtures::{APP_ID, APP_SECRET, CONTOSO, FABRIKAM, NORTHWIND, callback_of, tid};
 
 /// The app's state-signing key, as the operator wrote it into `{prefix}/app`.
@@ -65,10 +64,8 @@ impl FnWorld {
             .await
             .expect("test env");
         let sdk = env.aws_config().await;
-        let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+        let (ddb, table) = env.dynamodb_table("fn-table").await;
         let sm = aws_sdk_secretsmanager::Client::new(&sdk);
-        let table = env.unique_name("fn-table");
-        create_table(&ddb, &table).await;
         let prefix = env.unique_name("fn");
         let app = serde_json::json!({
             "client_id": APP_ID,
@@ -81,19 +78,7 @@ impl FnWorld {
             .send()
             .await
             .expect("app secret");
-        let u = env.emulator.urls().clone();
-        let config: Vec<(String, String)> = [
-            ("MSSP_PUBLIC_BASE_URL", gw.url().to_string()),
-            ("MSSP_SECRETS_PREFIX", prefix.clone()),
-            ("MSSP_TABLE", table.clone()),
-            ("MSSP_AUTHORITY_URL", u.authority.to_string()),
-            ("MSSP_GRAPH_URL", u.graph.to_string()),
-            ("MSSP_MDE_URL", u.mde.to_string()),
-            ("MSSP_SIEM_URL", u.siem.to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
+        let config = function_config(gw.url().as_str(), &prefix, &table, env.emulator.urls());
         let cfg = ServiceConfig::from_env(&config.iter().cloned().collect::<Env>())
             .expect("the functions' configuration");
         let services = assemble::aws(&cfg, &sdk);

@@ -234,13 +234,10 @@ async fn a_token_for_another_tenant_is_refused() {
         .signed_in(WOODGROVE, AuthModel::Application, AlertApi::Graph)
         .await;
     let mut s = w.services.clone();
-    let u = w.emu.urls().clone();
     s.settings.endpoints =
         shared::config::Endpoints::Fixed(Box::new(shared::config::CloudEndpoints {
             authority: url::Url::parse(&format!("http://{addr}/login")).expect("url"),
-            graph: u.graph,
-            mde: u.mde,
-            siem: shared::config::SiemEndpoint::fixed(u.siem),
+            ..tests::local::endpoints(w.emu.urls())
         }));
     let e = complete_consent(&s, &cb).await.expect_err("refused");
     assert!(e.to_string().contains("another tenant"), "{e}");

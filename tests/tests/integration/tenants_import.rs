@@ -13,7 +13,7 @@ use shared::flows::adoption::{Adoption, Onboarding, PendingReason, onboard};
 use shared::flows::onboarding::NewTenant;
 use url::Url;
 
-use crate::cli::{config_text, free_port, link_in, mssp, snapshot};
+use crate::cli::{config_text, free_port, link_in, mssp, mssp_ok, snapshot};
 use crate::fixtures::{APP_ID, APP_SECRET, CONTOSO, FABRIKAM, NORTHWIND, WOODGROVE, World, tid};
 
 /// The app's roles, as an admin grants them in the Entra admin center before onboarding.
@@ -239,8 +239,7 @@ async fn importing_the_same_file_twice_leaves_the_same_registry_and_exits_0() {
     let (emu, public) = local_world(root).await;
     std::fs::write(root.join("fleet.csv"), fleet_csv(&emu)).expect("fleet file");
 
-    let first = mssp(root, &with(&["tenants", "import", "fleet.csv"]), &[]).await;
-    assert_eq!(first.code, Some(0), "{first:?}");
+    let first = mssp_ok(root, &with(&["tenants", "import", "fleet.csv"]), &[]).await;
     let out = &first.stdout;
     for line in [
         "adopted       1",
@@ -277,8 +276,7 @@ async fn importing_the_same_file_twice_leaves_the_same_registry_and_exits_0() {
     );
     assert!(!links.contains(APP_SECRET));
 
-    let show = mssp(root, &with(&["tenants", "show", NORTHWIND]), &[]).await;
-    assert_eq!(show.code, Some(0), "{show:?}");
+    let show = mssp_ok(root, &with(&["tenants", "show", NORTHWIND]), &[]).await;
     assert!(
         show.stdout.contains("adopted without a click") && show.stdout.contains("Northwind, Inc"),
         "{show:?}"
@@ -299,8 +297,7 @@ async fn importing_the_same_file_twice_leaves_the_same_registry_and_exits_0() {
 
     let registry = snapshot(&root.join("mssp-data/registry/tenants"));
     let tokens = snapshot(&root.join("mssp-data/secrets/tenants"));
-    let again = mssp(root, &with(&["tenants", "import", "fleet.csv"]), &[]).await;
-    assert_eq!(again.code, Some(0), "{again:?}");
+    let again = mssp_ok(root, &with(&["tenants", "import", "fleet.csv"]), &[]).await;
     for line in [
         "adopted       0",
         "pending       3",
@@ -402,8 +399,7 @@ async fn tenants_add_adopts_a_granted_tenant_and_links_the_others() {
             api,
         ])
     };
-    let adopted = mssp(root, &add(NORTHWIND, "graph"), &[]).await;
-    assert_eq!(adopted.code, Some(0), "{adopted:?}");
+    let adopted = mssp_ok(root, &add(NORTHWIND, "graph"), &[]).await;
     assert!(adopted.stdout.contains("Adopted"), "{adopted:?}");
     assert!(
         !adopted.stdout.contains("/consent/start"),
@@ -412,8 +408,7 @@ async fn tenants_add_adopts_a_granted_tenant_and_links_the_others() {
     let again = mssp(root, &add(NORTHWIND, "graph"), &[]).await;
     assert_eq!(again.code, Some(4), "already active: {again:?}");
 
-    let pending = mssp(root, &add(WOODGROVE, "mde"), &[]).await;
-    assert_eq!(pending.code, Some(0), "{pending:?}");
+    let pending = mssp_ok(root, &add(WOODGROVE, "mde"), &[]).await;
     assert!(
         pending.stdout.contains("missing role Alert.Read.All"),
         "{pending:?}"
@@ -436,8 +431,7 @@ async fn an_import_on_the_aws_deployment_is_idempotent() {
     let env = w.lambda_env();
     let args = ["--backend", "aws", "tenants", "import", "fleet.csv"];
 
-    let first = mssp(root, &args, &env).await;
-    assert_eq!(first.code, Some(0), "{first:?}");
+    let first = mssp_ok(root, &args, &env).await;
     assert!(
         first.stdout.contains("adopted       1") && first.stdout.contains("pending       3"),
         "{first:?}"
@@ -458,8 +452,7 @@ async fn an_import_on_the_aws_deployment_is_idempotent() {
     let before = registry(w.services.registry.list().await.expect("list"));
     assert_eq!(before.len(), 4);
 
-    let again = mssp(root, &args, &env).await;
-    assert_eq!(again.code, Some(0), "{again:?}");
+    let again = mssp_ok(root, &args, &env).await;
     assert!(again.stdout.contains("done          1"), "{again:?}");
     assert_eq!(
         registry(w.services.registry.list().await.expect("list")),

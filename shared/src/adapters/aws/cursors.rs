@@ -17,7 +17,6 @@
 use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
     AttributeValue, KeysAndAttributes, ReturnValue, ReturnValuesOnConditionCheckFailure,
@@ -28,6 +27,9 @@ use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 
 use super::dynamodb::{tenant_from, tenant_key};
+use super::table::{
+    ConditionalWriteError, Item, all_items, conditional, delete_keys, tenant_query,
+};
 use super::{n, s, sdk_err, tenant_pk};
 use crate::domain::{AlertApi, TenantId};
 use crate::ports::{
@@ -134,19 +136,25 @@ fn cursor_sk(api: AlertApi) -> AttributeValue {
     s(format!("CURSOR#{api}"))
 }
 
-fn cursor_key(tenant: &TenantId, api: AlertApi) -> HashMap<String, AttributeValue> {
+fn cursor_key(tenant: &TenantId, api: AlertApi) -> Item {
     HashMap::from([
         ("pk".to_string(), tenant_pk(tenant)),
         ("sk".to_string(), cursor_sk(api)),
     ])
 }
 
+/// The item a write returned (`ReturnValue::AllNew`) of `next`'s cursor.
+fn returned<'a>(next: &Cursor, item: Option<&'a Item>) -> Result<&'a Item, StoreError> {
+    item.ok_or_else(|| {
+        corrupt(
+            format!("cursor {}/{}", next.tenant_id, next.api),
+            "no attributes returned",
+        )
+    })
+}
+
 /// Reads a cursor item back (the key is the caller's: it asked for it).
-fn cursor_from(
-    tenant: &TenantId,
-    api: AlertApi,
-    item: &HashMap<String, AttributeValue>,
-) -> Result<Cursor, StoreError> {
+fn cursor_from(tenant: &TenantId, api: AlertApi, item: &Item) -> Result<Cursor, StoreError> {
     let what = || format!("cursor {tenant}/{api}");
     let version = item
         .get("version")
@@ -261,7 +269,7 @@ impl DynamoDbCursorStore {
         &self,
         tenant: &TenantId,
         api: AlertApi,
-        refused: Option<&HashMap<String, AttributeValue>>,
+        refused: Option<&Item>,
         now: DateTime<Utc>,
     ) -> Result<DateTime<Utc>, StoreError> {
         let lease = match refused {
@@ -350,25 +358,9 @@ impl CursorStore for DynamoDbCursorStore {
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        match r {
-            Ok(out) => {
-                let item = out.attributes().ok_or_else(|| {
-                    corrupt(
-                        format!("cursor {}/{}", next.tenant_id, next.api),
-                        "no attributes returned",
-                    )
-                })?;
-                cursor_from(&next.tenant_id, next.api, item)
-            }
-            Err(e) => {
-                let e = e.into_service_error();
-                if e.is_conditional_check_failed_exception() {
-                    Err(StoreError::Conflict)
-                } else {
-                    Err(sdk_err("advancing a cursor", e))
-                }
-            }
-        }
+        let out =
+            conditional("advancing a cursor", r).map_err(|e| e.refused_as(StoreError::Conflict))?;
+        cursor_from(&next.tenant_id, next.api, returned(next, out.attributes())?)
     }
 
     async fn get(&self, tenant: &TenantId, api: AlertApi) -> Result<Option<Cursor>, StoreError> {
@@ -420,21 +412,19 @@ impl CursorStore for DynamoDbCursorStore {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        match r {
+        match conditional("taking a fetch lease", r) {
             Ok(out) => {
                 let item = out.attributes().ok_or_else(|| {
                     corrupt(format!("cursor {tenant}/{api}"), "no attributes returned")
                 })?;
                 Ok(cursor_from(tenant, api, item)?)
             }
-            Err(e) => match e.into_service_error() {
-                UpdateItemError::ConditionalCheckFailedException(refused) => {
-                    let until = self.held_until(tenant, api, refused.item(), now).await?;
-                    tracing::debug!(tenant_id = %tenant, api = %api, %until, "fetch lease is held");
-                    Err(LeaseError::Held { until })
-                }
-                other => Err(sdk_err("taking a fetch lease", other).into()),
-            },
+            Err(ConditionalWriteError::Refused { item }) => {
+                let until = self.held_until(tenant, api, item.as_ref(), now).await?;
+                tracing::debug!(tenant_id = %tenant, api = %api, %until, "fetch lease is held");
+                Err(LeaseError::Held { until })
+            }
+            Err(ConditionalWriteError::Failed(e)) => Err(e.into()),
         }
     }
 
@@ -457,25 +447,9 @@ impl CursorStore for DynamoDbCursorStore {
             );
         })?;
         let r = self.commit_request(next, owner, now, record).send().await;
-        match r {
-            Ok(out) => {
-                let item = out.attributes().ok_or_else(|| {
-                    corrupt(
-                        format!("cursor {}/{}", next.tenant_id, next.api),
-                        "no attributes returned",
-                    )
-                })?;
-                cursor_from(&next.tenant_id, next.api, item)
-            }
-            Err(e) => {
-                let e = e.into_service_error();
-                if e.is_conditional_check_failed_exception() {
-                    Err(StoreError::Conflict)
-                } else {
-                    Err(sdk_err("committing a cursor", e))
-                }
-            }
-        }
+        let out = conditional("committing a cursor", r)
+            .map_err(|e| e.refused_as(StoreError::Conflict))?;
+        cursor_from(&next.tenant_id, next.api, returned(next, out.attributes())?)
     }
 
     async fn release(
@@ -494,54 +468,29 @@ impl CursorStore for DynamoDbCursorStore {
             .expression_attribute_values(":me", s(owner))
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let e = e.into_service_error();
-                if e.is_conditional_check_failed_exception() {
-                    // Not ours any more (or no cursor): nothing to give up.
-                    Ok(())
-                } else {
-                    Err(sdk_err("releasing a fetch lease", e))
-                }
-            }
+        match conditional("releasing a fetch lease", r) {
+            // Refused: not ours any more (or no cursor), nothing to give up.
+            Ok(_) | Err(ConditionalWriteError::Refused { .. }) => Ok(()),
+            Err(ConditionalWriteError::Failed(e)) => Err(e),
         }
     }
 
     async fn delete(&self, tenant: &TenantId) -> Result<(), StoreError> {
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        let mut keys = Vec::new();
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :cursor)")
-                .expression_attribute_values(":pk", tenant_pk(tenant))
-                .expression_attribute_values(":cursor", s("CURSOR#"))
-                .projection_expression("pk, sk")
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| sdk_err("listing cursors", e.into_service_error()))?;
-            keys.extend(page.items().iter().cloned());
-            match page.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => break,
-            }
-        }
-        // At most one cursor per API: single deletes are simpler than batches with retries.
-        for key in keys {
-            self.client
-                .delete_item()
-                .table_name(&self.table)
-                .set_key(Some(key))
-                .send()
-                .await
-                .map_err(|e| sdk_err("deleting a cursor", e.into_service_error()))?;
-        }
-        Ok(())
+        let keys = all_items(
+            "listing cursors",
+            tenant_query(
+                &self.client,
+                &self.table,
+                tenant,
+                "begins_with(sk, :cursor)",
+            )
+            .expression_attribute_values(":cursor", s("CURSOR#"))
+            .projection_expression("pk, sk")
+            .consistent_read(true),
+        )
+        .await?;
+        // At most one cursor per API.
+        delete_keys(&self.client, &self.table, "deleting a cursor", keys).await
     }
 }
 

@@ -5,21 +5,21 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
+use super::table::{ConditionalWriteError, Item, all_items, conditional};
 use super::{n, s, sdk_err, tenant_pk};
 use crate::domain::{Tenant, TenantId, TenantStatus};
 use crate::ports::{ConsentNonces, StoreError, TenantRegistry};
 
-pub(crate) fn tenant_key(id: &TenantId) -> HashMap<String, AttributeValue> {
+pub(crate) fn tenant_key(id: &TenantId) -> Item {
     HashMap::from([
         ("pk".to_string(), tenant_pk(id)),
         ("sk".to_string(), s("META")),
     ])
 }
 
-fn tenant_item(t: &Tenant) -> Result<HashMap<String, AttributeValue>, StoreError> {
+fn tenant_item(t: &Tenant) -> Result<Item, StoreError> {
     let record = serde_json::to_string(t).map_err(|e| StoreError::Corrupt {
         what: format!("tenant {}", t.id),
         source: Box::new(e),
@@ -32,7 +32,7 @@ fn tenant_item(t: &Tenant) -> Result<HashMap<String, AttributeValue>, StoreError
     Ok(item)
 }
 
-pub(crate) fn tenant_from(item: &HashMap<String, AttributeValue>) -> Result<Tenant, StoreError> {
+pub(crate) fn tenant_from(item: &Item) -> Result<Tenant, StoreError> {
     let record = item
         .get("record")
         .and_then(|v| v.as_s().ok())
@@ -44,6 +44,16 @@ pub(crate) fn tenant_from(item: &HashMap<String, AttributeValue>) -> Result<Tena
         what: "tenant record".into(),
         source: Box::new(e),
     })
+}
+
+/// The tenants of tenant items, by id.
+fn tenants_from(items: &[Item]) -> Result<Vec<Tenant>, StoreError> {
+    let mut out = items
+        .iter()
+        .map(tenant_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
 }
 
 /// The global secondary index of tenant items by `status` (hash key `status`, range key `pk`,
@@ -83,61 +93,35 @@ impl TenantRegistry for DynamoDbTenantRegistry {
     }
 
     async fn list(&self) -> Result<Vec<Tenant>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        loop {
-            let page = self
-                .client
+        let items = all_items(
+            "listing tenants",
+            self.client
                 .scan()
                 .table_name(&self.table)
                 .filter_expression("sk = :meta AND begins_with(pk, :tenant)")
                 .expression_attribute_values(":meta", s("META"))
                 .expression_attribute_values(":tenant", s("TENANT#"))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| sdk_err("listing tenants", e.into_service_error()))?;
-            for item in page.items() {
-                out.push(tenant_from(item)?);
-            }
-            match page.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => break,
-            }
-        }
-        out.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(out)
+                .consistent_read(true),
+        )
+        .await?;
+        tenants_from(&items)
     }
 
     /// A `Query` of the `by-status` index (tenant items by their `status` attribute, with their
     /// `record`), eventually consistent, paged by 1 MB: no other item of the table is read.
     async fn list_active(&self) -> Result<Vec<Tenant>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        loop {
-            let page = self
-                .client
+        let items = all_items(
+            "listing the active tenants",
+            self.client
                 .query()
                 .table_name(&self.table)
                 .index_name(STATUS_INDEX)
                 .key_condition_expression("#status = :active")
                 .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":active", s(TenantStatus::Active.as_str()))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| sdk_err("listing the active tenants", e.into_service_error()))?;
-            for item in page.items() {
-                out.push(tenant_from(item)?);
-            }
-            match page.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => break,
-            }
-        }
-        out.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(out)
+                .expression_attribute_values(":active", s(TenantStatus::Active.as_str())),
+        )
+        .await?;
+        tenants_from(&items)
     }
 
     async fn create(&self, tenant: &Tenant) -> Result<(), StoreError> {
@@ -149,17 +133,8 @@ impl TenantRegistry for DynamoDbTenantRegistry {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let e = e.into_service_error();
-                if e.is_conditional_check_failed_exception() {
-                    Err(StoreError::Conflict)
-                } else {
-                    Err(sdk_err("creating a tenant", e))
-                }
-            }
-        }
+        conditional("creating a tenant", r).map_err(|e| e.refused_as(StoreError::Conflict))?;
+        Ok(())
     }
 
     async fn update(&self, tenant: &Tenant) -> Result<Tenant, StoreError> {
@@ -174,19 +149,13 @@ impl TenantRegistry for DynamoDbTenantRegistry {
             .expression_attribute_values(":expected", n(tenant.version))
             .send()
             .await;
-        match r {
+        match conditional("updating a tenant", r) {
             Ok(_) => Ok(next),
-            Err(e) => {
-                let e = e.into_service_error();
-                if e.is_conditional_check_failed_exception() {
-                    match self.get(&tenant.id).await? {
-                        Some(_) => Err(StoreError::Conflict),
-                        None => Err(StoreError::NotFound),
-                    }
-                } else {
-                    Err(sdk_err("updating a tenant", e))
-                }
-            }
+            Err(ConditionalWriteError::Refused { .. }) => match self.get(&tenant.id).await? {
+                Some(_) => Err(StoreError::Conflict),
+                None => Err(StoreError::NotFound),
+            },
+            Err(ConditionalWriteError::Failed(e)) => Err(e),
         }
     }
 }
@@ -229,16 +198,10 @@ impl ConsentNonces for DynamoDbConsentNonces {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match r {
+        match conditional("recording a nonce", r) {
             Ok(_) => Ok(true),
-            Err(e) => {
-                let e = e.into_service_error();
-                if e.is_conditional_check_failed_exception() {
-                    Ok(false)
-                } else {
-                    Err(sdk_err("recording a nonce", e))
-                }
-            }
+            Err(ConditionalWriteError::Refused { .. }) => Ok(false),
+            Err(ConditionalWriteError::Failed(e)) => Err(e),
         }
     }
 }

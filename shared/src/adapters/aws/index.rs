@@ -14,13 +14,14 @@
 //! Cost per tenant: one write per commit that delivered something (per version day it touches;
 //! a write unit per KB, ~125 versions); a sweep's read is a few read units for a quiet tenant.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{NaiveDate, Utc};
 
+use super::table::{Item, all_items, delete_keys, tenant_query};
 use super::{n, s, sdk_err, tenant_pk};
 use crate::domain::{AlertApi, TenantId};
 use crate::ports::{DeliveryIndex, StoreError};
@@ -54,29 +55,20 @@ impl DynamoDbDeliveryIndex {
         from: String,
         to: String,
         projection: &str,
-    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-                .expression_attribute_values(":pk", tenant_pk(tenant))
-                .expression_attribute_values(":from", s(from.clone()))
-                .expression_attribute_values(":to", s(to.clone()))
-                .projection_expression(projection)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| sdk_err("reading the delivery index", e.into_service_error()))?;
-            out.extend(page.items().iter().cloned());
-            match page.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => return Ok(out),
-            }
-        }
+    ) -> Result<Vec<Item>, StoreError> {
+        all_items(
+            "reading the delivery index",
+            tenant_query(
+                &self.client,
+                &self.table,
+                tenant,
+                "sk BETWEEN :from AND :to",
+            )
+            .expression_attribute_values(":from", s(from))
+            .expression_attribute_values(":to", s(to))
+            .projection_expression(projection),
+        )
+        .await
     }
 }
 
@@ -160,16 +152,13 @@ impl DeliveryIndex for DynamoDbDeliveryIndex {
         let keys = self
             .items(tenant, "INDEX#".into(), "INDEX#~".into(), "pk, sk")
             .await?;
-        for key in keys {
-            self.client
-                .delete_item()
-                .table_name(&self.table)
-                .set_key(Some(key))
-                .send()
-                .await
-                .map_err(|e| sdk_err("deleting the delivery index", e.into_service_error()))?;
-        }
-        Ok(())
+        delete_keys(
+            &self.client,
+            &self.table,
+            "deleting the delivery index",
+            keys,
+        )
+        .await
     }
 }
 

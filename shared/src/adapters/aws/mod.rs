@@ -8,6 +8,7 @@
 //! | `index.rs` | `DeliveryIndex` | DynamoDB (digests per version day beside the tenant item) |
 //! | `s3.rs` | `AlertSink` | S3 (NDJSON.gz alert objects, SSE-KMS) |
 //! | `sqs.rs` | `WorkQueue` | SQS (one work item per tenant) |
+//! | `table.rs` | — | DynamoDB: paging, tenant queries, deletes and conditional writes the stores share |
 //!
 //! DynamoDB items (partition key `pk`, sort key `sk`, both strings):
 //!
@@ -26,6 +27,7 @@ pub mod s3;
 pub mod secrets_manager;
 #[cfg(feature = "aws-sqs")]
 pub mod sqs;
+mod table;
 
 pub use cursors::DynamoDbCursorStore;
 pub use dynamodb::{DynamoDbConsentNonces, DynamoDbTenantRegistry};
