@@ -38,8 +38,10 @@ async fn an_admin_consents_in_a_real_browser_and_lands_on_the_success_page() {
         .expect("account picker");
     browser.click("#accept").await.expect("Accept");
 
+    // The callback exchanges the code and stores the tokens before it answers: on a loaded
+    // machine (the whole suite in parallel on 2 cores) that has taken more than 10 s.
     let mut landed = (String::new(), String::new());
-    for _ in 0..100 {
+    for _ in 0..600 {
         landed = (
             browser.url().await.unwrap_or_default(),
             browser.text("body").await.unwrap_or_default(),
