@@ -143,14 +143,11 @@ fn cursor_key(tenant: &TenantId, api: AlertApi) -> Item {
     ])
 }
 
-/// The item a write returned (`ReturnValue::AllNew`) of `next`'s cursor.
-fn returned<'a>(next: &Cursor, item: Option<&'a Item>) -> Result<&'a Item, StoreError> {
-    item.ok_or_else(|| {
-        corrupt(
-            format!("cursor {}/{}", next.tenant_id, next.api),
-            "no attributes returned",
-        )
-    })
+/// The cursor a write returned (`ReturnValue::AllNew`).
+fn returned(tenant: &TenantId, api: AlertApi, item: Option<&Item>) -> Result<Cursor, StoreError> {
+    let item =
+        item.ok_or_else(|| corrupt(format!("cursor {tenant}/{api}"), "no attributes returned"))?;
+    cursor_from(tenant, api, item)
 }
 
 /// Reads a cursor item back (the key is the caller's: it asked for it).
@@ -360,7 +357,7 @@ impl CursorStore for DynamoDbCursorStore {
             .await;
         let out =
             conditional("advancing a cursor", r).map_err(|e| e.refused_as(StoreError::Conflict))?;
-        cursor_from(&next.tenant_id, next.api, returned(next, out.attributes())?)
+        returned(&next.tenant_id, next.api, out.attributes())
     }
 
     async fn get(&self, tenant: &TenantId, api: AlertApi) -> Result<Option<Cursor>, StoreError> {
@@ -413,12 +410,7 @@ impl CursorStore for DynamoDbCursorStore {
             .send()
             .await;
         match conditional("taking a fetch lease", r) {
-            Ok(out) => {
-                let item = out.attributes().ok_or_else(|| {
-                    corrupt(format!("cursor {tenant}/{api}"), "no attributes returned")
-                })?;
-                Ok(cursor_from(tenant, api, item)?)
-            }
+            Ok(out) => Ok(returned(tenant, api, out.attributes())?),
             Err(ConditionalWriteError::Refused { item }) => {
                 let until = self.held_until(tenant, api, item.as_ref(), now).await?;
                 tracing::debug!(tenant_id = %tenant, api = %api, %until, "fetch lease is held");
@@ -449,7 +441,7 @@ impl CursorStore for DynamoDbCursorStore {
         let r = self.commit_request(next, owner, now, record).send().await;
         let out = conditional("committing a cursor", r)
             .map_err(|e| e.refused_as(StoreError::Conflict))?;
-        cursor_from(&next.tenant_id, next.api, returned(next, out.attributes())?)
+        returned(&next.tenant_id, next.api, out.attributes())
     }
 
     async fn release(
