@@ -8,6 +8,7 @@
 //! | `index.rs` | `DeliveryIndex` | DynamoDB (digests per version day beside the tenant item) |
 //! | `s3.rs` | `AlertSink` | S3 (NDJSON.gz alert objects, SSE-KMS) |
 //! | `sqs.rs` | `WorkQueue` | SQS (one work item per tenant) |
+//! | `http.rs` | — | the SDK's HTTP client (reqwest, as for Microsoft) |
 //! | `table.rs` | — | DynamoDB: paging, tenant queries, deletes and conditional writes the stores share |
 //!
 //! DynamoDB items (partition key `pk`, sort key `sk`, both strings):
@@ -21,6 +22,7 @@
 
 pub mod cursors;
 pub mod dynamodb;
+mod http;
 pub mod index;
 #[cfg(feature = "aws-s3")]
 pub mod s3;
@@ -49,19 +51,12 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
     sdk_defaults().load().await
 }
 
-/// The SDK's configuration loader with our HTTPS client: rustls over ring (the crypto reqwest
-/// already links) and the platform's root certificates, instead of the SDK's default client and
-/// its second crypto library. Every SDK configuration in the product and its tests starts here:
-/// the SDK crates are built without a default client, so a loader without one fails its first
-/// call.
+/// The SDK's configuration loader with our HTTP client ([`http`]): reqwest, rustls over ring
+/// and compiled-in root certificates, instead of the SDK's default client. Every SDK configuration
+/// in the product and its tests starts here: the SDK crates are built without a default client, so
+/// a loader without one fails its first call.
 pub fn sdk_defaults() -> aws_config::ConfigLoader {
-    use aws_smithy_http_client::{Builder, tls};
-    let https = Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https();
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https)
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http::sdk_http_client())
 }
 
 pub(crate) fn sdk_err<E: std::error::Error + Send + Sync + 'static>(
