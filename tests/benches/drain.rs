@@ -365,7 +365,8 @@ fn run_phase(
     let label = kind.label();
     eprintln!("drain bench: {size} alerts, {label} …");
     let before = emu.cpu_s()?;
-    let out = Command::new(std::env::current_exe()?)
+    let mut cmd = phase_command()?;
+    let out = cmd
         .args(["--phase", kind.phase()])
         .arg(world)
         .arg(pages)
@@ -385,6 +386,22 @@ fn run_phase(
         kind,
         m: serde_json::from_str(last).with_context(|| format!("phase {label}: {last}"))?,
         emulator_cpu_s,
+    })
+}
+
+/// This bench again, or under the profiler `DRAIN_BENCH_PROFILER` names (for example
+/// `DRAIN_BENCH_PROFILER="heaptrack -o /tmp/drain"`: which allocation holds the peak).
+fn phase_command() -> anyhow::Result<Command> {
+    let exe = std::env::current_exe()?;
+    let profiler = std::env::var("DRAIN_BENCH_PROFILER").unwrap_or_default();
+    let mut words = profiler.split_whitespace();
+    Ok(match words.next() {
+        Some(program) => {
+            let mut cmd = Command::new(program);
+            cmd.args(words).arg(exe);
+            cmd
+        }
+        None => Command::new(exe),
     })
 }
 
