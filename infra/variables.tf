@@ -53,14 +53,9 @@ variable "siem_region" {
 }
 
 variable "microsoft_endpoints" {
-  description = "Overrides of Microsoft's endpoints (authority, graph, mde, siem). Null fields: per tenant cloud."
-  type = object({
-    authority = optional(string)
-    graph     = optional(string)
-    mde       = optional(string)
-    siem      = optional(string)
-  })
-  default = {}
+  description = "Overrides of Microsoft's endpoints: an object of the module's microsoft_endpoints variable (authority, graph, mde, siem), which checks it. Null fields: per tenant cloud."
+  type        = any
+  default     = {}
 }
 
 variable "alert_notifications" {
@@ -94,19 +89,7 @@ variable "output_format" {
 }
 
 variable "security_lake" {
-  description = "Export to an Amazon Security Lake custom source: null (default) for none; see the module's security_lake variable (bucket, source_name, role_arn, external_id, …)."
-  type = object({
-    bucket                   = string
-    source_name              = optional(string, "mssp-alerts")
-    source_version           = optional(string, "1.0")
-    prefix                   = optional(string)
-    role_arn                 = optional(string)
-    external_id              = optional(string)
-    account_id               = optional(string)
-    region                   = optional(string)
-    create_custom_log_source = optional(bool, false)
-    crawler_role_arn         = optional(string)
-    event_class              = optional(string, "DETECTION_FINDING")
-  })
-  default = null
+  description = "Export to an Amazon Security Lake custom source: null (default) for none; an object of the module's security_lake variable (bucket, source_name, role_arn, external_id, …), which checks it."
+  type        = any
+  default     = null
 }

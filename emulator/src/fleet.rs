@@ -100,14 +100,11 @@ pub fn granted(tenants: usize, start: &str) -> anyhow::Result<Scenario> {
             })
         })
         .collect();
-    let scenario = json!({
-        "description": "A fleet whose admins granted the app's roles (emulator::fleet::granted)",
-        "clock": { "start": start, "frozen": true },
-        "settings": { "auto_approve": true },
-        "apps": [app()],
-        "tenants": tenants,
-    });
-    Ok(serde_json::from_value(scenario)?)
+    scenario(
+        "A fleet whose admins granted the app's roles (emulator::fleet::granted)",
+        start,
+        tenants,
+    )
 }
 
 /// A fleet of `tenants` tenants with `alerts` alerts each, clock frozen at `start` (RFC 3339).
@@ -138,8 +135,18 @@ pub fn fleet(tenants: usize, alerts: usize, start: &str) -> anyhow::Result<Scena
             })
         })
         .collect();
+    scenario("A generated fleet (emulator::fleet)", start, tenants)
+}
+
+/// The scenario of the fleet's app and `tenants`, clock frozen at `start`, consents approved
+/// without a click.
+fn scenario(
+    description: &str,
+    start: &str,
+    tenants: Vec<serde_json::Value>,
+) -> anyhow::Result<Scenario> {
     let scenario = json!({
-        "description": "A generated fleet (emulator::fleet)",
+        "description": description,
         "clock": { "start": start, "frozen": true },
         "settings": { "auto_approve": true },
         "apps": [app()],

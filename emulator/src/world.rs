@@ -649,31 +649,25 @@ fn generate(
                 Duration::zero()
             }
         };
-        let normal = created + delay + jit(&mut rng);
-        let v0 = next_version(
-            &a,
-            created,
-            late.visible_at(created, normal),
-            &UpdateSpec {
-                status: Some("new".into()),
-                ..UpdateSpec::default()
-            },
-        );
-        push_version(&mut a, v0);
+        // The version `change` makes at `at`: visible after the delay and its jitter, or late.
+        let mut add_version = |a: &mut Alert, rng: &mut StdRng, at, change: &UpdateSpec| {
+            let normal = at + delay + jit(rng);
+            let v = next_version(a, at, late.visible_at(at, normal), change);
+            push_version(a, v);
+        };
+        let created_as = UpdateSpec {
+            status: Some("new".into()),
+            ..UpdateSpec::default()
+        };
+        add_version(&mut a, &mut rng, created, &created_as);
         if g.update_fraction > 0.0 && rng.random_bool(g.update_fraction.clamp(0.0, 1.0)) {
+            let updated = UpdateSpec {
+                status: Some(g.update_status.clone()),
+                assigned_to: Some("analyst@mssp.example".into()),
+                ..UpdateSpec::default()
+            };
             let at = update_at.unwrap_or(created + update_after);
-            let normal = at + delay + jit(&mut rng);
-            let v = next_version(
-                &a,
-                at,
-                late.visible_at(at, normal),
-                &UpdateSpec {
-                    status: Some(g.update_status.clone()),
-                    assigned_to: Some("analyst@mssp.example".into()),
-                    ..UpdateSpec::default()
-                },
-            );
-            push_version(&mut a, v);
+            add_version(&mut a, &mut rng, at, &updated);
         }
         a.versions.shrink_to_fit();
         out.push(a);

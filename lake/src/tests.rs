@@ -69,6 +69,28 @@ fn records() -> Vec<AlertRecord> {
     ]
 }
 
+/// The custom source's location in `region` of `account`.
+fn location(region: &str, account: &str) -> Location {
+    Location {
+        prefix: "ext/mssp-alerts".into(),
+        region: region.into(),
+        account: account.into(),
+    }
+}
+
+/// The key of a Graph alert object of [`tid`] dated 2026-03-02.
+fn graph_object_key() -> String {
+    format!(
+        "alerts/tenant={}/date=2026-03-02/graph-0000000007-00003.ndjson.gz",
+        tid()
+    )
+}
+
+/// [`records`] as an alert object.
+fn alert_object() -> Vec<u8> {
+    ndjson::encode_batch(&records(), shared::config::GzipLevel::DEFAULT).expect("encode")
+}
+
 #[test]
 fn every_rendering_validates_against_ocsf_1_1_0() {
     let v = Validator::ocsf_1_1("detection_finding").expect("schema");
@@ -103,17 +125,9 @@ fn an_attribute_the_parquet_schema_lacks_is_an_error_not_a_dropped_column() {
 
 #[test]
 fn an_object_becomes_one_file_per_event_day_named_after_it() {
-    let location = Location {
-        prefix: "ext/mssp-alerts".into(),
-        region: "eu-west-1".into(),
-        account: "123456789012".into(),
-    };
-    let key = format!(
-        "alerts/tenant={}/date=2026-03-02/graph-0000000007-00003.ndjson.gz",
-        tid()
-    );
-    let bytes =
-        ndjson::encode_batch(&records(), shared::config::GzipLevel::DEFAULT).expect("encode");
+    let location = location("eu-west-1", "123456789012");
+    let key = graph_object_key();
+    let bytes = alert_object();
     let files = export_object(&location, &key, &bytes)
         .expect("export")
         .expect("an alert object");
@@ -156,11 +170,7 @@ fn an_object_becomes_one_file_per_event_day_named_after_it() {
 #[tokio::test]
 async fn the_local_lake_sink_writes_beside_the_file_sink_and_repairs_an_interrupted_batch() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let location = Location {
-        prefix: "ext/mssp-alerts".into(),
-        region: "local".into(),
-        account: "000000000000".into(),
-    };
+    let location = location("local", "000000000000");
     let files = Arc::new(FileAlertSink::new(dir.path()));
     let lake = LocalLake::new(dir.path(), location);
     let sink = LakeSink::new(files.clone(), lake.clone());
@@ -202,22 +212,9 @@ async fn exporting_an_object_twice_rewrites_the_same_files_with_the_same_rows() 
     let dir = tempfile::tempdir().expect("tempdir");
     let source = DirObjects::new(dir.path().join("bucket"));
     let lake = DirObjects::new(dir.path().join("lake"));
-    let location = Location {
-        prefix: "ext/mssp-alerts".into(),
-        region: "eu-west-1".into(),
-        account: "123456789012".into(),
-    };
-    let key = format!(
-        "alerts/tenant={}/date=2026-03-02/graph-0000000007-00003.ndjson.gz",
-        tid()
-    );
-    source
-        .put(
-            &key,
-            ndjson::encode_batch(&records(), shared::config::GzipLevel::DEFAULT).expect("encode"),
-        )
-        .await
-        .expect("put");
+    let location = location("eu-west-1", "123456789012");
+    let key = graph_object_key();
+    source.put(&key, alert_object()).await.expect("put");
     let first = export(&source, &lake, &location, &key)
         .await
         .expect("export")
@@ -256,11 +253,7 @@ async fn exporting_an_object_twice_rewrites_the_same_files_with_the_same_rows() 
 #[tokio::test]
 async fn with_ocsf_objects_only_the_local_lake_repairs_from_them() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let location = Location {
-        prefix: "ext/mssp-alerts".into(),
-        region: "local".into(),
-        account: "local".into(),
-    };
+    let location = location("local", "local");
     let files = Arc::new(
         FileAlertSink::new(dir.path()).with_format(shared::config::output::OutputFormat::Ocsf),
     );

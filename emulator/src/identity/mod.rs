@@ -90,26 +90,33 @@ impl IdentityState {
 
 /// Routes of the identity platform, nested under `/login`.
 pub fn router() -> Router<Arc<EmuState>> {
-    Router::new()
-        .route("/_decide", post(authorize::decide))
-        .route(
+    // Each version's sign-in, admin consent and token paths.
+    let paths = [
+        (
+            Version::V1,
             "/{tenant}/oauth2/authorize",
-            authorize::handler(Endpoint::SignIn(Version::V1)),
-        )
-        .route(
-            "/{tenant}/oauth2/v2.0/authorize",
-            authorize::handler(Endpoint::SignIn(Version::V2)),
-        )
-        .route(
             "/{tenant}/adminconsent",
-            authorize::handler(Endpoint::AdminConsent(Version::V1)),
-        )
-        .route(
+            "/{tenant}/oauth2/token",
+        ),
+        (
+            Version::V2,
+            "/{tenant}/oauth2/v2.0/authorize",
             "/{tenant}/v2.0/adminconsent",
-            authorize::handler(Endpoint::AdminConsent(Version::V2)),
-        )
-        .route("/{tenant}/oauth2/token", token::handler(Version::V1))
-        .route("/{tenant}/oauth2/v2.0/token", token::handler(Version::V2))
+            "/{tenant}/oauth2/v2.0/token",
+        ),
+    ];
+    paths.into_iter().fold(
+        Router::new().route("/_decide", post(authorize::decide)),
+        |router, (version, sign_in, admin_consent, token_path)| {
+            router
+                .route(sign_in, authorize::handler(Endpoint::SignIn(version)))
+                .route(
+                    admin_consent,
+                    authorize::handler(Endpoint::AdminConsent(version)),
+                )
+                .route(token_path, token::handler(version))
+        },
+    )
 }
 
 /// Which generation of the endpoints a request came to: v1 (`resource=`, string numbers, `appid`)

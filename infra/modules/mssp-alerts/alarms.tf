@@ -67,7 +67,11 @@ locals {
     },
   )
 
-  alarms = merge(
+  # What an alarm is unless it says otherwise: any occurrence fires it, and it notifies again
+  # when it clears.
+  alarm_defaults = { threshold = 0, comparison = "GreaterThanThreshold", notify_ok = true }
+
+  alarms = { for k, a in merge(
     {
       for k, d in local.dead_letters : k => {
         description = d.meaning
@@ -75,8 +79,6 @@ locals {
         metric      = "ApproximateNumberOfMessagesVisible"
         dimensions  = { QueueName = d.queue }
         statistic   = "Maximum"
-        threshold   = 0
-        notify_ok   = true
       }
     },
     {
@@ -86,26 +88,21 @@ locals {
         metric      = "Errors"
         dimensions  = { FunctionName = f.function_name }
         statistic   = "Sum"
-        threshold   = 0
-        notify_ok   = true
       }
     },
     {
-      # The functions' own metrics: in the namespace of the module, without dimensions, notifying
-      # when they clear unless they say otherwise.
+      # The functions' own metrics: in the namespace of the module, without dimensions.
       for k, a in {
         tenants-needing-reconsent = {
           description = "A tenant needs re-consent: `mssp tenants` lists it with a fresh consent link to send to the customer's admin."
           metric      = "TenantsNeedingReconsent"
           statistic   = "Sum"
-          threshold   = 0
           notify_ok   = false
         }
         app-credentials = {
           description = "Microsoft refused the app registration's client id or secret in a token refresh cycle: no tenant's token can be renewed, and every tenant stops once its access token expires. The token-refresh log line \"refresh run finished\" and `mssp status` say why (AADSTS code); usually the client secret expired or the app secret holds its Secret ID instead of its Value: create a new secret (Entra admin center > App registrations > Certificates & secrets) and write it into the app secret."
           metric      = "AppCredentialsRefused"
           statistic   = "Maximum"
-          threshold   = 0
         }
         client-secret-expiring = {
           description = "The app registration's client secret expires within 30 days (client_secret_expires in the app secret): create a new one (Entra admin center > App registrations > Certificates & secrets), write its Value and expiry into the app secret; the old one keeps working until it expires."
@@ -120,9 +117,9 @@ locals {
           statistic   = "Maximum"
           threshold   = local.lag_alarm_seconds
         }
-      } : k => merge({ namespace = local.metric_namespace, dimensions = null, notify_ok = true }, a)
+      } : k => merge({ namespace = local.metric_namespace, dimensions = null }, a)
     },
-  )
+  ) : k => merge(local.alarm_defaults, a) }
 }
 
 resource "aws_cloudwatch_metric_alarm" "alarm" {
@@ -136,7 +133,7 @@ resource "aws_cloudwatch_metric_alarm" "alarm" {
   statistic           = each.value.statistic
   period              = 300
   evaluation_periods  = 1
-  comparison_operator = try(each.value.comparison, "GreaterThanThreshold")
+  comparison_operator = each.value.comparison
   threshold           = each.value.threshold
   treat_missing_data  = "notBreaching"
   alarm_actions       = [aws_sns_topic.alarms.arn]

@@ -61,6 +61,14 @@ locals {
     ])
   }
 
+  # Lists the active tenants: a Query of the status index, never a Scan of the table.
+  active_tenants_statement = {
+    Sid      = "ActiveTenants"
+    Effect   = "Allow"
+    Action   = ["dynamodb:Query"]
+    Resource = "${aws_dynamodb_table.state.arn}/index/by-status"
+  }
+
   function_statements = {
     consent-callback = [
       {
@@ -95,13 +103,7 @@ locals {
         Action   = ["dynamodb:GetItem", "dynamodb:PutItem"]
         Resource = aws_dynamodb_table.state.arn
       },
-      {
-        # Lists the active tenants: a Query of the status index, never a Scan of the table.
-        Sid      = "ActiveTenants"
-        Effect   = "Allow"
-        Action   = ["dynamodb:Query"]
-        Resource = "${aws_dynamodb_table.state.arn}/index/by-status"
-      },
+      local.active_tenants_statement,
     ]
     alert-fetcher = [
       {
@@ -128,12 +130,7 @@ locals {
         Action   = ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:Scan"]
         Resource = aws_dynamodb_table.state.arn
       },
-      {
-        Sid      = "ActiveTenants"
-        Effect   = "Allow"
-        Action   = ["dynamodb:Query"]
-        Resource = "${aws_dynamodb_table.state.arn}/index/by-status"
-      },
+      local.active_tenants_statement,
       {
         # Writes alert objects; reads and lists those of an interrupted attempt of the same
         # cursor version (alerts/tenant=…/) so a retried delivery skips what already landed.
