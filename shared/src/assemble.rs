@@ -56,6 +56,7 @@ pub fn aws(config: &ServiceConfig, sdk: &aws_config::SdkConfig) -> Deps {
         }),
         clock: Arc::new(SystemClock),
         cache: Arc::default(),
+        clients: Arc::default(),
         settings: settings(config),
     }
 }
@@ -100,6 +101,7 @@ pub fn local(data_dir: &Path, app_file: &Path, clock: Arc<dyn Clock>, settings: 
         }),
         clock,
         cache: Arc::default(),
+        clients: Arc::default(),
         settings,
     }
 }

@@ -127,6 +127,8 @@ pub struct Deps {
     pub clock: Arc<dyn Clock>,
     /// This process's access tokens.
     pub cache: Arc<tokens::TokenCache>,
+    /// This process's HTTP clients toward Microsoft (connections shared by every tenant).
+    pub clients: Arc<crate::microsoft::http::Clients>,
     /// Knobs.
     pub settings: Settings,
 }
@@ -143,13 +145,16 @@ impl Deps {
         creds: &AppCredentials,
         cloud: Cloud,
     ) -> Result<EntraClient, StoreError> {
-        EntraClient::new(
+        let http = self
+            .clients
+            .identity(self.settings.http_timeout)
+            .map_err(|e| StoreError::unavailable("building the identity client", e))?;
+        Ok(EntraClient::with_http(
+            http,
             self.settings.endpoints.for_cloud(cloud).authority,
             creds.client_id.clone(),
             creds.client_secret.clone(),
-            self.settings.http_timeout,
-        )
-        .map_err(|e| StoreError::unavailable("building the identity client", e))
+        ))
     }
 
     /// Reads, changes and writes a tenant record, retrying when another writer won the race.

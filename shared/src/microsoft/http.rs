@@ -3,6 +3,7 @@
 //! (DESIGN §6 Fetch step 4).
 
 use std::collections::VecDeque;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -12,6 +13,48 @@ use url::Url;
 
 use super::alerts::FetchError;
 use crate::secret::AccessToken;
+
+/// The process's HTTP clients toward Microsoft, each built on first use and then shared by every
+/// tenant: connections (and their TLS sessions) stay open across tenants and rounds instead of
+/// being opened for each tenant's fetch. Neither follows redirects (a token never follows one);
+/// every request is bounded by the timeout the first use gives.
+#[derive(Debug, Default)]
+pub struct Clients {
+    apis: OnceLock<reqwest::Client>,
+    identity: OnceLock<reqwest::Client>,
+}
+
+impl Clients {
+    /// The client of the three alert APIs.
+    pub fn apis(&self, timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+        shared_client(&self.apis, timeout)
+    }
+
+    /// The client of the identity platform (token requests).
+    pub fn identity(&self, timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+        shared_client(&self.identity, timeout)
+    }
+}
+
+fn shared_client(
+    cell: &OnceLock<reqwest::Client>,
+    timeout: Duration,
+) -> Result<reqwest::Client, reqwest::Error> {
+    if let Some(client) = cell.get() {
+        return Ok(client.clone());
+    }
+    let client = client(timeout)?;
+    Ok(cell.get_or_init(|| client).clone())
+}
+
+/// A client toward Microsoft: no redirects, `timeout` on every request, at most 10 s to connect.
+pub fn client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .build()
+}
 
 /// A request budget: at most `limit` requests in any `per` window, for every window given
 /// (Graph: 150 per minute; MDE: 100 per minute and 1,500 per hour).

@@ -538,17 +538,28 @@ impl EntraClient {
         client_secret: ClientSecret,
         timeout: StdDuration,
     ) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(timeout)
-            .connect_timeout(timeout.min(StdDuration::from_secs(10)))
-            .build()?;
-        Ok(EntraClient {
+        let http = super::http::client(timeout)?;
+        Ok(EntraClient::with_http(
             http,
             authority,
             client_id,
             client_secret,
-        })
+        ))
+    }
+
+    /// A client for `authority` over `http` (the process's shared identity client).
+    pub fn with_http(
+        http: reqwest::Client,
+        authority: Url,
+        client_id: String,
+        client_secret: ClientSecret,
+    ) -> Self {
+        EntraClient {
+            http,
+            authority,
+            client_id,
+            client_secret,
+        }
     }
 
     /// The app's client id.

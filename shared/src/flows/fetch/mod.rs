@@ -257,7 +257,7 @@ pub fn source_with_share(
         AlertApi::Graph => Box::new(ODataSource::new(
             Flavor::Graph,
             ep.graph,
-            api_client(f)?,
+            api_client(d)?,
             shared_budget(&f.graph_budget, share),
             f.graph_page,
             f.retry,
@@ -265,7 +265,7 @@ pub fn source_with_share(
         AlertApi::Mde => Box::new(ODataSource::new(
             Flavor::Mde,
             ep.mde,
-            api_client(f)?,
+            api_client(d)?,
             shared_budget(&f.mde_budget, share),
             f.mde_page,
             f.retry,
@@ -285,7 +285,7 @@ pub fn siem_source(
     let ep = d.settings.endpoints.for_cloud(tenant.cloud);
     Ok(SiemSource::new(
         ep.siem.for_region(region).clone(),
-        api_client(f)?,
+        api_client(d)?,
         shared_budget(&f.siem_budget, share),
         f.retry,
     ))
@@ -301,13 +301,10 @@ fn shared_budget(windows: &[(u32, StdDuration)], share: f64) -> RequestBudget {
     )
 }
 
-/// The HTTP client of the alert APIs: no redirects (a token never follows one), bounded waits.
-fn api_client(f: &FetchSettings) -> Result<reqwest::Client, StoreError> {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(f.http_timeout)
-        .connect_timeout(StdDuration::from_secs(10))
-        .build()
+/// The process's HTTP client of the alert APIs (shared by every tenant).
+fn api_client(d: &Deps) -> Result<reqwest::Client, StoreError> {
+    d.clients
+        .apis(d.settings.fetch.http_timeout)
         .map_err(|e| StoreError::unavailable("building the API client", e))
 }
 
