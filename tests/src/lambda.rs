@@ -15,6 +15,7 @@
 //! [Lambda Runtime API]: https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -242,12 +243,10 @@ impl LambdaProcess {
     /// # Errors
     ///
     /// When the binary is missing (the message says how to build it) or cannot be started.
-    pub async fn spawn<I, K, V>(name: &str, envs: I) -> anyhow::Result<LambdaProcess>
-    where
-        I: IntoIterator<Item = (K, V)>,
-        K: AsRef<std::ffi::OsStr>,
-        V: AsRef<std::ffi::OsStr>,
-    {
+    pub async fn spawn(
+        name: &str,
+        envs: impl IntoIterator<Item = (impl AsRef<OsStr>, impl AsRef<OsStr>)>,
+    ) -> anyhow::Result<LambdaProcess> {
         Self::spawn_profile(name, "debug", envs).await
     }
 
@@ -256,16 +255,11 @@ impl LambdaProcess {
     /// # Errors
     ///
     /// As [`LambdaProcess::spawn`].
-    pub async fn spawn_profile<I, K, V>(
+    pub async fn spawn_profile(
         name: &str,
         profile: &str,
-        envs: I,
-    ) -> anyhow::Result<LambdaProcess>
-    where
-        I: IntoIterator<Item = (K, V)>,
-        K: AsRef<std::ffi::OsStr>,
-        V: AsRef<std::ffi::OsStr>,
-    {
+        envs: impl IntoIterator<Item = (impl AsRef<OsStr>, impl AsRef<OsStr>)>,
+    ) -> anyhow::Result<LambdaProcess> {
         let binary = binary_path(name, profile);
         if !binary.is_file() {
             anyhow::bail!(
@@ -288,16 +282,11 @@ impl LambdaProcess {
     /// # Errors
     ///
     /// When `binary` is missing or cannot be started.
-    pub async fn spawn_binary<I, K, V>(
+    pub async fn spawn_binary(
         name: &str,
         binary: &std::path::Path,
-        envs: I,
-    ) -> anyhow::Result<LambdaProcess>
-    where
-        I: IntoIterator<Item = (K, V)>,
-        K: AsRef<std::ffi::OsStr>,
-        V: AsRef<std::ffi::OsStr>,
-    {
+        envs: impl IntoIterator<Item = (impl AsRef<OsStr>, impl AsRef<OsStr>)>,
+    ) -> anyhow::Result<LambdaProcess> {
         if !binary.is_file() {
             anyhow::bail!("{} does not exist", binary.display());
         }

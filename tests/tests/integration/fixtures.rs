@@ -124,6 +124,20 @@ impl World {
         }
     }
 
+    /// A world of [`scenario`] in which tenant `id` is onboarded with `model` and `api`.
+    pub async fn onboarded(id: &str, model: AuthModel, api: AlertApi) -> World {
+        let w = World::start().await;
+        w.onboard(id, model, api).await;
+        w
+    }
+
+    /// [`World::onboarded`], then fetched once: the tenant's backlog delivered, its cursor set.
+    pub async fn caught_up(id: &str, model: AuthModel, api: AlertApi) -> World {
+        let w = World::onboarded(id, model, api).await;
+        w.fetch(id).await.expect("first fetch");
+        w
+    }
+
     /// The product's clock.
     pub fn clock_now(&self) -> DateTime<Utc> {
         use shared::clock::Clock;
@@ -217,6 +231,12 @@ impl World {
         tests::control(&self.http, &self.emu, reqwest::Method::POST, path, body).await;
     }
 
+    /// Adds `alerts` (the emulator's alert specs, as a JSON array) to tenant `id`.
+    pub async fn add_alerts(&self, id: &str, alerts: serde_json::Value) {
+        self.control(&format!("tenants/{id}/alerts"), Some(alerts))
+            .await;
+    }
+
     /// GETs a Microsoft URL and parses the redirect back to our callback.
     pub async fn follow(&self, ms: Url) -> Callback {
         tests::local::follow_consent(&self.http, ms, &self.services.settings.redirect_uri())
@@ -257,6 +277,16 @@ impl World {
         id: &str,
     ) -> Result<shared::flows::sweep::Swept, shared::flows::fetch::FetchFlowError> {
         shared::flows::sweep::sweep_tenant(&self.services, &tid(id), &a_minute()).await
+    }
+
+    /// One slice of a tenant's sweep that must run to the end: its summary.
+    pub async fn sweep_finished(&self, id: &str) -> shared::ports::JobSummary {
+        use shared::flows::{fetch::job::Slice, sweep::Swept};
+        let swept = self.sweep(id).await.expect("swept");
+        let Swept::Ran(Slice::Finished(summary)) = swept else {
+            panic!("expected a finished sweep, got {swept:?}");
+        };
+        summary
     }
 
     /// The tenant's cursor of `api`.
