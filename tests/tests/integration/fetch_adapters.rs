@@ -293,24 +293,28 @@ async fn an_s3_attempts_contents_are_exactly_its_objects_across_listing_pages() 
     while let Some(w) = writes.join_next().await {
         w.expect("join").expect("write");
     }
-    let earlier = record(&t, "kept-v6", 1);
-    sink.write_batch(&batch(&t, 6, 0), std::slice::from_ref(&earlier))
-        .await
-        .expect("v6");
-    let later = record(&t, "kept-v70", 2);
-    sink.write_batch(&batch(&t, 70, 0), std::slice::from_ref(&later))
-        .await
-        .expect("v70: its key shares no prefix with v7's");
     let mut mde = batch(&t, 7, 0);
     mde.api = AlertApi::Mde;
-    let other_api = record(&t, "kept-mde", 3);
-    sink.write_batch(&mde, std::slice::from_ref(&other_api))
-        .await
-        .expect("mde");
-    let other_tenant = record(&other, "kept-other", 4);
-    sink.write_batch(&batch(&other, 7, 0), std::slice::from_ref(&other_tenant))
-        .await
-        .expect("other tenant");
+    // Batches beside the attempt, each with a record the attempt must not read.
+    let beside = [
+        ("v6", batch(&t, 6, 0), record(&t, "kept-v6", 1)),
+        (
+            "v70: its key shares no prefix with v7's",
+            batch(&t, 70, 0),
+            record(&t, "kept-v70", 2),
+        ),
+        ("mde", mde, record(&t, "kept-mde", 3)),
+        (
+            "other tenant",
+            batch(&other, 7, 0),
+            record(&other, "kept-other", 4),
+        ),
+    ];
+    for (what, id, kept) in &beside {
+        sink.write_batch(id, std::slice::from_ref(kept))
+            .await
+            .expect(what);
+    }
     assert_eq!(
         object_keys(&s3, &bucket, "").await.len(),
         ATTEMPT as usize + 4
@@ -336,7 +340,6 @@ async fn an_s3_attempts_contents_are_exactly_its_objects_across_listing_pages() 
         ATTEMPT as usize + 4,
         "nothing is deleted"
     );
-    let _ = (earlier, later, other_api, other_tenant);
 }
 
 #[tokio::test]

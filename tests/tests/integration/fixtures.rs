@@ -188,12 +188,7 @@ impl World {
 
     /// The tenant's record.
     pub async fn tenant(&self, id: &str) -> Tenant {
-        self.services
-            .registry
-            .get(&tid(id))
-            .await
-            .expect("registry")
-            .expect("tenant")
+        tests::local::registered(&self.services, id).await
     }
 
     /// The tenant's stored tokens.

@@ -370,12 +370,7 @@ async fn infra_e2e_the_packaged_functions_run_against_what_terraform_applied() {
         assert_eq!(back.path(), "/consent/callback", "{name}");
         let page = env.http.get(back).send().await.expect("callback");
         assert_eq!(page.status().as_u16(), 200, "{name}: {}", consent.logs());
-        let tenant = operator
-            .registry
-            .get(&tid(id))
-            .await
-            .expect("registry")
-            .expect("tenant");
+        let tenant = tests::local::registered(&operator, id).await;
         assert_eq!(tenant.status, TenantStatus::Active, "{name}");
         // The tenant's secret, under the prefix, encrypted with the key Terraform created.
         let secret = sm

@@ -180,11 +180,7 @@ impl FnWorld {
     }
 
     pub async fn tenant(&self, id: &str) -> Option<Tenant> {
-        self.services
-            .registry
-            .get(&tid(id))
-            .await
-            .expect("registry")
+        tests::local::tenant_record(&self.services, id).await
     }
 
     pub async fn tokens(&self, id: &str) -> Option<TenantTokens> {

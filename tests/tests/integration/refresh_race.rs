@@ -68,12 +68,7 @@ async fn race(racers: &[Deps], id: &str, force: bool, round: usize) {
             "round {round}: one racer renews, the others use its tokens"
         );
     }
-    let t = racers[0]
-        .registry
-        .get(&tid(id))
-        .await
-        .expect("registry")
-        .expect("tenant");
+    let t = tests::local::registered(&racers[0], id).await;
     assert_eq!(
         t.status,
         TenantStatus::Active,
