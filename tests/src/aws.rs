@@ -58,27 +58,42 @@ pub async fn sdk_config_at(endpoint: &str) -> aws_config::SdkConfig {
 ///
 /// When the listing fails.
 pub async fn object_keys(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Vec<String> {
-    let mut keys = Vec::new();
-    let mut token = None;
-    loop {
-        let page = s3
-            .list_objects_v2()
-            .bucket(bucket)
-            .prefix(prefix)
-            .set_continuation_token(token.take())
-            .send()
-            .await
-            .expect("list");
-        keys.extend(
-            page.contents()
-                .iter()
-                .filter_map(|o| o.key().map(str::to_owned)),
-        );
-        match page.next_continuation_token() {
-            Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_owned()),
-            _ => return keys,
-        }
-    }
+    let pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .expect("list");
+    pages
+        .iter()
+        .flat_map(|page| page.contents())
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect()
+}
+
+/// The versions of secret `name`, each as its id and stages (`Some("…"):["AWSCURRENT"]`),
+/// sorted.
+///
+/// # Panics
+///
+/// When the listing fails.
+pub async fn secret_versions(sm: &aws_sdk_secretsmanager::Client, name: &str) -> Vec<String> {
+    let listed = sm
+        .list_secret_version_ids()
+        .secret_id(name)
+        .send()
+        .await
+        .expect("versions");
+    let mut versions: Vec<String> = listed
+        .versions()
+        .iter()
+        .map(|v| format!("{:?}:{:?}", v.version_id(), v.version_stages()))
+        .collect();
+    versions.sort();
+    versions
 }
 
 /// The key element `name` of `kind` (hash or range).

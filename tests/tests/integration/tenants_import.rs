@@ -2,8 +2,6 @@
 //! roles (the flow, in-process against the emulator), and `mssp tenants import` / `tenants add`
 //! as an operator runs them, on the local data directory and on the AWS deployment (moto).
 
-use std::path::Path;
-
 use emulator::RunningEmulator;
 use emulator::scenario::Api;
 use serde_json::Value;
@@ -195,8 +193,11 @@ async fn a_token_issued_for_another_tenant_is_never_adopted() {
     );
 }
 
-/// The fixtures' emulator on real time with consent callbacks to `public`, and its config file.
-async fn local_world(root: &Path) -> (RunningEmulator, String) {
+/// A fresh directory holding a config file for the fixtures' emulator, on real time with consent
+/// callbacks to `public`: the directory, the emulator and `public`.
+async fn local_world() -> (tempfile::TempDir, RunningEmulator, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
     let port = free_port();
     let public = format!("http://127.0.0.1:{port}");
     let sc = crate::lambda_world::scenario(&Url::parse(&public).expect("url"), true);
@@ -204,7 +205,7 @@ async fn local_world(root: &Path) -> (RunningEmulator, String) {
     std::fs::write(root.join("mssp.toml"), config_text(&emu, port)).expect("config");
     tests::local::write_app_secret(&root.join("mssp-data"), APP_ID, APP_SECRET)
         .expect("app secret");
-    (emu, public)
+    (dir, emu, public)
 }
 
 const CFG: [&str; 2] = ["--config", "mssp.toml"];
@@ -234,9 +235,8 @@ fn fleet_csv(emu: &RunningEmulator) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn importing_the_same_file_twice_leaves_the_same_registry_and_exits_0() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let (dir, emu, public) = local_world().await;
     let root = dir.path();
-    let (emu, public) = local_world(root).await;
     std::fs::write(root.join("fleet.csv"), fleet_csv(&emu)).expect("fleet file");
 
     let first = mssp_ok(root, &with(&["tenants", "import", "fleet.csv"]), &[]).await;
@@ -318,9 +318,8 @@ async fn importing_the_same_file_twice_leaves_the_same_registry_and_exits_0() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_line_fails_alone_and_the_rest_is_imported() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let (dir, emu, _) = local_world().await;
     let root = dir.path();
-    let (emu, _) = local_world(root).await;
     grant(&emu, NORTHWIND, Api::Graph, &["SecurityAlert.Read.All"]);
     let text = format!(
         "{{\"id\":\"{NORTHWIND}\",\"name\":\"Northwind\",\"model\":\"application\",\"api\":\"graph\"}}\n\
@@ -380,9 +379,8 @@ async fn a_malformed_line_fails_alone_and_the_rest_is_imported() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenants_add_adopts_a_granted_tenant_and_links_the_others() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let (dir, emu, public) = local_world().await;
     let root = dir.path();
-    let (emu, public) = local_world(root).await;
     grant(&emu, NORTHWIND, Api::Graph, &["SecurityAlert.Read.All"]);
     grant(&emu, WOODGROVE, Api::Graph, &["SecurityAlert.Read.All"]);
 
