@@ -11,7 +11,7 @@ use shared::flows::adoption::{Adoption, Onboarding, PendingReason, onboard};
 use shared::flows::onboarding::NewTenant;
 use url::Url;
 
-use crate::cli::{config_text, free_port, link_in, mssp, mssp_ok, snapshot};
+use crate::cli::{config_text, configured, configured_ok, free_port, link_in, mssp_ok, snapshot};
 use crate::fixtures::{APP_ID, APP_SECRET, CONTOSO, FABRIKAM, NORTHWIND, WOODGROVE, World, tid};
 
 /// The app's roles, as an admin grants them in the Entra admin center before onboarding.
@@ -208,14 +208,6 @@ async fn local_world() -> (tempfile::TempDir, RunningEmulator, String) {
     (dir, emu, public)
 }
 
-const CFG: [&str; 2] = ["--config", "mssp.toml"];
-
-fn with<'a>(args: &[&'a str]) -> Vec<&'a str> {
-    let mut v: Vec<&str> = CFG.to_vec();
-    v.extend_from_slice(args);
-    v
-}
-
 /// A fleet file of the four fixtures' tenants: Northwind granted Graph's role (adopted),
 /// Woodgrove only MDE's while its row reads Graph (missing role), Contoso's tokens name another
 /// tenant (never adopted), Fabrikam delegated on the SIEM API in the EU (a user signs in).
@@ -239,7 +231,7 @@ async fn importing_the_same_file_twice_leaves_the_same_registry_and_exits_0() {
     let root = dir.path();
     std::fs::write(root.join("fleet.csv"), fleet_csv(&emu)).expect("fleet file");
 
-    let first = mssp_ok(root, &with(&["tenants", "import", "fleet.csv"]), &[]).await;
+    let first = configured_ok(root, &["tenants", "import", "fleet.csv"]).await;
     let out = &first.stdout;
     for line in [
         "adopted       1",
@@ -276,12 +268,12 @@ async fn importing_the_same_file_twice_leaves_the_same_registry_and_exits_0() {
     );
     assert!(!links.contains(APP_SECRET));
 
-    let show = mssp_ok(root, &with(&["tenants", "show", NORTHWIND]), &[]).await;
+    let show = configured_ok(root, &["tenants", "show", NORTHWIND]).await;
     assert!(
         show.stdout.contains("adopted without a click") && show.stdout.contains("Northwind, Inc"),
         "{show:?}"
     );
-    let list = mssp(root, &with(&["tenants", "list", "--json"]), &[]).await;
+    let list = configured(root, &["tenants", "list", "--json"]).await;
     let status = |id: &str| {
         list.json()
             .as_array()
@@ -297,7 +289,7 @@ async fn importing_the_same_file_twice_leaves_the_same_registry_and_exits_0() {
 
     let registry = snapshot(&root.join("mssp-data/registry/tenants"));
     let tokens = snapshot(&root.join("mssp-data/secrets/tenants"));
-    let again = mssp_ok(root, &with(&["tenants", "import", "fleet.csv"]), &[]).await;
+    let again = configured_ok(root, &["tenants", "import", "fleet.csv"]).await;
     for line in [
         "adopted       0",
         "pending       3",
@@ -330,17 +322,16 @@ async fn a_malformed_line_fails_alone_and_the_rest_is_imported() {
     );
     std::fs::write(root.join("fleet.jsonl"), text).expect("fleet file");
     let links = root.join("out/links.csv");
-    let run = mssp(
+    let run = configured(
         root,
-        &with(&[
+        &[
             "tenants",
             "import",
             "fleet.jsonl",
             "--links",
             links.to_str().expect("utf-8"),
             "--json",
-        ]),
-        &[],
+        ],
     )
     .await;
     assert_eq!(run.code, Some(3), "some lines failed: {run:?}");
@@ -371,7 +362,7 @@ async fn a_malformed_line_fails_alone_and_the_rest_is_imported() {
             .expect("links")
             .contains(FABRIKAM)
     );
-    let text = mssp(root, &with(&["tenants", "import", "fleet.jsonl"]), &[]).await;
+    let text = configured(root, &["tenants", "import", "fleet.jsonl"]).await;
     assert_eq!(text.code, Some(3), "{text:?}");
     assert!(text.stdout.contains("line 2: id \"northwind\""), "{text:?}");
     assert!(text.stdout.contains("done          1"), "{text:?}");
@@ -385,7 +376,7 @@ async fn tenants_add_adopts_a_granted_tenant_and_links_the_others() {
     grant(&emu, WOODGROVE, Api::Graph, &["SecurityAlert.Read.All"]);
 
     let add = |id: &'static str, api: &'static str| {
-        with(&[
+        [
             "tenants",
             "add",
             id,
@@ -395,25 +386,25 @@ async fn tenants_add_adopts_a_granted_tenant_and_links_the_others() {
             "application",
             "--api",
             api,
-        ])
+        ]
     };
-    let adopted = mssp_ok(root, &add(NORTHWIND, "graph"), &[]).await;
+    let adopted = configured_ok(root, &add(NORTHWIND, "graph")).await;
     assert!(adopted.stdout.contains("Adopted"), "{adopted:?}");
     assert!(
         !adopted.stdout.contains("/consent/start"),
         "no link to send: {adopted:?}"
     );
-    let again = mssp(root, &add(NORTHWIND, "graph"), &[]).await;
+    let again = configured(root, &add(NORTHWIND, "graph")).await;
     assert_eq!(again.code, Some(4), "already active: {again:?}");
 
-    let pending = mssp_ok(root, &add(WOODGROVE, "mde"), &[]).await;
+    let pending = configured_ok(root, &add(WOODGROVE, "mde")).await;
     assert!(
         pending.stdout.contains("missing role Alert.Read.All"),
         "{pending:?}"
     );
     assert!(link_in(&pending.stdout).starts_with(&public), "{pending:?}");
 
-    let show = mssp(root, &with(&["tenants", "show", NORTHWIND, "--json"]), &[]).await;
+    let show = configured(root, &["tenants", "show", NORTHWIND, "--json"]).await;
     let consent = &show.json()["tenant"]["consent"];
     assert_eq!(consent["method"], "adopted", "{show:?}");
     assert!(consent["verified"].as_str().is_some(), "{show:?}");
