@@ -96,6 +96,37 @@ pub async fn secret_versions(sm: &aws_sdk_secretsmanager::Client, name: &str) ->
     versions
 }
 
+/// Receives from `queue` (long polling, ten at a time) until `enough` holds for what arrived, a
+/// receive comes back empty, or 30 s pass. Received messages stay in the queue, hidden for its
+/// visibility timeout.
+///
+/// # Panics
+///
+/// When a receive fails.
+pub async fn receive_until(
+    sqs: &aws_sdk_sqs::Client,
+    queue: &str,
+    enough: impl Fn(&[aws_sdk_sqs::types::Message]) -> bool,
+) -> Vec<aws_sdk_sqs::types::Message> {
+    let mut messages = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !enough(&messages) && tokio::time::Instant::now() < deadline {
+        let page = sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive");
+        if page.messages().is_empty() {
+            break;
+        }
+        messages.extend(page.messages().iter().cloned());
+    }
+    messages
+}
+
 /// The key element `name` of `kind` (hash or range).
 fn key(name: &str, kind: KeyType) -> KeySchemaElement {
     KeySchemaElement::builder()

@@ -565,7 +565,7 @@ async fn check_alert_notifications(d: &Deployment, sdk: &aws_config::SdkConfig, 
         .collect();
     assert!(!written.is_empty(), "the fetcher wrote objects");
     // Everything the queue holds: until a receive comes back empty.
-    let bodies: Vec<String> = receive_until(&sqs, queue, |_| false)
+    let bodies: Vec<String> = tests::aws::receive_until(&sqs, queue, |_| false)
         .await
         .iter()
         .map(|m| m.body().unwrap_or_default().to_owned())
@@ -802,7 +802,7 @@ async fn export_to_lake(d: &Deployment, env: &TestEnv, sdk: &aws_config::SdkConf
     // The object-created events moto emitted for what the fetcher wrote, as the exporter's rule
     // matched them.
     let sqs = aws_sdk_sqs::Client::new(sdk);
-    let events: Vec<Value> = receive_until(&sqs, d.output("lake_events_url"), |m| {
+    let events: Vec<Value> = tests::aws::receive_until(&sqs, d.output("lake_events_url"), |m| {
         m.len() >= objects.len()
     })
     .await
@@ -918,33 +918,6 @@ async fn export_to_lake(d: &Deployment, env: &TestEnv, sdk: &aws_config::SdkConf
     );
 }
 
-/// Receives from `queue` (long polling, ten at a time) until `enough` holds for what arrived, a
-/// receive comes back empty, or 30 s pass. Received messages stay in the queue, hidden for its
-/// visibility timeout.
-async fn receive_until(
-    sqs: &aws_sdk_sqs::Client,
-    queue: &str,
-    enough: impl Fn(&[aws_sdk_sqs::types::Message]) -> bool,
-) -> Vec<aws_sdk_sqs::types::Message> {
-    let mut messages = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !enough(&messages) && tokio::time::Instant::now() < deadline {
-        let page = sqs
-            .receive_message()
-            .queue_url(queue)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .expect("receive");
-        if page.messages().is_empty() {
-            break;
-        }
-        messages.extend(page.messages().iter().cloned());
-    }
-    messages
-}
-
 /// The fetcher's part: dispatch on the schedule, then the work items as an SQS event. Returns what
 /// the fetcher wrote to stdout (its metrics).
 async fn fetch_every_tenant(
@@ -976,7 +949,7 @@ async fn fetch_every_tenant(
                 .cloned()
         })
         .expect("queue ARN");
-    let messages = receive_until(&sqs, queue, |m| m.len() >= TENANTS.len()).await;
+    let messages = tests::aws::receive_until(&sqs, queue, |m| m.len() >= TENANTS.len()).await;
     let dispatched: BTreeSet<String> = messages
         .iter()
         .map(|m| {
