@@ -209,6 +209,15 @@ fn now_ms() -> u64 {
         .unwrap_or_default()
 }
 
+/// The product's Lambda functions, by crate and binary name: every one the CI configuration
+/// deploys (infra/ci/moto.tf turns the exporter on).
+pub const FUNCTIONS: [&str; 4] = [
+    "consent-callback",
+    "token-refresh",
+    "alert-fetcher",
+    "ocsf-exporter",
+];
+
 /// Where the binary `name` of `profile` (`debug`, `release`) is.
 pub fn binary_path(name: &str, profile: &str) -> PathBuf {
     let root = crate::workspace_root();

@@ -79,14 +79,6 @@ const TENANTS: [(&str, &str, AuthModel, AlertApi); 4] = [
     ),
 ];
 
-/// Every function the CI configuration deploys (infra/ci/moto.tf turns the exporter on).
-const FUNCTIONS: [&str; 4] = [
-    "consent-callback",
-    "token-refresh",
-    "alert-fetcher",
-    "ocsf-exporter",
-];
-
 struct Deployment {
     outputs: Value,
     applied: Value,
@@ -193,8 +185,10 @@ fn check_recorded_calls(
     recording: &str,
 ) -> BTreeMap<String, BTreeMap<String, usize>> {
     let arns = Arns::from_arn(d.output("alert_fetcher"));
-    let by_key: BTreeMap<String, &str> =
-        FUNCTIONS.into_iter().map(|c| (access_key(c), c)).collect();
+    let by_key: BTreeMap<String, &str> = tests::lambda::FUNCTIONS
+        .into_iter()
+        .map(|c| (access_key(c), c))
+        .collect();
     // The exporter writes the lake with the custom source's role: the temporary credentials STS
     // issued it (moto's start with ASIA) sign those calls, checked against that role's policy.
     let lake_role = "the custom source's role (assumed by ocsf-exporter)";
@@ -260,7 +254,7 @@ async fn infra_e2e_the_packaged_functions_run_against_what_terraform_applied() {
     };
 
     // --- what Terraform deployed ---------------------------------------------------------------
-    for crate_name in FUNCTIONS {
+    for crate_name in tests::lambda::FUNCTIONS {
         let f = d.function(crate_name);
         assert_eq!(f["Runtime"], "provided.al2023", "{crate_name}");
         assert_eq!(f["Handler"], "bootstrap", "{crate_name}");
@@ -447,7 +441,7 @@ async fn infra_e2e_the_packaged_functions_run_against_what_terraform_applied() {
     recorder(&env, "stop-recording").await;
     let recording = recorder(&env, "download-recording").await;
     let seen = check_recorded_calls(&d, &recording);
-    for function in FUNCTIONS {
+    for function in tests::lambda::FUNCTIONS {
         assert!(
             seen.contains_key(function),
             "{function} made no recorded call: {seen:?}"
@@ -786,18 +780,17 @@ async fn export_to_lake(d: &Deployment, env: &TestEnv, sdk: &aws_config::SdkConf
 
     // The rule invokes the exporter (as applied; scripts/test then removed that target from
     // moto, which invokes no Lambda target), and its second target is the test's queue.
-    let targets: Vec<&str> = d.applied["lake_rule_targets"]
-        .as_array()
-        .expect("the rule's targets")
-        .iter()
-        .filter_map(|t| t["Arn"].as_str())
-        .collect();
-    assert!(
+    let targets = &d.applied["lake_rule_targets"];
+    let has_target = |suffix: &str| {
         targets
+            .as_array()
+            .expect("the rule's targets")
             .iter()
-            .any(|a| a.ends_with(":function:mssp-ci-ocsf-exporter"))
-            && targets.iter().any(|a| a.ends_with(":mssp-ci-lake-events")),
-        "{targets:?}"
+            .any(|t| t["Arn"].as_str().is_some_and(|a| a.ends_with(suffix)))
+    };
+    assert!(
+        has_target(":function:mssp-ci-ocsf-exporter") && has_target(":mssp-ci-lake-events"),
+        "{targets}"
     );
     // The object-created events moto emitted for what the fetcher wrote, as the exporter's rule
     // matched them.
@@ -1120,7 +1113,7 @@ fn infra_e2e_the_plan_applied_fits_a_fresh_accounts_concurrency_quota() {
         .count();
     assert_eq!(
         functions,
-        FUNCTIONS.len(),
+        tests::lambda::FUNCTIONS.len(),
         "the plan holds the functions, the exporter with them"
     );
     check_fits_fresh_account(&plan).unwrap_or_else(|e| panic!("{e}"));
