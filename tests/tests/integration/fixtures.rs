@@ -131,6 +131,23 @@ impl World {
         w
     }
 
+    /// A world of [`scenario`] in which tenant `id` is registered and signed in: the world and
+    /// the callback Microsoft sends back, not yet completed.
+    pub async fn signed_in_to(id: &str, model: AuthModel, api: AlertApi) -> (World, Callback) {
+        let w = World::start().await;
+        let cb = w.signed_in(id, model, api).await;
+        (w, cb)
+    }
+
+    /// A world of [`scenario`] in which tenant `id` is registered and its consent link opened:
+    /// the world and the Microsoft sign-in URL it leads to.
+    pub async fn at_microsoft(id: &str, model: AuthModel, api: AlertApi) -> (World, Url) {
+        let w = World::start().await;
+        let link = w.register(id, model, api).await;
+        let ms = w.microsoft_sign_in(&link).await;
+        (w, ms)
+    }
+
     /// [`World::onboarded`], then fetched once: the tenant's backlog delivered, its cursor set.
     pub async fn caught_up(id: &str, model: AuthModel, api: AlertApi) -> World {
         let w = World::onboarded(id, model, api).await;
