@@ -24,15 +24,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tests::bench::arg;
-use tests::lambda::{LambdaProcess, binary_path};
+use tests::lambda::{FUNCTIONS, LambdaProcess, binary_path};
 
 const FLOOR: &str = "lambda-floor";
-const FUNCTIONS: [&str; 4] = [
-    "consent-callback",
-    "token-refresh",
-    "alert-fetcher",
-    "ocsf-exporter",
-];
 /// A function's median start against the floor's, at most.
 const MAX_START_RATIO: f64 = 2.0;
 /// RSS at the first poll, at most (MiB).

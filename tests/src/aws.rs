@@ -58,27 +58,73 @@ pub async fn sdk_config_at(endpoint: &str) -> aws_config::SdkConfig {
 ///
 /// When the listing fails.
 pub async fn object_keys(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Vec<String> {
-    let mut keys = Vec::new();
-    let mut token = None;
-    loop {
-        let page = s3
-            .list_objects_v2()
-            .bucket(bucket)
-            .prefix(prefix)
-            .set_continuation_token(token.take())
+    let pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .expect("list");
+    pages
+        .iter()
+        .flat_map(|page| page.contents())
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect()
+}
+
+/// The versions of secret `name`, each as its id and stages (`Some("…"):["AWSCURRENT"]`),
+/// sorted.
+///
+/// # Panics
+///
+/// When the listing fails.
+pub async fn secret_versions(sm: &aws_sdk_secretsmanager::Client, name: &str) -> Vec<String> {
+    let listed = sm
+        .list_secret_version_ids()
+        .secret_id(name)
+        .send()
+        .await
+        .expect("versions");
+    let mut versions: Vec<String> = listed
+        .versions()
+        .iter()
+        .map(|v| format!("{:?}:{:?}", v.version_id(), v.version_stages()))
+        .collect();
+    versions.sort();
+    versions
+}
+
+/// Receives from `queue` (long polling, ten at a time) until `enough` holds for what arrived, a
+/// receive comes back empty, or 30 s pass. Received messages stay in the queue, hidden for its
+/// visibility timeout.
+///
+/// # Panics
+///
+/// When a receive fails.
+pub async fn receive_until(
+    sqs: &aws_sdk_sqs::Client,
+    queue: &str,
+    enough: impl Fn(&[aws_sdk_sqs::types::Message]) -> bool,
+) -> Vec<aws_sdk_sqs::types::Message> {
+    let mut messages = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !enough(&messages) && tokio::time::Instant::now() < deadline {
+        let page = sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
             .send()
             .await
-            .expect("list");
-        keys.extend(
-            page.contents()
-                .iter()
-                .filter_map(|o| o.key().map(str::to_owned)),
-        );
-        match page.next_continuation_token() {
-            Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_owned()),
-            _ => return keys,
+            .expect("receive");
+        if page.messages().is_empty() {
+            break;
         }
+        messages.extend(page.messages().iter().cloned());
     }
+    messages
 }
 
 /// The key element `name` of `kind` (hash or range).

@@ -15,6 +15,7 @@
 //! [Lambda Runtime API]: https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -208,6 +209,15 @@ fn now_ms() -> u64 {
         .unwrap_or_default()
 }
 
+/// The product's Lambda functions, by crate and binary name: every one the CI configuration
+/// deploys (infra/ci/moto.tf turns the exporter on).
+pub const FUNCTIONS: [&str; 4] = [
+    "consent-callback",
+    "token-refresh",
+    "alert-fetcher",
+    "ocsf-exporter",
+];
+
 /// Where the binary `name` of `profile` (`debug`, `release`) is.
 pub fn binary_path(name: &str, profile: &str) -> PathBuf {
     let root = crate::workspace_root();
@@ -242,12 +252,10 @@ impl LambdaProcess {
     /// # Errors
     ///
     /// When the binary is missing (the message says how to build it) or cannot be started.
-    pub async fn spawn<I, K, V>(name: &str, envs: I) -> anyhow::Result<LambdaProcess>
-    where
-        I: IntoIterator<Item = (K, V)>,
-        K: AsRef<std::ffi::OsStr>,
-        V: AsRef<std::ffi::OsStr>,
-    {
+    pub async fn spawn(
+        name: &str,
+        envs: impl IntoIterator<Item = (impl AsRef<OsStr>, impl AsRef<OsStr>)>,
+    ) -> anyhow::Result<LambdaProcess> {
         Self::spawn_profile(name, "debug", envs).await
     }
 
@@ -256,16 +264,11 @@ impl LambdaProcess {
     /// # Errors
     ///
     /// As [`LambdaProcess::spawn`].
-    pub async fn spawn_profile<I, K, V>(
+    pub async fn spawn_profile(
         name: &str,
         profile: &str,
-        envs: I,
-    ) -> anyhow::Result<LambdaProcess>
-    where
-        I: IntoIterator<Item = (K, V)>,
-        K: AsRef<std::ffi::OsStr>,
-        V: AsRef<std::ffi::OsStr>,
-    {
+        envs: impl IntoIterator<Item = (impl AsRef<OsStr>, impl AsRef<OsStr>)>,
+    ) -> anyhow::Result<LambdaProcess> {
         let binary = binary_path(name, profile);
         if !binary.is_file() {
             anyhow::bail!(
@@ -288,16 +291,11 @@ impl LambdaProcess {
     /// # Errors
     ///
     /// When `binary` is missing or cannot be started.
-    pub async fn spawn_binary<I, K, V>(
+    pub async fn spawn_binary(
         name: &str,
         binary: &std::path::Path,
-        envs: I,
-    ) -> anyhow::Result<LambdaProcess>
-    where
-        I: IntoIterator<Item = (K, V)>,
-        K: AsRef<std::ffi::OsStr>,
-        V: AsRef<std::ffi::OsStr>,
-    {
+        envs: impl IntoIterator<Item = (impl AsRef<OsStr>, impl AsRef<OsStr>)>,
+    ) -> anyhow::Result<LambdaProcess> {
         if !binary.is_file() {
             anyhow::bail!("{} does not exist", binary.display());
         }

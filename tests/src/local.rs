@@ -162,3 +162,22 @@ pub async fn onboard(s: &Deps, http: &reqwest::Client, new: NewTenant) -> anyhow
     let cb = sign_in(s, http, &link).await?;
     complete_consent(s, &cb).await.context("completing consent")
 }
+
+/// The registry's record of tenant `id` (a tenant id in text), if any.
+///
+/// # Panics
+///
+/// When `id` is no tenant id or the registry cannot be read.
+pub async fn tenant_record(s: &Deps, id: &str) -> Option<Tenant> {
+    let id = shared::domain::TenantId::parse(id).expect("tenant id");
+    s.registry.get(&id).await.expect("registry")
+}
+
+/// The registry's record of tenant `id`, which must be there.
+///
+/// # Panics
+///
+/// As [`tenant_record`], and when the tenant is not registered.
+pub async fn registered(s: &Deps, id: &str) -> Tenant {
+    tenant_record(s, id).await.expect("tenant")
+}

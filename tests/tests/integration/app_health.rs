@@ -177,9 +177,7 @@ async fn the_secret_expiry_warns_30_14_and_7_days_ahead_on_the_emulators_clock()
 
 #[tokio::test]
 async fn without_a_home_tenant_the_cycle_says_the_credentials_are_not_checked() {
-    let w = World::start().await;
-    w.onboard(NORTHWIND, AuthModel::Application, AlertApi::Graph)
-        .await;
+    let w = World::onboarded(NORTHWIND, AuthModel::Application, AlertApi::Graph).await;
     let s = refresh_all(&w.services, None).await.expect("run");
     match &s.app.credentials {
         Credentials::NotConfigured { reason } => {

@@ -80,14 +80,8 @@ async fn secrets_manager_creates_on_first_write_then_adds_versions_with_tags_and
         .put(&second)
         .await
         .expect("a retried write is idempotent");
-    let versions = sm
-        .list_secret_version_ids()
-        .secret_id(&name)
-        .send()
-        .await
-        .expect("versions");
     assert_eq!(
-        versions.versions().len(),
+        tests::aws::secret_versions(&sm, &name).await.len(),
         2,
         "one version per distinct value"
     );

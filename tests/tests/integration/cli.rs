@@ -36,6 +36,14 @@ impl Run {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
     }
+
+    /// Stdout as one JSON value a line (`each` names what a line must be).
+    pub(crate) fn json_lines(&self, each: &str) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{each} ({e}): {l}")))
+            .collect()
+    }
 }
 
 fn binary() -> PathBuf {
@@ -81,6 +89,23 @@ pub(crate) async fn mssp_ok(cwd: &Path, args: &[&str], envs: &[(String, String)]
     let run = mssp(cwd, args, envs).await;
     assert_eq!(run.code, Some(0), "mssp {args:?}: {run:?}");
     run
+}
+
+/// `ARGS` after `--config mssp.toml`.
+pub(crate) fn with<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["--config", "mssp.toml"];
+    v.extend_from_slice(args);
+    v
+}
+
+/// [`mssp`] with the config file `mssp.toml` in `cwd` and no environment of its own.
+pub(crate) async fn configured(cwd: &Path, args: &[&str]) -> Run {
+    mssp(cwd, &with(args), &[]).await
+}
+
+/// [`configured`], which must exit 0.
+pub(crate) async fn configured_ok(cwd: &Path, args: &[&str]) -> Run {
+    mssp_ok(cwd, &with(args), &[]).await
 }
 
 pub(crate) fn free_port() -> u16 {
@@ -398,17 +423,11 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
     );
 
     std::fs::write(root.join("mssp.toml"), config_text(&emu, port)).expect("config");
-    let cfg = ["--config", "mssp.toml"];
-    let with = |args: &[&'static str]| -> Vec<&'static str> {
-        let mut v: Vec<&str> = cfg.to_vec();
-        v.extend_from_slice(args);
-        v
-    };
 
     // The template is refused until the operator fills in the app registration.
-    let refused = mssp(
+    let refused = configured(
         root,
-        &with(&[
+        &[
             "tenants",
             "add",
             CONTOSO,
@@ -418,8 +437,7 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
             "delegated-v1",
             "--api",
             "siem",
-        ]),
-        &[],
+        ],
     )
     .await;
     assert_eq!(refused.code, Some(2), "{refused:?}");
@@ -435,12 +453,11 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
         (FABRIKAM, "Fabrikam", "delegated-v2", "mde"),
         (NORTHWIND, "Northwind", "application", "graph"),
     ] {
-        let add = mssp_ok(
+        let add = configured_ok(
             root,
-            &with(&[
+            &[
                 "tenants", "add", id, "--name", name, "--model", model, "--api", api,
-            ]),
-            &[],
+            ],
         )
         .await;
         let link = link_in(&add.stdout);
@@ -451,7 +468,7 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
         links.push(link);
         outputs.push(add.all());
     }
-    let list = mssp_ok(root, &with(&["tenants", "list", "--json"]), &[]).await;
+    let list = configured_ok(root, &["tenants", "list", "--json"]).await;
     let tenants = list.json();
     assert_eq!(tenants.as_array().expect("array").len(), 3);
     assert!(
@@ -476,7 +493,7 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
         regions.contains(&(json!("graph"), Value::Null)),
         "{regions:?}"
     );
-    let link = mssp_ok(root, &with(&["consent-link", NORTHWIND]), &[]).await;
+    let link = configured_ok(root, &["consent-link", NORTHWIND]).await;
     assert!(link.stdout.trim().starts_with(&public), "{link:?}");
 
     // serve: the consent endpoint and the schedules in one process.
@@ -516,13 +533,13 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
     }
 
     // status: every tenant active, fetched, no error.
-    let status = mssp_ok(root, &with(&["status", "--json"]), &[]).await;
+    let status = configured_ok(root, &["status", "--json"]).await;
     for h in status.json().as_array().expect("array") {
         assert_eq!(h["status"], "active", "{h}");
         assert_eq!(h["last_fetch_ok"], true, "{h}");
         assert!(h["lag_s"].as_i64().is_some(), "{h}");
     }
-    let table = mssp_ok(root, &with(&["status"]), &[]).await;
+    let table = configured_ok(root, &["status"]).await;
     for word in [
         "TENANT",
         "MODEL",
@@ -554,7 +571,7 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
         assert!(added.status().is_success(), "{}", added.status());
     }
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let run = mssp_ok(root, &with(&["run", "--once"]), &[]).await;
+    let run = configured_ok(root, &["run", "--once"]).await;
     for name in ["Contoso", "Fabrikam", "Northwind"] {
         assert!(
             run.stderr.contains(&format!("{name}: 1 alerts delivered")),
@@ -565,7 +582,7 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
         run.stdout.contains("LAST FETCH"),
         "the status table: {run:?}"
     );
-    let after = mssp(root, &with(&["status", "--json"]), &[]).await;
+    let after = configured(root, &["status", "--json"]).await;
     let moved = watermarks(&after.json());
     for (b, a) in before.iter().zip(&moved) {
         assert_eq!(b.0, a.0);
@@ -579,9 +596,9 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
             "{id}: exactly once after run: {c:?}"
         );
     }
-    let one = mssp_ok(root, &with(&["run", "--once", CONTOSO]), &[]).await;
+    let one = configured_ok(root, &["run", "--once", CONTOSO]).await;
     assert!(one.stderr.contains("fetching 1 tenants"), "{one:?}");
-    let forced = mssp_ok(root, &with(&["refresh", "--force"]), &[]).await;
+    let forced = configured_ok(root, &["refresh", "--force"]).await;
     assert_eq!(
         forced.stdout.matches("refreshed").count(),
         3,
@@ -600,10 +617,9 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
         .await
         .expect("control api");
     assert!(added.status().is_success(), "{}", added.status());
-    let backfill = mssp_ok(
+    let backfill = configured_ok(
         root,
-        &with(&["backfill", NORTHWIND, "--since", "-30d", "--api", "graph"]),
-        &[],
+        &["backfill", NORTHWIND, "--since", "-30d", "--api", "graph"],
     )
     .await;
     assert!(backfill.stdout.contains("30 delivered"), "{backfill:?}");
@@ -613,17 +629,11 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
         c.duplicates == 0 && c.missing.is_empty(),
         "the backfilled history exactly once: {c:?}"
     );
-    let again = mssp_ok(
-        root,
-        &with(&["backfill", NORTHWIND, "--since", "-30d"]),
-        &[],
-    )
-    .await;
+    let again = configured_ok(root, &["backfill", NORTHWIND, "--since", "-30d"]).await;
     assert!(again.stdout.contains("0 delivered"), "{again:?}");
-    let wrong = mssp(
+    let wrong = configured(
         root,
-        &with(&["backfill", NORTHWIND, "--since", "-30d", "--api", "siem"]),
-        &[],
+        &["backfill", NORTHWIND, "--since", "-30d", "--api", "siem"],
     )
     .await;
     assert_eq!(wrong.code, Some(2), "{wrong:?}");
@@ -632,17 +642,12 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
     // fetch: a range on demand, as NDJSON and JSON; the cursor does not move.
     let cursor = root.join(format!("mssp-data/cursors/{CONTOSO}"));
     let before = snapshot(&cursor);
-    let nd = mssp_ok(
+    let nd = configured_ok(
         root,
-        &with(&["fetch", CONTOSO, "--since", "-3h", "--format", "ndjson"]),
-        &[],
+        &["fetch", CONTOSO, "--since", "-3h", "--format", "ndjson"],
     )
     .await;
-    let lines: Vec<Value> = nd
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("one JSON record per line"))
-        .collect();
+    let lines = nd.json_lines("one JSON record per line");
     assert_eq!(lines.len(), exposed(&emu, CONTOSO), "{nd:?}");
     assert!(
         lines
@@ -651,17 +656,12 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
     );
     assert!(nd.stderr.contains("alert versions of"), "{nd:?}");
     // The same range as OCSF: one valid Detection Finding per record, metadata.uid its dedup key.
-    let oc = mssp_ok(
+    let oc = configured_ok(
         root,
-        &with(&["fetch", CONTOSO, "--since", "-3h", "--format", "ocsf"]),
-        &[],
+        &["fetch", CONTOSO, "--since", "-3h", "--format", "ocsf"],
     )
     .await;
-    let events: Vec<Value> = oc
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("one OCSF event per line"))
-        .collect();
+    let events = oc.json_lines("one OCSF event per line");
     crate::ocsf::validate_all(&events);
     let mut uids: Vec<&str> = events
         .iter()
@@ -683,10 +683,9 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
         before,
         "an on-demand fetch leaves the cursor"
     );
-    let js = mssp_ok(
+    let js = configured_ok(
         root,
-        &with(&["fetch", FABRIKAM, "--since", "-3h", "--until", "now"]),
-        &[],
+        &["fetch", FABRIKAM, "--since", "-3h", "--until", "now"],
     )
     .await;
     assert_eq!(
@@ -697,21 +696,21 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
     outputs.push(js.stderr.clone());
 
     // show, suspend, resume.
-    let show = mssp_ok(root, &with(&["tenants", "show", FABRIKAM]), &[]).await;
+    let show = configured_ok(root, &["tenants", "show", FABRIKAM]).await;
     assert!(
         show.stdout.contains("Fabrikam") && show.stdout.contains("delegated-v2"),
         "{show:?}"
     );
-    mssp_ok(root, &with(&["tenants", "suspend", FABRIKAM]), &[]).await;
-    let refused = mssp(root, &with(&["refresh", FABRIKAM]), &[]).await;
+    configured_ok(root, &["tenants", "suspend", FABRIKAM]).await;
+    let refused = configured(root, &["refresh", FABRIKAM]).await;
     assert_eq!(
         refused.code,
         Some(4),
         "a suspended tenant is not refreshed: {refused:?}"
     );
-    let resume = mssp_ok(root, &with(&["tenants", "resume", FABRIKAM, "--json"]), &[]).await;
+    let resume = configured_ok(root, &["tenants", "resume", FABRIKAM, "--json"]).await;
     assert_eq!(resume.json()["status"], "active");
-    let twice = mssp(root, &with(&["tenants", "resume", FABRIKAM]), &[]).await;
+    let twice = configured(root, &["tenants", "resume", FABRIKAM]).await;
     assert_eq!(twice.code, Some(4), "{twice:?}");
 
     // Every output so far: no secret, no token.
@@ -736,7 +735,7 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
     }
 
     // remove: tokens and cursor deleted, the record kept as offboarded.
-    mssp_ok(root, &with(&["tenants", "remove", NORTHWIND]), &[]).await;
+    configured_ok(root, &["tenants", "remove", NORTHWIND]).await;
     assert!(
         !root
             .join(format!("mssp-data/secrets/tenants/{NORTHWIND}.json"))
@@ -748,19 +747,19 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
         "only the lock file stays: {:?}",
         cursors.iter().map(|(n, _)| n).collect::<Vec<_>>()
     );
-    let show = mssp(root, &with(&["tenants", "show", NORTHWIND, "--json"]), &[]).await;
+    let show = configured(root, &["tenants", "show", NORTHWIND, "--json"]).await;
     assert_eq!(show.json()["tenant"]["status"], "offboarded", "{show:?}");
 
     // refresh of every active tenant.
-    let refresh = mssp_ok(root, &with(&["refresh"]), &[]).await;
+    let refresh = configured_ok(root, &["refresh"]).await;
     assert!(refresh.stdout.contains("Contoso"), "{refresh:?}");
 
     // 91 idle days later at Microsoft, Contoso's refresh token is dead: re-consent, with a link.
     emu.state().clock.advance(chrono::Duration::days(91));
-    let dead = mssp(root, &with(&["refresh", CONTOSO, "--force"]), &[]).await;
+    let dead = configured(root, &["refresh", CONTOSO, "--force"]).await;
     assert_eq!(dead.code, Some(3), "{dead:?}");
     assert!(dead.stdout.contains("reconsent_required"), "{dead:?}");
-    let status = mssp(root, &with(&["status"]), &[]).await;
+    let status = configured(root, &["status"]).await;
     assert_eq!(status.code, Some(3), "a tenant needs attention: {status:?}");
     let contoso = status
         .stdout
@@ -773,7 +772,7 @@ async fn every_operator_command_works_on_the_local_data_directory_against_the_em
         link.starts_with(&format!("{public}/consent/start?link=")),
         "{status:?}"
     );
-    let json = mssp(root, &with(&["status", "--json"]), &[]).await;
+    let json = configured(root, &["status", "--json"]).await;
     let contoso = json
         .json()
         .as_array()
@@ -813,15 +812,7 @@ async fn mssp_demo_runs_end_to_end_and_prints_a_table_per_tenant() {
     let started = std::time::Instant::now();
     let demo = mssp_ok(dir.path(), &["demo", "--data-dir", "demo-data"], &[]).await;
     assert!(started.elapsed() < Duration::from_secs(60));
-    for word in [
-        "TENANT",
-        "MODEL",
-        "API",
-        "STATUS",
-        "DELIVERED/EXPECTED",
-        "CREATED/UPDATED",
-        "LAG",
-    ] {
+    for word in "TENANT MODEL API STATUS DELIVERED/EXPECTED CREATED/UPDATED LAG".split(' ') {
         assert!(demo.stdout.contains(word), "{word}: {demo:?}");
     }
     for (name, model, api) in [

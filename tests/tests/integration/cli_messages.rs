@@ -100,19 +100,8 @@ async fn status_and_refresh_show_the_app_registrations_health_and_each_cause_who
     assert!(json.stderr.contains("in 9 days"), "{json:?}");
 
     // A tenant's failure: Contoso's user revoked their sessions. The cause comes first and whole.
-    let revoke = tests::endpoint(
-        &u.control,
-        &format!("tenants/{CONTOSO}/users/admin@contoso.onmicrosoft.com/revoke"),
-    )
-    .expect("url");
-    assert!(
-        http.post(revoke)
-            .send()
-            .await
-            .expect("revoke")
-            .status()
-            .is_success()
-    );
+    let revoke = format!("tenants/{CONTOSO}/users/admin@contoso.onmicrosoft.com/revoke");
+    tests::control(&http, &emu, reqwest::Method::POST, &revoke, None).await;
     let refused = mssp(root, &cfg(&["refresh", CONTOSO, "--force"]), &[]).await;
     assert_eq!(refused.code, Some(3), "{refused:?}");
     for args in [&["status"][..], &["tenants", "list"][..]] {
@@ -140,15 +129,8 @@ async fn status_and_refresh_show_the_app_registrations_health_and_each_cause_who
 
     // The secret expires at Microsoft: status and the next refresh cycle say so once, app-wide,
     // while the tenants' access tokens are still valid.
-    let expire = tests::endpoint(&u.control, &format!("apps/{APP_ID}/expire-secret")).expect("url");
-    assert!(
-        http.post(expire)
-            .send()
-            .await
-            .expect("expire")
-            .status()
-            .is_success()
-    );
+    let expire = format!("apps/{APP_ID}/expire-secret");
+    tests::control(&http, &emu, reqwest::Method::POST, &expire, None).await;
     let status = mssp(root, &cfg(&["status"]), &[]).await;
     assert_eq!(status.code, Some(3), "{status:?}");
     assert!(
@@ -183,12 +165,7 @@ async fn status_and_refresh_show_the_app_registrations_health_and_each_cause_who
             .all(|t| t["result"] == "skipped"),
         "no tenant tried: {v}"
     );
-    let northwind = services
-        .registry
-        .get(&tid(NORTHWIND))
-        .await
-        .expect("registry")
-        .expect("tenant");
+    let northwind = tests::local::registered(&services, NORTHWIND).await;
     assert!(
         northwind.last_refresh.as_ref().is_none_or(|o| o.ok),
         "nothing recorded on the tenant: {northwind:?}"

@@ -51,6 +51,18 @@ async fn start_x(count: usize) -> Result<RunningEmulator> {
     start(vec![tenant(X, count, "1m")], json!({})).await
 }
 
+/// [`start_x`] and a token of `X` for `api` with the role an app needs to read it.
+async fn start_x_with_token(count: usize, api: Api) -> Result<(RunningEmulator, String)> {
+    let emu = start_x(count).await?;
+    let role = match api {
+        Api::Graph => GRAPH_ROLE,
+        Api::Mde => MDE_ROLE,
+        Api::Siem => &[],
+    };
+    let tok = token(&emu, X, api, role);
+    Ok((emu, tok))
+}
+
 /// An app-only token of `APP` for `tenant` and `api`, valid for an hour from the emulated now.
 fn token(emu: &RunningEmulator, tenant: &str, api: Api, roles: &[&str]) -> String {
     let now = emu.state().now().timestamp();
@@ -160,8 +172,7 @@ async fn drain(first: &str, token: &str, query: &[(&str, &str)]) -> Result<(Vec<
 
 #[tokio::test]
 async fn graph_next_links_drain_every_alert_exactly_once() -> Result<()> {
-    let emu = start_x(2500).await?;
-    let tok = token(&emu, X, Api::Graph, GRAPH_ROLE);
+    let (emu, tok) = start_x_with_token(2500, Api::Graph).await?;
 
     let (all, pages) = drain(&graph_url(&emu), &tok, &[]).await?;
 
@@ -229,8 +240,7 @@ async fn graph_next_link_switches_suppress_the_link() -> Result<()> {
 
 #[tokio::test]
 async fn graph_accepts_skip_500_and_refuses_skip_501() -> Result<()> {
-    let emu = start_x(520).await?;
-    let tok = token(&emu, X, Api::Graph, GRAPH_ROLE);
+    let (emu, tok) = start_x_with_token(520, Api::Graph).await?;
 
     let (status, page) =
         get_json(&graph_url(&emu), &tok, &[("$top", "10"), ("$skip", "500")]).await?;
@@ -244,8 +254,7 @@ async fn graph_accepts_skip_500_and_refuses_skip_501() -> Result<()> {
 
 #[tokio::test]
 async fn graph_clamps_top_5000_to_1000() -> Result<()> {
-    let emu = start_x(1200).await?;
-    let tok = token(&emu, X, Api::Graph, GRAPH_ROLE);
+    let (emu, tok) = start_x_with_token(1200, Api::Graph).await?;
 
     let (status, page) = get_json(&graph_url(&emu), &tok, &[("$top", "5000")]).await?;
 
@@ -257,8 +266,7 @@ async fn graph_clamps_top_5000_to_1000() -> Result<()> {
 
 #[tokio::test]
 async fn graph_refuses_a_filter_on_investigation_state() -> Result<()> {
-    let emu = start_x(3).await?;
-    let tok = token(&emu, X, Api::Graph, GRAPH_ROLE);
+    let (emu, tok) = start_x_with_token(3, Api::Graph).await?;
 
     let (status, body) = get_json(
         &graph_url(&emu),
@@ -316,19 +324,18 @@ async fn mde_gives_a_next_link_only_without_top() -> Result<()> {
     assert_eq!(ids(&page).len(), 5);
     assert!(page.get("@odata.nextLink").is_none(), "{page}");
 
+    let refused = error_of(&mde_url(&emu), &tok, &[("$top", "6")]).await?;
+    assert_eq!(refused, (StatusCode::BAD_REQUEST, json!("ODataError")));
+
     let (all, pages) = drain(&mde_url(&emu), &tok, &[]).await?;
     assert_eq!((all.len(), pages), (12, 3));
     assert_eq!(all.iter().collect::<BTreeSet<_>>().len(), 12);
-
-    let refused = error_of(&mde_url(&emu), &tok, &[("$top", "6")]).await?;
-    assert_eq!(refused, (StatusCode::BAD_REQUEST, json!("ODataError")));
     Ok(())
 }
 
 #[tokio::test]
 async fn the_101st_mde_request_in_a_minute_is_throttled_with_whole_seconds() -> Result<()> {
-    let emu = start_x(3).await?;
-    let tok = token(&emu, X, Api::Mde, MDE_ROLE);
+    let (emu, tok) = start_x_with_token(3, Api::Mde).await?;
 
     let r = past_the_budget(&mde_url(&emu), &tok, 100).await?;
 
@@ -690,8 +697,7 @@ async fn an_alert_appears_only_after_its_delay_and_the_ground_truth_follows_its_
 
 #[tokio::test]
 async fn malformed_and_dropped_answers_fail_to_parse_as_json() -> Result<()> {
-    let emu = start_x(50).await?;
-    let tok = token(&emu, X, Api::Graph, GRAPH_ROLE);
+    let (emu, tok) = start_x_with_token(50, Api::Graph).await?;
 
     for kind in ["malformed", "drop"] {
         set_faults(&emu, json!([{ "api": "graph", "kind": kind, "count": 1 }]))?;

@@ -926,13 +926,20 @@ async fn the_sign_in_page_posts_accept_and_redirects_with_code_and_state() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(location, None);
-    assert!(html.contains("<form method=\"post\" action=\"/login/_decide\">"));
-    assert!(html.contains("<select name=\"user\""));
-    assert!(html.contains("id=\"accept\""));
-    assert!(html.contains("id=\"deny\""));
-    assert!(html.contains("MSSP Alert Connector"));
-    assert!(html.contains("Contoso"));
-    assert!(html.contains("Alert.Read (delegated permission"));
+    for shown in [
+        "<form method=\"post\" action=\"/login/_decide\">",
+        "<select name=\"user\"",
+        "id=\"accept\"",
+        "id=\"deny\"",
+        "MSSP Alert Connector",
+        "Contoso",
+        "Alert.Read (delegated permission",
+    ] {
+        assert!(
+            html.contains(shown),
+            "the sign-in page shows {shown}: {html}"
+        );
+    }
     assert!(
         !html.contains("Fabrikam"),
         "only the tenant's users are offered"

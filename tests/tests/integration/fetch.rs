@@ -58,10 +58,7 @@ async fn every_api_delivers_each_alert_version_once_and_a_second_run_adds_nothin
 
 #[tokio::test]
 async fn an_update_arrives_as_a_new_version_marked_updated() {
-    let w = World::start().await;
-    w.onboard(NORTHWIND, AuthModel::Application, AlertApi::Graph)
-        .await;
-    w.fetch(NORTHWIND).await.expect("first");
+    let w = World::caught_up(NORTHWIND, AuthModel::Application, AlertApi::Graph).await;
     let id = w.records(NORTHWIND)[0].alert_id.clone();
     w.advance(Duration::minutes(5));
     w.control(
@@ -88,14 +85,11 @@ async fn an_update_arrives_as_a_new_version_marked_updated() {
 
 #[tokio::test]
 async fn an_alert_that_becomes_visible_late_inside_the_overlap_is_delivered() {
-    let w = World::start().await;
-    w.onboard(FABRIKAM, AuthModel::DelegatedV2, AlertApi::Mde)
-        .await;
-    w.fetch(FABRIKAM).await.expect("first");
+    let w = World::caught_up(FABRIKAM, AuthModel::DelegatedV2, AlertApi::Mde).await;
     // Created now, visible only in 20 minutes: by then the watermark has passed its update time.
-    w.control(
-        &format!("tenants/{FABRIKAM}/alerts"),
-        Some(json!([{"created": "+0s", "visible_after": "20m", "title": "Late arrival"}])),
+    w.add_alerts(
+        FABRIKAM,
+        json!([{"created": "+0s", "visible_after": "20m", "title": "Late arrival"}]),
     )
     .await;
     w.advance(Duration::minutes(10));
@@ -176,9 +170,7 @@ async fn a_graph_backlog_deeper_than_skip_and_top_can_reach_is_drained() {
 
 #[tokio::test]
 async fn a_partial_answer_never_advances_the_watermark_and_is_recorded() {
-    let w = World::start().await;
-    w.onboard(NORTHWIND, AuthModel::Application, AlertApi::Graph)
-        .await;
+    let w = World::onboarded(NORTHWIND, AuthModel::Application, AlertApi::Graph).await;
     w.emu.state().world().faults.replace(FaultPlanSpec {
         seed: 1,
         rules: vec![fault(NORTHWIND, FaultTarget::Graph, FaultKind::Partial, 3)],
@@ -210,9 +202,7 @@ async fn a_partial_answer_never_advances_the_watermark_and_is_recorded() {
 
 #[tokio::test]
 async fn a_token_without_the_role_gets_403_and_the_watermark_stays() {
-    let w = World::start().await;
-    w.onboard(NORTHWIND, AuthModel::Application, AlertApi::Graph)
-        .await;
+    let w = World::onboarded(NORTHWIND, AuthModel::Application, AlertApi::Graph).await;
     // The admin withdraws the role: the next token has none.
     {
         let mut world = w.emu.state().world();
@@ -250,9 +240,7 @@ async fn throttling_server_errors_malformed_and_dropped_pages_are_retried() {
 
 #[tokio::test]
 async fn a_second_fetch_while_the_lease_is_held_is_refused() {
-    let w = World::start().await;
-    w.onboard(NORTHWIND, AuthModel::Application, AlertApi::Graph)
-        .await;
+    let w = World::onboarded(NORTHWIND, AuthModel::Application, AlertApi::Graph).await;
     let ports = &w.services;
     use shared::clock::Clock;
     ports

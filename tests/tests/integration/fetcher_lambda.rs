@@ -61,29 +61,34 @@ impl Fetcher {
             .expect("alert-fetcher binary (run `cargo build --workspace --bins`)")
     }
 
+    /// The messages waiting in the work queue, as (message id, body).
     pub(crate) async fn messages(&self) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        for _ in 0..5 {
-            let r = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.queue_url)
-                .max_number_of_messages(10)
-                .send()
-                .await
-                .expect("receive");
-            if r.messages().is_empty() {
-                break;
-            }
-            for m in r.messages() {
-                out.push((
+        tests::aws::receive_until(&self.sqs, &self.queue_url, |_| false)
+            .await
+            .iter()
+            .map(|m| {
+                (
                     m.message_id().unwrap_or_default().to_string(),
                     m.body().unwrap_or_default().to_string(),
-                ));
-            }
-        }
-        out
+                )
+            })
+            .collect()
     }
+
+    /// Tenant `id`'s records in the bucket.
+    async fn records(&self, id: &str) -> Vec<shared::record::AlertRecord> {
+        self.sink.records(Some(&tid(id))).await.expect("records")
+    }
+}
+
+/// Invokes `lambda` with `messages` as an SQS batch, which must fail none of them.
+async fn batch_ok(
+    lambda: &tests::lambda::LambdaProcess,
+    messages: &[(String, String)],
+    what: &str,
+) {
+    let batch = lambda.invoke(&sqs_event(messages)).await.expect(what);
+    assert!(failed_ids(&batch).is_empty(), "{what}: {batch}");
 }
 
 pub(crate) fn sqs_event(messages: &[(String, String)]) -> Value {
@@ -133,16 +138,10 @@ async fn dispatch_then_an_sqs_batch_lands_alerts_in_s3_and_reports_only_the_pois
     want.sort();
     assert_eq!(failed, want);
     for id in [FABRIKAM, NORTHWIND] {
-        let records = f.sink.records(Some(&tid(id))).await.expect("records");
+        let records = f.records(id).await;
         assert_eq!(records.len(), 5, "{id}");
     }
-    assert!(
-        f.sink
-            .records(Some(&tid(CONTOSO)))
-            .await
-            .expect("records")
-            .is_empty()
-    );
+    assert!(f.records(CONTOSO).await.is_empty());
     let logs = fetcher.logs();
     assert!(
         logs.contains(FABRIKAM),
@@ -365,7 +364,7 @@ async fn a_malformed_sqs_record_fails_only_its_own_message() {
     want.sort();
     assert_eq!(failed, want, "{answer}");
     for id in [FABRIKAM, NORTHWIND, CONTOSO] {
-        let records = f.sink.records(Some(&tid(id))).await.expect("records");
+        let records = f.records(id).await;
         assert_eq!(records.len(), 5, "{id}: the good work items were fetched");
     }
     let logs = fetcher.logs();
@@ -389,17 +388,8 @@ async fn a_backfill_invoke_continues_through_the_queue_and_the_sweep_schedule_di
     .await;
     // The regular fetch first: it sets where the regular coverage starts.
     let first = json!({"tenant_id": NORTHWIND});
-    let batch = lambda
-        .invoke(&sqs_event(&[("m-1".into(), first.to_string())]))
-        .await
-        .expect("fetch batch");
-    assert!(failed_ids(&batch).is_empty(), "{batch}");
-    let regular = f
-        .sink
-        .records(Some(&tid(NORTHWIND)))
-        .await
-        .expect("records")
-        .len();
+    batch_ok(&lambda, &[("m-1".into(), first.to_string())], "fetch batch").await;
+    let regular = f.records(NORTHWIND).await.len();
 
     let since = (chrono::Utc::now() - chrono::Duration::days(30)).to_rfc3339();
     let asked = lambda
@@ -410,16 +400,8 @@ async fn a_backfill_invoke_continues_through_the_queue_and_the_sweep_schedule_di
     let queued = f.messages().await;
     assert_eq!(queued.len(), 1, "{queued:?}");
     assert!(queued[0].1.contains("\"job\":\"backfill\""), "{queued:?}");
-    let batch = lambda
-        .invoke(&sqs_event(&queued))
-        .await
-        .expect("backfill batch");
-    assert!(failed_ids(&batch).is_empty(), "{batch}");
-    let records = f
-        .sink
-        .records(Some(&tid(NORTHWIND)))
-        .await
-        .expect("records");
+    batch_ok(&lambda, &queued, "backfill batch").await;
+    let records = f.records(NORTHWIND).await;
     assert_eq!(records.len(), regular + 25, "the history, once");
     let mut keys: Vec<&str> = records.iter().map(|r| r.dedup_key.as_str()).collect();
     keys.sort_unstable();
@@ -445,15 +427,7 @@ async fn a_backfill_invoke_continues_through_the_queue_and_the_sweep_schedule_di
         sweeps.iter().all(|(_, b)| b.contains("\"job\":\"sweep\"")),
         "{sweeps:?}"
     );
-    let batch = lambda
-        .invoke(&sqs_event(&sweeps))
-        .await
-        .expect("sweep batch");
-    assert!(failed_ids(&batch).is_empty(), "{batch}");
-    let after = f
-        .sink
-        .records(Some(&tid(NORTHWIND)))
-        .await
-        .expect("records");
+    batch_ok(&lambda, &sweeps, "sweep batch").await;
+    let after = f.records(NORTHWIND).await;
     assert_eq!(after.len(), records.len(), "nothing is late here");
 }

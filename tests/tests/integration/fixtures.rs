@@ -124,6 +124,37 @@ impl World {
         }
     }
 
+    /// A world of [`scenario`] in which tenant `id` is onboarded with `model` and `api`.
+    pub async fn onboarded(id: &str, model: AuthModel, api: AlertApi) -> World {
+        let w = World::start().await;
+        w.onboard(id, model, api).await;
+        w
+    }
+
+    /// A world of [`scenario`] in which tenant `id` is registered and signed in: the world and
+    /// the callback Microsoft sends back, not yet completed.
+    pub async fn signed_in_to(id: &str, model: AuthModel, api: AlertApi) -> (World, Callback) {
+        let w = World::start().await;
+        let cb = w.signed_in(id, model, api).await;
+        (w, cb)
+    }
+
+    /// A world of [`scenario`] in which tenant `id` is registered and its consent link opened:
+    /// the world and the Microsoft sign-in URL it leads to.
+    pub async fn at_microsoft(id: &str, model: AuthModel, api: AlertApi) -> (World, Url) {
+        let w = World::start().await;
+        let link = w.register(id, model, api).await;
+        let ms = w.microsoft_sign_in(&link).await;
+        (w, ms)
+    }
+
+    /// [`World::onboarded`], then fetched once: the tenant's backlog delivered, its cursor set.
+    pub async fn caught_up(id: &str, model: AuthModel, api: AlertApi) -> World {
+        let w = World::onboarded(id, model, api).await;
+        w.fetch(id).await.expect("first fetch");
+        w
+    }
+
     /// The product's clock.
     pub fn clock_now(&self) -> DateTime<Utc> {
         use shared::clock::Clock;
@@ -174,12 +205,7 @@ impl World {
 
     /// The tenant's record.
     pub async fn tenant(&self, id: &str) -> Tenant {
-        self.services
-            .registry
-            .get(&tid(id))
-            .await
-            .expect("registry")
-            .expect("tenant")
+        tests::local::registered(&self.services, id).await
     }
 
     /// The tenant's stored tokens.
@@ -215,6 +241,12 @@ impl World {
     /// was accepted.
     pub async fn control(&self, path: &str, body: Option<serde_json::Value>) {
         tests::control(&self.http, &self.emu, reqwest::Method::POST, path, body).await;
+    }
+
+    /// Adds `alerts` (the emulator's alert specs, as a JSON array) to tenant `id`.
+    pub async fn add_alerts(&self, id: &str, alerts: serde_json::Value) {
+        self.control(&format!("tenants/{id}/alerts"), Some(alerts))
+            .await;
     }
 
     /// GETs a Microsoft URL and parses the redirect back to our callback.
@@ -257,6 +289,16 @@ impl World {
         id: &str,
     ) -> Result<shared::flows::sweep::Swept, shared::flows::fetch::FetchFlowError> {
         shared::flows::sweep::sweep_tenant(&self.services, &tid(id), &a_minute()).await
+    }
+
+    /// One slice of a tenant's sweep that must run to the end: its summary.
+    pub async fn sweep_finished(&self, id: &str) -> shared::ports::JobSummary {
+        use shared::flows::{fetch::job::Slice, sweep::Swept};
+        let swept = self.sweep(id).await.expect("swept");
+        let Swept::Ran(Slice::Finished(summary)) = swept else {
+            panic!("expected a finished sweep, got {swept:?}");
+        };
+        summary
     }
 
     /// The tenant's cursor of `api`.

@@ -79,14 +79,6 @@ const TENANTS: [(&str, &str, AuthModel, AlertApi); 4] = [
     ),
 ];
 
-/// Every function the CI configuration deploys (infra/ci/moto.tf turns the exporter on).
-const FUNCTIONS: [&str; 4] = [
-    "consent-callback",
-    "token-refresh",
-    "alert-fetcher",
-    "ocsf-exporter",
-];
-
 struct Deployment {
     outputs: Value,
     applied: Value,
@@ -193,8 +185,10 @@ fn check_recorded_calls(
     recording: &str,
 ) -> BTreeMap<String, BTreeMap<String, usize>> {
     let arns = Arns::from_arn(d.output("alert_fetcher"));
-    let by_key: BTreeMap<String, &str> =
-        FUNCTIONS.into_iter().map(|c| (access_key(c), c)).collect();
+    let by_key: BTreeMap<String, &str> = tests::lambda::FUNCTIONS
+        .into_iter()
+        .map(|c| (access_key(c), c))
+        .collect();
     // The exporter writes the lake with the custom source's role: the temporary credentials STS
     // issued it (moto's start with ASIA) sign those calls, checked against that role's policy.
     let lake_role = "the custom source's role (assumed by ocsf-exporter)";
@@ -260,7 +254,7 @@ async fn infra_e2e_the_packaged_functions_run_against_what_terraform_applied() {
     };
 
     // --- what Terraform deployed ---------------------------------------------------------------
-    for crate_name in FUNCTIONS {
+    for crate_name in tests::lambda::FUNCTIONS {
         let f = d.function(crate_name);
         assert_eq!(f["Runtime"], "provided.al2023", "{crate_name}");
         assert_eq!(f["Handler"], "bootstrap", "{crate_name}");
@@ -370,12 +364,7 @@ async fn infra_e2e_the_packaged_functions_run_against_what_terraform_applied() {
         assert_eq!(back.path(), "/consent/callback", "{name}");
         let page = env.http.get(back).send().await.expect("callback");
         assert_eq!(page.status().as_u16(), 200, "{name}: {}", consent.logs());
-        let tenant = operator
-            .registry
-            .get(&tid(id))
-            .await
-            .expect("registry")
-            .expect("tenant");
+        let tenant = tests::local::registered(&operator, id).await;
         assert_eq!(tenant.status, TenantStatus::Active, "{name}");
         // The tenant's secret, under the prefix, encrypted with the key Terraform created.
         let secret = sm
@@ -452,7 +441,7 @@ async fn infra_e2e_the_packaged_functions_run_against_what_terraform_applied() {
     recorder(&env, "stop-recording").await;
     let recording = recorder(&env, "download-recording").await;
     let seen = check_recorded_calls(&d, &recording);
-    for function in FUNCTIONS {
+    for function in tests::lambda::FUNCTIONS {
         assert!(
             seen.contains_key(function),
             "{function} made no recorded call: {seen:?}"
@@ -570,7 +559,7 @@ async fn check_alert_notifications(d: &Deployment, sdk: &aws_config::SdkConfig, 
         .collect();
     assert!(!written.is_empty(), "the fetcher wrote objects");
     // Everything the queue holds: until a receive comes back empty.
-    let bodies: Vec<String> = receive_until(&sqs, queue, |_| false)
+    let bodies: Vec<String> = tests::aws::receive_until(&sqs, queue, |_| false)
         .await
         .iter()
         .map(|m| m.body().unwrap_or_default().to_owned())
@@ -791,23 +780,22 @@ async fn export_to_lake(d: &Deployment, env: &TestEnv, sdk: &aws_config::SdkConf
 
     // The rule invokes the exporter (as applied; scripts/test then removed that target from
     // moto, which invokes no Lambda target), and its second target is the test's queue.
-    let targets: Vec<&str> = d.applied["lake_rule_targets"]
-        .as_array()
-        .expect("the rule's targets")
-        .iter()
-        .filter_map(|t| t["Arn"].as_str())
-        .collect();
-    assert!(
+    let targets = &d.applied["lake_rule_targets"];
+    let has_target = |suffix: &str| {
         targets
+            .as_array()
+            .expect("the rule's targets")
             .iter()
-            .any(|a| a.ends_with(":function:mssp-ci-ocsf-exporter"))
-            && targets.iter().any(|a| a.ends_with(":mssp-ci-lake-events")),
-        "{targets:?}"
+            .any(|t| t["Arn"].as_str().is_some_and(|a| a.ends_with(suffix)))
+    };
+    assert!(
+        has_target(":function:mssp-ci-ocsf-exporter") && has_target(":mssp-ci-lake-events"),
+        "{targets}"
     );
     // The object-created events moto emitted for what the fetcher wrote, as the exporter's rule
     // matched them.
     let sqs = aws_sdk_sqs::Client::new(sdk);
-    let events: Vec<Value> = receive_until(&sqs, d.output("lake_events_url"), |m| {
+    let events: Vec<Value> = tests::aws::receive_until(&sqs, d.output("lake_events_url"), |m| {
         m.len() >= objects.len()
     })
     .await
@@ -923,33 +911,6 @@ async fn export_to_lake(d: &Deployment, env: &TestEnv, sdk: &aws_config::SdkConf
     );
 }
 
-/// Receives from `queue` (long polling, ten at a time) until `enough` holds for what arrived, a
-/// receive comes back empty, or 30 s pass. Received messages stay in the queue, hidden for its
-/// visibility timeout.
-async fn receive_until(
-    sqs: &aws_sdk_sqs::Client,
-    queue: &str,
-    enough: impl Fn(&[aws_sdk_sqs::types::Message]) -> bool,
-) -> Vec<aws_sdk_sqs::types::Message> {
-    let mut messages = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !enough(&messages) && tokio::time::Instant::now() < deadline {
-        let page = sqs
-            .receive_message()
-            .queue_url(queue)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .expect("receive");
-        if page.messages().is_empty() {
-            break;
-        }
-        messages.extend(page.messages().iter().cloned());
-    }
-    messages
-}
-
 /// The fetcher's part: dispatch on the schedule, then the work items as an SQS event. Returns what
 /// the fetcher wrote to stdout (its metrics).
 async fn fetch_every_tenant(
@@ -981,7 +942,7 @@ async fn fetch_every_tenant(
                 .cloned()
         })
         .expect("queue ARN");
-    let messages = receive_until(&sqs, queue, |m| m.len() >= TENANTS.len()).await;
+    let messages = tests::aws::receive_until(&sqs, queue, |m| m.len() >= TENANTS.len()).await;
     let dispatched: BTreeSet<String> = messages
         .iter()
         .map(|m| {
@@ -1152,7 +1113,7 @@ fn infra_e2e_the_plan_applied_fits_a_fresh_accounts_concurrency_quota() {
         .count();
     assert_eq!(
         functions,
-        FUNCTIONS.len(),
+        tests::lambda::FUNCTIONS.len(),
         "the plan holds the functions, the exporter with them"
     );
     check_fits_fresh_account(&plan).unwrap_or_else(|e| panic!("{e}"));

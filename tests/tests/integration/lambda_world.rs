@@ -180,11 +180,7 @@ impl FnWorld {
     }
 
     pub async fn tenant(&self, id: &str) -> Option<Tenant> {
-        self.services
-            .registry
-            .get(&tid(id))
-            .await
-            .expect("registry")
+        tests::local::tenant_record(&self.services, id).await
     }
 
     pub async fn tokens(&self, id: &str) -> Option<TenantTokens> {
@@ -198,35 +194,25 @@ impl FnWorld {
     /// Everything this world's stores hold: every DynamoDB item of the table, and the name and
     /// versions of every secret under the prefix.
     pub async fn snapshot(&self) -> Snapshot {
+        let scan = self
+            .ddb
+            .scan()
+            .table_name(&self.table)
+            .consistent_read(true);
+        let scanned = scan.into_paginator().items().send().try_collect().await;
         let mut items = BTreeMap::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .ddb
-                .scan()
-                .table_name(&self.table)
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .expect("scan");
-            for item in page.items() {
-                let key = |k: &str| {
-                    item.get(k)
-                        .and_then(|v| v.as_s().ok())
-                        .cloned()
-                        .unwrap_or_default()
-                };
-                let attrs: BTreeMap<_, _> = item
-                    .iter()
-                    .map(|(k, v)| (k.clone(), format!("{v:?}")))
-                    .collect();
-                items.insert(format!("{}|{}", key("pk"), key("sk")), format!("{attrs:?}"));
-            }
-            match page.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => break,
-            }
+        for item in scanned.expect("scan") {
+            let key = |k: &str| {
+                item.get(k)
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            let attrs: BTreeMap<_, _> = item
+                .iter()
+                .map(|(k, v)| (k.clone(), format!("{v:?}")))
+                .collect();
+            items.insert(format!("{}|{}", key("pk"), key("sk")), format!("{attrs:?}"));
         }
         let mut secrets = BTreeMap::new();
         let mut token = None;
@@ -249,20 +235,8 @@ impl FnWorld {
                 if !name.starts_with(&format!("{}/", self.prefix)) {
                     continue;
                 }
-                let versions = self
-                    .sm
-                    .list_secret_version_ids()
-                    .secret_id(&name)
-                    .send()
-                    .await
-                    .expect("versions");
-                let mut v: Vec<String> = versions
-                    .versions()
-                    .iter()
-                    .map(|v| format!("{:?}:{:?}", v.version_id(), v.version_stages()))
-                    .collect();
-                v.sort();
-                secrets.insert(name, v);
+                let versions = tests::aws::secret_versions(&self.sm, &name).await;
+                secrets.insert(name, versions);
             }
             match page.next_token() {
                 Some(t) => token = Some(t.to_owned()),

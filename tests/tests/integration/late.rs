@@ -20,13 +20,10 @@ async fn fetch_every_five_minutes(w: &World, id: &str, hours: i64) {
 
 #[tokio::test]
 async fn an_alert_visible_five_hours_after_its_update_is_delivered_late_by_the_next_sweep() {
-    let w = World::start().await;
-    w.onboard(NORTHWIND, AuthModel::Application, AlertApi::Graph)
-        .await;
-    w.fetch(NORTHWIND).await.expect("first fetch");
-    w.control(
-        &format!("tenants/{NORTHWIND}/alerts"),
-        Some(json!([{"id": "late-one", "created": "+0s", "visible_after": "5h", "title": "Seen late"}])),
+    let w = World::caught_up(NORTHWIND, AuthModel::Application, AlertApi::Graph).await;
+    w.add_alerts(
+        NORTHWIND,
+        json!([{"id": "late-one", "created": "+0s", "visible_after": "5h", "title": "Seen late"}]),
     )
     .await;
 
@@ -47,10 +44,7 @@ async fn an_alert_visible_five_hours_after_its_update_is_delivered_late_by_the_n
         "the emulator exposes it"
     );
 
-    let swept = w.sweep(NORTHWIND).await.expect("swept");
-    let Swept::Ran(Slice::Finished(summary)) = swept else {
-        panic!("expected a finished sweep, got {swept:?}");
-    };
+    let summary = w.sweep_finished(NORTHWIND).await;
     assert_eq!(summary.delivered, 1, "{summary:?}");
     assert!(summary.checked >= 6, "{summary:?}");
     let late: Vec<_> = w

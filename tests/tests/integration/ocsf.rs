@@ -82,18 +82,16 @@ fn value(f: &Field) -> Value {
 
 /// `event` as the lake stores it: `unmapped` values and `evidences[].data` as JSON text.
 pub fn as_stored(event: &Value) -> Value {
+    let as_text = |v: &mut Value| *v = Value::String(v.to_string());
     let mut e = event.clone();
-    if let Some(Value::Object(unmapped)) = e.get_mut("unmapped") {
-        for v in unmapped.values_mut() {
-            *v = Value::String(v.to_string());
-        }
+    if let Some(unmapped) = e.get_mut("unmapped").and_then(Value::as_object_mut) {
+        unmapped.values_mut().for_each(as_text);
     }
-    if let Some(Value::Array(evidences)) = e.get_mut("evidences") {
-        for ev in evidences {
-            if let Some(data) = ev.get_mut("data") {
-                *data = Value::String(data.to_string());
-            }
-        }
+    if let Some(evidences) = e.get_mut("evidences").and_then(Value::as_array_mut) {
+        evidences
+            .iter_mut()
+            .filter_map(|ev| ev.get_mut("data"))
+            .for_each(as_text);
     }
     e
 }

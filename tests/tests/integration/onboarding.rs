@@ -52,10 +52,8 @@ async fn assert_consented(w: &World, id: &str, model: AuthModel, granted: &str) 
 
 #[tokio::test]
 async fn delegated_v1_consent_makes_the_tenant_active_with_tokens_in_the_store_only() {
-    let w = World::start().await;
-    let t = w
-        .onboard(CONTOSO, AuthModel::DelegatedV1, AlertApi::Siem)
-        .await;
+    let w = World::onboarded(CONTOSO, AuthModel::DelegatedV1, AlertApi::Siem).await;
+    let t = w.tenant(CONTOSO).await;
     assert_eq!(t.status, TenantStatus::Active);
     assert_consented(&w, CONTOSO, AuthModel::DelegatedV1, "user_impersonation").await;
     let p = t.consent.expect("provenance");
@@ -67,11 +65,7 @@ async fn delegated_v1_consent_makes_the_tenant_active_with_tokens_in_the_store_o
 
 #[tokio::test]
 async fn delegated_v2_consent_uses_pkce_and_offline_access() {
-    let w = World::start().await;
-    let link = w
-        .register(FABRIKAM, AuthModel::DelegatedV2, AlertApi::Mde)
-        .await;
-    let ms = w.microsoft_sign_in(&link).await;
+    let (w, ms) = World::at_microsoft(FABRIKAM, AuthModel::DelegatedV2, AlertApi::Mde).await;
     let q: std::collections::HashMap<_, _> = ms.query_pairs().into_owned().collect();
     assert_eq!(
         q.get("code_challenge_method").map(String::as_str),
@@ -89,10 +83,8 @@ async fn delegated_v2_consent_uses_pkce_and_offline_access() {
 
 #[tokio::test]
 async fn application_consent_verifies_the_roles_with_a_client_credentials_token() {
-    let w = World::start().await;
-    let t = w
-        .onboard(NORTHWIND, AuthModel::Application, AlertApi::Graph)
-        .await;
+    let w = World::onboarded(NORTHWIND, AuthModel::Application, AlertApi::Graph).await;
+    let t = w.tenant(NORTHWIND).await;
     assert_eq!(t.status, TenantStatus::Active);
     assert_consented(
         &w,
@@ -114,10 +106,7 @@ async fn nothing_stored(w: &World, id: &str) {
 
 #[tokio::test]
 async fn forged_and_garbage_states_are_refused_and_nothing_is_stored() {
-    let w = World::start().await;
-    let mut cb = w
-        .signed_in(CONTOSO, AuthModel::DelegatedV1, AlertApi::Siem)
-        .await;
+    let (w, mut cb) = World::signed_in_to(CONTOSO, AuthModel::DelegatedV1, AlertApi::Siem).await;
     let real = cb.state.clone().expect("state");
     let (payload, _) = real.split_once('.').expect("two parts");
     for bad in [
@@ -135,10 +124,7 @@ async fn forged_and_garbage_states_are_refused_and_nothing_is_stored() {
 
 #[tokio::test]
 async fn an_expired_state_is_refused() {
-    let w = World::start().await;
-    let cb = w
-        .signed_in(CONTOSO, AuthModel::DelegatedV1, AlertApi::Siem)
-        .await;
+    let (w, cb) = World::signed_in_to(CONTOSO, AuthModel::DelegatedV1, AlertApi::Siem).await;
     w.advance(Duration::minutes(31));
     let e = w.refused(&cb).await;
     assert!(e.to_string().contains("expired"), "{e}");
@@ -147,10 +133,7 @@ async fn an_expired_state_is_refused() {
 
 #[tokio::test]
 async fn a_replayed_callback_is_refused_and_changes_nothing() {
-    let w = World::start().await;
-    let cb = w
-        .signed_in(NORTHWIND, AuthModel::Application, AlertApi::Graph)
-        .await;
+    let (w, cb) = World::signed_in_to(NORTHWIND, AuthModel::Application, AlertApi::Graph).await;
     complete_consent(&w.services, &cb).await.expect("first use");
     let before = w.tokens(NORTHWIND).await;
     let e = w.refused(&cb).await;
@@ -167,11 +150,7 @@ async fn an_admin_consent_in_another_tenant_does_not_activate_the_bound_tenant()
     // The state is bound to Woodgrove, but the admin who consents belongs to Northwind: the
     // redirect says tenant=Northwind. We never trust that parameter: the client-credentials token
     // is requested for the bound tenant, which never consented.
-    let w = World::start().await;
-    let link = w
-        .register(WOODGROVE, AuthModel::Application, AlertApi::Graph)
-        .await;
-    let ms = w.microsoft_sign_in(&link).await;
+    let (w, ms) = World::at_microsoft(WOODGROVE, AuthModel::Application, AlertApi::Graph).await;
     let other = url::Url::parse(&ms.as_str().replace(WOODGROVE, "organizations").replace(
         "adminconsent?",
         "adminconsent?login_hint=admin%40northwind.onmicrosoft.com&",

@@ -18,9 +18,7 @@ async fn refresh_token_of(w: &World, id: &str) -> String {
 
 #[tokio::test]
 async fn every_refresh_persists_the_rotated_refresh_token() {
-    let w = World::start().await;
-    w.onboard(CONTOSO, AuthModel::DelegatedV1, AlertApi::Siem)
-        .await;
+    let w = World::onboarded(CONTOSO, AuthModel::DelegatedV1, AlertApi::Siem).await;
     w.onboard(FABRIKAM, AuthModel::DelegatedV2, AlertApi::Mde)
         .await;
     for id in [CONTOSO, FABRIKAM] {
@@ -40,9 +38,7 @@ async fn every_refresh_persists_the_rotated_refresh_token() {
 
 #[tokio::test]
 async fn fresh_tokens_are_left_alone_and_near_expiry_ones_are_renewed() {
-    let w = World::start().await;
-    w.onboard(NORTHWIND, AuthModel::Application, AlertApi::Graph)
-        .await;
+    let w = World::onboarded(NORTHWIND, AuthModel::Application, AlertApi::Graph).await;
     let r = refresh_tenant(&w.services, &tid(NORTHWIND), false)
         .await
         .expect("ok");
@@ -136,9 +132,7 @@ fn identity_server_errors(w: &World, status: u16, count: Option<u32>) {
 
 #[tokio::test]
 async fn a_burst_of_server_errors_is_retried_and_changes_no_status() {
-    let w = World::start().await;
-    w.onboard(FABRIKAM, AuthModel::DelegatedV2, AlertApi::Mde)
-        .await;
+    let w = World::onboarded(FABRIKAM, AuthModel::DelegatedV2, AlertApi::Mde).await;
     identity_server_errors(&w, 503, Some(2));
     let r = refresh_tenant(&w.services, &tid(FABRIKAM), true)
         .await
@@ -156,9 +150,7 @@ async fn a_burst_of_server_errors_is_retried_and_changes_no_status() {
 
 #[tokio::test]
 async fn a_persistent_outage_is_recorded_without_changing_the_status() {
-    let w = World::start().await;
-    w.onboard(NORTHWIND, AuthModel::Application, AlertApi::Graph)
-        .await;
+    let w = World::onboarded(NORTHWIND, AuthModel::Application, AlertApi::Graph).await;
     identity_server_errors(&w, 500, None);
     let e = refresh_tenant(&w.services, &tid(NORTHWIND), true)
         .await
@@ -172,9 +164,7 @@ async fn a_persistent_outage_is_recorded_without_changing_the_status() {
 
 #[tokio::test]
 async fn a_user_revoking_sessions_makes_the_tenant_need_reconsent() {
-    let w = World::start().await;
-    w.onboard(CONTOSO, AuthModel::DelegatedV1, AlertApi::Siem)
-        .await;
+    let w = World::onboarded(CONTOSO, AuthModel::DelegatedV1, AlertApi::Siem).await;
     w.control(
         &format!("tenants/{CONTOSO}/users/admin@contoso.onmicrosoft.com/revoke"),
         None,

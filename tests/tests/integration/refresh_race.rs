@@ -40,9 +40,24 @@ async fn refresh_token(d: &Deps, id: &str) -> String {
         .into_exposed()
 }
 
+/// A "process" over the stores of `services` with a token cache of its own.
+fn process(services: &Deps) -> Deps {
+    Deps {
+        cache: Arc::default(),
+        ..services.clone()
+    }
+}
+
+/// `n` [`process`]es over the stores of `services`.
+fn racers(services: &Deps, n: usize) -> Vec<Deps> {
+    (0..n).map(|_| process(services)).collect()
+}
+
 /// `racers` refreshes of `id` at once, each over its own `Deps`; all must succeed, exactly one
-/// renewing when they are due (the others use what it stored).
+/// renewing when they are due (the others use what it stored), and the stored refresh token
+/// rotates.
 async fn race(racers: &[Deps], id: &str, force: bool, round: usize) {
+    let before = refresh_token(&racers[0], id).await;
     let calls: Vec<_> = racers
         .iter()
         .map(|d| {
@@ -68,12 +83,7 @@ async fn race(racers: &[Deps], id: &str, force: bool, round: usize) {
             "round {round}: one racer renews, the others use its tokens"
         );
     }
-    let t = racers[0]
-        .registry
-        .get(&tid(id))
-        .await
-        .expect("registry")
-        .expect("tenant");
+    let t = tests::local::registered(&racers[0], id).await;
     assert_eq!(
         t.status,
         TenantStatus::Active,
@@ -82,6 +92,11 @@ async fn race(racers: &[Deps], id: &str, force: bool, round: usize) {
     assert!(
         t.refresh_lease.is_none(),
         "round {round}: every lease given back"
+    );
+    assert_ne!(
+        refresh_token(&racers[0], id).await,
+        before,
+        "round {round}: rotated"
     );
 }
 
@@ -94,32 +109,19 @@ async fn racing_refreshes_over_local_files_never_lose_the_rotated_refresh_token(
     w.onboard(FABRIKAM, AuthModel::DelegatedV2, AlertApi::Mde)
         .await;
     // Four "processes" over the one data directory, each with its own token cache.
-    let racers: Vec<Deps> = (0..4)
-        .map(|_| {
-            let mut d = w.services.clone();
-            d.cache = Arc::default();
-            d
-        })
-        .collect();
+    let racers = racers(&w.services, 4);
     for round in 0..25 {
         for id in [CONTOSO, FABRIKAM] {
-            let before = refresh_token(&w.services, id).await;
             // Alternately forced (`mssp refresh --force`, a fetch's 401) and due (near expiry).
             let force = round % 2 == 0;
             if !force {
                 w.advance(Duration::minutes(55));
             }
             race(&racers, id, force, round).await;
-            assert_ne!(
-                refresh_token(&w.services, id).await,
-                before,
-                "round {round}: rotated"
-            );
         }
     }
     // The stored refresh token works: one more refresh from a process that never raced.
-    let mut fresh = w.services.clone();
-    fresh.cache = Arc::default();
+    let fresh = process(&w.services);
     for id in [CONTOSO, FABRIKAM] {
         let r = refresh_tenant(&fresh, &tid(id), true).await.expect("works");
         assert_eq!(r, RefreshOutcome::Refreshed);
@@ -132,24 +134,11 @@ async fn racing_refreshes_over_secrets_manager_and_dynamodb_never_lose_the_rotat
     single_use(&w.env.emulator.urls().control, &w.env.http).await;
     w.onboard_in_process(CONTOSO, AuthModel::DelegatedV1, AlertApi::Siem)
         .await;
-    let racers: Vec<Deps> = (0..6)
-        .map(|_| {
-            let mut d = w.services.clone();
-            d.cache = Arc::default();
-            d
-        })
-        .collect();
+    let racers = racers(&w.services, 6);
     for round in 0..15 {
-        let before = refresh_token(&w.services, CONTOSO).await;
         race(&racers, CONTOSO, true, round).await;
-        assert_ne!(
-            refresh_token(&w.services, CONTOSO).await,
-            before,
-            "round {round}: rotated"
-        );
     }
-    let mut fresh = w.services.clone();
-    fresh.cache = Arc::default();
+    let fresh = process(&w.services);
     let r = refresh_tenant(&fresh, &tid(CONTOSO), true)
         .await
         .expect("the stored refresh token works");

@@ -63,14 +63,8 @@ async fn a_cursor_with_alert_id_keys_migrates_without_delivering_anything_again(
 
 #[tokio::test]
 async fn two_records_of_one_alert_sharing_a_timestamp_are_both_delivered_once() {
-    let w = World::start().await;
-    w.onboard(CONTOSO, AuthModel::DelegatedV1, AlertApi::Siem)
-        .await;
-    w.control(
-        &format!("tenants/{CONTOSO}/alerts"),
-        Some(serde_json::json!([{"id": "da-two-parts", "created": "-10m", "parts": 2, "title": "Two detections"}])),
-    )
-    .await;
+    let w = World::onboarded(CONTOSO, AuthModel::DelegatedV1, AlertApi::Siem).await;
+    w.add_alerts(CONTOSO, serde_json::json!([{"id": "da-two-parts", "created": "-10m", "parts": 2, "title": "Two detections"}])).await;
     w.fetch(CONTOSO).await.expect("fetched");
     w.fetch(CONTOSO).await.expect("fetched again");
     let parts: Vec<_> = w

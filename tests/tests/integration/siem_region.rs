@@ -8,11 +8,9 @@ use chrono::Duration;
 use emulator::scenario::Region;
 use shared::config::{CloudEndpoints, Endpoints, SiemEndpoint};
 use shared::domain::{AlertApi, AuthModel, SiemRegion};
-use shared::flows::fetch::job::Slice;
 use shared::flows::fetch::{FetchFlowError, FetchOptions, NoHooks};
 use shared::flows::region::set_siem_region;
 use shared::flows::status::status;
-use shared::flows::sweep::Swept;
 
 use crate::fixtures::{CONTOSO, World, scenario, tid};
 
@@ -54,10 +52,7 @@ async fn a_tenant_read_at_another_regions_exporter_is_reported_and_recovers_once
         "the EU exporter holds 5"
     );
 
-    let swept = w.sweep(CONTOSO).await.expect("swept");
-    let Swept::Ran(Slice::Finished(summary)) = swept else {
-        panic!("expected a finished sweep, got {swept:?}");
-    };
+    let summary = w.sweep_finished(CONTOSO).await;
     assert_eq!(summary.checked, 0, "{summary:?}");
     assert_eq!(summary.elsewhere, Some(SiemRegion::Eu), "{summary:?}");
 
@@ -113,10 +108,7 @@ async fn a_quiet_tenant_at_its_own_region_is_not_reported() {
         w.fetch(crate::fixtures::FABRIKAM).await.expect("fetched");
         w.advance(Duration::minutes(5));
     }
-    let swept = w.sweep(crate::fixtures::FABRIKAM).await.expect("swept");
-    let Swept::Ran(Slice::Finished(summary)) = swept else {
-        panic!("expected a finished sweep, got {swept:?}");
-    };
+    let summary = w.sweep_finished(crate::fixtures::FABRIKAM).await;
     assert!(summary.checked > 0, "{summary:?}");
     assert_eq!(summary.elsewhere, None);
     w.fetch(crate::fixtures::FABRIKAM)

@@ -2,8 +2,6 @@
 //! roles (the flow, in-process against the emulator), and `mssp tenants import` / `tenants add`
 //! as an operator runs them, on the local data directory and on the AWS deployment (moto).
 
-use std::path::Path;
-
 use emulator::RunningEmulator;
 use emulator::scenario::Api;
 use serde_json::Value;
@@ -13,7 +11,7 @@ use shared::flows::adoption::{Adoption, Onboarding, PendingReason, onboard};
 use shared::flows::onboarding::NewTenant;
 use url::Url;
 
-use crate::cli::{config_text, free_port, link_in, mssp, mssp_ok, snapshot};
+use crate::cli::{config_text, configured, configured_ok, free_port, link_in, mssp_ok, snapshot};
 use crate::fixtures::{APP_ID, APP_SECRET, CONTOSO, FABRIKAM, NORTHWIND, WOODGROVE, World, tid};
 
 /// The app's roles, as an admin grants them in the Entra admin center before onboarding.
@@ -195,8 +193,11 @@ async fn a_token_issued_for_another_tenant_is_never_adopted() {
     );
 }
 
-/// The fixtures' emulator on real time with consent callbacks to `public`, and its config file.
-async fn local_world(root: &Path) -> (RunningEmulator, String) {
+/// A fresh directory holding a config file for the fixtures' emulator, on real time with consent
+/// callbacks to `public`: the directory, the emulator and `public`.
+async fn local_world() -> (tempfile::TempDir, RunningEmulator, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
     let port = free_port();
     let public = format!("http://127.0.0.1:{port}");
     let sc = crate::lambda_world::scenario(&Url::parse(&public).expect("url"), true);
@@ -204,15 +205,7 @@ async fn local_world(root: &Path) -> (RunningEmulator, String) {
     std::fs::write(root.join("mssp.toml"), config_text(&emu, port)).expect("config");
     tests::local::write_app_secret(&root.join("mssp-data"), APP_ID, APP_SECRET)
         .expect("app secret");
-    (emu, public)
-}
-
-const CFG: [&str; 2] = ["--config", "mssp.toml"];
-
-fn with<'a>(args: &[&'a str]) -> Vec<&'a str> {
-    let mut v: Vec<&str> = CFG.to_vec();
-    v.extend_from_slice(args);
-    v
+    (dir, emu, public)
 }
 
 /// A fleet file of the four fixtures' tenants: Northwind granted Graph's role (adopted),
@@ -234,12 +227,11 @@ fn fleet_csv(emu: &RunningEmulator) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn importing_the_same_file_twice_leaves_the_same_registry_and_exits_0() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let (dir, emu, public) = local_world().await;
     let root = dir.path();
-    let (emu, public) = local_world(root).await;
     std::fs::write(root.join("fleet.csv"), fleet_csv(&emu)).expect("fleet file");
 
-    let first = mssp_ok(root, &with(&["tenants", "import", "fleet.csv"]), &[]).await;
+    let first = configured_ok(root, &["tenants", "import", "fleet.csv"]).await;
     let out = &first.stdout;
     for line in [
         "adopted       1",
@@ -276,12 +268,12 @@ async fn importing_the_same_file_twice_leaves_the_same_registry_and_exits_0() {
     );
     assert!(!links.contains(APP_SECRET));
 
-    let show = mssp_ok(root, &with(&["tenants", "show", NORTHWIND]), &[]).await;
+    let show = configured_ok(root, &["tenants", "show", NORTHWIND]).await;
     assert!(
         show.stdout.contains("adopted without a click") && show.stdout.contains("Northwind, Inc"),
         "{show:?}"
     );
-    let list = mssp(root, &with(&["tenants", "list", "--json"]), &[]).await;
+    let list = configured(root, &["tenants", "list", "--json"]).await;
     let status = |id: &str| {
         list.json()
             .as_array()
@@ -297,7 +289,7 @@ async fn importing_the_same_file_twice_leaves_the_same_registry_and_exits_0() {
 
     let registry = snapshot(&root.join("mssp-data/registry/tenants"));
     let tokens = snapshot(&root.join("mssp-data/secrets/tenants"));
-    let again = mssp_ok(root, &with(&["tenants", "import", "fleet.csv"]), &[]).await;
+    let again = configured_ok(root, &["tenants", "import", "fleet.csv"]).await;
     for line in [
         "adopted       0",
         "pending       3",
@@ -318,9 +310,8 @@ async fn importing_the_same_file_twice_leaves_the_same_registry_and_exits_0() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_line_fails_alone_and_the_rest_is_imported() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let (dir, emu, _) = local_world().await;
     let root = dir.path();
-    let (emu, _) = local_world(root).await;
     grant(&emu, NORTHWIND, Api::Graph, &["SecurityAlert.Read.All"]);
     let text = format!(
         "{{\"id\":\"{NORTHWIND}\",\"name\":\"Northwind\",\"model\":\"application\",\"api\":\"graph\"}}\n\
@@ -331,17 +322,16 @@ async fn a_malformed_line_fails_alone_and_the_rest_is_imported() {
     );
     std::fs::write(root.join("fleet.jsonl"), text).expect("fleet file");
     let links = root.join("out/links.csv");
-    let run = mssp(
+    let run = configured(
         root,
-        &with(&[
+        &[
             "tenants",
             "import",
             "fleet.jsonl",
             "--links",
             links.to_str().expect("utf-8"),
             "--json",
-        ]),
-        &[],
+        ],
     )
     .await;
     assert_eq!(run.code, Some(3), "some lines failed: {run:?}");
@@ -372,7 +362,7 @@ async fn a_malformed_line_fails_alone_and_the_rest_is_imported() {
             .expect("links")
             .contains(FABRIKAM)
     );
-    let text = mssp(root, &with(&["tenants", "import", "fleet.jsonl"]), &[]).await;
+    let text = configured(root, &["tenants", "import", "fleet.jsonl"]).await;
     assert_eq!(text.code, Some(3), "{text:?}");
     assert!(text.stdout.contains("line 2: id \"northwind\""), "{text:?}");
     assert!(text.stdout.contains("done          1"), "{text:?}");
@@ -380,14 +370,13 @@ async fn a_malformed_line_fails_alone_and_the_rest_is_imported() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenants_add_adopts_a_granted_tenant_and_links_the_others() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let (dir, emu, public) = local_world().await;
     let root = dir.path();
-    let (emu, public) = local_world(root).await;
     grant(&emu, NORTHWIND, Api::Graph, &["SecurityAlert.Read.All"]);
     grant(&emu, WOODGROVE, Api::Graph, &["SecurityAlert.Read.All"]);
 
     let add = |id: &'static str, api: &'static str| {
-        with(&[
+        [
             "tenants",
             "add",
             id,
@@ -397,25 +386,25 @@ async fn tenants_add_adopts_a_granted_tenant_and_links_the_others() {
             "application",
             "--api",
             api,
-        ])
+        ]
     };
-    let adopted = mssp_ok(root, &add(NORTHWIND, "graph"), &[]).await;
+    let adopted = configured_ok(root, &add(NORTHWIND, "graph")).await;
     assert!(adopted.stdout.contains("Adopted"), "{adopted:?}");
     assert!(
         !adopted.stdout.contains("/consent/start"),
         "no link to send: {adopted:?}"
     );
-    let again = mssp(root, &add(NORTHWIND, "graph"), &[]).await;
+    let again = configured(root, &add(NORTHWIND, "graph")).await;
     assert_eq!(again.code, Some(4), "already active: {again:?}");
 
-    let pending = mssp_ok(root, &add(WOODGROVE, "mde"), &[]).await;
+    let pending = configured_ok(root, &add(WOODGROVE, "mde")).await;
     assert!(
         pending.stdout.contains("missing role Alert.Read.All"),
         "{pending:?}"
     );
     assert!(link_in(&pending.stdout).starts_with(&public), "{pending:?}");
 
-    let show = mssp(root, &with(&["tenants", "show", NORTHWIND, "--json"]), &[]).await;
+    let show = configured(root, &["tenants", "show", NORTHWIND, "--json"]).await;
     let consent = &show.json()["tenant"]["consent"];
     assert_eq!(consent["method"], "adopted", "{show:?}");
     assert!(consent["verified"].as_str().is_some(), "{show:?}");
