@@ -253,6 +253,7 @@ pub fn source_with_share(
 ) -> Result<Box<dyn AlertSource>, StoreError> {
     let f = &d.settings.fetch;
     let ep = d.settings.endpoints.for_cloud(tenant.cloud);
+    // Graph and MDE are one OData source, each with its own flavor, endpoint, budget and page.
     let (flavor, base, budget, page) = match tenant.alert_api {
         AlertApi::Graph => (Flavor::Graph, ep.graph, &f.graph_budget, f.graph_page),
         AlertApi::Mde => (Flavor::Mde, ep.mde, &f.mde_budget, f.mde_page),
