@@ -190,11 +190,9 @@ mod tests {
         )
     }
 
-    /// Every variant (the `match` has no wildcard: a new one must be counted here), rendered as
-    /// `mssp` prints it: the chain, one sentence per level, no phrase of three words twice.
-    #[test]
-    fn every_cli_error_renders_its_cause_once() {
-        let samples = vec![
+    /// One error of every variant, as `mssp` meets them.
+    fn samples() -> Vec<CliError> {
+        vec![
             CliError::Config {
                 error: ConfigError::Missing {
                     var: "MSSP_DATA_DIR".into(),
@@ -240,7 +238,14 @@ mod tests {
                 std::io::Error::other("in use"),
             ),
             CliError::Demo("the emulator did not start".into()),
-        ];
+        ]
+    }
+
+    /// Every variant (the `match` has no wildcard: a new one must be counted here), rendered as
+    /// `mssp` prints it: the chain, one sentence per level, no phrase of three words twice.
+    #[test]
+    fn every_cli_error_renders_its_cause_once() {
+        let samples = samples();
         let index = |e: &CliError| match e {
             CliError::Config { .. } => 0,
             CliError::ConfigFile { .. } => 1,

@@ -23,6 +23,7 @@ pub fn fresh_state_key() -> Vec<u8> {
 }
 
 /// The commented example configuration, with `data_dir` filled in.
+// One template, kept whole: it reads as the file it writes.
 pub fn example(data_dir: &str) -> String {
     format!(
         r#"# mssp.toml: configuration of the `mssp` CLI and `mssp serve`.

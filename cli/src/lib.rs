@@ -45,9 +45,11 @@ fn load(g: &args::Global) -> Result<(Source, Config), CliError> {
     Ok((src, config))
 }
 
-fn local_only(config: &Config, command: &str) -> Result<(), CliError> {
+/// The configuration of a command that runs on the local backend only.
+fn load_local(g: &args::Global, command: &str) -> Result<Config, CliError> {
+    let (_, config) = load(g)?;
     match config.backend {
-        BackendKind::Local => Ok(()),
+        BackendKind::Local => Ok(config),
         BackendKind::Aws => Err(CliError::Usage(format!(
             "`mssp {command}` runs on the local backend only; drop --backend aws / \
              MSSP_BACKEND=aws"
@@ -62,16 +64,11 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
     match cli.command {
         Command::Init { dir, force } => init::run(&dir, g.data_dir.as_deref(), force),
         Command::Demo => {
-            let (_, config) = load(g)?;
-            local_only(&config, "demo")?;
+            let config = load_local(g, "demo")?;
             // Only an explicit --data-dir: the configured one holds real tenants.
             demo::run(&config, g.data_dir.as_deref()).await
         }
-        Command::Serve => {
-            let (_, config) = load(g)?;
-            local_only(&config, "serve")?;
-            serve::run(&config).await
-        }
+        Command::Serve => serve::run(&load_local(g, "serve")?).await,
         Command::Tenants(t) => tenants(&open(g).await?.0, t, json).await,
         Command::ConsentLink { id } => operate::link(&open(g).await?.0, &id, json).await,
         Command::Refresh { id, force } => {
@@ -100,8 +97,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
             backfill::run(&open(g).await?.0, &id, range, json).await
         }
         Command::Run { once, tenants } => {
-            let (_, config) = load(g)?;
-            local_only(&config, "run")?;
+            let config = load_local(g, "run")?;
             let b = Backend::local(
                 &config,
                 config.public_base_url(),

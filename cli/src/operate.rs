@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde_json::json;
 use shared::domain::{
-    AlertApi, ConsentMethod, Outcome, SiemRegion, Tenant, TenantId, TenantStatus,
+    AlertApi, ConsentMethod, ConsentProvenance, Outcome, SiemRegion, Tenant, TenantId, TenantStatus,
 };
 use shared::flows::app_health::AppHealth;
 use shared::flows::fetch::{FetchOptions, NoHooks};
@@ -19,8 +19,9 @@ use shared::flows::refresh::{
     RefreshError, RefreshOutcome, RefreshSummary, refresh_all, refresh_tenant,
 };
 use shared::flows::region::set_siem_region;
-use shared::flows::status::status;
+use shared::flows::status::{TenantHealth, status};
 use shared::microsoft::alerts::Window;
+use shared::record::AlertRecord;
 
 use crate::args::Format;
 use crate::backend::Backend;
@@ -105,88 +106,105 @@ pub async fn show(b: &Backend, id: &TenantId, json: bool) -> Result<Exit, CliErr
         print_json(&json!({"tenant": t, "health": health}))?;
         return Ok(Exit::Ok);
     }
-    let mut rows: Vec<Vec<String>> = vec![
-        vec!["Tenant".into(), format!("{} ({})", t.display_name, t.id)],
-        vec!["Model".into(), t.auth_model.to_string()],
-        vec!["API".into(), t.alert_api.to_string()],
-        vec!["Cloud".into(), t.cloud.to_string()],
-    ];
-    if t.alert_api == AlertApi::Siem {
-        rows.push(vec![
-            "SIEM region".into(),
-            b.deps.siem_region(&t).to_string(),
-        ]);
-    }
-    rows.extend([
-        vec!["Status".into(), t.status.to_string()],
-        vec!["Created".into(), time(Some(t.created_at))],
-        vec!["Updated".into(), time(Some(t.updated_at))],
-    ]);
+    let mut rows = tenant_rows(b, &t);
     if let Some(c) = &t.consent {
-        rows.push(vec![
-            "Consented".into(),
-            format!(
-                "{} by {} ({})",
-                time(Some(c.consented_at)),
-                c.consented_by.as_deref().unwrap_or("?"),
-                c.granted.join(", ")
-            ),
-        ]);
-        if c.method == ConsentMethod::Adopted {
-            rows.push(vec![
-                "Provenance".into(),
-                format!(
-                    "adopted without a click at {}: {}",
-                    time(Some(c.consented_at)),
-                    c.verified.as_deref().unwrap_or("-")
-                ),
-            ]);
-        }
+        rows.extend(consent_rows(c));
     }
-    rows.push(vec!["Last refresh".into(), outcome(&t.last_refresh)]);
-    rows.push(vec!["Last fetch".into(), outcome(&t.last_fetch)]);
+    rows.push(row("Last refresh", outcome(&t.last_refresh)));
+    rows.push(row("Last fetch", outcome(&t.last_fetch)));
     if let Some(h) = &health {
-        rows.push(vec![
-            "Watermark".into(),
-            format!("{} (lag {})", time(h.watermark), seconds(h.lag_s)),
-        ]);
-        if let Some(link) = &h.consent_link {
-            rows.push(vec!["Consent link".into(), link.clone()]);
-        }
-        if let Some(sw) = &h.last_sweep {
-            rows.push(vec![
-                "Last sweep".into(),
-                format!(
-                    "{}: {} versions checked, {} found late ({} requests)",
-                    time(Some(sw.finished)),
-                    sw.checked,
-                    sw.delivered,
-                    sw.requests
-                ),
-            ]);
-        }
-        if let Some(job) = &h.backfill {
-            rows.push(vec![
-                "Backfill".into(),
-                format!(
-                    "{} to {}: complete up to {}, {} checked, {} delivered",
-                    time(Some(job.window.since)),
-                    time(Some(job.window.until)),
-                    time(Some(job.done_until)),
-                    job.checked,
-                    job.delivered
-                ),
-            ]);
-        }
+        rows.extend(health_rows(h));
     }
-    rows.push(vec![
-        "Failures in a row".into(),
-        t.consecutive_failures.to_string(),
-    ]);
+    rows.push(row("Failures in a row", t.consecutive_failures.to_string()));
     let text = table(&["", ""], &rows);
     // The header row of a key/value table is empty.
     print!("{}", text.split_once('\n').map_or("", |(_, rest)| rest));
     Ok(Exit::Ok)
+}
+
+/// One row of a key/value table.
+fn row(key: &str, value: String) -> Vec<String> {
+    vec![key.into(), value]
+}
+
+/// Who the tenant is, how it is read, and where it is in its life.
+fn tenant_rows(b: &Backend, t: &Tenant) -> Vec<Vec<String>> {
+    let mut rows = vec![
+        row("Tenant", format!("{} ({})", t.display_name, t.id)),
+        row("Model", t.auth_model.to_string()),
+        row("API", t.alert_api.to_string()),
+        row("Cloud", t.cloud.to_string()),
+    ];
+    if t.alert_api == AlertApi::Siem {
+        rows.push(row("SIEM region", b.deps.siem_region(t).to_string()));
+    }
+    rows.extend([
+        row("Status", t.status.to_string()),
+        row("Created", time(Some(t.created_at))),
+        row("Updated", time(Some(t.updated_at))),
+    ]);
+    rows
+}
+
+/// When and by whom the tenant consented, and what an adopted grant was verified by.
+fn consent_rows(c: &ConsentProvenance) -> Vec<Vec<String>> {
+    let mut rows = vec![row(
+        "Consented",
+        format!(
+            "{} by {} ({})",
+            time(Some(c.consented_at)),
+            c.consented_by.as_deref().unwrap_or("?"),
+            c.granted.join(", ")
+        ),
+    )];
+    if c.method == ConsentMethod::Adopted {
+        rows.push(row(
+            "Provenance",
+            format!(
+                "adopted without a click at {}: {}",
+                time(Some(c.consented_at)),
+                c.verified.as_deref().unwrap_or("-")
+            ),
+        ));
+    }
+    rows
+}
+
+/// The tenant's progress: watermark, consent link, last sweep and backfill.
+fn health_rows(h: &TenantHealth) -> Vec<Vec<String>> {
+    let mut rows = vec![row(
+        "Watermark",
+        format!("{} (lag {})", time(h.watermark), seconds(h.lag_s)),
+    )];
+    if let Some(link) = &h.consent_link {
+        rows.push(row("Consent link", link.clone()));
+    }
+    if let Some(sw) = &h.last_sweep {
+        rows.push(row(
+            "Last sweep",
+            format!(
+                "{}: {} versions checked, {} found late ({} requests)",
+                time(Some(sw.finished)),
+                sw.checked,
+                sw.delivered,
+                sw.requests
+            ),
+        ));
+    }
+    if let Some(job) = &h.backfill {
+        rows.push(row(
+            "Backfill",
+            format!(
+                "{} to {}: complete up to {}, {} checked, {} delivered",
+                time(Some(job.window.since)),
+                time(Some(job.window.until)),
+                time(Some(job.done_until)),
+                job.checked,
+                job.delivered
+            ),
+        ));
+    }
+    rows
 }
 
 /// `mssp tenants suspend`: refresh and fetch skip the tenant until it is resumed.
@@ -484,7 +502,24 @@ pub async fn fetch(
     format: Format,
     run_deadline: Duration,
 ) -> Result<Exit, CliError> {
-    let now = b.deps.clock.now();
+    let window = window(since, until, b.deps.clock.now())?;
+    b.check_app().await?;
+    b.tenant(id).await?;
+    let started = std::time::Instant::now();
+    let records = fetch_with_progress(b, id, window, run_deadline, started).await?;
+    print_records(&records, format)?;
+    eprintln!(
+        "mssp: {} alert versions of {id} from {} to {} in {:.1}s",
+        records.len(),
+        window.since.to_rfc3339(),
+        window.until.to_rfc3339(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(Exit::Ok)
+}
+
+/// The window `--since` and `--until` name, refused when it is empty.
+fn window(since: &str, until: &str, now: DateTime<Utc>) -> Result<Window, CliError> {
     let window = Window {
         since: parse_time("--since", since, now)?,
         until: parse_time("--until", until, now)?,
@@ -495,10 +530,18 @@ pub async fn fetch(
             window.since, window.until
         )));
     }
-    b.check_app().await?;
-    b.tenant(id).await?;
+    Ok(window)
+}
+
+/// The alerts of `window`, with the count so far on stderr every two seconds.
+async fn fetch_with_progress(
+    b: &Backend,
+    id: &TenantId,
+    window: Window,
+    run_deadline: Duration,
+    started: std::time::Instant,
+) -> Result<Vec<AlertRecord>, CliError> {
     let seen = Arc::new(AtomicU64::new(0));
-    let started = std::time::Instant::now();
     let ticker = {
         let seen = seen.clone();
         let id = id.clone();
@@ -510,48 +553,37 @@ pub async fn fetch(
             )
         })
     };
-    let counter = seen.clone();
     let result = fetch_range_observed(
         &b.deps,
         id,
         window,
         tokio::time::Instant::now() + run_deadline,
         &move |n| {
-            counter.fetch_add(n as u64, Ordering::Relaxed);
+            seen.fetch_add(n as u64, Ordering::Relaxed);
         },
     )
     .await;
     ticker.abort();
-    let records = result?;
-    match format {
-        Format::Json => print_json(&records)?,
-        Format::Ndjson => {
-            let mut out = String::new();
-            for r in &records {
-                let line = serde_json::to_string(r)
-                    .map_err(|e| CliError::io("writing NDJSON", std::io::Error::other(e)))?;
-                out.push_str(&line);
-                out.push('\n');
-            }
-            print!("{out}");
-        }
-        Format::Ocsf => {
-            let mut out = String::new();
-            for r in &records {
-                out.push_str(&shared::ocsf::map(r).to_string());
-                out.push('\n');
-            }
-            print!("{out}");
-        }
+    Ok(result?)
+}
+
+/// `records` on stdout in `format`.
+fn print_records(records: &[AlertRecord], format: Format) -> Result<(), CliError> {
+    let line: fn(&AlertRecord) -> Result<String, CliError> = match format {
+        Format::Json => return print_json(records),
+        Format::Ndjson => |r| {
+            serde_json::to_string(r)
+                .map_err(|e| CliError::io("writing NDJSON", std::io::Error::other(e)))
+        },
+        Format::Ocsf => |r| Ok(shared::ocsf::map(r).to_string()),
+    };
+    let mut out = String::new();
+    for r in records {
+        out.push_str(&line(r)?);
+        out.push('\n');
     }
-    eprintln!(
-        "mssp: {} alert versions of {id} from {} to {} in {:.1}s",
-        records.len(),
-        window.since.to_rfc3339(),
-        window.until.to_rfc3339(),
-        started.elapsed().as_secs_f64()
-    );
-    Ok(Exit::Ok)
+    print!("{out}");
+    Ok(())
 }
 
 #[cfg(test)]

@@ -246,6 +246,15 @@ pub enum TenantStatus {
 }
 
 impl TenantStatus {
+    /// Every status, in lifecycle order.
+    pub const ALL: [TenantStatus; 5] = [
+        TenantStatus::PendingConsent,
+        TenantStatus::Active,
+        TenantStatus::ReconsentRequired,
+        TenantStatus::Suspended,
+        TenantStatus::Offboarded,
+    ];
+
     /// The snake_case name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -258,29 +267,10 @@ impl TenantStatus {
     }
 }
 
-impl FromStr for TenantStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [
-            TenantStatus::PendingConsent,
-            TenantStatus::Active,
-            TenantStatus::ReconsentRequired,
-            TenantStatus::Suspended,
-            TenantStatus::Offboarded,
-        ]
-        .into_iter()
-        .find(|t| t.as_str().eq_ignore_ascii_case(s.trim()))
-        .ok_or_else(|| {
-            "expected pending_consent, active, reconsent_required, suspended or offboarded".into()
-        })
-    }
-}
-
-impl fmt::Display for TenantStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+named_by_as_str!(
+    TenantStatus,
+    "expected pending_consent, active, reconsent_required, suspended or offboarded"
+);
 
 /// Who granted us access, when, and what was granted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -335,57 +335,74 @@ async fn direct_invoke(
             let tenants = status(deps, tenant_id.as_ref()).await?;
             Ok(Answer::Health(Health { tenant_id, tenants }))
         }
-        Direct::FetchNow { tenant_id } => {
-            let tenant_id = tenant(&tenant_id)?;
-            let opts = FetchOptions {
-                deadline: stop,
-                owner: format!("fetch-now-{request_id}"),
-                hooks: &NoHooks,
-            };
-            let fetched = fetch_tenant(deps, &tenant_id, &opts).await;
-            emit(
-                deps,
-                metrics::observe_fetch(deps, &tenant_id, &fetched).await,
-            );
-            Ok(Answer::FetchedNow(FetchedNow {
-                tenant_id,
-                report: fetched?,
-            }))
-        }
+        Direct::FetchNow { tenant_id } => fetch_now(deps, &tenant_id, stop, request_id)
+            .await
+            .map(Answer::FetchedNow),
         Direct::Fetch(req) => range::fetch(deps, req, stop).await.map(Answer::Range),
         Direct::Dispatch { job } => dispatch_round(deps, job).await.map(Answer::Dispatched),
         Direct::Backfill {
             tenant_id,
             since,
             until,
-        } => {
-            let tenant_id = tenant(&tenant_id)?;
-            let since = range::time("since", &since)?;
-            let until = until
-                .as_deref()
-                .map(|u| range::time("until", u))
-                .transpose()?;
-            request(deps, &tenant_id, since, until)
-                .await
-                .map_err(|e| match e {
-                    BackfillError::Fetch(e) => HandlerError::Fetch(e),
-                    e @ BackfillError::Empty { .. } => invalid(e.to_string()),
-                })?;
-            let first = [(
-                WorkItem {
-                    tenant_id: tenant_id.clone(),
-                    job: WorkJob::Backfill,
-                },
-                Duration::ZERO,
-            )];
-            deps.queue.enqueue(&first).await?;
-            Ok(Answer::BackfillRequested(BackfillRequested {
-                tenant_id,
-                since,
-                until,
-            }))
-        }
+        } => request_backfill(deps, &tenant_id, &since, until.as_deref())
+            .await
+            .map(Answer::BackfillRequested),
     }
+}
+
+/// A fetch of the tenant now, as a scheduled one would run, observed like one.
+async fn fetch_now(
+    deps: &Deps,
+    tenant_id: &str,
+    stop: tokio::time::Instant,
+    request_id: &str,
+) -> Result<FetchedNow, HandlerError> {
+    let tenant_id = tenant(tenant_id)?;
+    let opts = FetchOptions {
+        deadline: stop,
+        owner: format!("fetch-now-{request_id}"),
+        hooks: &NoHooks,
+    };
+    let fetched = fetch_tenant(deps, &tenant_id, &opts).await;
+    emit(
+        deps,
+        metrics::observe_fetch(deps, &tenant_id, &fetched).await,
+    );
+    Ok(FetchedNow {
+        tenant_id,
+        report: fetched?,
+    })
+}
+
+/// Records the backfill asked for and queues its first slice.
+async fn request_backfill(
+    deps: &Deps,
+    tenant_id: &str,
+    since: &str,
+    until: Option<&str>,
+) -> Result<BackfillRequested, HandlerError> {
+    let tenant_id = tenant(tenant_id)?;
+    let since = range::time("since", since)?;
+    let until = until.map(|u| range::time("until", u)).transpose()?;
+    request(deps, &tenant_id, since, until)
+        .await
+        .map_err(|e| match e {
+            BackfillError::Fetch(e) => HandlerError::Fetch(e),
+            e @ BackfillError::Empty { .. } => invalid(e.to_string()),
+        })?;
+    let first = [(
+        WorkItem {
+            tenant_id: tenant_id.clone(),
+            job: WorkJob::Backfill,
+        },
+        Duration::ZERO,
+    )];
+    deps.queue.enqueue(&first).await?;
+    Ok(BackfillRequested {
+        tenant_id,
+        since,
+        until,
+    })
 }
 
 #[cfg(test)]

@@ -73,6 +73,19 @@ fn the_module_table_documents_exactly_the_variables_read() {
         .filter(|v| v.starts_with("MSSP_"))
         .collect();
     assert_eq!(documented, ExporterConfig::VARIABLES);
+}
+
+/// Every variable the exporter needs, with a valid value.
+const COMPLETE: [(&str, &str); 5] = [
+    ("MSSP_BUCKET", "alerts"),
+    ("MSSP_LAKE_BUCKET", "lake"),
+    ("MSSP_LAKE_PREFIX", "ext/x"),
+    ("MSSP_LAKE_ACCOUNT_ID", "1"),
+    ("MSSP_LAKE_REGION", "r"),
+];
+
+#[test]
+fn the_lake_location_is_read_whole_and_checked() {
     let env: Env = [
         ("MSSP_BUCKET", "alerts"),
         ("MSSP_LAKE_BUCKET", "lake"),
@@ -87,23 +100,8 @@ fn the_module_table_documents_exactly_the_variables_read() {
         (c.location.prefix.as_str(), c.location.region.as_str()),
         ("ext/mssp-alerts", "eu-west-1")
     );
-    for var in [
-        "MSSP_BUCKET",
-        "MSSP_LAKE_BUCKET",
-        "MSSP_LAKE_PREFIX",
-        "MSSP_LAKE_ACCOUNT_ID",
-        "MSSP_LAKE_REGION",
-    ] {
-        let partial: Env = [
-            ("MSSP_BUCKET", "alerts"),
-            ("MSSP_LAKE_BUCKET", "lake"),
-            ("MSSP_LAKE_PREFIX", "ext/x"),
-            ("MSSP_LAKE_ACCOUNT_ID", "1"),
-            ("MSSP_LAKE_REGION", "r"),
-        ]
-        .into_iter()
-        .filter(|(k, _)| *k != var)
-        .collect();
+    for (var, _) in COMPLETE {
+        let partial: Env = COMPLETE.into_iter().filter(|(k, _)| *k != var).collect();
         assert_eq!(
             ExporterConfig::from_env(&partial)
                 .expect_err("missing")
@@ -111,15 +109,19 @@ fn the_module_table_documents_exactly_the_variables_read() {
             var
         );
     }
-    let traversal: Env = [
-        ("MSSP_BUCKET", "alerts"),
-        ("MSSP_LAKE_BUCKET", "lake"),
-        ("MSSP_LAKE_PREFIX", "ext/../x"),
-        ("MSSP_LAKE_ACCOUNT_ID", "1"),
-        ("MSSP_LAKE_REGION", "r"),
-    ]
-    .into_iter()
-    .collect();
+    let traversal: Env = COMPLETE
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                k,
+                if k == "MSSP_LAKE_PREFIX" {
+                    "ext/../x"
+                } else {
+                    v
+                },
+            )
+        })
+        .collect();
     assert_eq!(
         ExporterConfig::from_env(&traversal)
             .expect_err("invalid")

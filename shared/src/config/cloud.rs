@@ -224,10 +224,7 @@ fn known_url(literal: &'static str) -> Url {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn env<const N: usize>(pairs: [(&str, &str); N]) -> Env {
-        pairs.into_iter().collect()
-    }
+    use crate::config::tests::env;
 
     #[test]
     fn cloud_parses_its_config_spelling() {

@@ -277,7 +277,8 @@ impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Env {
 mod tests {
     use super::*;
 
-    fn env<const N: usize>(pairs: [(&str, &str); N]) -> Env {
+    /// A configuration source holding exactly `pairs`.
+    pub(super) fn env<const N: usize>(pairs: [(&str, &str); N]) -> Env {
         pairs.into_iter().collect()
     }
 

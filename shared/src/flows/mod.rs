@@ -39,7 +39,7 @@ use url::Url;
 
 use crate::clock::Clock;
 use crate::config::{Cloud, Endpoints};
-use crate::domain::{Tenant, TenantId};
+use crate::domain::{Tenant, TenantId, TenantStatus};
 use crate::microsoft::identity::EntraClient;
 use crate::ports::{
     AlertSink, AppCredentials, AppSecrets, ConsentNonces, CursorStore, DeliveryIndex, StoreError,
@@ -155,6 +155,30 @@ impl Deps {
             creds.client_id.clone(),
             creds.client_secret.clone(),
         ))
+    }
+
+    /// The tenant `id`, or `unknown` when it is not registered.
+    pub(crate) async fn registered<E: From<StoreError>>(
+        &self,
+        id: &TenantId,
+        unknown: E,
+    ) -> Result<Tenant, E> {
+        self.registry.get(id).await?.ok_or(unknown)
+    }
+
+    /// The tenant `id` if it is registered (else `unknown`) and active (else `not_active` of its
+    /// status).
+    pub(crate) async fn active_tenant<E: From<StoreError>>(
+        &self,
+        id: &TenantId,
+        unknown: E,
+        not_active: fn(TenantStatus) -> E,
+    ) -> Result<Tenant, E> {
+        let tenant = self.registered(id, unknown).await?;
+        if tenant.status != TenantStatus::Active {
+            return Err(not_active(tenant.status));
+        }
+        Ok(tenant)
     }
 
     /// Reads, changes and writes a tenant record, retrying when another writer won the race.

@@ -374,11 +374,7 @@ async fn verify_callback(
 
 /// The tenant a consent is for, unless it is suspended or offboarded.
 async fn consentable(s: &Deps, id: &TenantId) -> Result<Tenant, ConsentError> {
-    let tenant = s
-        .registry
-        .get(id)
-        .await?
-        .ok_or(ConsentError::UnknownTenant)?;
+    let tenant = s.registered(id, ConsentError::UnknownTenant).await?;
     match tenant.status {
         TenantStatus::Suspended | TenantStatus::Offboarded => {
             Err(ConsentError::NotEligible(tenant.status))

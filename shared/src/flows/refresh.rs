@@ -228,19 +228,6 @@ async fn record_failure(s: &Deps, tenant: &TenantId, detail: String) -> Result<(
     .map(|_| ())
 }
 
-/// The tenant `id`, if it exists and is active.
-async fn active(s: &Deps, id: &TenantId) -> Result<Tenant, RefreshError> {
-    let tenant = s
-        .registry
-        .get(id)
-        .await?
-        .ok_or(RefreshError::UnknownTenant)?;
-    if tenant.status != TenantStatus::Active {
-        return Err(RefreshError::NotActive(tenant.status));
-    }
-    Ok(tenant)
-}
-
 async fn refresh_with(
     s: &Deps,
     creds: &AppCredentials,
@@ -289,9 +276,7 @@ async fn refresh_delegated(
     force: bool,
 ) -> Result<(RefreshOutcome, AccessToken), RefreshError> {
     let id = &tenant.id;
-    let Some(seen) = s.tokens.get(id).await? else {
-        return Err(no_tokens(s, tenant).await?);
-    };
+    let seen = stored_tokens(s, tenant).await?;
     if !force && let Some(at) = usable(s, tenant, &seen) {
         return Ok((RefreshOutcome::Fresh, at));
     }
@@ -311,9 +296,7 @@ async fn renew_delegated(
 ) -> Result<(RefreshOutcome, AccessToken), RefreshError> {
     let id = &tenant.id;
     // The refresh that held the lease before us may have renewed the tokens: read them again.
-    let Some(tokens) = s.tokens.get(id).await? else {
-        return Err(no_tokens(s, tenant).await?);
-    };
+    let tokens = stored_tokens(s, tenant).await?;
     let renewed_meanwhile =
         (tokens.rotated_at, tokens.obtained_at) != (seen.rotated_at, seen.obtained_at);
     if (renewed_meanwhile || !force)
@@ -350,9 +333,15 @@ fn usable(s: &Deps, tenant: &Tenant, tokens: &TenantTokens) -> Option<AccessToke
     Some(at.clone())
 }
 
-async fn no_tokens(s: &Deps, tenant: &Tenant) -> Result<RefreshError, StoreError> {
-    let reason = format!("no tokens are stored for the tenant: {NEW_CONSENT_LINK}");
-    mark_reconsent(s, tenant, reason).await
+/// The tenant's stored tokens; without any, the tenant needs a new consent.
+async fn stored_tokens(s: &Deps, tenant: &Tenant) -> Result<TenantTokens, RefreshError> {
+    match s.tokens.get(&tenant.id).await? {
+        Some(tokens) => Ok(tokens),
+        None => {
+            let reason = format!("no tokens are stored for the tenant: {NEW_CONSENT_LINK}");
+            Err(mark_reconsent(s, tenant, reason).await?)
+        }
+    }
 }
 
 /// A tenant's refresh lease, held in its record (written conditionally on the record's version,
@@ -379,11 +368,7 @@ impl RefreshLease {
         let ttl = Duration::from_std(ttl).unwrap_or_else(|_| Duration::minutes(5));
         loop {
             let now = s.clock.now();
-            let mut t = s
-                .registry
-                .get(tenant)
-                .await?
-                .ok_or(RefreshError::UnknownTenant)?;
+            let mut t = s.registered(tenant, RefreshError::UnknownTenant).await?;
             if let Some(held) = &t.refresh_lease
                 && held.expires_at > now
             {
@@ -592,7 +577,9 @@ pub async fn refresh_tenant(
     id: &TenantId,
     force: bool,
 ) -> Result<RefreshOutcome, RefreshError> {
-    let tenant = active(s, id).await?;
+    let tenant = s
+        .active_tenant(id, RefreshError::UnknownTenant, RefreshError::NotActive)
+        .await?;
     if force {
         s.cache.forget(id);
     }

@@ -58,11 +58,7 @@ pub async fn set_siem_region(
     region: SiemRegion,
     opts: &FetchOptions<'_>,
 ) -> Result<Tenant, FetchFlowError> {
-    let tenant = d
-        .registry
-        .get(id)
-        .await?
-        .ok_or(FetchFlowError::UnknownTenant)?;
+    let tenant = d.registered(id, FetchFlowError::UnknownTenant).await?;
     let before = d.siem_region(&tenant);
     let tenant = d
         .update_tenant(id, |t| t.siem_region = Some(region))

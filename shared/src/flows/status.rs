@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::Deps;
 use super::onboarding::consent_link_with;
 use crate::domain::{Tenant, TenantId, TenantStatus};
-use crate::ports::{Job, JobSummary, StoreError};
+use crate::ports::{Cursor, Job, JobSummary, StoreError};
 
 /// One tenant's health.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -59,13 +59,7 @@ pub async fn status(s: &Deps, only: Option<&TenantId>) -> Result<Vec<TenantHealt
     };
     let now = s.clock.now();
     // Read once: a fleet with thousands of tenants waiting for consent signs a link each.
-    let needs_link = tenants.iter().any(|t| {
-        matches!(
-            t.status,
-            TenantStatus::PendingConsent | TenantStatus::ReconsentRequired
-        )
-    });
-    let creds = if needs_link {
+    let creds = if tenants.iter().any(needs_consent) {
         s.app.app_credentials().await.ok()
     } else {
         None
@@ -73,38 +67,54 @@ pub async fn status(s: &Deps, only: Option<&TenantId>) -> Result<Vec<TenantHealt
     let mut out = Vec::with_capacity(tenants.len());
     for t in tenants {
         let cursor = s.cursors.get(&t.id, t.alert_api).await?;
-        let watermark = cursor.as_ref().and_then(|c| c.watermark);
-        let last_sweep = cursor.as_ref().and_then(|c| c.last_sweep.clone());
-        let backfill = cursor.and_then(|c| c.backfill);
-        let last_error = [&t.last_fetch, &t.last_refresh]
-            .into_iter()
-            .flatten()
-            .filter(|o| !o.ok)
-            .max_by_key(|o| o.at)
-            .and_then(|o| o.detail.clone());
-        let consent_link = match t.status {
-            TenantStatus::PendingConsent | TenantStatus::ReconsentRequired => creds
-                .as_ref()
-                .map(|c| consent_link_with(s, c, &t).to_string()),
+        let consent_link = match (&creds, needs_consent(&t)) {
+            (Some(c), true) => Some(consent_link_with(s, c, &t).to_string()),
             _ => None,
         };
-        out.push(TenantHealth {
-            display_name: t.display_name.clone(),
-            auth_model: t.auth_model.to_string(),
-            alert_api: t.alert_api.to_string(),
-            status: t.status,
-            last_fetch: t.last_fetch.as_ref().map(|o| o.at),
-            last_fetch_ok: t.last_fetch.as_ref().map(|o| o.ok),
-            last_refresh: t.last_refresh.as_ref().map(|o| o.at),
-            lag_s: watermark.map(|w| (now - w).num_seconds().max(0)),
-            watermark,
-            consecutive_failures: t.consecutive_failures,
-            last_error,
-            consent_link,
-            last_sweep,
-            backfill,
-            tenant_id: t.id,
-        });
+        out.push(health(t, cursor, consent_link, now));
     }
     Ok(out)
+}
+
+/// Whether the tenant waits for a consent (first or again).
+fn needs_consent(t: &Tenant) -> bool {
+    matches!(
+        t.status,
+        TenantStatus::PendingConsent | TenantStatus::ReconsentRequired
+    )
+}
+
+/// The health of `t`, whose cursor is `cursor`, at `now`.
+fn health(
+    t: Tenant,
+    cursor: Option<Cursor>,
+    consent_link: Option<String>,
+    now: DateTime<Utc>,
+) -> TenantHealth {
+    let watermark = cursor.as_ref().and_then(|c| c.watermark);
+    let last_sweep = cursor.as_ref().and_then(|c| c.last_sweep.clone());
+    let backfill = cursor.and_then(|c| c.backfill);
+    let last_error = [&t.last_fetch, &t.last_refresh]
+        .into_iter()
+        .flatten()
+        .filter(|o| !o.ok)
+        .max_by_key(|o| o.at)
+        .and_then(|o| o.detail.clone());
+    TenantHealth {
+        display_name: t.display_name.clone(),
+        auth_model: t.auth_model.to_string(),
+        alert_api: t.alert_api.to_string(),
+        status: t.status,
+        last_fetch: t.last_fetch.as_ref().map(|o| o.at),
+        last_fetch_ok: t.last_fetch.as_ref().map(|o| o.ok),
+        last_refresh: t.last_refresh.as_ref().map(|o| o.at),
+        lag_s: watermark.map(|w| (now - w).num_seconds().max(0)),
+        watermark,
+        consecutive_failures: t.consecutive_failures,
+        last_error,
+        consent_link,
+        last_sweep,
+        backfill,
+        tenant_id: t.id,
+    }
 }

@@ -36,6 +36,24 @@ impl FileCursorStore {
     fn tenant_dir(&self, tenant: &TenantId) -> PathBuf {
         self.dir.join(tenant.as_str())
     }
+
+    /// Stores what `merge` makes of the stored cursor and `next`. A cursor that is gone
+    /// (offboarded mid-fetch) is a conflict: there is no lease to write under.
+    async fn replace(
+        &self,
+        next: &Cursor,
+        merge: impl FnOnce(Cursor, &Cursor) -> Result<Cursor, StoreError> + Send + 'static,
+    ) -> Result<Cursor, StoreError> {
+        let next = next.clone();
+        locked(self.tenant_dir(&next.tenant_id), move |dir| {
+            let path = cursor_path(dir, next.api);
+            let current: Cursor = read_json(&path)?.ok_or(StoreError::Conflict)?;
+            let stored = merge(current, &next)?;
+            write_json(&path, &stored, false)?;
+            Ok(stored)
+        })
+        .await
+    }
 }
 
 fn cursor_path(tenant_dir: &Path, api: AlertApi) -> PathBuf {
@@ -145,15 +163,8 @@ impl CursorStore for FileCursorStore {
     }
 
     async fn advance(&self, next: &Cursor, now: DateTime<Utc>) -> Result<Cursor, StoreError> {
-        let next = next.clone();
-        locked(self.tenant_dir(&next.tenant_id), move |dir| {
-            let path = cursor_path(dir, next.api);
-            let current: Cursor = read_json(&path)?.ok_or(StoreError::Conflict)?;
-            let stored = advance_onto(current, &next, now)?;
-            write_json(&path, &stored, false)?;
-            Ok(stored)
-        })
-        .await
+        self.replace(next, move |current, next| advance_onto(current, next, now))
+            .await
     }
 
     async fn acquire(
@@ -184,14 +195,9 @@ impl CursorStore for FileCursorStore {
         owner: &str,
         now: DateTime<Utc>,
     ) -> Result<Cursor, StoreError> {
-        let (next, owner) = (next.clone(), owner.to_string());
-        locked(self.tenant_dir(&next.tenant_id), move |dir| {
-            let path = cursor_path(dir, next.api);
-            // A cursor that is gone (offboarded mid-fetch) has no lease to commit under.
-            let current: Cursor = read_json(&path)?.ok_or(StoreError::Conflict)?;
-            let stored = commit_onto(current, &next, &owner, now)?;
-            write_json(&path, &stored, false)?;
-            Ok(stored)
+        let owner = owner.to_string();
+        self.replace(next, move |current, next| {
+            commit_onto(current, next, &owner, now)
         })
         .await
     }

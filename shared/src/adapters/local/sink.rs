@@ -321,26 +321,15 @@ mod tests {
         let (t, other) = (tid(1), tid(2));
         let kept_before = record(&t, "v6", json!({}));
         let kept_other = record(&other, "o7", json!({}));
-        sink.write_batch(&batch(&t, 6, 0), std::slice::from_ref(&kept_before))
-            .await
-            .expect("v6");
+        write_one(&sink, &batch(&t, 6, 0), &kept_before).await;
         for seq in 0..3 {
-            sink.write_batch(
-                &batch(&t, 7, seq),
-                &[record(&t, &format!("v7-{seq}"), json!({}))],
-            )
-            .await
-            .expect("v7");
+            let r = record(&t, &format!("v7-{seq}"), json!({}));
+            write_one(&sink, &batch(&t, 7, seq), &r).await;
         }
-        sink.write_batch(&batch(&other, 7, 0), std::slice::from_ref(&kept_other))
-            .await
-            .expect("other tenant");
+        write_one(&sink, &batch(&other, 7, 0), &kept_other).await;
         let mut mde = batch(&t, 7, 0);
         mde.api = AlertApi::Mde;
-        let kept_mde = record(&t, "m7", json!({}));
-        sink.write_batch(&mde, std::slice::from_ref(&kept_mde))
-            .await
-            .expect("other api");
+        write_one(&sink, &mde, &record(&t, "m7", json!({}))).await;
         let day = dir
             .path()
             .join(format!("alerts/tenant={t}/date=2026-03-01"));
@@ -375,7 +364,13 @@ mod tests {
             "nothing is deleted"
         );
         assert_eq!(sink.records(Some(&other)).expect("other"), [kept_other]);
-        let _ = (kept_before, kept_mde);
+    }
+
+    /// Writes `r` alone as batch `b`.
+    async fn write_one(sink: &FileAlertSink, b: &BatchId, r: &AlertRecord) {
+        sink.write_batch(b, std::slice::from_ref(r))
+            .await
+            .expect("a batch of one");
     }
 
     #[tokio::test]

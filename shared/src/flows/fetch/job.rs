@@ -88,43 +88,32 @@ pub async fn run_slice(
         since: job.done_until,
         until: job.window.until,
     });
+    let so_far = |job: &Job, s: &Session<'_>| Job {
+        requests: job.requests + s.requests() - requests_before,
+        ..job.clone()
+    };
     while job.done_until < job.window.until {
         if Instant::now() >= slice_end {
-            job.requests += s.requests() - requests_before;
-            save(s, kind, &job).await?;
-            return Ok(Slice::Continues(job));
+            return pause(s, kind, so_far(&job, s)).await;
         }
         let remaining = Window {
             since: job.done_until,
             until: job.window.until,
         };
         let (chunk, expected) = next_chunk(s, remaining, job.progress.as_ref()).await?;
-        let drained = drain_chunk(s, kind, &mut job, chunk, expected, slice_end).await;
-        let so_far = |job: &Job, s: &Session<'_>| Job {
-            requests: job.requests + s.requests() - requests_before,
-            ..job.clone()
-        };
-        match drained {
+        match drain_chunk(s, kind, &mut job, chunk, expected, slice_end).await {
             Ok(true) => {
                 job.done_until = chunk.until;
                 job.progress = None;
                 save(s, kind, &so_far(&job, s)).await?;
             }
-            Ok(false) => {
-                job.requests += s.requests() - requests_before;
-                save(s, kind, &job).await?;
-                return Ok(Slice::Continues(job));
-            }
-            // The run's deadline (or the budget's next slot past it) ends the slice like its own
-            // end: the job goes on next slice from its checkpoint.
-            Err(FetchFlowError::Incomplete {
+            // The slice's end, or the run's deadline (or the budget's next slot past it), ends
+            // the slice: the job goes on next slice from its checkpoint.
+            Ok(false)
+            | Err(FetchFlowError::Incomplete {
                 error: FetchError::Deadline,
                 ..
-            }) => {
-                job.requests += s.requests() - requests_before;
-                save(s, kind, &job).await?;
-                return Ok(Slice::Continues(job));
-            }
+            }) => return pause(s, kind, so_far(&job, s)).await,
             // Stopped early: what was delivered, and where, is kept for the next slice.
             Err(e @ FetchFlowError::Incomplete { .. }) => {
                 save(s, kind, &so_far(&job, s)).await?;
@@ -133,8 +122,14 @@ pub async fn run_slice(
             Err(e) => return Err(e),
         }
     }
-    job.requests += s.requests() - requests_before;
+    let job = so_far(&job, s);
     finish(s, kind, job).await
+}
+
+/// Ends the slice with `job` saved as its checkpoint.
+async fn pause(s: &mut Session<'_>, kind: Kind, job: Job) -> Result<Slice, FetchFlowError> {
+    save(s, kind, &job).await?;
+    Ok(Slice::Continues(job))
 }
 
 /// The oldest chunk of `remaining` to drain: the one a checkpoint left half drained, else the

@@ -253,25 +253,27 @@ pub fn source_with_share(
 ) -> Result<Box<dyn AlertSource>, StoreError> {
     let f = &d.settings.fetch;
     let ep = d.settings.endpoints.for_cloud(tenant.cloud);
-    Ok(match tenant.alert_api {
-        AlertApi::Graph => Box::new(ODataSource::new(
-            Flavor::Graph,
-            ep.graph,
-            api_client(d)?,
-            shared_budget(&f.graph_budget, share),
-            f.graph_page,
-            f.retry,
-        )),
-        AlertApi::Mde => Box::new(ODataSource::new(
-            Flavor::Mde,
-            ep.mde,
-            api_client(d)?,
-            shared_budget(&f.mde_budget, share),
-            f.mde_page,
-            f.retry,
-        )),
-        AlertApi::Siem => Box::new(siem_source(d, tenant, d.siem_region(tenant), share)?),
-    })
+    // Graph and MDE are one OData source, each with its own flavor, endpoint, budget and page.
+    let (flavor, base, budget, page) = match tenant.alert_api {
+        AlertApi::Graph => (Flavor::Graph, ep.graph, &f.graph_budget, f.graph_page),
+        AlertApi::Mde => (Flavor::Mde, ep.mde, &f.mde_budget, f.mde_page),
+        AlertApi::Siem => {
+            return Ok(Box::new(siem_source(
+                d,
+                tenant,
+                d.siem_region(tenant),
+                share,
+            )?));
+        }
+    };
+    Ok(Box::new(ODataSource::new(
+        flavor,
+        base,
+        api_client(d)?,
+        shared_budget(budget, share),
+        page,
+        f.retry,
+    )))
 }
 
 /// The SIEM source of `tenant` at `region`'s exporter, spending at most `share` of its budget.
@@ -310,15 +312,8 @@ fn api_client(d: &Deps) -> Result<reqwest::Client, StoreError> {
 
 /// The tenant `id`, if it exists and is active.
 pub(crate) async fn active_tenant(d: &Deps, id: &TenantId) -> Result<Tenant, FetchFlowError> {
-    let tenant = d
-        .registry
-        .get(id)
-        .await?
-        .ok_or(FetchFlowError::UnknownTenant)?;
-    if tenant.status != TenantStatus::Active {
-        return Err(FetchFlowError::NotActive(tenant.status));
-    }
-    Ok(tenant)
+    d.active_tenant(id, FetchFlowError::UnknownTenant, FetchFlowError::NotActive)
+        .await
 }
 
 /// Takes the tenant's fetch lease for `opts.owner` (a new attempt when the cursor was committed).
