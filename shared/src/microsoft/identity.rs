@@ -530,24 +530,8 @@ pub fn pkce_challenge(verifier: &str) -> String {
 }
 
 impl EntraClient {
-    /// A client for `authority` (e.g. `https://login.microsoftonline.com`), never following
-    /// redirects, with `timeout` on every request.
-    pub fn new(
-        authority: Url,
-        client_id: String,
-        client_secret: ClientSecret,
-        timeout: StdDuration,
-    ) -> Result<Self, reqwest::Error> {
-        let http = super::http::client(timeout)?;
-        Ok(EntraClient::with_http(
-            http,
-            authority,
-            client_id,
-            client_secret,
-        ))
-    }
-
-    /// A client for `authority` over `http` (the process's shared identity client).
+    /// A client for `authority` (e.g. `https://login.microsoftonline.com`) over `http` (the
+    /// process's shared identity client, [`super::http::Clients::identity`]).
     pub fn with_http(
         http: reqwest::Client,
         authority: Url,
@@ -869,13 +853,12 @@ mod tests {
 
     #[test]
     fn v1_authorize_url_matches_the_seed_script() {
-        let c = EntraClient::new(
+        let c = EntraClient::with_http(
+            super::super::http::client(StdDuration::from_secs(5)).expect("client"),
             Url::parse("https://login.microsoftonline.com").expect("url"),
             "app".into(),
             ClientSecret::new("s".into()),
-            StdDuration::from_secs(5),
-        )
-        .expect("client");
+        );
         let t = TenantId::parse("11111111-1111-4111-8111-111111111111").expect("tid");
         let u = c.authorize_url_v1(
             &t,
